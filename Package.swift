@@ -1,0 +1,59 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .treatAllWarnings(as: .error),
+]
+
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+let cryptoExtras = Target.Dependency.product(name: "CryptoExtras", package: "swift-crypto")
+let asn1 = Target.Dependency.product(name: "SwiftASN1", package: "swift-asn1")
+let system = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
+let package = Package(
+    name: "vhsm",
+    products: [
+        .executable(name: "vhsm", targets: ["CLI"]),
+        .executable(name: "vhsm-bench", targets: ["Bench"]),
+    ],
+    traits: [
+        .trait(
+            name: "Emulator",
+            description: "vhsm-init and vhsmd talk to the software SEV-SNP emulator (test images only)"
+        )
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLinux"),
+        .target(name: "SNP", dependencies: [crypto, cryptoExtras, asn1], swiftSettings: strict),
+        .target(name: "SNPGuest", dependencies: ["SNP", "CLinux", system], swiftSettings: strict),
+        .target(
+            name: "SNPEmulator",
+            dependencies: ["SNP", crypto, cryptoExtras, asn1, system],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "CLI",
+            dependencies: ["SNP", "SNPGuest", "SNPEmulator", argumentParser, system],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "Bench", dependencies: ["SNP", "SNPEmulator"], swiftSettings: strict),
+        .testTarget(name: "SNPTests", dependencies: ["SNP", crypto], swiftSettings: strict),
+        .testTarget(name: "SNPGuestTests", dependencies: ["SNPGuest", "SNP", "CLinux"], swiftSettings: strict),
+        .testTarget(
+            name: "SNPEmulatorTests",
+            dependencies: ["SNPEmulator", "SNP", crypto],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "SNP"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,58 @@
+/// Lower-case hexadecimal, the form reports, keys and digests are printed and typed in.
+public enum Hex {
+    /// Encodes bytes as lower-case hex without separators.
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Decodes hex (upper or lower case, optional `0x` prefix). `count`, when given, is the required byte count.
+    public static func decode(_ text: String, count: Int? = nil) throws(HexError) -> [UInt8] {
+        var digits = Substring(text)
+        if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits = digits.dropFirst(2) }
+        let utf8 = Array(digits.utf8)
+        guard utf8.count % 2 == 0 else { throw .oddLength(utf8.count) }
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count / 2)
+        var index = 0
+        while index < utf8.count {
+            guard let high = value(utf8[index]), let low = value(utf8[index + 1]) else {
+                throw .notHex(position: index)
+            }
+            out.append(high << 4 | low)
+            index += 2
+        }
+        if let count, out.count != count { throw .wrongLength(expected: count, actual: out.count) }
+        return out
+    }
+
+    private static func value(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
+/// Why a hex string was refused.
+public enum HexError: Error, Equatable, Sendable, CustomStringConvertible {
+    case oddLength(Int)
+    case notHex(position: Int)
+    case wrongLength(expected: Int, actual: Int)
+
+    public var description: String {
+        switch self {
+        case .oddLength(let digits): "has an odd number of hex digits (\(digits))"
+        case .notHex(let position): "has a character that is not a hex digit at position \(position)"
+        case .wrongLength(let expected, let actual):
+            "must be \(expected) bytes (\(expected * 2) hex digits), got \(actual) bytes"
+        }
+    }
+}

@@ -1,0 +1,79 @@
+/// "Is this genuine report acceptable?": the reference values a verifier holds. Unset fields are not checked,
+/// as in go-sev-guest's validate options. Every violation is returned, not only the first.
+public struct ReportPolicy: Hashable, Sendable {
+    public var measurement: [UInt8]?
+    public var reportData: [UInt8]?
+    public var hostData: [UInt8]?
+    /// Each component of REPORTED_TCB must be at least this one's.
+    public var minimumTCB: TCBVersion?
+    public var vmpl: UInt32?
+    /// Policy bits the guest must not have been launched with.
+    public var forbidden: GuestPolicy
+
+    public init(
+        measurement: [UInt8]? = nil, reportData: [UInt8]? = nil, hostData: [UInt8]? = nil,
+        minimumTCB: TCBVersion? = nil, vmpl: UInt32? = nil, forbidden: GuestPolicy = []
+    ) {
+        self.measurement = measurement
+        self.reportData = reportData
+        self.hostData = hostData
+        self.minimumTCB = minimumTCB
+        self.vmpl = vmpl
+        self.forbidden = forbidden
+    }
+
+    /// The policy a sealing agent uses: no debugging, no migration agent, plus the given values.
+    public static let sealing = ReportPolicy(forbidden: [.debugAllowed, .migrationAgentAllowed])
+
+    public func violations(in verified: VerifiedReport) -> [PolicyViolation] {
+        violations(in: verified.report, layout: verified.product.tcbLayout)
+    }
+
+    /// The same checks on a report whose genuineness is established elsewhere (the emulator's own tests).
+    public func violations(in report: AttestationReport, layout: TCBLayout) -> [PolicyViolation] {
+        var found: [PolicyViolation] = []
+        func compare(_ field: String, _ expected: [UInt8]?, _ actual: [UInt8]) {
+            if let expected, expected != actual {
+                found.append(PolicyViolation(field: field, expected: Hex.encode(expected), actual: Hex.encode(actual)))
+            }
+        }
+        compare("MEASUREMENT", measurement, report.measurement)
+        compare("REPORT_DATA", reportData, report.reportData)
+        compare("HOST_DATA", hostData, report.hostData)
+        if let vmpl, vmpl != report.vmpl {
+            found.append(PolicyViolation(field: "VMPL", expected: "\(vmpl)", actual: "\(report.vmpl)"))
+        }
+        if let minimumTCB {
+            let minimum = minimumTCB.levels(layout)
+            let reported = report.reportedTCB.levels(layout)
+            if !reported.isAtLeast(minimum) {
+                found.append(
+                    PolicyViolation(
+                        field: "REPORTED_TCB", expected: "at least \(minimum) (\(minimumTCB.hex))",
+                        actual: "\(reported) (\(report.reportedTCB.hex))"))
+            }
+        }
+        for (flag, name) in GuestPolicy.names where forbidden.contains(flag) && report.policy.contains(flag) {
+            found.append(
+                PolicyViolation(
+                    field: "POLICY", expected: "\(name) not allowed",
+                    actual: "0x\(String(report.policy.rawValue, radix: 16)) allows \(name)"))
+        }
+        return found
+    }
+}
+
+/// One reference value a report does not meet: which field, what was expected, what the report says.
+public struct PolicyViolation: Hashable, Sendable, CustomStringConvertible {
+    public var field: String
+    public var expected: String
+    public var actual: String
+
+    public init(field: String, expected: String, actual: String) {
+        self.field = field
+        self.expected = expected
+        self.actual = actual
+    }
+
+    public var description: String { "\(field): expected \(expected), got \(actual)" }
+}

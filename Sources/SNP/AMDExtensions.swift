@@ -67,10 +67,48 @@ extension AMDCertificate {
     /// CSP_ID (…3704.1.5): the cloud provider a VLEK was issued to.
     public var cspID: String? { self.extension(AMDOID.cspID).flatMap { Self.ia5String($0.value) } }
 
-    /// True when the signature algorithm is AMD's RSASSA-PSS with SHA-384, MGF1-SHA-384, salt 48.
+    /// True when the signature algorithm is AMD's RSASSA-PSS with SHA-384, MGF1-SHA-384, salt 48 (trailer 1,
+    /// explicit or by default, as older and newer AMD certificates differ), the same in the TBS and outside.
     public var isSignedWithAMDPSS: Bool {
-        signatureAlgorithm == AMDOID.rsassaPSSSHA384AlgorithmIdentifier
-            && tbsSignatureAlgorithm == AMDOID.rsassaPSSSHA384AlgorithmIdentifier
+        signatureAlgorithm == tbsSignatureAlgorithm && Self.isAMDPSS(signatureAlgorithm)
+    }
+
+    /// Parses `AlgorithmIdentifier { id-RSASSA-PSS, RSASSA-PSS-params }` and checks AMD's parameters.
+    static func isAMDPSS(_ encoded: [UInt8]) -> Bool {
+        let sha384: ASN1ObjectIdentifier = [2, 16, 840, 1, 101, 3, 4, 2, 2]
+        func isSHA384(_ node: ASN1Node) throws -> Bool {
+            try DER.sequence(node, identifier: .sequence) { parts in
+                let oid = try ASN1ObjectIdentifier(derEncoded: &parts)
+                if let parameter = parts.next(), parameter.identifier != .null { return false }
+                return oid == sha384
+            }
+        }
+        let parsed = try? DER.sequence(try DER.parse(encoded), identifier: .sequence) { parts -> Bool in
+            guard try ASN1ObjectIdentifier(derEncoded: &parts) == [1, 2, 840, 113549, 1, 1, 10],
+                let parameters = parts.next()
+            else { return false }
+            return try DER.sequence(parameters, identifier: .sequence) { fields -> Bool in
+                let hash = try DER.optionalExplicitlyTagged(&fields, tagNumber: 0, tagClass: .contextSpecific) {
+                    try isSHA384($0)
+                }
+                let mgf = try DER.optionalExplicitlyTagged(&fields, tagNumber: 1, tagClass: .contextSpecific) {
+                    try DER.sequence($0, identifier: .sequence) { mgf -> Bool in
+                        let oid = try ASN1ObjectIdentifier(derEncoded: &mgf)
+                        guard let hash = mgf.next() else { return false }
+                        let hashIsSHA384 = try isSHA384(hash)
+                        return oid == [1, 2, 840, 113549, 1, 1, 8] && hashIsSHA384
+                    }
+                }
+                let salt = try DER.optionalExplicitlyTagged(&fields, tagNumber: 2, tagClass: .contextSpecific) {
+                    try Int(derEncoded: $0)
+                }
+                let trailer = try DER.optionalExplicitlyTagged(&fields, tagNumber: 3, tagClass: .contextSpecific) {
+                    try Int(derEncoded: $0)
+                }
+                return hash == true && mgf == true && salt == 48 && (trailer ?? 1) == 1
+            }
+        }
+        return parsed == true
     }
 
     private static func ia5String(_ der: [UInt8]) -> String? {

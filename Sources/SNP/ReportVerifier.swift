@@ -22,6 +22,8 @@ public struct ReportVerifier: Sendable {
     /// SHA-256 fingerprints of the DER of every trusted ARK.
     public private(set) var trustedRoots: Set<[UInt8]>
     private var amdRoots: Set<[UInt8]>
+    /// Roots trusted explicitly; they are also candidates when the chain is assembled.
+    private var extraRoots: [AMDCertificate] = []
 
     /// AMD's ARKs for Milan, Genoa and Turin, pinned by fingerprint.
     public static let amd: ReportVerifier = {
@@ -29,10 +31,24 @@ public struct ReportVerifier: Sendable {
         return ReportVerifier(trustedRoots: pins, amdRoots: pins)
     }()
 
+    /// A verifier that trusts exactly `roots` (no AMD ARK unless one of them is).
+    public init(roots: [AMDCertificate]) {
+        let amdPins = Set(Product.allCases.map(\.arkFingerprint))
+        self.trustedRoots = Set(roots.map { Array(SHA256.hash(data: $0.derRepresentation)) })
+        self.amdRoots = amdPins
+        self.extraRoots = roots
+    }
+
+    private init(trustedRoots: Set<[UInt8]>, amdRoots: Set<[UInt8]>) {
+        self.trustedRoots = trustedRoots
+        self.amdRoots = amdRoots
+    }
+
     /// This verifier, also trusting `root` (e.g. the emulator's ARK named by `--trust-emulator-root`).
     public func trusting(_ root: AMDCertificate) -> ReportVerifier {
         var copy = self
         copy.trustedRoots.insert(Array(SHA256.hash(data: root.derRepresentation)))
+        copy.extraRoots.append(root)
         return copy
     }
 
@@ -83,7 +99,7 @@ public struct ReportVerifier: Sendable {
 
         // The chain.
         let builtin = Self.builtinCertificates(for: product, signer: signer)
-        let pool = candidates + builtin
+        let pool = candidates + extraRoots + builtin
         let intermediate = Self.issuer(of: endorsement, in: pool)
         let root = intermediate.flatMap { Self.issuer(of: $0, in: pool) }
         guard let intermediate, let root else {
@@ -150,9 +166,17 @@ public struct ReportVerifier: Sendable {
 
     /// AMD's certificates that may sign a `signer` certificate of `product`: ASK or ASVK, and the ARK.
     static func builtinCertificates(for product: Product, signer: KeyInfo.SigningKey) -> [AMDCertificate] {
-        let pems = [signer == .vlek ? product.builtinAsvkPEM : product.builtinAskPEM, product.builtinArkPEM]
-        return pems.compactMap { try? AMDCertificate(pemEncoded: $0) }
+        builtin[product]?[signer == .vlek ? 1 : 0] ?? []
     }
+
+    /// AMD's certificates per product, parsed once: [ASK, ARK] and [ASVK, ARK].
+    private static let builtin: [Product: [[AMDCertificate]]] = Dictionary(
+        uniqueKeysWithValues: Product.allCases.map { product in
+            let parse = { (pem: String) in try? AMDCertificate(pemEncoded: pem) }
+            let ark = parse(product.builtinArkPEM)
+            let chains = [product.builtinAskPEM, product.builtinAsvkPEM].map { [parse($0), ark].compactMap { $0 } }
+            return (product, chains)
+        })
 
     /// The candidate named as `certificate`'s issuer whose key verifies its signature, else the first one
     /// with the right name (so that the signature failure is reported against it).
@@ -169,7 +193,13 @@ public struct ReportVerifier: Sendable {
         if !child.isSignedWithAMDPSS {
             problems.append(.unsupportedCertificateAlgorithm(child.subject.description))
         } else if !signatureIsValid(child, signedBy: parent) {
-            problems.append(.certificateSignatureInvalid(child.subject.description, signer: parent.subject.description))
+            let parentIsAMD = Product.allCases.contains {
+                $0.arkFingerprint == Array(SHA256.hash(data: parent.derRepresentation))
+            }
+            problems.append(
+                parentIsAMD && child.subject != parent.subject
+                    ? .notSignedByAMDRoot(child.subject.description, root: parent.subject.description)
+                    : .certificateSignatureInvalid(child.subject.description, signer: parent.subject.description))
         }
         return problems
     }

@@ -23,6 +23,7 @@ public enum VerificationProblem: Equatable, Sendable, CustomStringConvertible {
     case issuerMismatch(String, issuer: String)
     case unsupportedCertificateAlgorithm(String)
     case certificateSignatureInvalid(String, signer: String)
+    case notSignedByAMDRoot(String, root: String)
     case wrongKeyType(String, expected: String)
     case notValidAt(String, notBefore: Date, notAfter: Date, at: Date)
     case splMismatch(TCBLevels.Component, certificate: UInt8?, reportedTCB: UInt8)
@@ -58,6 +59,9 @@ public enum VerificationProblem: Equatable, Sendable, CustomStringConvertible {
             "\(subject) is not signed with AMD's RSASSA-PSS (SHA-384, MGF1-SHA-384, salt 48)"
         case .certificateSignatureInvalid(let subject, let signer):
             "the signature on \(subject) does not verify with the key of \(signer)"
+        case .notSignedByAMDRoot(let subject, let root):
+            "\(subject) is not signed by AMD's \(root); if this chain comes from the emulator, "
+                + "pass its ARK with --trust-emulator-root"
         case .wrongKeyType(let subject, let expected): "\(subject) does not carry an \(expected) key"
         case .notValidAt(let subject, let notBefore, let notAfter, let at):
             "\(subject) is valid from \(Self.format(notBefore)) to \(Self.format(notAfter)), not at \(Self.format(at))"

@@ -1,0 +1,29 @@
+import ArgumentParser
+import Foundation
+import SNP
+import SNPEmulator
+
+struct EmulatorCerts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "certs",
+        abstract: "Write the emulated chip's certificates: ark.pem, ask.pem, vcek.der (current TCB), cert_chain.pem.",
+        discussion: "cert_chain.pem is ASK then ARK, the shape of AMD's KDS cert_chain.")
+
+    @Option(help: "The emulator's state directory.") var state: String
+    @Option(help: "Directory to write the certificates to.") var out: String
+
+    func run() async throws {
+        let (store, chip) = try EmulatorSupport.load(state)
+        let vcek: AMDCertificate
+        do { vcek = try store.vcek(for: chip, tcb: chip.tcb) } catch { throw CLIError.refused(error.description) }
+        do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
+            throw CLIError.refused("\(out): cannot create the directory: \(error.localizedDescription)")
+        }
+        func path(_ name: String) -> String { (out as NSString).appendingPathComponent(name) }
+        try Inputs.write(Array(chip.ark.pemRepresentation.utf8), to: path("ark.pem"))
+        try Inputs.write(Array(chip.ask.pemRepresentation.utf8), to: path("ask.pem"))
+        try Inputs.write(vcek.derRepresentation, to: path("vcek.der"))
+        try Inputs.write(Array((chip.ask.pemRepresentation + chip.ark.pemRepresentation).utf8), to: path("cert_chain.pem"))
+        print("wrote ark.pem, ask.pem, vcek.der (TCB \(chip.tcbVersion.hex)), cert_chain.pem to \(out)")
+    }
+}

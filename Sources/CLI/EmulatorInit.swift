@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import SNP
+import SNPEmulator
+
+struct EmulatorInit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create an emulated chip: secret, CHIP_ID, TCB and an AMD-shaped test PKI.",
+        discussion: """
+            Writes STATE/chip.json (secret, mode 0600), ark.key, ask.key (0600), ark.pem and ask.pem. Generating the \
+            two RSA-4096 keys takes a few seconds. An existing chip is never overwritten.
+            """)
+
+    @Option(help: "State directory to create.") var state: String
+    @Option(help: "Product line: milan, genoa or turin.") var product: Product
+    @Option(help: "TCB_VERSION of the platform (8 bytes hex in report order); default: a recent real one.")
+    var tcb: String?
+
+    func run() async throws {
+        let store = ChipStore(directory: state)
+        guard !store.exists else { throw CLIError.usage(EmulatorError.stateExists(path: state).description) }
+        let levels = try tcb.map { try Inputs.tcb($0, option: "--tcb").levels(product.tcbLayout) }
+        if let tcb, try Inputs.tcb(tcb, option: "--tcb").hasReservedBits(product.tcbLayout) {
+            throw CLIError.usage("--tcb \(tcb) sets bytes that are reserved in the \(product.name) TCB layout")
+        }
+        FileHandle.standardError.write(Data("generating the emulator's ARK and ASK (RSA-4096)…\n".utf8))
+        let chip: ChipState
+        do { chip = try ChipState.create(product: product, tcb: levels) } catch {
+            throw CLIError.refused("cannot create the chip: \(error)")
+        }
+        do { try store.create(chip) } catch { throw CLIError.refused(error.description) }
+        let ark = Hex.encode(chip.ark.fingerprintSHA256)
+        print(
+            """
+            created an emulated \(product.name) chip in \(state)
+              chip id      \(Hex.encode(chip.chipID.prefix(product.chipIDLength)))
+              tcb          \(chip.tcbVersion.hex)  (\(chip.tcb))
+              report       version \(chip.profile.reportVersion), firmware \(chip.profile.firmware)
+              emulator ARK SHA-256 \(ark) (not an AMD root: verifiers need --trust-emulator-root)
+            """)
+    }
+}
+
+extension AMDCertificate {
+    var fingerprintSHA256: [UInt8] { SHA256Digest.of(derRepresentation) }
+}

@@ -1,0 +1,33 @@
+public import SNP
+
+/// What went wrong in the software Secure Processor or its transport.
+public enum EmulatorError: Error, Equatable, Sendable, CustomStringConvertible {
+    case stateMissing(path: String)
+    case stateExists(path: String)
+    case stateUnreadable(path: String, detail: String)
+    case stateUnwritable(path: String, detail: String)
+    case launchRefused(FirmwareStatus, reason: String)
+    case socket(path: String, operation: String, errno: Int32)
+    case protocolViolation(String)
+    case serverError(String)
+    case certificateBufferTooLarge(required: Int)
+
+    public var description: String {
+        switch self {
+        case .stateMissing(let path):
+            "no emulator state at '\(path)'; create one with 'vhsm emulator init --state \(path) --product milan'"
+        case .stateExists(let path):
+            "'\(path)' already holds an emulated chip; pick another --state directory (a chip is never overwritten)"
+        case .stateUnreadable(let path, let detail): "cannot read emulator state '\(path)': \(detail)"
+        case .stateUnwritable(let path, let detail): "cannot write emulator state '\(path)': \(detail)"
+        case .launchRefused(let status, let reason): "the emulated firmware refused the launch with \(status): \(reason)"
+        case .socket(let path, let operation, let errno):
+            "\(operation) '\(path)' failed: \(errnoDescription(errno))"
+                + (operation == "connect to" ? "; is 'vhsm emulator serve' running on it?" : "")
+        case .protocolViolation(let detail): "the emulator link broke protocol: \(detail)"
+        case .serverError(let detail): "the emulator answered with an error: \(detail)"
+        case .certificateBufferTooLarge(let required):
+            "the emulator needs a \(required)-byte certificate buffer, above the kernel's 16 KiB limit"
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+
+/// `vhsm emulator serve`: answers framed requests for one launched guest on a unix socket, each connection
+/// on its own thread (QEMU keeps its connection for the VM's life; CLI clients come and go).
+public final class EmulatorServer: Sendable {
+    public let guest: EmulatedGuest
+    public let socketPath: String
+
+    public init(guest: EmulatedGuest, socketPath: String) {
+        self.guest = guest
+        self.socketPath = socketPath
+    }
+
+    /// Listens and serves until the process ends. `ready` runs once the socket accepts connections.
+    public func run(ready: @Sendable () -> Void = {}) throws(EmulatorError) -> Never {
+        let listener = try Listener(path: socketPath)
+        ready()
+        while true {
+            let descriptor = try listener.accept()
+            let guest = self.guest
+            let path = socketPath
+            Thread.detachNewThread {
+                let connection = StreamConnection.accepted(descriptor, path: path)
+                Self.serve(connection, guest: guest)
+            }
+        }
+    }
+
+    /// Serves frames until the peer closes; a protocol violation is answered with an error frame and closes.
+    static func serve(_ connection: borrowing StreamConnection, guest: EmulatedGuest) {
+        while true {
+            do {
+                guard let frame = try connection.readFrame() else { return }
+                try connection.write(WireProtocol.respond(to: frame, guest: guest).bytes)
+            } catch {
+                let reply = WireProtocol.Frame(type: .error, payload: Array(error.description.utf8))
+                try? connection.write(reply.bytes)
+                return
+            }
+        }
+    }
+}

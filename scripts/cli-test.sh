@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# End-to-end tests of the `vhsm` binary: exit codes on every real AMD vector and on corrupted copies,
+# the emulator (one-shot and served), and the cross-check of emulator reports by an independent Python verifier.
+# Usage: VHSM=path/to/vhsm TESTDATA=../shared/testdata scripts/cli-test.sh
+set -uo pipefail
+VHSM=${VHSM:?set VHSM to the vhsm binary}
+TESTDATA=${TESTDATA:-$(dirname "$0")/../../shared/testdata}
+SNP=$TESTDATA/snp
+[ -f "$SNP/vectors.json" ] || { echo "cli-test: $SNP/vectors.json is missing: the tests need ../shared/testdata" >&2; exit 1; }
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+server=""
+trap '[ -n "$server" ] && kill $server 2>/dev/null; rm -rf "$work"' EXIT
+passed=0
+failed=0
+
+# expect CODE NAME -- COMMAND...: runs COMMAND, compares its exit code.
+expect() {
+  local want=$1 name=$2
+  shift 3
+  "$@" >"$work/out" 2>"$work/err"
+  local got=$?
+  if [ "$got" = "$want" ]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name: exit $got, expected $want"
+    sed 's/^/    /' "$work/out" "$work/err" | head -20
+  fi
+}
+
+# check NAME CONDITION-COMMAND...: a plain assertion.
+check() {
+  local name=$1
+  shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name"; fi
+}
+
+vectors=$(python3 -c "
+import json
+for v in json.load(open('$SNP/vectors.json'))['vectors']:
+    if v.get('report'):
+        e = v['expect']
+        print(v['name'], v['report'], v['endorsement_cert'], v['ica_cert'], v['ark_cert'], v['valid_at'],
+              e['measurement'], e['report_data'], e['host_data'], e['reported_tcb_raw'])
+")
+
+while read -r name report cert ica ark at measurement rdata hdata tcb; do
+  r=$SNP/$report
+  c=$SNP/$cert
+  expect 0 "$name genuine" -- "$VHSM" report verify "$r" --cert "$c" --at "$at"
+  expect 0 "$name with chain" -- "$VHSM" report verify "$r" --cert "$c" --chain <(cat "$SNP/$ica" "$SNP/$ark") --at "$at"
+  expect 0 "$name reference values" -- "$VHSM" report verify "$r" --cert "$c" --at "$at" \
+    --measurement "$measurement" --report-data "$rdata" --host-data "$hdata" --min-tcb "$tcb"
+  expect 1 "$name wrong measurement" -- "$VHSM" report verify "$r" --cert "$c" --at "$at" --measurement "$(printf '00%.0s' $(seq 48))"
+  expect 0 "$name show" -- "$VHSM" report show "$r"
+  expect 0 "$name show json" -- "$VHSM" report show "$r" --json
+  check "$name json measurement" grep -q "\"measurement\" : \"$measurement\"" "$work/out"
+  expect 0 "$name verify json" -- "$VHSM" report verify "$r" --cert "$c" --at "$at" --json
+  check "$name verify json genuine" python3 -c "import json,sys; d=json.load(open('$work/out')); sys.exit(0 if d['genuine'] and d['acceptable'] else 1)"
+  for offset in 0 4 8 0x50 0x90 0xC0 0x140 0x180 0x1A0 0x1E0 0x29F 0x2A0 0x2E8 0x2D0 0x330 0x49F; do
+    cp "$r" "$work/bad.bin"
+    printf "$(printf '\\x%02x' $(( $(od -An -tu1 -j $((offset)) -N1 "$r") ^ 0x10 )))" \
+      | dd of="$work/bad.bin" bs=1 seek=$((offset)) conv=notrunc status=none
+    expect 1 "$name flipped byte $offset" -- "$VHSM" report verify "$work/bad.bin" --cert "$c" --at "$at"
+  done
+  head -c 1000 "$r" >"$work/short.bin"
+  expect 2 "$name truncated" -- "$VHSM" report verify "$work/short.bin" --cert "$c" --at "$at"
+  cat "$r" "$r" >"$work/long.bin"
+  expect 2 "$name oversized" -- "$VHSM" report verify "$work/long.bin" --cert "$c" --at "$at"
+done <<<"$vectors"
+
+# A certificate from another vector, garbage certificates, bad options.
+expect 1 "other chip's VCEK" -- "$VHSM" report verify "$SNP/milan_v2_virtee_report.bin" --cert "$SNP/milan_v2_gsg_vcek.der" --at 2023-04-04T19:23:43Z
+expect 1 "expired VLEK now" -- "$VHSM" report verify "$SNP/milan_v3_vlek_aws_report.bin" --cert "$SNP/milan_v3_vlek_aws_vlek.der"
+head -c 300 /dev/urandom >"$work/garbage.der"
+expect 2 "garbage certificate" -- "$VHSM" report verify "$SNP/milan_v2_gsg_report.bin" --cert "$work/garbage.der"
+check "garbage certificate names the file" grep -q "garbage.der" "$work/err"
+expect 2 "missing report" -- "$VHSM" report verify "$work/nope.bin" --cert "$SNP/milan_v2_gsg_vcek.der"
+expect 2 "no certificate" -- "$VHSM" report verify "$SNP/milan_v2_gsg_report.bin"
+expect 2 "short measurement" -- "$VHSM" report verify "$SNP/milan_v2_gsg_report.bin" --cert "$SNP/milan_v2_gsg_vcek.der" --measurement abcd
+expect 2 "odd hex" -- "$VHSM" report verify "$SNP/milan_v2_gsg_report.bin" --cert "$SNP/milan_v2_gsg_vcek.der" --host-data abc
+expect 2 "bad time" -- "$VHSM" report verify "$SNP/milan_v2_gsg_report.bin" --cert "$SNP/milan_v2_gsg_vcek.der" --at yesterday
+expect 2 "unknown option" -- "$VHSM" report verify "$SNP/milan_v2_gsg_report.bin" --frobnicate
+cp "$SNP/milan_v3_oak_report.bin" "$work/v9.bin" && printf '\x09' | dd of="$work/v9.bin" bs=1 seek=0 conv=notrunc status=none
+expect 1 "unknown version" -- "$VHSM" report show "$work/v9.bin"
+check "unknown version is named" grep -q "version 9" "$work/err"
+expect 0 "help" -- "$VHSM" report verify --help
+
+# The emulator: every product, one-shot reports verified by vhsm and by the independent Python verifier.
+for product in milan genoa turin; do
+  st=$work/chip-$product
+  expect 0 "emulator init $product" -- "$VHSM" emulator init --state "$st" --product "$product"
+  expect 2 "emulator init $product again" -- "$VHSM" emulator init --state "$st" --product "$product"
+  expect 0 "emulator certs $product" -- "$VHSM" emulator certs --state "$st" --out "$st/certs"
+  expect 0 "emulator report $product" -- "$VHSM" emulator report --state "$st" --report-data c0ffee \
+    --measurement "$(printf '5a%.0s' $(seq 48))" --host-data "$(printf '11%.0s' $(seq 32))" -o "$st/report.bin"
+  expect 0 "emulator report verifies ($product)" -- "$VHSM" report verify "$st/report.bin" --cert "$st/certs/vcek.der" \
+    --chain "$st/certs/ask.pem" --trust-emulator-root "$st/certs/ark.pem" --report-data c0ffee --measurement "$(printf '5a%.0s' $(seq 48))"
+  expect 1 "emulator report needs the emulator root ($product)" -- "$VHSM" report verify "$st/report.bin" --cert "$st/certs/vcek.der" --chain "$st/certs/ask.pem"
+  check "the refusal names --trust-emulator-root" grep -q "trust-emulator-root" "$work/out"
+  expect 0 "python verifies the emulator report ($product)" -- python3 "$here/verify_snp.py" "$st/report.bin" \
+    --ark "$st/certs/ark.pem" --ask "$st/certs/ask.pem" --vcek "$st/certs/vcek.der"
+  cp "$st/report.bin" "$work/bad.bin" && printf '\xff' | dd of="$work/bad.bin" bs=1 seek=$((0x90)) conv=notrunc status=none
+  expect 1 "python rejects a changed emulator report ($product)" -- python3 "$here/verify_snp.py" "$work/bad.bin" \
+    --ark "$st/certs/ark.pem" --ask "$st/certs/ask.pem" --vcek "$st/certs/vcek.der"
+done
+expect 2 "emulator without state" -- "$VHSM" emulator report --state "$work/none" --report-data 00 -o "$work/x.bin"
+expect 1 "emulator refuses a policy without bit 17" -- "$VHSM" emulator report --state "$work/chip-milan" --report-data 00 --policy 0x10000 -o "$work/x.bin"
+
+# The served emulator: report get (extended, with certificates), verify via the table, key derivation.
+sock=$work/snp.sock
+"$VHSM" emulator serve --state "$work/chip-genoa" --socket "$sock" --measurement "$(printf '77%.0s' $(seq 48))" --vmpl 1 2>"$work/serve.log" &
+server=$!
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+expect 0 "report get" -- "$VHSM" report get --emulator "$sock" --report-data 0102 --vmpl 1 --certs-out "$work/got" -o "$work/got.bin"
+expect 0 "verify with the certificate table" -- "$VHSM" report verify "$work/got.bin" --cert-table "$work/got/certs.bin" \
+  --trust-emulator-root "$work/chip-genoa/certs/ark.pem" --report-data 0102
+expect 0 "verify with the written certificates" -- "$VHSM" report verify "$work/got.bin" --cert "$work/got/vcek.der" \
+  --chain "$work/got/ask.pem" --trust-emulator-root "$work/got/ark.pem"
+expect 1 "report get below the guest's VMPL" -- "$VHSM" report get --emulator "$sock" --vmpl 0 -o "$work/x.bin"
+check "INVALID_PARAM is named" grep -q "INVALID_PARAM" "$work/err"
+expect 0 "key derive" -- "$VHSM" key derive --root vcek --fields policy,measurement,tcb --vmpl 1 --emulator "$sock"
+k1=$(cat "$work/out")
+expect 0 "key derive again" -- "$VHSM" key derive --root vcek --fields policy,measurement,tcb --vmpl 1 --emulator "$sock"
+check "same inputs, same key" test "$k1" = "$(cat "$work/out")"
+check "a 32-byte hex key" test ${#k1} = 64
+expect 0 "key derive without measurement" -- "$VHSM" key derive --root vcek --fields policy,tcb --vmpl 1 --emulator "$sock"
+check "other fields, other key" test "$k1" != "$(cat "$work/out")"
+expect 1 "key derive from a missing VLEK" -- "$VHSM" key derive --root vlek --vmpl 1 --emulator "$sock"
+check "INVALID_KEY is named" grep -q "INVALID_KEY" "$work/err"
+expect 1 "key derive above the committed TCB" -- "$VHSM" key derive --root vcek --fields tcb --tcb ff00000000ffffff --vmpl 1 --emulator "$sock"
+expect 2 "key derive unknown field" -- "$VHSM" key derive --root vcek --fields policy,colour --emulator "$sock"
+expect 2 "key derive with --tsm" -- "$VHSM" key derive --root vcek --tsm
+expect 1 "report get from a missing device" -- "$VHSM" report get --device "$work/no-sev-guest" -o "$work/x.bin"
+check "the missing device is named" grep -q "no-sev-guest" "$work/err"
+expect 1 "report get from a stopped emulator" -- "$VHSM" report get --emulator "$work/none.sock" -o "$work/x.bin"
+
+echo "cli-test: $passed passed, $failed failed"
+[ "$failed" = 0 ]

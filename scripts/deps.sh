@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the build and tests need and the machine lacks: Debian packages by command, Python test oracles.
+set -euo pipefail
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have swift || { echo "deps: swift is not on PATH; this project needs Swift 6.2 or later (/opt/swift on this machine kind)" >&2; exit 1; }
+have python3 || need+=(python3)
+have openssl || need+=(openssl)
+have pip3 || have pip || need+=(python3-pip)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "deps: installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# The independent verifier (scripts/verify_snp.py) needs Python's cryptography package.
+if ! python3 -c 'import cryptography' 2>/dev/null; then
+  echo "deps: installing Python package cryptography"
+  python3 -m pip install -q cryptography || { apt-get update -qq && apt-get install -y -qq python3-cryptography >/dev/null; }
+fi

@@ -19,7 +19,7 @@ unit-test: build
 cli-test: build
 	VHSM=$(BIN)/vhsm TESTDATA=$(TESTDATA) scripts/cli-test.sh
 
-test: unit-test cli-test
+test: lint unit-test cli-test
 
 run: build
 	VHSM=$(BIN)/vhsm scripts/run-demo.sh
@@ -32,7 +32,7 @@ bench: deps
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
 
-lint:
+lint: deps
 	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
 
 clean:

@@ -48,12 +48,13 @@ let package = Package(
         ),
         .executableTarget(name: "Bench", dependencies: ["SNP", "SNPEmulator"], swiftSettings: strict),
         .testTarget(name: "SNPTests", dependencies: ["SNP", crypto], swiftSettings: strict),
-        .testTarget(name: "SNPGuestTests", dependencies: ["SNPGuest", "SNP", "CLinux"], swiftSettings: strict),
+        .testTarget(
+            name: "SNPGuestTests", dependencies: ["SNPGuest", "SNP", "CLinux", system], swiftSettings: strict),
         .testTarget(
             name: "SNPEmulatorTests",
-            dependencies: ["SNPEmulator", "SNP", crypto],
+            dependencies: ["SNPEmulator", "SNP", crypto, cryptoExtras],
             swiftSettings: strict
         ),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "SNP"], swiftSettings: strict),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator"], swiftSettings: strict),
     ]
 )

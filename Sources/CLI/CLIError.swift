@@ -5,6 +5,8 @@ struct CLIError: Error, CustomStringConvertible {
     var description: String
 
     static func usage(_ text: String) -> CLIError { CLIError(exitCode: 2, description: text) }
-    static func input(_ path: String, _ problem: String) -> CLIError { CLIError(exitCode: 2, description: "\(path): \(problem)") }
+    static func input(_ path: String, _ problem: String) -> CLIError {
+        CLIError(exitCode: 2, description: "\(path): \(problem)")
+    }
     static func refused(_ text: String) -> CLIError { CLIError(exitCode: 1, description: text) }
 }

@@ -8,7 +8,8 @@ import SystemPackage
 struct DeviceOptions: ParsableArguments {
     @Option(help: "The SEV guest device (default /dev/sev-guest).") var device: String?
     @Flag(help: "Use configfs-tsm (/sys/kernel/config/tsm/report) instead of the device; reports only.") var tsm = false
-    @Option(help: "A 'vhsm emulator serve' socket (or the virtio-serial port it is connected to).") var emulator: String?
+    @Option(help: "A 'vhsm emulator serve' socket (or the virtio-serial port it is connected to).") var emulator:
+        String?
 
     func validate() throws {
         let chosen = [device != nil, tsm, emulator != nil].filter { $0 }.count
@@ -18,7 +19,9 @@ struct DeviceOptions: ParsableArguments {
     func open(allowTSM: Bool = true) throws -> any GuestDevice {
         if let emulator { return EmulatorClient(path: emulator) }
         if tsm {
-            guard allowTSM else { throw CLIError.usage("--tsm cannot derive keys: configfs-tsm has no MSG_KEY_REQ; use --device") }
+            guard allowTSM else {
+                throw CLIError.usage("--tsm cannot derive keys: configfs-tsm has no MSG_KEY_REQ; use --device")
+            }
             return TSMReportDevice()
         }
         return SEVGuestDevice(path: FilePath(device ?? "/dev/sev-guest"))

@@ -23,7 +23,8 @@ struct EmulatorCerts: AsyncParsableCommand {
         try Inputs.write(Array(chip.ark.pemRepresentation.utf8), to: path("ark.pem"))
         try Inputs.write(Array(chip.ask.pemRepresentation.utf8), to: path("ask.pem"))
         try Inputs.write(vcek.derRepresentation, to: path("vcek.der"))
-        try Inputs.write(Array((chip.ask.pemRepresentation + chip.ark.pemRepresentation).utf8), to: path("cert_chain.pem"))
+        try Inputs.write(
+            Array((chip.ask.pemRepresentation + chip.ark.pemRepresentation).utf8), to: path("cert_chain.pem"))
         print("wrote ark.pem, ask.pem, vcek.der (TCB \(chip.tcbVersion.hex)), cert_chain.pem to \(out)")
     }
 }

@@ -27,7 +27,9 @@ enum EmulatorSupport {
         do { return (store, try store.load()) } catch { throw CLIError.usage(error.description) }
     }
 
-    static func launch(_ chip: ChipState, _ store: ChipStore, _ context: LaunchContext, name: String) throws
+    static func launch(
+        _ chip: ChipState, _ store: ChipStore, _ context: LaunchContext, name: String
+    ) throws
         -> EmulatedGuest
     {
         do { return try EmulatedGuest(chip: chip, launch: context, store: store, name: name) } catch {

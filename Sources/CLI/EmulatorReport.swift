@@ -17,7 +17,8 @@ struct EmulatorReport: AsyncParsableCommand {
         let (store, chip) = try EmulatorSupport.load(state)
         let data = try Inputs.paddedHex(reportData, option: "--report-data", count: 64)
         guard vmpl <= 3 else { throw CLIError.usage("--vmpl must be 0 to 3") }
-        let guest = try EmulatorSupport.launch(chip, store, try launch.context(callerVMPL: 0), name: "emulator \(state)")
+        let guest = try EmulatorSupport.launch(
+            chip, store, try launch.context(callerVMPL: 0), name: "emulator \(state)")
         let report: AttestationReport
         do { report = try guest.attestationReport(try ReportRequest(reportData: data, vmpl: vmpl)) } catch {
             throw CLIError.refused("emulator \(state): \(error)")

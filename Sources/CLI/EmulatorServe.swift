@@ -21,7 +21,8 @@ struct EmulatorServe: AsyncParsableCommand {
     func run() async throws {
         let (store, chip) = try EmulatorSupport.load(state)
         guard vmpl <= 3 else { throw CLIError.usage("--vmpl must be 0 to 3") }
-        let guest = try EmulatorSupport.launch(chip, store, try launch.context(callerVMPL: vmpl), name: "emulator \(socket)")
+        let guest = try EmulatorSupport.launch(
+            chip, store, try launch.context(callerVMPL: vmpl), name: "emulator \(socket)")
         do { _ = try guest.certificateTable() } catch { throw CLIError.refused("cannot mint the VCEK: \(error)") }
         let server = EmulatorServer(guest: guest, socketPath: socket)
         let path = socket

@@ -14,7 +14,9 @@ enum Inputs {
             throw CLIError.input(path, "cannot be read (permissions?)")
         }
         try? handle.close()
-        guard data.count <= 16 << 20 else { throw CLIError.input(path, "is larger than 16 MiB; not a report or certificate") }
+        guard data.count <= 16 << 20 else {
+            throw CLIError.input(path, "is larger than 16 MiB; not a report or certificate")
+        }
         return Array(data)
     }
 
@@ -67,14 +69,16 @@ enum Inputs {
         let bytes: [UInt8]
         do { bytes = try Hex.decode(text) } catch { throw CLIError.usage("\(option) \(error)") }
         guard bytes.count <= count else {
-            throw CLIError.usage("\(option) must be at most \(count) bytes (\(count * 2) hex digits), got \(bytes.count) bytes")
+            throw CLIError.usage(
+                "\(option) must be at most \(count) bytes (\(count * 2) hex digits), got \(bytes.count) bytes")
         }
         return bytes + Array(repeating: 0, count: count - bytes.count)
     }
 
     static func tcb(_ text: String, option: String) throws -> TCBVersion {
         do { return try TCBVersion(hex: text) } catch {
-            throw CLIError.usage("\(option) \(error); give the 8 TCB_VERSION bytes in report order, e.g. 0300000000000873")
+            throw CLIError.usage(
+                "\(option) \(error); give the 8 TCB_VERSION bytes in report order, e.g. 0300000000000873")
         }
     }
 

@@ -90,7 +90,8 @@ struct ReportJSON: Encodable {
         vmpl = report.vmpl
         signature_algorithm = report.signatureAlgorithm
         current_tcb = TCB(report.currentTCB, layout)
-        platform_info = Flags(raw: "0x" + String(report.platformInfo.rawValue, radix: 16), flags: report.platformInfo.flagNames)
+        platform_info = Flags(
+            raw: "0x" + String(report.platformInfo.rawValue, radix: 16), flags: report.platformInfo.flagNames)
         key_info = KeyInformation(
             raw: "0x" + String(report.keyInfo.rawValue, radix: 16),
             signing_key: report.keyInfo.signingKey?.description ?? "reserved (\(report.keyInfo.signingKeyField))",
@@ -117,7 +118,9 @@ struct ReportJSON: Encodable {
             launch_mit_vector = report.launchMitigationVector
             current_mit_vector = report.currentMitigationVector
         }
-        signature = Signature(r: Hex.encode(report.signature.r.prefix(48).reversed()), s: Hex.encode(report.signature.s.prefix(48).reversed()))
+        signature = Signature(
+            r: Hex.encode(report.signature.r.prefix(48).reversed()),
+            s: Hex.encode(report.signature.s.prefix(48).reversed()))
     }
 }
 
@@ -135,22 +138,42 @@ enum Output {
         func tcb(_ value: TCBVersion) -> String { "\(value.hex)  (\(value.levels(layout)))" }
         var rows: [(String, String)] = [
             ("version", "\(report.version)" + (report.version == 4 ? " (read as 3)" : "")),
-            ("product", product.map { $0.name + (report.version >= 3 ? " (from CPUID)" : " (from CHIP_ID)") } ?? "not stated (version 2 report)"),
+            (
+                "product",
+                product.map { $0.name + (report.version >= 3 ? " (from CPUID)" : " (from CHIP_ID)") }
+                    ?? "not stated (version 2 report)"
+            ),
         ]
         if report.version >= 3 {
             rows.append(
-                ("cpuid", "family \(Hex.encode([report.cpuidFamilyID]))h, model \(Hex.encode([report.cpuidModelID]))h, stepping \(report.cpuidStepping)"))
+                (
+                    "cpuid",
+                    "family \(Hex.encode([report.cpuidFamilyID]))h, model \(Hex.encode([report.cpuidModelID]))h, stepping \(report.cpuidStepping)"
+                ))
         }
         let policyFlags = report.policy.flagNames.joined(separator: ", ")
         rows += [
             ("guest svn", "\(report.guestSVN)"),
-            ("policy", "0x\(String(report.policy.rawValue, radix: 16)) (ABI \(report.policy.abiMajor).\(report.policy.abiMinor); \(policyFlags))"),
+            (
+                "policy",
+                "0x\(String(report.policy.rawValue, radix: 16)) (ABI \(report.policy.abiMajor).\(report.policy.abiMinor); \(policyFlags))"
+            ),
             ("family id", Hex.encode(report.familyID)),
             ("image id", Hex.encode(report.imageID)),
             ("vmpl", "\(report.vmpl)"),
-            ("signature algorithm", report.signatureAlgorithm == 1 ? "1 (ECDSA P-384 with SHA-384)" : "\(report.signatureAlgorithm) (unknown)"),
-            ("signing key", report.keyInfo.signingKey?.description ?? "reserved value \(report.keyInfo.signingKeyField)"),
-            ("platform info", "0x\(String(report.platformInfo.rawValue, radix: 16)) (\(report.platformInfo.flagNames.joined(separator: ", ")))"),
+            (
+                "signature algorithm",
+                report.signatureAlgorithm == 1
+                    ? "1 (ECDSA P-384 with SHA-384)" : "\(report.signatureAlgorithm) (unknown)"
+            ),
+            (
+                "signing key",
+                report.keyInfo.signingKey?.description ?? "reserved value \(report.keyInfo.signingKeyField)"
+            ),
+            (
+                "platform info",
+                "0x\(String(report.platformInfo.rawValue, radix: 16)) (\(report.platformInfo.flagNames.joined(separator: ", ")))"
+            ),
             ("report data", Hex.encode(report.reportData)),
             ("measurement", Hex.encode(report.measurement)),
             ("host data", Hex.encode(report.hostData)),
@@ -166,9 +189,14 @@ enum Output {
             ("firmware", "current \(report.currentVersion), committed \(report.committedVersion)"),
         ]
         if report.version >= 5 {
-            rows.append(("mitigation vectors", "launch 0x\(String(report.launchMitigationVector, radix: 16)), current 0x\(String(report.currentMitigationVector, radix: 16))"))
+            rows.append(
+                (
+                    "mitigation vectors",
+                    "launch 0x\(String(report.launchMitigationVector, radix: 16)), current 0x\(String(report.currentMitigationVector, radix: 16))"
+                ))
         }
         let width = rows.map(\.0.count).max() ?? 0
-        return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")
+        return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(
+            separator: "\n")
     }
 }

@@ -22,7 +22,8 @@ struct ReportVerify: AsyncParsableCommand {
     @Option(help: "PEM with the ASK or ASVK and/or the ARK (e.g. the KDS cert_chain).") var chain: String?
     @Option(help: "An extended-report certificate table (GUID entries), e.g. from a host.") var certTable: String?
     @Option(help: "Check certificate validity at this RFC 3339 instant instead of now.") var at: String?
-    @Option(help: "Also trust this ARK (PEM): the emulator's, from 'vhsm emulator certs'.") var trustEmulatorRoot: String?
+    @Option(help: "Also trust this ARK (PEM): the emulator's, from 'vhsm emulator certs'.") var trustEmulatorRoot:
+        String?
     @Option(help: "Expected MEASUREMENT (48 bytes hex).") var measurement: String?
     @Option(help: "Expected REPORT_DATA (up to 64 bytes hex, zero-padded).") var reportData: String?
     @Option(help: "Expected HOST_DATA (32 bytes hex).") var hostData: String?
@@ -70,7 +71,9 @@ struct ReportVerify: AsyncParsableCommand {
                 }
             }
             for kind in [CertificateTable.Kind.ask, .ark] {
-                if let der = table[kind], let certificate = try? AMDCertificate(derEncoded: der) { candidates.append(certificate) }
+                if let der = table[kind], let certificate = try? AMDCertificate(derEncoded: der) {
+                    candidates.append(certificate)
+                }
             }
         }
         var verifier = ReportVerifier.amd

@@ -47,7 +47,8 @@ extension AMDCertificate {
     /// The SPLs this certificate was issued for, or nil when one of the four mandatory ones is missing.
     public var tcbLevels: TCBLevels? {
         func spl(_ component: TCBLevels.Component) -> UInt8? {
-            self.extension(AMDOID.spl(component)).flatMap { try? Int(derEncoded: $0.value) }.flatMap(UInt8.init(exactly:))
+            self.extension(AMDOID.spl(component)).flatMap { try? Int(derEncoded: $0.value) }.flatMap(
+                UInt8.init(exactly:))
         }
         guard let bl = spl(.bootLoader), let tee = spl(.tee), let snp = spl(.snp), let ucode = spl(.microcode) else {
             return nil

@@ -53,7 +53,8 @@ public struct FirmwareError: Error, Equatable, Sendable, CustomStringConvertible
         var text = "the Secure Processor refused \(request) with \(status)"
         switch status {
         case .invalidParam:
-            text += "; check reserved fields, that the VMPL is not below the guest's own, "
+            text +=
+                "; check reserved fields, that the VMPL is not below the guest's own, "
                 + "that a pinned TCB is not above COMMITTED_TCB and the guest SVN not above the ID block's"
         case .invalidKey:
             text += "; the requested root key is not available (no VLEK loaded, VCEK disabled, or MaskChipKey set)"

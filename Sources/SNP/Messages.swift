@@ -7,7 +7,9 @@ public struct ReportRequest: Hashable, Sendable {
     /// KEY_SEL, bits 1:0 of the u32 at 0x44: 0 = VLEK if loaded else VCEK, 1 = VCEK, 2 = VLEK, 3 reserved.
     public var keySelect: UInt32  // 0x44; the rest of 0x44..0x5F is reserved
 
-    public init(reportData: [UInt8] = Array(repeating: 0, count: 64), vmpl: UInt32 = 0, keySelect: UInt32 = 0)
+    public init(
+        reportData: [UInt8] = Array(repeating: 0, count: 64), vmpl: UInt32 = 0, keySelect: UInt32 = 0
+    )
         throws(LayoutError)
     {
         self.reportData = try .checked(reportData, field: "REPORT_DATA", count: 64)

@@ -97,32 +97,35 @@ public struct ReportVerifier: Sendable {
             throw VerificationFailure(problems: problems + [.productUnknown])
         }
 
-        // The chain.
+        // The chain. A missing issuer is one problem among others: the bindings and the signature are still checked.
         let builtin = Self.builtinCertificates(for: product, signer: signer)
         let pool = candidates + extraRoots + builtin
         let intermediate = Self.issuer(of: endorsement, in: pool)
         let root = intermediate.flatMap { Self.issuer(of: $0, in: pool) }
-        guard let intermediate, let root else {
-            let missing = intermediate == nil ? endorsement.issuer : intermediate!.issuer
-            throw VerificationFailure(problems: problems + [.issuerNotFound(missing.description)])
+        var rootFingerprint: [UInt8] = []
+        if let intermediate, let root {
+            rootFingerprint = Array(SHA256.hash(data: root.derRepresentation))
+            if !trustedRoots.contains(rootFingerprint) {
+                problems.append(
+                    .untrustedRoot(subject: root.subject.description, fingerprint: Hex.encode(rootFingerprint)))
+            }
+            if root.issuer != root.subject { problems.append(.rootNotSelfIssued(root.subject.description)) }
+            for (child, parent) in [(root, root), (intermediate, root), (endorsement, intermediate)] {
+                problems += Self.linkProblems(child: child, parent: parent)
+            }
+            for certificate in [root, intermediate] where !Self.isRSA4096(certificate) {
+                problems.append(.wrongKeyType(certificate.subject.description, expected: "RSA-4096"))
+            }
+        } else {
+            let missing = intermediate?.issuer ?? endorsement.issuer
+            problems.append(.issuerNotFound(missing.description))
         }
-        let chain = [root, intermediate, endorsement]
-        let rootFingerprint = Array(SHA256.hash(data: root.derRepresentation))
-        if !trustedRoots.contains(rootFingerprint) {
-            problems.append(.untrustedRoot(subject: root.subject.description, fingerprint: Hex.encode(rootFingerprint)))
-        }
-        if root.issuer != root.subject { problems.append(.rootNotSelfIssued(root.subject.description)) }
-        for (child, parent) in [(root, root), (intermediate, root), (endorsement, intermediate)] {
-            problems += Self.linkProblems(child: child, parent: parent)
-        }
-        for certificate in [root, intermediate] where !Self.isRSA4096(certificate) {
-            problems.append(.wrongKeyType(certificate.subject.description, expected: "RSA-4096"))
-        }
+        let chain = [root, intermediate, endorsement].compactMap { $0 }
         for certificate in chain where !(certificate.notBefore <= instant && instant <= certificate.notAfter) {
             problems.append(
                 .notValidAt(
-                    certificate.subject.description, notBefore: certificate.notBefore, notAfter: certificate.notAfter,
-                    at: instant))
+                    certificate.subject.description, notBefore: certificate.notBefore,
+                    notAfter: certificate.notAfter, at: instant))
         }
 
         // Bindings between the certificate and the report.
@@ -140,7 +143,8 @@ public struct ReportVerifier: Sendable {
             let chipPrefix = Array(report.chipID.prefix(length))
             let tailIsZero = report.chipID.dropFirst(length).allSatisfy { $0 == 0 }
             if hardwareID != chipPrefix || !tailIsZero {
-                problems.append(.hardwareIDMismatch(certificate: Hex.encode(hardwareID), chipID: Hex.encode(report.chipID)))
+                problems.append(
+                    .hardwareIDMismatch(certificate: Hex.encode(hardwareID), chipID: Hex.encode(report.chipID)))
             }
         }
 

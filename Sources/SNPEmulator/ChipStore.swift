@@ -27,7 +27,8 @@ public struct ChipStore: Sendable {
             try FileManager.default.createDirectory(
                 atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let file = ChipFile(
-                product: state.product.rawValue, chipID: Hex.encode(state.chipID), chipSecret: Hex.encode(state.chipSecret),
+                product: state.product.rawValue, chipID: Hex.encode(state.chipID),
+                chipSecret: Hex.encode(state.chipSecret),
                 tcb: state.tcbVersion.hex)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -51,11 +52,13 @@ public struct ChipStore: Sendable {
                 throw EmulatorError.stateUnreadable(path: path("chip.json"), detail: "unknown format or product")
             }
             let tcb = try TCBVersion(hex: file.tcb).levels(product.tcbLayout)
-            let askKey = try _RSA.Signing.PrivateKey(pemRepresentation: String(decoding: try read("ask.key"), as: UTF8.self))
+            let askKey = try _RSA.Signing.PrivateKey(
+                pemRepresentation: String(decoding: try read("ask.key"), as: UTF8.self))
             return ChipState(
                 product: product, chipID: try Hex.decode(file.chipID, count: 64),
                 chipSecret: try Hex.decode(file.chipSecret, count: 32), tcb: tcb,
-                ark: try AMDCertificate(bytes: try read("ark.pem")), ask: try AMDCertificate(bytes: try read("ask.pem")),
+                ark: try AMDCertificate(bytes: try read("ark.pem")),
+                ask: try AMDCertificate(bytes: try read("ask.pem")),
                 askKey: askKey, arkKeyPEM: String(decoding: try read("ark.key"), as: UTF8.self))
         } catch let error as EmulatorError {
             throw error
@@ -94,7 +97,8 @@ public struct ChipStore: Sendable {
                 atPath: temporary, contents: Data(bytes), attributes: [.posixPermissions: secret ? 0o600 : 0o644])
         else { throw EmulatorError.stateUnwritable(path: temporary, detail: "cannot create the file") }
         if FileManager.default.fileExists(atPath: target) {
-            _ = try FileManager.default.replaceItemAt(URL(fileURLWithPath: target), withItemAt: URL(fileURLWithPath: temporary))
+            _ = try FileManager.default.replaceItemAt(
+                URL(fileURLWithPath: target), withItemAt: URL(fileURLWithPath: temporary))
         } else {
             try FileManager.default.moveItem(atPath: temporary, toPath: target)
         }

@@ -20,7 +20,9 @@ public final class EmulatedGuest: GuestDevice {
 
     /// Launches a guest. The firmware refuses a policy with reserved bits, without bit 17, or asking for a
     /// newer ABI than it implements.
-    public init(chip: ChipState, launch: LaunchContext, store: ChipStore? = nil, name: String = "emulator")
+    public init(
+        chip: ChipState, launch: LaunchContext, store: ChipStore? = nil, name: String = "emulator"
+    )
         throws(EmulatorError)
     {
         let policy = launch.policy
@@ -163,9 +165,10 @@ public final class EmulatedGuest: GuestDevice {
         let layout = chip.product.tcbLayout
         if fields.contains(.tcbVersion) {
             let requested = request.tcbVersion
-            guard !requested.hasReservedBits(layout), requested.levels(layout).components.allSatisfy({
-                (requested.levels(layout)[$0] ?? 0) <= (chip.tcb[$0] ?? 0)
-            })
+            guard !requested.hasReservedBits(layout),
+                requested.levels(layout).components.allSatisfy({
+                    (requested.levels(layout)[$0] ?? 0) <= (chip.tcb[$0] ?? 0)
+                })
             else { return .refused(FirmwareStatus.invalidParam) }
         }
 

@@ -27,7 +27,8 @@ public struct EmulatorClient: GuestDevice {
             var w = ByteWriter()
             w.bytes(request.bytes)
             w.integer(UInt32(bufferSize))
-            let payload = try exchange(.init(type: .extendedReport, payload: w.bytes), expecting: .extendedReportResponse)
+            let payload = try exchange(
+                .init(type: .extendedReport, payload: w.bytes), expecting: .extendedReportResponse)
             var r = ByteReader(payload)
             let status: UInt32 = try r.integer()
             let needed = Int(try r.integer(UInt32.self))

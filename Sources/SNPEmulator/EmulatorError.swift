@@ -20,7 +20,8 @@ public enum EmulatorError: Error, Equatable, Sendable, CustomStringConvertible {
             "'\(path)' already holds an emulated chip; pick another --state directory (a chip is never overwritten)"
         case .stateUnreadable(let path, let detail): "cannot read emulator state '\(path)': \(detail)"
         case .stateUnwritable(let path, let detail): "cannot write emulator state '\(path)': \(detail)"
-        case .launchRefused(let status, let reason): "the emulated firmware refused the launch with \(status): \(reason)"
+        case .launchRefused(let status, let reason):
+            "the emulated firmware refused the launch with \(status): \(reason)"
         case .socket(let path, let operation, let errno):
             "\(operation) '\(path)' failed: \(errnoDescription(errno))"
                 + (operation == "connect to" ? "; is 'vhsm emulator serve' running on it?" : "")

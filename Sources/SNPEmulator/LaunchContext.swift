@@ -31,7 +31,8 @@ public struct LaunchIdentity: Hashable, Sendable {
     /// SHA-384 of the author public key, when an author key signed the ID key.
     public var authorKeyDigest: [UInt8]?
 
-    public init(familyID: [UInt8], imageID: [UInt8], guestSVN: UInt32, idKeyDigest: [UInt8], authorKeyDigest: [UInt8]?) {
+    public init(familyID: [UInt8], imageID: [UInt8], guestSVN: UInt32, idKeyDigest: [UInt8], authorKeyDigest: [UInt8]?)
+    {
         self.familyID = familyID
         self.imageID = imageID
         self.guestSVN = guestSVN

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Musl)
-    import Musl
+import Musl
 #endif
 
 /// The one file in SNPEmulator that makes system calls: unix stream sockets and character devices,
@@ -26,17 +26,7 @@ struct StreamConnection: ~Copyable {
             guard fd >= 0 else { throw .socket(path: path, operation: "open", errno: errno) }
             return StreamConnection(descriptor: fd, path: path)
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .socket(path: path, operation: "create a socket for", errno: errno) }
-        var address = try Self.address(path)
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else {
-            let error = errno
-            close(fd)
-            throw .socket(path: path, operation: "connect to", errno: error)
-        }
+        let fd = try unixSocket(path, operation: "connect to") { connect($0, $1, $2) }
         return StreamConnection(descriptor: fd, path: path)
     }
 
@@ -96,18 +86,9 @@ struct Listener: ~Copyable {
 
     init(path: String) throws(EmulatorError) {
         unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .socket(path: path, operation: "create a socket for", errno: errno) }
-        var address = try StreamConnection.address(path)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        descriptor = try unixSocket(path, operation: "listen on") { fd, address, length in
+            bind(fd, address, length) == 0 ? listen(fd, 16) : -1
         }
-        guard bound == 0, listen(fd, 16) == 0 else {
-            let error = errno
-            close(fd)
-            throw .socket(path: path, operation: "listen on", errno: error)
-        }
-        descriptor = fd
         self.path = path
     }
 
@@ -135,6 +116,27 @@ extension StreamConnection {
     static func accepted(_ descriptor: Int32, path: String) -> StreamConnection {
         StreamConnection(descriptor: descriptor, path: path)
     }
+}
+
+/// A new unix stream socket on which `setUp` (connect, or bind and listen) ran with the address of `path`;
+/// closed again when that fails.
+private func unixSocket(
+    _ path: String, operation: String, _ setUp: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32
+) throws(EmulatorError) -> Int32 {
+    var address = try StreamConnection.address(path)
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw .socket(path: path, operation: "create a socket for", errno: errno) }
+    let rc = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            setUp(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        }
+    }
+    guard rc == 0 else {
+        let error = errno
+        close(fd)
+        throw .socket(path: path, operation: operation, errno: error)
+    }
+    return fd
 }
 
 /// `strerror` text for an errno value.

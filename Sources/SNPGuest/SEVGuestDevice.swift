@@ -33,7 +33,9 @@ public struct SEVGuestDevice: GuestDevice {
     /// The report and the host's certificate table. Starts with a one-page certificate buffer; when the host
     /// answers INVALID_LEN the driver writes the size it needs into `certs_len`, and the request is sent once more
     /// with a buffer of that size.
-    public func extendedReport(_ request: ReportRequest) throws(GuestDeviceError) -> (
+    public func extendedReport(
+        _ request: ReportRequest
+    ) throws(GuestDeviceError) -> (
         ReportResponse, CertificateTable
     ) {
         var kernelRequest = snp_ext_report_req()
@@ -77,7 +79,9 @@ public struct SEVGuestDevice: GuestDevice {
         }
     }
 
-    public func derivedKey(_ request: DerivedKeyRequest) throws(GuestDeviceError)
+    public func derivedKey(
+        _ request: DerivedKeyRequest
+    ) throws(GuestDeviceError)
         -> DerivedKeyResponse
     {
         var kernelRequest = snp_derived_key_req()
@@ -104,7 +108,9 @@ public struct SEVGuestDevice: GuestDevice {
 
     // MARK: - Structures
 
-    private func makeReportRequest(_ request: ReportRequest) throws(GuestDeviceError)
+    private func makeReportRequest(
+        _ request: ReportRequest
+    ) throws(GuestDeviceError)
         -> snp_report_req
     {
         guard request.reportData.count == 64 else {
@@ -120,7 +126,9 @@ public struct SEVGuestDevice: GuestDevice {
         return kernelRequest
     }
 
-    private func parseReport(_ response: snp_report_resp, request: SEVGuestRequest)
+    private func parseReport(
+        _ response: snp_report_resp, request: SEVGuestRequest
+    )
         throws(GuestDeviceError)
         -> ReportResponse
     {

@@ -23,7 +23,9 @@ public struct TSMReportDevice: GuestDevice {
         }
     }
 
-    public func extendedReport(_ request: ReportRequest) throws(TSMError) -> (
+    public func extendedReport(
+        _ request: ReportRequest
+    ) throws(TSMError) -> (
         ReportResponse, CertificateTable
     ) {
         try withEntry { entry throws(TSMError) in
@@ -74,7 +76,9 @@ struct TSMEntry {
 
     /// Checks the provider, writes inblob (and privlevel), reads outblob (and auxblob) and checks that
     /// `generation` did not move while reading.
-    func generate(_ request: ReportRequest, certificates: Bool) throws(TSMError)
+    func generate(
+        _ request: ReportRequest, certificates: Bool
+    ) throws(TSMError)
         -> (report: ReportResponse, certificates: CertificateTable?)
     {
         let provider = try read("provider")

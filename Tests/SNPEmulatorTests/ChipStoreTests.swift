@@ -36,7 +36,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ChipStore(directory: directory)
         try store.create(TestChips.chip(.milan, secret: 7))
-        #expect(throws: EmulatorError.stateExists(path: directory)) { try store.create(TestChips.chip(.milan, secret: 8)) }
+        #expect(throws: EmulatorError.stateExists(path: directory)) {
+            try store.create(TestChips.chip(.milan, secret: 8))
+        }
         #expect(try store.load().chipSecret == Array(repeating: 7, count: 32))
     }
 

@@ -14,7 +14,9 @@ import Testing
         try TestChips.guest(chip, launch).derivedKeyBytes(request)
     }
 
-    func request(_ fields: GuestFieldSelect, vmpl: UInt32 = 0, svn: UInt32 = 0, tcb: TCBVersion? = nil)
+    func request(
+        _ fields: GuestFieldSelect, vmpl: UInt32 = 0, svn: UInt32 = 0, tcb: TCBVersion? = nil
+    )
         -> DerivedKeyRequest
     {
         DerivedKeyRequest(
@@ -63,7 +65,9 @@ import Testing
         let b = LaunchContext(idBlock: other)
         #expect(try key(TestChips.milan, a, request(.imageID)) != key(TestChips.milan, b, request(.imageID)))
         #expect(try key(TestChips.milan, a, request(.familyID)) == key(TestChips.milan, b, request(.familyID)))
-        #expect(try key(TestChips.milan, a, request(.guestSVN, svn: 4)) != key(TestChips.milan, a, request(.guestSVN, svn: 5)))
+        #expect(
+            try key(TestChips.milan, a, request(.guestSVN, svn: 4))
+                != key(TestChips.milan, a, request(.guestSVN, svn: 5)))
         // The ID key digest is always mixed in: with and without an ID block, keys differ.
         #expect(try key(TestChips.milan, a) != key(TestChips.milan, LaunchContext()))
     }
@@ -90,8 +94,10 @@ import Testing
         var higher = chip.tcb
         higher.microcode += 1
         let layout = TCBLayout.turin
-        let ok = DerivedKeyRequest(root: .vcek, guestFieldSelect: .tcbVersion, tcbVersion: TCBVersion(lower, layout: layout))
-        let refused = DerivedKeyRequest(root: .vcek, guestFieldSelect: .tcbVersion, tcbVersion: TCBVersion(higher, layout: layout))
+        let ok = DerivedKeyRequest(
+            root: .vcek, guestFieldSelect: .tcbVersion, tcbVersion: TCBVersion(lower, layout: layout))
+        let refused = DerivedKeyRequest(
+            root: .vcek, guestFieldSelect: .tcbVersion, tcbVersion: TCBVersion(higher, layout: layout))
         #expect(TestChips.guest(chip).derivedKey(ok).status == .success)
         #expect(TestChips.guest(chip).derivedKey(refused).status == .invalidParam)
     }
@@ -118,9 +124,18 @@ import Testing
         #expect(status { $0.guestFieldSelect = .launchMitigationVector } == .invalidParam)  // needs message version 2
         #expect(status { $0.vmpl = 0 } == .invalidParam)  // below the caller's VMPL
         #expect(status { $0.vmpl = 4 } == .invalidParam)
-        #expect(status { $0.guestFieldSelect = .guestSVN; $0.guestSVN = 6 } == .invalidParam)  // above the ID block's 5
-        #expect(status { $0.guestFieldSelect = .guestSVN; $0.guestSVN = 5 } == .success)
-        #expect(status { $0.guestFieldSelect = .tcbVersion; $0.tcbVersion = TCBVersion(rawValue: 1 << 16) } == .invalidParam)  // reserved byte
+        #expect(
+            status {
+                $0.guestFieldSelect = .guestSVN; $0.guestSVN = 6
+            } == .invalidParam)  // above the ID block's 5
+        #expect(
+            status {
+                $0.guestFieldSelect = .guestSVN; $0.guestSVN = 5
+            } == .success)
+        #expect(
+            status {
+                $0.guestFieldSelect = .tcbVersion; $0.tcbVersion = TCBVersion(rawValue: 1 << 16)
+            } == .invalidParam)  // reserved byte
         #expect(status { $0.rootKeySelect = 2 << 1 } == .invalidKey)  // VLEK, none loaded
         #expect(status { $0.rootKeySelect = 3 << 1 } == .invalidKey)  // KEY_SEL 3
         #expect(status { $0.rootKeySelect = 0 } == .success)  // KEY_SEL 0: VLEK if loaded, else VCEK

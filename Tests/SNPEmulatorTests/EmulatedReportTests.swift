@@ -84,7 +84,9 @@ import Testing
     }
 
     @Test func launchesWithABadPolicyAreRefused() {
-        for (raw, reason) in [(0x10000, "bit 17"), (0x3_0000 | 1 << 30, "reserved"), (0x3_3800, "ABI")] as [(UInt64, String)] {
+        for (raw, reason) in [(0x10000, "bit 17"), (0x3_0000 | 1 << 30, "reserved"), (0x3_3800, "ABI")]
+            as [(UInt64, String)]
+        {
             #expect(throws: EmulatorError.self, "\(reason)") {
                 try EmulatedGuest(chip: TestChips.milan, launch: LaunchContext(policy: GuestPolicy(rawValue: raw)))
             }
@@ -98,4 +100,3 @@ import Testing
         #expect(vcek.structVersion == 1)
     }
 }
-

@@ -1,6 +1,7 @@
 import CryptoExtras
 import Foundation
 import SNP
+
 @testable import SNPEmulator
 
 /// Chips for tests. RSA-4096 generation is slow, so every test chip shares one ARK key and one ASK key,

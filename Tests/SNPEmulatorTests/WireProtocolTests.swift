@@ -56,7 +56,9 @@ import Testing
         #expect(type == .report && length == 3)
         var badMagic = frame.bytes
         badMagic[0] = 0
-        #expect(throws: EmulatorError.protocolViolation("bad magic")) { try WireProtocol.Frame.header(Array(badMagic.prefix(12))) }
+        #expect(throws: EmulatorError.protocolViolation("bad magic")) {
+            try WireProtocol.Frame.header(Array(badMagic.prefix(12)))
+        }
         var huge = frame.bytes
         huge[8...11] = [0, 0, 2, 0]
         #expect(throws: EmulatorError.self) { try WireProtocol.Frame.header(Array(huge.prefix(12))) }

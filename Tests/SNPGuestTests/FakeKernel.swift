@@ -90,7 +90,9 @@ struct GuestIoctl {
 enum Fixtures {
     static let reportData: [UInt8] = (0..<64).map { UInt8($0) ^ 0xA5 }
 
-    static func report(reportData: [UInt8] = Fixtures.reportData, vmpl: UInt32 = 0)
+    static func report(
+        reportData: [UInt8] = Fixtures.reportData, vmpl: UInt32 = 0
+    )
         -> AttestationReport
     {
         var report = AttestationReport(version: 3)

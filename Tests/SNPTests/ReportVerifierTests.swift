@@ -4,7 +4,9 @@ import SNP
 import Testing
 
 @Suite struct ReportVerifierTests {
-    func verify(_ vector: RealVector, report: [UInt8]? = nil, endorsement: [UInt8]? = nil, at: Date? = nil) throws
+    func verify(
+        _ vector: RealVector, report: [UInt8]? = nil, endorsement: [UInt8]? = nil, at: Date? = nil
+    ) throws
         -> VerifiedReport
     {
         let parsed = try AttestationReport(bytes: report ?? vector.report)
@@ -26,18 +28,24 @@ import Testing
         let chain = try AMDCertificate.all(pemEncoded: vector.intermediatePEM + vector.arkPEM)
         let verified = try ReportVerifier.amd.verify(
             report, endorsement: AMDCertificate(bytes: vector.endorsement), candidates: chain, at: vector.validAt)
-        #expect(verified.chain.map(\.derRepresentation) == [chain[1], chain[0]].map(\.derRepresentation) + [vector.endorsement])
+        #expect(
+            verified.chain.map(\.derRepresentation) == [chain[1], chain[0]].map(\.derRepresentation) + [
+                vector.endorsement
+            ])
     }
 
     @Test func theBuiltinCertificatesAreAMDsAndMatchThePins() throws {
         for product in Product.allCases {
             let ark = try AMDCertificate(pemEncoded: product.builtinArkPEM)
             #expect(Array(SHA256.hash(data: ark.derRepresentation)) == product.arkFingerprint)
-            let shared = try AMDCertificate(pemEncoded: String(decoding: RealVector.read("ark_\(product.rawValue).pem"), as: UTF8.self))
+            let shared = try AMDCertificate(
+                pemEncoded: String(decoding: RealVector.read("ark_\(product.rawValue).pem"), as: UTF8.self))
             #expect(shared == ark)
             for kind in ["ask", "asvk"] {
-                let file = try AMDCertificate(pemEncoded: String(decoding: RealVector.read("\(kind)_\(product.rawValue).pem"), as: UTF8.self))
-                let builtin = try AMDCertificate(pemEncoded: kind == "ask" ? product.builtinAskPEM : product.builtinAsvkPEM)
+                let file = try AMDCertificate(
+                    pemEncoded: String(decoding: RealVector.read("\(kind)_\(product.rawValue).pem"), as: UTF8.self))
+                let builtin = try AMDCertificate(
+                    pemEncoded: kind == "ask" ? product.builtinAskPEM : product.builtinAsvkPEM)
                 #expect(file == builtin)
             }
         }
@@ -68,7 +76,8 @@ import Testing
 
     @Test(arguments: RealVector.reports)
     func rejectsACertificateFromAnotherVector(_ vector: RealVector) throws {
-        let other = RealVector.reports.first { $0.name != vector.name && $0.entry.product == vector.entry.product }
+        let other =
+            RealVector.reports.first { $0.name != vector.name && $0.entry.product == vector.entry.product }
             ?? RealVector.reports.first { $0.name != vector.name }!
         #expect(throws: VerificationFailure.self) { try verify(vector, endorsement: other.endorsement) }
     }
@@ -158,4 +167,3 @@ import Testing
         #expect(throws: CertificateError.self) { try AMDCertificate(bytes: bytes) }
     }
 }
-

@@ -2,8 +2,9 @@
 SWIFT ?= swift
 BIN = $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 TESTDATA ?= $(abspath ../shared/testdata)
+MEASURE_CASES ?= 80
 
-.PHONY: all deps build test unit-test cli-test run bench format lint clean
+.PHONY: all deps build test unit-test cli-test measure-test run bench format lint clean
 
 all: build
 
@@ -19,15 +20,22 @@ unit-test: build
 cli-test: build
 	VHSM=$(BIN)/vhsm TESTDATA=$(TESTDATA) scripts/cli-test.sh
 
-test: lint unit-test cli-test
+# vhsm measure against every shipped vector, and against sev-snp-measure 0.0.13 on random inputs in the same run.
+measure-test: build
+	python3 scripts/measure_vectors.py $(BIN)/vhsm $(TESTDATA)/measure
+	python3 scripts/measure_oracle.py $(BIN)/vhsm $(TESTDATA)/measure --cases $(MEASURE_CASES) \
+		$(addprefix --kernel ,$(wildcard /boot/vmlinuz-*))
+
+test: lint unit-test cli-test measure-test
 
 run: build
 	VHSM=$(BIN)/vhsm scripts/run-demo.sh
 
 bench: deps
 	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --product vhsm
 	VHSM=$$($(SWIFT) build -c release --show-bin-path)/vhsm BENCH=$$($(SWIFT) build -c release --show-bin-path)/vhsm-bench \
-		TESTDATA=$(TESTDATA) scripts/bench.sh
+		STATIC_VHSM=.build-static/release/vhsm TESTDATA=$(TESTDATA) scripts/bench.sh
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift

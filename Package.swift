@@ -55,6 +55,6 @@ let package = Package(
             dependencies: ["SNPEmulator", "SNP", crypto, cryptoExtras],
             swiftSettings: strict
         ),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator"], swiftSettings: strict),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", crypto], swiftSettings: strict),
     ]
 )

@@ -136,5 +136,44 @@ expect 1 "report get from a missing device" -- "$VHSM" report get --device "$wor
 check "the missing device is named" grep -q "no-sev-guest" "$work/err"
 expect 1 "report get from a stopped emulator" -- "$VHSM" report get --emulator "$work/none.sock" -o "$work/x.bin"
 
+# Launch measurement and ID blocks: the emulator measures the files QEMU would boot, and the firmware model
+# accepts an ID block only for that measurement and policy.
+M=$TESTDATA/measure
+b03=b401308a0b72a6c70fa4be86fcd235377a55110b75dcb911773d934f19b9c93ec887086d2f548d691f1718e96eba2c0f
+launch=(--ovmf "$M/OVMF.amdsev.fd" --kernel "$M/kernel-synthetic.bin" --initrd "$M/initrd-synthetic.bin"
+  --append "console=ttyS0 loglevel=7" --vcpus 4 --vcpu-type EPYC-Milan)
+expect 0 "measure B03" -- "$VHSM" measure "${launch[@]}"
+check "measure B03 value" test "$(cat "$work/out")" = "$b03"
+expect 0 "measure json" -- "$VHSM" measure "${launch[@]}" --output json
+check "measure json value" grep -q "\"measurement\" : \"$b03\"" "$work/out"
+expect 1 "measure refuses firmware without SEV metadata" -- "$VHSM" measure --ovmf "$M/ovmf_debian12_CODE_4M.suffix4k.bin" --vcpus 1 --vcpu-type EPYC-v4
+check "the refusal says why" grep -q "SEV metadata" "$work/err"
+expect 1 "measure refuses a size that is not 4 KiB pages" -- "$VHSM" measure --ovmf "$M/initrd-synthetic.bin" --vcpus 1 --vcpu-type EPYC-v4
+expect 2 "measure without a vCPU type" -- "$VHSM" measure --ovmf "$M/OVMF.amdsev.fd" --vcpus 1
+expect 2 "measure with an unknown vCPU type" -- "$VHSM" measure --ovmf "$M/OVMF.amdsev.fd" --vcpus 1 --vcpu-type EPYC-Zen9
+expect 2 "measure initrd without kernel" -- "$VHSM" measure --ovmf "$M/OVMF.amdsev.fd" --vcpus 1 --vcpu-type EPYC --initrd "$M/empty.bin"
+expect 0 "emulator measures the launch" -- "$VHSM" emulator report --state "$work/chip-milan" --report-data 01 "${launch[@]}" -o "$work/measured.bin"
+expect 0 "the report carries the computed measurement" -- "$VHSM" report verify "$work/measured.bin" --cert "$work/chip-milan/certs/vcek.der" \
+  --chain "$work/chip-milan/certs/ask.pem" --trust-emulator-root "$work/chip-milan/certs/ark.pem" --measurement "$b03"
+openssl ecparam -name secp384r1 -genkey -noout -out "$work/id.pem" 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/author.pem" 2>/dev/null
+expect 0 "idblock create" -- "$VHSM" idblock create --measurement "$b03" --family-id 0f --image-id 1e --svn 2 --policy 0x30000 \
+  --id-key "$work/id.pem" --author-key "$work/author.pem" --out "$work/idblock"
+check "idblock prints the QEMU fragment" grep -q "^id-block=.*,id-auth=.*,author-key-enabled=on" "$work/out"
+idkey=$(sed -n 's/^id_key_digest: //p' "$work/out")
+expect 0 "idblock verify" -- "$VHSM" idblock verify "$work/idblock" --measurement "$b03" --policy 0x30000
+expect 0 "emulator launch with the ID block" -- "$VHSM" emulator report --state "$work/chip-milan" --report-data 02 "${launch[@]}" \
+  --id-block "$work/idblock" -o "$work/id-report.bin"
+expect 0 "ID block fields in the report" -- "$VHSM" report show "$work/id-report.bin" --json
+check "the report carries the ID key digest" grep -q "\"id_key_digest\" : \"$idkey\"" "$work/out"
+check "the report carries the guest SVN" grep -q '"guest_svn" : 2' "$work/out"
+expect 1 "a launch with other inputs is refused by the ID block" -- "$VHSM" emulator report --state "$work/chip-milan" --report-data 02 \
+  "${launch[@]}" --vcpus 2 --id-block "$work/idblock" -o "$work/x.bin"
+check "BAD_MEASUREMENT is named" grep -q "BAD_MEASUREMENT" "$work/err"
+expect 1 "a launch with another policy is refused by the ID block" -- "$VHSM" emulator report --state "$work/chip-milan" --report-data 02 \
+  "${launch[@]}" --policy 0x70000 --id-block "$work/idblock" -o "$work/x.bin"
+check "POLICY_FAILURE is named" grep -q "POLICY_FAILURE" "$work/err"
+expect 2 "measurement and ovmf together" -- "$VHSM" emulator report --state "$work/chip-milan" --report-data 02 "${launch[@]}" --measurement "$b03" -o "$work/x.bin"
+
 echo "cli-test: $passed passed, $failed failed"
 [ "$failed" = 0 ]

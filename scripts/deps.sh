@@ -7,13 +7,22 @@ have swift || { echo "deps: swift is not on PATH; this project needs Swift 6.2 o
 have python3 || need+=(python3)
 have openssl || need+=(openssl)
 have pip3 || have pip || need+=(python3-pip)
+# The Debian kernel: measured by 'vhsm measure' tests and benchmarks (and booted by the QEMU tests later).
+compgen -G "/boot/vmlinuz-*" >/dev/null || need+=(linux-image-amd64)
+# Debian 12's generic OVMF images: measured by the vectors of group F.
+[ -f /usr/share/ovmf/OVMF.fd ] || need+=(ovmf)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 # The independent verifier (scripts/verify_snp.py) needs Python's cryptography package.
 if ! python3 -c 'import cryptography' 2>/dev/null; then
   echo "deps: installing Python package cryptography"
   python3 -m pip install -q cryptography || { apt-get update -qq && apt-get install -y -qq python3-cryptography >/dev/null; }
+fi
+# The reference launch-measurement tool, compared with 'vhsm measure' in the same test run.
+if ! python3 -c 'import sevsnpmeasure' 2>/dev/null; then
+  echo "deps: installing Python package sev-snp-measure==0.0.13"
+  python3 -m pip install -q sev-snp-measure==0.0.13
 fi

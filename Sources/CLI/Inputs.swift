@@ -3,7 +3,12 @@ import SNP
 
 /// Reading files and typed option values, with errors that name the file or the option.
 enum Inputs {
-    static func read(_ path: String) throws -> [UInt8] {
+    /// The largest firmware, kernel or initrd `vhsm` measures.
+    static let measuredLimit = 4 << 30
+
+    /// Reads a whole file. `limit` guards against feeding a disk image where a report or certificate belongs;
+    /// files that a launch measures (firmware, kernel, initrd) use `measuredLimit`.
+    static func read(_ path: String, limit: Int = 16 << 20) throws -> [UInt8] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw CLIError.input(path, "no such file")
@@ -14,8 +19,8 @@ enum Inputs {
             throw CLIError.input(path, "cannot be read (permissions?)")
         }
         try? handle.close()
-        guard data.count <= 16 << 20 else {
-            throw CLIError.input(path, "is larger than 16 MiB; not a report or certificate")
+        guard data.count <= limit else {
+            throw CLIError.input(path, "is larger than \(limit >> 20) MiB, more than this input can be")
         }
         return Array(data)
     }

@@ -4,7 +4,7 @@ BIN = $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 TESTDATA ?= $(abspath ../shared/testdata)
 MEASURE_CASES ?= 80
 
-.PHONY: all deps build test unit-test cli-test measure-test run bench format lint clean
+.PHONY: all deps build test unit-test cli-test measure-test hvac-test run bench format lint clean
 
 all: build
 
@@ -26,7 +26,11 @@ measure-test: build
 	python3 scripts/measure_oracle.py $(BIN)/vhsm $(TESTDATA)/measure --cases $(MEASURE_CASES) \
 		$(addprefix --kernel ,$(wildcard /boot/vmlinuz-*))
 
-test: lint unit-test cli-test measure-test
+# vhsmd against hvac 2.4.0, and the same checks against OpenBao 2.7.2 to prove they encode Vault's behaviour.
+hvac-test: build
+	VHSMD=$(BIN)/vhsmd scripts/hvac-test.sh
+
+test: lint unit-test cli-test measure-test hvac-test
 
 run: build
 	VHSM=$(BIN)/vhsm scripts/run-demo.sh

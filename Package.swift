@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .executable(name: "vhsm", targets: ["CLI"]),
         .executable(name: "vhsm-bench", targets: ["Bench"]),
+        .executable(name: "vhsmd", targets: ["KeyService"]),
     ],
     traits: [
         .trait(
@@ -31,6 +32,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(name: "CLinux"),
@@ -46,6 +50,16 @@ let package = Package(
             dependencies: ["SNP", "SNPGuest", "SNPEmulator", argumentParser, system],
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "KeyService",
+            dependencies: [
+                "SNP", crypto, cryptoExtras, argumentParser,
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(name: "Bench", dependencies: ["SNP", "SNPEmulator"], swiftSettings: strict),
         .testTarget(name: "SNPTests", dependencies: ["SNP", crypto], swiftSettings: strict),
         .testTarget(
@@ -53,6 +67,14 @@ let package = Package(
         .testTarget(
             name: "SNPEmulatorTests",
             dependencies: ["SNPEmulator", "SNP", crypto, cryptoExtras],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KeyServiceTests",
+            dependencies: [
+                "KeyService", crypto, cryptoExtras, .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", crypto], swiftSettings: strict),

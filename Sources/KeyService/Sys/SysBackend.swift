@@ -1,0 +1,83 @@
+import Foundation
+import HTTPTypes
+
+/// `sys/…`: health, seal status, init status, the mount table.
+struct SysBackend: Backend {
+    let state: ServerState
+    let mounts: MountTable
+
+    func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
+        switch (request.operation, path) {
+        case (.read, "health"): return health(request)
+        case (.read, "seal-status"): return VaultReply(bare: .object(sealStatus))
+        case (.read, "init"): return VaultReply(bare: .object(["initialized": .bool(state.initialized)]))
+        case (.read, "leader"):
+            return VaultReply(
+                bare: .object([
+                    "ha_enabled": .bool(false), "is_self": .bool(false), "leader_address": .string(""),
+                    "leader_cluster_address": .string(""), "performance_standby": .bool(false),
+                ]))
+        case (.read, "mounts"):
+            let listing = await mounts.list()
+            return VaultReply(data: .object(listing), topLevel: listing)
+        case (.update, _) where path.hasPrefix("mounts/"):
+            let mountPath = String(path.dropFirst("mounts/".count))
+            guard !mountPath.hasSuffix("/tune"), !mountPath.isEmpty else { throw .unsupportedPath("sys/" + path) }
+            guard let type = try request.body.string("type") else { throw .badRequest("missing type") }
+            var options: [String: JSONValue] = [:]
+            if case .object(let object)? = request.body["options"] { options = object }
+            try await mounts.enable(
+                path: mountPath, type: type, description: try request.body.string("description") ?? "",
+                options: options)
+            return .noContent
+        case (.delete, _) where path.hasPrefix("mounts/"):
+            await mounts.disable(path: String(path.dropFirst("mounts/".count)))
+            return .noContent
+        default:
+            throw .unsupportedPath("sys/" + path)
+        }
+    }
+
+    /// `sys/health`: 200 active, 429 standby, 501 not initialised, 503 sealed; query parameters override codes.
+    private func health(_ request: VaultRequest) -> VaultReply {
+        func code(_ name: String, _ fallback: Int) -> Int { request.query[name].flatMap(Int.init) ?? fallback }
+        let status: Int
+        if !state.initialized {
+            status = code("uninitcode", 501)
+        } else if state.sealed {
+            status = code("sealedcode", 503)
+        } else {
+            status = code("activecode", 200)
+        }
+        let body: JSONValue = .object([
+            "initialized": .bool(state.initialized), "sealed": .bool(state.sealed), "standby": .bool(false),
+            "performance_standby": .bool(false), "replication_performance_mode": .string("disabled"),
+            "replication_dr_mode": .string("disabled"), "server_time_utc": .int(Int64(Date().timeIntervalSince1970)),
+            "version": .string(ServerState.version), "cluster_name": .string(state.clusterName),
+            "cluster_id": .string(state.clusterID),
+        ])
+        return VaultReply(status: HTTPResponse.Status(code: status), bare: body)
+    }
+
+    private var sealStatus: [String: JSONValue] {
+        [
+            "type": .string(state.sealType), "initialized": .bool(state.initialized), "sealed": .bool(state.sealed),
+            "t": .int(1), "n": .int(1), "progress": .int(0), "nonce": .string(""),
+            "version": .string(ServerState.version),
+            "build_date": .string(""), "migration": .bool(false), "cluster_name": .string(state.clusterName),
+            "cluster_id": .string(state.clusterID), "recovery_seal": .bool(false),
+            "storage_type": .string(state.storageType),
+        ]
+    }
+}
+
+/// What `sys/health` and `sys/seal-status` report about the server.
+struct ServerState: Sendable {
+    static let version = "0.1.0"
+    var initialized: Bool
+    var sealed: Bool
+    var sealType: String
+    var storageType: String
+    var clusterName = "vhsm-cluster-" + MountTable.randomHex(4)
+    var clusterID = UUID().uuidString.lowercased()
+}

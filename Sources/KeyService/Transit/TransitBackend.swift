@@ -1,0 +1,350 @@
+import Foundation
+import HTTPTypes
+
+/// The transit secrets engine's HTTP paths (vault-api.md §1.4), over the `TransitKey` engine.
+struct TransitBackend: Backend {
+    let store: TransitStore
+
+    func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
+        do {
+            return try await route(request, Self.segments(path))
+        } catch let error as TransitError {
+            throw VaultError(status: HTTPResponse.Status(code: error.status), messages: [error.message])
+        } catch let error as VaultError {
+            throw error
+        } catch {
+            throw .internalError("\(error)")
+        }
+    }
+
+    static func segments(_ path: String) -> [String] { path.split(separator: "/").map(String.init) }
+
+    private func route(_ request: VaultRequest, _ parts: [String]) async throws -> VaultReply {
+        let body = request.body
+        switch (request.operation, parts.first ?? "", parts.count) {
+        case (.list, "keys", 1):
+            let names = await store.names()
+            guard !names.isEmpty else { throw VaultError.notFound }
+            return .data(["keys": .array(names.map(JSONValue.string))])
+        case (.update, "keys", 2):
+            let options = try Self.createOptions(body)
+            if let existing = await store.key(parts[1]) { return try Self.read(existing) }
+            let key = try TransitKey.create(name: parts[1], options: options)
+            await store.put(key)
+            return try Self.read(key)
+        case (.read, "keys", 2):
+            guard let key = await store.key(parts[1]) else { throw VaultError.notFound }
+            return try Self.read(key)
+        case (.delete, "keys", 2):
+            guard let key = await store.key(parts[1]) else { return .noContent }
+            try key.checkDeletable()
+            await store.delete(parts[1])
+            return .noContent
+        case (.update, "keys", 3):
+            return try await keyAction(parts[1], action: parts[2], body: body)
+        case (.update, "encrypt", 2): return try await encrypt(parts[1], body: body)
+        case (.update, "decrypt", 2): return try await decrypt(parts[1], body: body)
+        case (.update, "rewrap", 2): return try await rewrap(parts[1], body: body)
+        case (.update, "datakey", 3):
+            let key = try await existing(parts[2], missing: "encryption key not found")
+            let kind = try TransitKey.DataKeyKind(pathWord: parts[1])
+            let (plaintext, result) = try key.dataKey(
+                kind: kind, bits: Int(try body.int("bits") ?? 256), context: try Self.bytes(body, "context"),
+                associatedData: try Self.bytes(body, "associated_data"), nonce: try Self.bytes(body, "nonce"),
+                keyVersion: Int(try body.int("key_version") ?? 0))
+            var data = try Self.object(result)
+            if let plaintext { data["plaintext"] = .string(TransitBase64.encode(plaintext)) }
+            return .data(data)
+        case (.update, "random", _):
+            var count = Int(try body.int("bytes") ?? 32)
+            var format = try body.string("format") ?? "base64"
+            for part in parts.dropFirst() {
+                if let number = Int(part) { count = number } else if part == "hex" || part == "base64" { format = part }
+            }
+            return .data(["random_bytes": .string(try TransitUtilities.randomBytes(count: count, format: format))])
+        case (.update, "hash", _):
+            let algorithm = parts.count > 1 ? parts[1] : (try body.string("algorithm") ?? "sha2-256")
+            let sum = try TransitUtilities.hash(
+                try Self.bytes(body, "input") ?? [], algorithm: algorithm, format: try body.string("format") ?? "hex")
+            return .data(["sum": .string(sum)])
+        case (.update, "hmac", 2), (.update, "hmac", 3):
+            let key = try await existing(parts[1], missing: "HMAC key not found")
+            let algorithm = try TransitHashAlgorithm(
+                name: parts.count > 2 ? parts[2] : try body.string("algorithm") ?? "")
+            let version = Int(try body.int("key_version") ?? 0)
+            return try Self.batch(body, single: "input") { item throws -> [String: JSONValue] in
+                try Self.object(
+                    key.hmac(try Self.bytes(item, "input") ?? [], algorithm: algorithm, keyVersion: version))
+            }
+        case (.update, "sign", 2), (.update, "sign", 3):
+            let key = try await existing(parts[1], missing: "signing key not found")
+            let version = Int(try body.int("key_version") ?? 0)
+            return try Self.batch(body, single: "input") { item throws -> [String: JSONValue] in
+                var options = try Self.signOptions(body, hashPath: parts.count > 2 ? parts[2] : nil)
+                options.context = try Self.bytes(item, "context") ?? options.context
+                return try Self.object(
+                    key.sign(try Self.bytes(item, "input") ?? [], options: options, keyVersion: version))
+            }
+        case (.update, "verify", 2), (.update, "verify", 3):
+            let key = try await existing(parts[1], missing: "signature verification failed")
+            let input = try Self.bytes(body, "input") ?? []
+            if let hmac = try body.string("hmac") {
+                let algorithm = try TransitHashAlgorithm(
+                    name: parts.count > 2 ? parts[2] : try body.string("algorithm") ?? "")
+                return .data(["valid": .bool(try key.verifyHMAC(input, hmac: hmac, algorithm: algorithm))])
+            }
+            guard let signature = try body.string("signature") else {
+                throw TransitError.badRequest("missing signature to validate")
+            }
+            let options = try Self.signOptions(body, hashPath: parts.count > 2 ? parts[2] : nil)
+            return .data(["valid": .bool(try key.verify(input, signature: signature, options: options))])
+        case (.read, "export", 3), (.read, "export", 4):
+            let key = try await existing(parts[2], missing: "no such key")
+            let kind = try TransitKey.ExportKind(pathWord: parts[1])
+            return .data(try Self.object(key.export(kind, version: parts.count > 3 ? parts[3] : nil)))
+        case (.read, "backup", 2):
+            let key = try await existing(parts[1], missing: "no such key")
+            return .data(["backup": .string(try key.backup())])
+        case (.update, "restore", _):
+            guard let backup = try body.string("backup") else {
+                throw TransitError.badRequest("'backup' must be supplied")
+            }
+            let key = try TransitKey.restore(backup, name: parts.count > 1 ? parts[1] : nil)
+            if await store.key(key.name) != nil, try body.bool("force") != true {
+                throw TransitError.internalError("key \"\(key.name)\" already exists")
+            }
+            await store.put(key)
+            return .noContent
+        case (.read, "wrapping_key", 1):
+            return .data(["public_key": .string(try await store.wrappingKey().publicKeyPEM)])
+        default:
+            throw VaultError.unsupportedPath(parts.joined(separator: "/"))
+        }
+    }
+
+    // MARK: Keys
+
+    private func keyAction(_ name: String, action: String, body: JSONValue) async throws -> VaultReply {
+        switch action {
+        case "config":
+            var key = try await existing(name, missing: "no such key")
+            _ = try key.updateConfig(
+                TransitKey.ConfigUpdate(
+                    minDecryptionVersion: (try body.int("min_decryption_version")).map(Int.init),
+                    minEncryptionVersion: (try body.int("min_encryption_version")).map(Int.init),
+                    deletionAllowed: try body.bool("deletion_allowed"), exportable: try body.bool("exportable"),
+                    allowPlaintextBackup: try body.bool("allow_plaintext_backup"),
+                    autoRotatePeriod: (try body.duration("auto_rotate_period")).map(Int.init)))
+            await store.put(key)
+            return try Self.read(key)
+        case "rotate":
+            var key = try await existing(name, missing: "no such key")
+            try key.rotate()
+            await store.put(key)
+            return try Self.read(key)
+        case "trim":
+            var key = try await existing(name, missing: "no such key")
+            guard let minimum = try body.int("min_available_version") else {
+                throw TransitError.badRequest("missing min_available_version")
+            }
+            try key.trim(minAvailableVersion: Int(minimum))
+            await store.put(key)
+            return try Self.read(key)
+        case "import":
+            guard await store.key(name) == nil else {
+                throw TransitError.badRequest(
+                    "the import path cannot be used with an existing key; use import-version to rotate an existing imported key"
+                )
+            }
+            guard let ciphertext = try body.string("ciphertext") else {
+                throw TransitError.badRequest("missing ciphertext")
+            }
+            let key = try TransitKey.importKey(
+                name: name, ciphertext: ciphertext, hashFunction: try body.string("hash_function") ?? "SHA256",
+                wrappingKey: try await store.wrappingKey(),
+                options: TransitKey.ImportOptions(
+                    type: try TransitKeyType(name: try body.string("type") ?? "aes256-gcm96"),
+                    derived: try body.bool("derived") ?? false, exportable: try body.bool("exportable") ?? false,
+                    allowPlaintextBackup: try body.bool("allow_plaintext_backup") ?? false,
+                    autoRotatePeriod: Int(try body.duration("auto_rotate_period") ?? 0),
+                    allowRotation: try body.bool("allow_rotation") ?? false))
+            await store.put(key)
+            return .noContent
+        case "import_version":
+            var key = try await existing(name, missing: "no such key")
+            guard let ciphertext = try body.string("ciphertext") else {
+                throw TransitError.badRequest("missing ciphertext")
+            }
+            try key.importVersion(
+                ciphertext: ciphertext, hashFunction: try body.string("hash_function") ?? "SHA256",
+                wrappingKey: try await store.wrappingKey())
+            await store.put(key)
+            return .noContent
+        default:
+            throw VaultError.unsupportedPath("keys/\(name)/\(action)")
+        }
+    }
+
+    private func existing(_ name: String, missing: String) async throws -> TransitKey {
+        guard let key = await store.key(name) else { throw TransitError.badRequest(missing) }
+        return key
+    }
+
+    // MARK: Encryption
+
+    private func encrypt(_ name: String, body: JSONValue) async throws -> VaultReply {
+        var key = await store.key(name)
+        if key == nil {
+            // Upsert: a missing key is created (the caller holds `create` on this path).
+            let derived = body["context"] != nil || Self.batchItems(body)?.contains { $0["context"] != nil } == true
+            var options = TransitKey.Options(
+                type: try TransitKeyType(name: try body.string("type") ?? "aes256-gcm96"), derived: derived)
+            options.convergentEncryption = try body.bool("convergent_encryption") ?? false
+            let created = try TransitKey.create(name: name, options: options)
+            await store.put(created)
+            key = created
+        }
+        let encryptionKey = key!
+        let version = Int(try body.int("key_version") ?? 0)
+        return try Self.batch(body, single: "plaintext") { item throws -> [String: JSONValue] in
+            guard let plaintext = try item.string("plaintext") else {
+                throw TransitError.badRequest("missing plaintext to encrypt")
+            }
+            let result = try encryptionKey.encrypt(
+                try TransitBase64.decode(plaintext), context: try Self.bytes(item, "context"),
+                associatedData: try Self.bytes(item, "associated_data"), nonce: try Self.bytes(item, "nonce"),
+                keyVersion: Int(try item.int("key_version") ?? Int64(version)))
+            return try Self.object(result)
+        }
+    }
+
+    private func decrypt(_ name: String, body: JSONValue) async throws -> VaultReply {
+        let key = try await existing(name, missing: "encryption key not found")
+        return try Self.batch(body, single: "ciphertext") { item throws -> [String: JSONValue] in
+            guard let ciphertext = try item.string("ciphertext") else {
+                throw TransitError.badRequest("missing ciphertext to decrypt")
+            }
+            let plaintext = try key.decrypt(
+                ciphertext, context: try Self.bytes(item, "context"),
+                associatedData: try Self.bytes(item, "associated_data"),
+                nonce: try Self.bytes(item, "nonce"))
+            return ["plaintext": .string(TransitBase64.encode(plaintext))]
+        }
+    }
+
+    private func rewrap(_ name: String, body: JSONValue) async throws -> VaultReply {
+        let key = try await existing(name, missing: "encryption key not found")
+        let version = Int(try body.int("key_version") ?? 0)
+        return try Self.batch(body, single: "ciphertext") { item throws -> [String: JSONValue] in
+            guard let ciphertext = try item.string("ciphertext") else {
+                throw TransitError.badRequest("missing ciphertext to decrypt")
+            }
+            return try Self.object(
+                key.rewrap(
+                    ciphertext, context: try Self.bytes(item, "context"),
+                    associatedData: try Self.bytes(item, "associated_data"), nonce: try Self.bytes(item, "nonce"),
+                    keyVersion: Int(try item.int("key_version") ?? Int64(version))))
+        }
+    }
+
+    // MARK: Helpers
+
+    static func batchItems(_ body: JSONValue) -> [JSONValue]? {
+        guard case .array(let items)? = body["batch_input"] else { return nil }
+        return items
+    }
+
+    /// Runs `operation` on the body, or on every `batch_input` item: results keep their order and `reference`;
+    /// any failed item makes the answer a 400 with every result in `data.batch_results` (Vault's partial failure).
+    static func batch(
+        _ body: JSONValue, single: String, _ operation: (JSONValue) throws -> [String: JSONValue]
+    ) throws
+        -> VaultReply
+    {
+        guard let items = batchItems(body) else { return .data(try operation(body)) }
+        var results: [JSONValue] = []
+        var failed = false
+        for item in items {
+            var result: [String: JSONValue]
+            do { result = try operation(item) } catch let error as TransitError {
+                failed = true
+                result = ["error": .string(error.message)]
+            } catch let error as VaultError {
+                failed = true
+                result = ["error": .string(error.messages.first ?? "")]
+            }
+            result["reference"] = .string(try item.string("reference") ?? "")
+            results.append(.object(result))
+        }
+        let data: JSONValue = .object(["batch_results": .array(results)])
+        if failed, try body.int("partial_failure_response_code") == nil {
+            throw VaultError(status: .badRequest, messages: [], data: data)
+        }
+        if failed, let code = try body.int("partial_failure_response_code") {
+            return VaultReply(status: HTTPResponse.Status(code: Int(code)), data: data)
+        }
+        return VaultReply(data: data)
+    }
+
+    static func bytes(_ body: JSONValue, _ key: String) throws -> [UInt8]? {
+        guard let text = try body.string(key), !text.isEmpty else { return nil }
+        return try TransitBase64.decode(text)
+    }
+
+    static func signOptions(_ body: JSONValue, hashPath: String?) throws -> TransitKey.SignOptions {
+        var options = TransitKey.SignOptions()
+        options.hashAlgorithm = try TransitHashAlgorithm(name: hashPath ?? (try body.string("hash_algorithm") ?? ""))
+        options.prehashed = try body.bool("prehashed") ?? false
+        if let algorithm = try body.string("signature_algorithm"), !algorithm.isEmpty {
+            guard let parsed = TransitKey.SignatureAlgorithm(rawValue: algorithm) else {
+                throw TransitError.badRequest("unsupported signature algorithm \(algorithm)")
+            }
+            options.signatureAlgorithm = parsed
+        }
+        if let marshaling = try body.string("marshaling_algorithm"), !marshaling.isEmpty {
+            options.marshaling = try TransitKey.Marshaling(name: marshaling)
+        }
+        if let salt = try body.string("salt_length") { options.saltLength = try RSASignaturePadding.saltLength(salt) }
+        options.context = try bytes(body, "context")
+        return options
+    }
+
+    static func createOptions(_ body: JSONValue) throws -> TransitKey.Options {
+        var options = TransitKey.Options(type: try TransitKeyType(name: try body.string("type") ?? "aes256-gcm96"))
+        options.derived = try body.bool("derived") ?? false
+        options.convergentEncryption = try body.bool("convergent_encryption") ?? false
+        options.exportable = try body.bool("exportable") ?? false
+        options.allowPlaintextBackup = try body.bool("allow_plaintext_backup") ?? false
+        options.autoRotatePeriod = Int(try body.duration("auto_rotate_period") ?? 0)
+        options.keySize = (try body.int("key_size")).map(Int.init)
+        return options
+    }
+
+    static func read(_ key: TransitKey) throws -> VaultReply { .data(try object(key.readResponse())) }
+
+    /// An engine result as the JSON object Vault returns.
+    static func object(_ value: some Encodable) throws -> [String: JSONValue] {
+        let bytes = Array(try JSONEncoder().encode(value))
+        guard case .object(let members) = try JSONValue.parse(bytes) else { return [:] }
+        return members
+    }
+}
+
+/// One transit mount's keys and its BYOK wrapping key (in memory in dev mode).
+actor TransitStore {
+    private var keys: [String: TransitKey] = [:]
+    private var wrapping: TransitWrappingKey?
+
+    func key(_ name: String) -> TransitKey? { keys[name] }
+    func put(_ key: TransitKey) { keys[key.name] = key }
+    func delete(_ name: String) { keys[name] = nil }
+    func names() -> [String] { keys.keys.sorted() }
+
+    /// The mount's RSA-4096 wrapping key, generated on first use and kept for the mount's life.
+    func wrappingKey() throws -> TransitWrappingKey {
+        if let wrapping { return wrapping }
+        let generated = try TransitWrappingKey.generate()
+        wrapping = generated
+        return generated
+    }
+}

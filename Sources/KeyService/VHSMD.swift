@@ -40,7 +40,7 @@ struct VHSMD: AsyncParsableCommand {
             creationTime: Date(), ttl: nil, explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil,
             orphan: true, path: "auth/token/root")
         let rootToken = await tokens.create(id: devRootTokenId, entry: rootEntry)
-        let mounts = MountTable(factories: Engines.factories)
+        let mounts = MountTable(storage: try DevStorage.make())
         try await mounts.enable(
             path: "secret/", type: "kv", description: "key/value secret storage", options: ["version": .string("2")])
         let core = VaultCore(

@@ -18,7 +18,7 @@ import Testing
                 accessor: "acc", policies: ["root"], displayName: "root", creationTime: Date(), ttl: nil,
                 explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
                 path: "auth/token/root"))
-        let mounts = MountTable(factories: Engines.factories)
+        let mounts = MountTable(storage: try DevStorage.make())
         try await mounts.enable(path: "secret/", type: "kv", description: "", options: ["version": .string("2")])
         let core = VaultCore(
             state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),

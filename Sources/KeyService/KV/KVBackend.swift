@@ -3,13 +3,13 @@ import HTTPTypes
 
 /// KV version 2: versioned secrets with check-and-set, soft delete, undelete, destroy and metadata.
 struct KVBackend: Backend {
-    let store = KVStore()
+    let store: KVStore
 
     func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
         let (section, rest) = Self.split(path)
         let body = request.body
         switch (request.operation, section) {
-        case (.read, "config"): return .data(await store.configuration())
+        case (.read, "config"): return .data(try await store.configuration())
         case (.update, "config"):
             try await store.configure(
                 maxVersions: try body.int("max_versions"), casRequired: try body.bool("cas_required"),
@@ -42,16 +42,16 @@ struct KVBackend: Backend {
             let secret = try Self.secretPath(rest)
             switch section {
             case "delete": try await store.softDelete(secret, versions: versions)
-            case "undelete": await store.undelete(secret, versions: versions)
-            default: await store.destroy(secret, versions: versions)
+            case "undelete": try await store.undelete(secret, versions: versions)
+            default: try await store.destroy(secret, versions: versions)
             }
             return .noContent
         case (.list, "metadata"):
-            let keys = await store.list(prefix: rest)
+            let keys = try await store.list(prefix: rest)
             guard !keys.isEmpty else { throw .notFound }
             return .data(["keys": .array(keys.map(JSONValue.string))])
         case (.read, "metadata"):
-            guard let metadata = await store.metadata(try Self.secretPath(rest)) else { throw .notFound }
+            guard let metadata = try await store.metadata(try Self.secretPath(rest)) else { throw .notFound }
             return .data(metadata)
         case (.update, "metadata"):
             var custom: [String: JSONValue]?
@@ -63,7 +63,7 @@ struct KVBackend: Backend {
                 customMetadata: custom)
             return .noContent
         case (.delete, "metadata"):
-            await store.deleteAll(try Self.secretPath(rest))
+            try await store.deleteAll(try Self.secretPath(rest))
             return .noContent
         default:
             throw .unsupportedPath(path)
@@ -83,14 +83,14 @@ struct KVBackend: Backend {
 
 /// The versions and metadata of every secret of one KV v2 mount.
 actor KVStore {
-    struct Version: Sendable {
+    struct Version: Codable, Sendable {
         var data: [String: JSONValue]?
         var created: Date
         var deleted: Date?
         var destroyed: Bool
     }
 
-    struct Secret: Sendable {
+    struct Secret: Codable, Sendable {
         var versions: [Int64: Version] = [:]
         var current: Int64 = 0
         var oldest: Int64 = 0
@@ -102,30 +102,46 @@ actor KVStore {
         var updated = Date()
     }
 
-    private var secrets: [String: Secret] = [:]
-    private var maxVersions: Int64 = 10
-    private var casRequired = false
-    private var deleteVersionAfter: Int64 = 0
+    struct Configuration: Codable, Sendable {
+        var maxVersions: Int64 = 10
+        var casRequired = false
+        var deleteVersionAfter: Int64 = 0
+    }
 
-    func configuration() -> [String: JSONValue] {
-        [
-            "max_versions": .int(maxVersions), "cas_required": .bool(casRequired),
-            "delete_version_after": .string(Self.goDuration(deleteVersionAfter)), "metadata_cas_required": .bool(false),
+    private let storage: EngineStorage
+
+    init(storage: EngineStorage) { self.storage = storage }
+
+    private func load(_ path: String) throws(VaultError) -> Secret? { try storage.read(Secret.self, "secrets/" + path) }
+    private func save(_ secret: Secret, _ path: String) throws(VaultError) { try storage.write(secret, "secrets/" + path) }
+    private func settings() throws(VaultError) -> Configuration {
+        try storage.read(Configuration.self, "config") ?? Configuration()
+    }
+
+    func configuration() throws(VaultError) -> [String: JSONValue] {
+        let settings = try settings()
+        return [
+            "max_versions": .int(settings.maxVersions), "cas_required": .bool(settings.casRequired),
+            "delete_version_after": .string(Self.goDuration(settings.deleteVersionAfter)),
+            "metadata_cas_required": .bool(false),
         ]
     }
 
     func configure(maxVersions: Int64?, casRequired: Bool?, deleteVersionAfter: Int64?) throws(VaultError) {
+        var settings = try settings()
         if let maxVersions {
             guard maxVersions >= 0 else { throw .badRequest("max_versions must not be negative") }
-            self.maxVersions = maxVersions
+            settings.maxVersions = maxVersions
         }
-        if let casRequired { self.casRequired = casRequired }
-        if let deleteVersionAfter { self.deleteVersionAfter = deleteVersionAfter }
+        if let casRequired { settings.casRequired = casRequired }
+        if let deleteVersionAfter { settings.deleteVersionAfter = deleteVersionAfter }
+        try storage.write(settings, "config")
     }
 
     func write(_ path: String, data: [String: JSONValue], cas: Int64?) throws(VaultError) -> [String: JSONValue] {
-        var secret = secrets[path] ?? Secret()
-        if secret.casRequired || casRequired, cas == nil {
+        let settings = try settings()
+        var secret = try load(path) ?? Secret()
+        if secret.casRequired || settings.casRequired, cas == nil {
             throw .badRequest("check-and-set parameter required for this call")
         }
         if let cas, cas != secret.current {
@@ -136,17 +152,17 @@ actor KVStore {
         let version = Version(data: data, created: Date(), deleted: nil, destroyed: false)
         secret.versions[secret.current] = version
         secret.updated = version.created
-        let limit = secret.maxVersions > 0 ? secret.maxVersions : maxVersions
+        let limit = secret.maxVersions > 0 ? secret.maxVersions : settings.maxVersions
         while limit > 0, secret.current - secret.oldest + 1 > limit {
             secret.versions[secret.oldest] = nil
             secret.oldest += 1
         }
-        secrets[path] = secret
+        try save(secret, path)
         return Self.versionMetadata(version, number: secret.current, custom: secret.custom)
     }
 
     func read(_ path: String, version requested: Int64?) throws(VaultError) -> VaultReply {
-        guard let secret = secrets[path], secret.current > 0 else { throw .notFound }
+        guard let secret = try load(path), secret.current > 0 else { throw .notFound }
         let number = (requested ?? 0) == 0 ? secret.current : requested!
         guard let version = secret.versions[number] else { throw .notFound }
         let metadata = JSONValue.object(Self.versionMetadata(version, number: number, custom: secret.custom))
@@ -158,45 +174,40 @@ actor KVStore {
     }
 
     func softDelete(_ path: String, versions: [Int64]?) throws(VaultError) {
-        guard var secret = secrets[path] else { return }
+        guard var secret = try load(path) else { return }
         for number in versions ?? [secret.current] where secret.versions[number]?.deleted == nil {
             secret.versions[number]?.deleted = Date()
         }
-        secrets[path] = secret
+        try save(secret, path)
     }
 
-    func undelete(_ path: String, versions: [Int64]) {
-        for number in versions where secrets[path]?.versions[number]?.destroyed == false {
-            secrets[path]?.versions[number]?.deleted = nil
+    func undelete(_ path: String, versions: [Int64]) throws(VaultError) {
+        guard var secret = try load(path) else { return }
+        for number in versions where secret.versions[number]?.destroyed == false {
+            secret.versions[number]?.deleted = nil
         }
+        try save(secret, path)
     }
 
-    func destroy(_ path: String, versions: [Int64]) {
-        for number in versions where secrets[path]?.versions[number] != nil {
-            secrets[path]?.versions[number]?.data = nil
-            secrets[path]?.versions[number]?.destroyed = true
+    func destroy(_ path: String, versions: [Int64]) throws(VaultError) {
+        guard var secret = try load(path) else { return }
+        for number in versions where secret.versions[number] != nil {
+            secret.versions[number]?.data = nil
+            secret.versions[number]?.destroyed = true
         }
+        try save(secret, path)
     }
 
-    func deleteAll(_ path: String) { secrets[path] = nil }
+    func deleteAll(_ path: String) throws(VaultError) { try storage.remove("secrets/" + path) }
 
     /// Immediate children of `prefix`: leaf names and `folder/` entries.
-    func list(prefix: String) -> [String] {
+    func list(prefix: String) throws(VaultError) -> [String] {
         let base = prefix.isEmpty ? "" : (prefix.hasSuffix("/") ? prefix : prefix + "/")
-        var keys = Set<String>()
-        for path in secrets.keys where path.hasPrefix(base) {
-            let rest = path.dropFirst(base.count)
-            if let slash = rest.firstIndex(of: "/") {
-                keys.insert(String(rest[..<slash]) + "/")
-            } else {
-                keys.insert(String(rest))
-            }
-        }
-        return keys.sorted()
+        return try storage.children("secrets/" + base)
     }
 
-    func metadata(_ path: String) -> [String: JSONValue]? {
-        guard let secret = secrets[path] else { return nil }
+    func metadata(_ path: String) throws(VaultError) -> [String: JSONValue]? {
+        guard let secret = try load(path) else { return nil }
         var versions: [String: JSONValue] = [:]
         for (number, version) in secret.versions {
             versions[String(number)] = .object([
@@ -217,13 +228,13 @@ actor KVStore {
         _ path: String, maxVersions: Int64?, casRequired: Bool?, deleteVersionAfter: Int64?,
         customMetadata: [String: JSONValue]?
     ) throws(VaultError) {
-        var secret = secrets[path] ?? Secret()
+        var secret = try load(path) ?? Secret()
         if let maxVersions { secret.maxVersions = maxVersions }
         if let casRequired { secret.casRequired = casRequired }
         if let deleteVersionAfter { secret.deleteVersionAfter = deleteVersionAfter }
         if let customMetadata { secret.custom = customMetadata }
         secret.updated = Date()
-        secrets[path] = secret
+        try save(secret, path)
     }
 
     static func versionMetadata(_ version: Version, number: Int64, custom: [String: JSONValue]?) -> [String: JSONValue]

@@ -1,7 +1,9 @@
-/// The secrets engines `sys/mounts` can enable, by type.
+/// The secrets engines `sys/mounts` can enable, by type. Each gets the sealed storage below its mount's prefix.
 enum Engines {
-    static let factories: [String: @Sendable (_ path: String, _ options: [String: JSONValue]) -> any Backend] = [
-        "kv": { _, _ in KVBackend() },
-        "transit": { _, _ in TransitBackend(store: TransitStore()) },
+    typealias Factory = @Sendable (_ options: [String: JSONValue], _ storage: EngineStorage) -> any Backend
+
+    static let factories: [String: Factory] = [
+        "kv": { _, storage in KVBackend(store: KVStore(storage: storage)) },
+        "transit": { _, storage in TransitBackend(store: TransitStore(storage: storage)) },
     ]
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A JSON value as Vault clients send it: `null` means absent, numbers and booleans may arrive as strings.
-enum JSONValue: Equatable, Sendable, Decodable {
+enum JSONValue: Equatable, Sendable, Codable {
     case null
     case bool(Bool)
     case int(Int64)
@@ -85,6 +85,19 @@ enum JSONValue: Equatable, Sendable, Decodable {
             self = .array(value)
         } else {
             self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .double(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
         }
     }
 

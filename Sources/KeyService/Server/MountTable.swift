@@ -3,11 +3,43 @@ import Foundation
 /// The secrets engines mounted at paths below `/v1/`, found by longest prefix, as Vault routes.
 actor MountTable {
     private var mounts: [String: Mount] = [:]
-    /// Engine types that can be mounted, with a factory for a fresh, empty engine.
-    private let factories: [String: @Sendable (_ path: String, _ options: [String: JSONValue]) -> any Backend]
+    /// Engine types that can be mounted, with a factory for an engine over its storage.
+    private let factories: [String: Engines.Factory]
+    /// The sealed store: the table at `core/mounts`, each engine below `logical/<uuid>/`.
+    private let storage: EngineStorage
 
-    init(factories: [String: @Sendable (_ path: String, _ options: [String: JSONValue]) -> any Backend]) {
+    /// What `core/mounts` keeps of each mount.
+    private struct Record: Codable {
+        var path: String
+        var type: String
+        var description: String
+        var accessor: String
+        var uuid: String
+        var options: [String: JSONValue]
+    }
+
+    init(storage: EngineStorage, factories: [String: Engines.Factory] = Engines.factories) {
+        self.storage = storage
         self.factories = factories
+    }
+
+    /// Restores the table from sealed storage (after an unseal).
+    func load() throws(VaultError) {
+        for record in try storage.read([Record].self, "core/mounts") ?? [] {
+            guard let factory = factories[record.type] else { continue }
+            mounts[record.path] = Mount(
+                path: record.path, type: record.type, description: record.description, accessor: record.accessor,
+                uuid: record.uuid, options: record.options,
+                backend: factory(record.options, storage.scoped("logical/\(record.uuid)/")))
+        }
+    }
+
+    private func persist() throws(VaultError) {
+        let records = mounts.values.map {
+            Record(path: $0.path, type: $0.type, description: $0.description, accessor: $0.accessor, uuid: $0.uuid,
+                options: $0.options)
+        }
+        try storage.write(records.sorted { $0.path < $1.path }, "core/mounts")
     }
 
     /// The mount serving `path` and the path relative to it.
@@ -37,14 +69,32 @@ actor MountTable {
             throw .badRequest("plugin not found in the catalog: \(type)")
         }
         var options = options
-        if type == "kv" { options["version"] = options["version"] ?? .string("2") }
+        if type == "kv" {
+            let version = options["version"].flatMap { value -> String? in
+                switch value {
+                case .string(let text): text
+                case .int(let number): String(number)
+                default: nil
+                }
+            }
+            guard version == nil || version == "2" else {
+                throw .badRequest("only KV version 2 is supported: enable it with options {\"version\": \"2\"}")
+            }
+            options["version"] = .string("2")
+        }
+        let uuid = UUID().uuidString.lowercased()
         mounts[path] = Mount(
             path: path, type: type, description: description, accessor: "\(type)_\(Self.randomHex(4))",
-            uuid: UUID().uuidString.lowercased(), options: options, backend: factory(path, options))
+            uuid: uuid, options: options, backend: factory(options, storage.scoped("logical/\(uuid)/")))
+        try persist()
     }
 
-    func disable(path rawPath: String) {
-        mounts[Self.normalise(rawPath)] = nil
+    /// Unmounts `path` and destroys its data, as Vault does.
+    func disable(path rawPath: String) throws(VaultError) {
+        guard let mount = mounts.removeValue(forKey: Self.normalise(rawPath)) else { return }
+        try persist()
+        let data = storage.scoped("logical/\(mount.uuid)/")
+        for path in try data.allPaths("") { try data.remove(path) }
     }
 
     func list() -> [String: JSONValue] {

@@ -31,7 +31,7 @@ struct SysBackend: Backend {
                 options: options)
             return .noContent
         case (.delete, _) where path.hasPrefix("mounts/"):
-            await mounts.disable(path: String(path.dropFirst("mounts/".count)))
+            try await mounts.disable(path: String(path.dropFirst("mounts/".count)))
             return .noContent
         default:
             throw .unsupportedPath("sys/" + path)

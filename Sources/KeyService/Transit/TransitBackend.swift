@@ -23,22 +23,22 @@ struct TransitBackend: Backend {
         let body = request.body
         switch (request.operation, parts.first ?? "", parts.count) {
         case (.list, "keys", 1):
-            let names = await store.names()
+            let names = try await store.names()
             guard !names.isEmpty else { throw VaultError.notFound }
             return .data(["keys": .array(names.map(JSONValue.string))])
         case (.update, "keys", 2):
             let options = try Self.createOptions(body)
-            if let existing = await store.key(parts[1]) { return try Self.read(existing) }
+            if let existing = try await store.key(parts[1]) { return try Self.read(existing) }
             let key = try TransitKey.create(name: parts[1], options: options)
-            await store.put(key)
+            try await store.put(key)
             return try Self.read(key)
         case (.read, "keys", 2):
-            guard let key = await store.key(parts[1]) else { throw VaultError.notFound }
+            guard let key = try await store.key(parts[1]) else { throw VaultError.notFound }
             return try Self.read(key)
         case (.delete, "keys", 2):
-            guard let key = await store.key(parts[1]) else { return .noContent }
+            guard let key = try await store.key(parts[1]) else { return .noContent }
             try key.checkDeletable()
-            await store.delete(parts[1])
+            try await store.delete(parts[1])
             return .noContent
         case (.update, "keys", 3):
             return try await keyAction(parts[1], action: parts[2], body: body)
@@ -110,10 +110,10 @@ struct TransitBackend: Backend {
                 throw TransitError.badRequest("'backup' must be supplied")
             }
             let key = try TransitKey.restore(backup, name: parts.count > 1 ? parts[1] : nil)
-            if await store.key(key.name) != nil, try body.bool("force") != true {
+            if try await store.key(key.name) != nil, try body.bool("force") != true {
                 throw TransitError.internalError("key \"\(key.name)\" already exists")
             }
-            await store.put(key)
+            try await store.put(key)
             return .noContent
         case (.read, "wrapping_key", 1):
             return .data(["public_key": .string(try await store.wrappingKey().publicKeyPEM)])
@@ -135,12 +135,12 @@ struct TransitBackend: Backend {
                     deletionAllowed: try body.bool("deletion_allowed"), exportable: try body.bool("exportable"),
                     allowPlaintextBackup: try body.bool("allow_plaintext_backup"),
                     autoRotatePeriod: (try body.duration("auto_rotate_period")).map(Int.init)))
-            await store.put(key)
+            try await store.put(key)
             return try Self.read(key)
         case "rotate":
             var key = try await existing(name, missing: "no such key")
             try key.rotate()
-            await store.put(key)
+            try await store.put(key)
             return try Self.read(key)
         case "trim":
             var key = try await existing(name, missing: "no such key")
@@ -148,10 +148,10 @@ struct TransitBackend: Backend {
                 throw TransitError.badRequest("missing min_available_version")
             }
             try key.trim(minAvailableVersion: Int(minimum))
-            await store.put(key)
+            try await store.put(key)
             return try Self.read(key)
         case "import":
-            guard await store.key(name) == nil else {
+            guard try await store.key(name) == nil else {
                 throw TransitError.badRequest(
                     "the import path cannot be used with an existing key; use import-version to rotate an existing imported key"
                 )
@@ -168,7 +168,7 @@ struct TransitBackend: Backend {
                     allowPlaintextBackup: try body.bool("allow_plaintext_backup") ?? false,
                     autoRotatePeriod: Int(try body.duration("auto_rotate_period") ?? 0),
                     allowRotation: try body.bool("allow_rotation") ?? false))
-            await store.put(key)
+            try await store.put(key)
             return .noContent
         case "import_version":
             var key = try await existing(name, missing: "no such key")
@@ -178,7 +178,7 @@ struct TransitBackend: Backend {
             try key.importVersion(
                 ciphertext: ciphertext, hashFunction: try body.string("hash_function") ?? "SHA256",
                 wrappingKey: try await store.wrappingKey())
-            await store.put(key)
+            try await store.put(key)
             return .noContent
         default:
             throw VaultError.unsupportedPath("keys/\(name)/\(action)")
@@ -186,14 +186,14 @@ struct TransitBackend: Backend {
     }
 
     private func existing(_ name: String, missing: String) async throws -> TransitKey {
-        guard let key = await store.key(name) else { throw TransitError.badRequest(missing) }
+        guard let key = try await store.key(name) else { throw TransitError.badRequest(missing) }
         return key
     }
 
     // MARK: Encryption
 
     private func encrypt(_ name: String, body: JSONValue) async throws -> VaultReply {
-        var key = await store.key(name)
+        var key = try await store.key(name)
         if key == nil {
             // Upsert: a missing key is created (the caller holds `create` on this path).
             let derived = body["context"] != nil || Self.batchItems(body)?.contains { $0["context"] != nil } == true
@@ -201,7 +201,7 @@ struct TransitBackend: Backend {
                 type: try TransitKeyType(name: try body.string("type") ?? "aes256-gcm96"), derived: derived)
             options.convergentEncryption = try body.bool("convergent_encryption") ?? false
             let created = try TransitKey.create(name: name, options: options)
-            await store.put(created)
+            try await store.put(created)
             key = created
         }
         let encryptionKey = key!
@@ -330,21 +330,22 @@ struct TransitBackend: Backend {
     }
 }
 
-/// One transit mount's keys and its BYOK wrapping key (in memory in dev mode).
+/// One transit mount's keys and its BYOK wrapping key, kept in the sealed store below the mount's prefix.
 actor TransitStore {
-    private var keys: [String: TransitKey] = [:]
-    private var wrapping: TransitWrappingKey?
+    private let storage: EngineStorage
 
-    func key(_ name: String) -> TransitKey? { keys[name] }
-    func put(_ key: TransitKey) { keys[key.name] = key }
-    func delete(_ name: String) { keys[name] = nil }
-    func names() -> [String] { keys.keys.sorted() }
+    init(storage: EngineStorage) { self.storage = storage }
+
+    func key(_ name: String) throws(VaultError) -> TransitKey? { try storage.read(TransitKey.self, "keys/" + name) }
+    func put(_ key: TransitKey) throws(VaultError) { try storage.write(key, "keys/" + key.name) }
+    func delete(_ name: String) throws(VaultError) { try storage.remove("keys/" + name) }
+    func names() throws(VaultError) -> [String] { try storage.children("keys/").filter { !$0.hasSuffix("/") } }
 
     /// The mount's RSA-4096 wrapping key, generated on first use and kept for the mount's life.
     func wrappingKey() throws -> TransitWrappingKey {
-        if let wrapping { return wrapping }
+        if let stored = try storage.read(TransitWrappingKey.self, "wrapping_key") { return stored }
         let generated = try TransitWrappingKey.generate()
-        wrapping = generated
+        try storage.write(generated, "wrapping_key")
         return generated
     }
 }

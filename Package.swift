@@ -58,6 +58,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["Audit", "ACL"],
             swiftSettings: strict
         ),
         .executableTarget(name: "Bench", dependencies: ["SNP", "SNPEmulator"], swiftSettings: strict),
@@ -75,6 +76,7 @@ let package = Package(
                 "KeyService", crypto, cryptoExtras, .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            exclude: ["Audit", "ACL"],
             swiftSettings: strict
         ),
         .testTarget(name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", crypto], swiftSettings: strict),

@@ -34,13 +34,14 @@ struct VHSMD: AsyncParsableCommand {
         }
         var logger = Logger(label: "vhsmd")
         logger.logLevel = .info
-        let tokens = TokenStore()
+        let storage = try DevStorage.make()
+        let tokens = try TokenStore(storage: storage)
         let rootEntry = TokenStore.Entry(
             accessor: TokenStore.newToken(prefix: ""), policies: ["root"], displayName: "root",
             creationTime: Date(), ttl: nil, explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil,
             orphan: true, path: "auth/token/root")
-        let rootToken = await tokens.create(id: devRootTokenId, entry: rootEntry)
-        let mounts = MountTable(storage: try DevStorage.make())
+        let rootToken = try await tokens.create(id: devRootTokenId, entry: rootEntry)
+        let mounts = MountTable(storage: storage)
         try await mounts.enable(
             path: "secret/", type: "kv", description: "key/value secret storage", options: ["version": .string("2")])
         let core = VaultCore(

@@ -11,14 +11,15 @@ import Testing
 
 @Suite struct ServerTests {
     func makeApp() async throws -> (some ApplicationProtocol, String) {
-        let tokens = TokenStore()
-        let root = await tokens.create(
+        let storage = try DevStorage.make()
+        let tokens = try TokenStore(storage: storage)
+        let root = try await tokens.create(
             id: "test-root",
             entry: TokenStore.Entry(
                 accessor: "acc", policies: ["root"], displayName: "root", creationTime: Date(), ttl: nil,
                 explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
                 path: "auth/token/root"))
-        let mounts = MountTable(storage: try DevStorage.make())
+        let mounts = MountTable(storage: storage)
         try await mounts.enable(path: "secret/", type: "kv", description: "", options: ["version": .string("2")])
         let core = VaultCore(
             state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),

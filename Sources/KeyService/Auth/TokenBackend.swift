@@ -13,12 +13,12 @@ struct TokenBackend: Backend {
         case (.read, "lookup-self"), (.update, "lookup-self"):
             return .data(Self.lookup(caller.entry, id: request.token ?? ""))
         case (.update, "lookup"):
-            guard let token = try body.string("token"), let entry = await store.entry(token: token) else {
+            guard let token = try body.string("token"), let entry = try await store.entry(token: token) else {
                 throw .badRequest("bad token")
             }
             return .data(Self.lookup(entry, id: token))
         case (.update, "lookup-accessor"):
-            guard let accessor = try body.string("accessor"), let entry = await store.entry(accessor: accessor)
+            guard let accessor = try body.string("accessor"), let entry = try await store.entry(accessor: accessor)
             else { throw .badRequest("invalid accessor") }
             return .data(Self.lookup(entry, id: ""))
         case (.update, "renew-self"):
@@ -30,21 +30,21 @@ struct TokenBackend: Backend {
                 key: await store.key(token: token), increment: try body.duration("increment"))
             return VaultReply(auth: Self.auth(entry, token: token))
         case (.update, "revoke-self"):
-            await store.revoke(key: caller.key)
+            try await store.revoke(key: caller.key)
             return .noContent
         case (.update, "revoke"), (.update, "revoke-orphan"):
             guard let token = try body.string("token") else { throw .badRequest("missing token") }
-            await store.revoke(key: await store.key(token: token), orphanChildren: path == "revoke-orphan")
+            try await store.revoke(key: await store.key(token: token), orphanChildren: path == "revoke-orphan")
             return .noContent
         case (.update, "revoke-accessor"):
-            guard let accessor = try body.string("accessor"), let key = await store.key(accessor: accessor) else {
+            guard let accessor = try body.string("accessor"), let key = try await store.key(accessor: accessor) else {
                 throw .badRequest("invalid accessor")
             }
-            await store.revoke(key: key)
+            try await store.revoke(key: key)
             return .noContent
         case (.list, "accessors"):
             guard caller.entry.isRoot else { throw .permissionDenied }
-            return .data(["keys": .array(await store.accessorList().map(JSONValue.string))])
+            return .data(["keys": .array(try await store.accessorList().map(JSONValue.string))])
         default:
             throw .unsupportedPath("auth/token/\(path)")
         }
@@ -80,7 +80,7 @@ struct TokenBackend: Backend {
             ttl: isRoot && body["ttl"] == nil ? nil : ttl, explicitMaxTTL: explicitMax,
             renewable: try body.bool("renewable") ?? true, numUses: try body.int("num_uses") ?? 0, meta: meta,
             parent: orphan || noParent ? nil : caller.key, orphan: orphan || noParent, path: "auth/token/create")
-        let token = await store.create(id: try body.string("id"), entry: entry)
+        let token = try await store.create(id: try body.string("id"), entry: entry)
         return VaultReply(auth: Self.auth(entry, token: token))
     }
 

@@ -1,10 +1,11 @@
 import Crypto
 import Foundation
 
-/// Tokens, stored only as keyed hashes (HMAC-SHA256 under a per-server salt): the token string itself is
-/// never kept, logged or compared in the clear.
+/// Tokens, stored only as keyed hashes (HMAC-SHA256 under a per-store salt) in the sealed store: the token string
+/// itself is never kept, logged or compared in the clear. Records: `core/tokens/<hash hex>`,
+/// `core/accessors/<accessor>` → hash hex, and the salt at `core/token-salt`.
 actor TokenStore {
-    struct Entry: Sendable {
+    struct Entry: Codable, Sendable {
         var accessor: String
         var policies: [String]
         var displayName: String
@@ -23,17 +24,30 @@ actor TokenStore {
         var isRoot: Bool { policies.contains("root") }
     }
 
+    private let storage: EngineStorage
     private let salt: SymmetricKey
-    private var entries: [[UInt8]: Entry] = [:]
-    private var accessors: [String: [UInt8]] = [:]
     /// Default and maximum TTL of non-root tokens (Vault's system defaults: 32 days).
     static let maxTTL: Int64 = 768 * 3600
 
-    init() { salt = SymmetricKey(size: .bits256) }
+    /// Opens the token store, creating its salt on first use.
+    init(storage: EngineStorage) throws(VaultError) {
+        self.storage = storage
+        if let stored = try storage.read([UInt8].self, "core/token-salt") {
+            salt = SymmetricKey(data: stored)
+        } else {
+            let fresh = SymmetricKey(size: .bits256)
+            try storage.write(fresh.withUnsafeBytes { Array($0) }, "core/token-salt")
+            salt = fresh
+        }
+    }
 
     private func hash(_ token: String) -> [UInt8] {
         Array(HMAC<SHA256>.authenticationCode(for: Array(token.utf8), using: salt))
     }
+
+    private func record(_ key: [UInt8]) -> String { "core/tokens/" + Self.hex(key) }
+
+    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
     static func newToken(prefix: String = "s.") -> String {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
@@ -42,60 +56,76 @@ actor TokenStore {
     }
 
     /// Creates a token; `id` is honoured for the dev root token (`--dev-root-token-id`).
-    func create(id: String? = nil, entry: Entry) -> String {
+    func create(id: String? = nil, entry: Entry) throws(VaultError) -> String {
         let token = id ?? Self.newToken()
         let key = hash(token)
-        entries[key] = entry
-        accessors[entry.accessor] = key
+        try storage.write(entry, record(key))
+        try storage.write(Self.hex(key), "core/accessors/" + entry.accessor)
         return token
     }
 
     /// The live entry of a token, consuming one use when the token has a use limit. Expired tokens are removed.
-    func authenticate(_ token: String?) -> Entry? {
+    func authenticate(_ token: String?) throws(VaultError) -> Entry? {
         guard let token else { return nil }
         let key = hash(token)
-        guard var entry = entries[key] else { return nil }
+        guard var entry = try storage.read(Entry.self, record(key)) else { return nil }
         if let expiry = entry.expireTime, expiry < Date() {
-            revoke(key: key)
+            try revoke(key: key)
             return nil
         }
         if entry.numUses > 0 {
             entry.numUses -= 1
             if entry.numUses == 0 {
-                revoke(key: key)
+                try revoke(key: key)
             } else {
-                entries[key] = entry
+                try storage.write(entry, record(key))
             }
         }
         return entry
     }
 
-    func entry(token: String) -> Entry? { entries[hash(token)] }
+    func entry(token: String) throws(VaultError) -> Entry? { try storage.read(Entry.self, record(hash(token))) }
 
-    func entry(accessor: String) -> Entry? { accessors[accessor].flatMap { entries[$0] } }
+    func entry(accessor: String) throws(VaultError) -> Entry? {
+        guard let key = try key(accessor: accessor) else { return nil }
+        return try storage.read(Entry.self, record(key))
+    }
 
     func key(token: String) -> [UInt8] { hash(token) }
 
-    func key(accessor: String) -> [UInt8]? { accessors[accessor] }
+    func key(accessor: String) throws(VaultError) -> [UInt8]? {
+        guard let hex = try storage.read(String.self, "core/accessors/" + accessor) else { return nil }
+        return stride(from: 0, to: hex.count, by: 2).compactMap {
+            let start = hex.index(hex.startIndex, offsetBy: $0)
+            return UInt8(hex[start..<hex.index(start, offsetBy: 2)], radix: 16)
+        }
+    }
 
     /// Revokes a token and, unless `orphanChildren`, every token created under it.
-    func revoke(key: [UInt8], orphanChildren: Bool = false) {
-        guard let entry = entries.removeValue(forKey: key) else { return }
-        accessors[entry.accessor] = nil
-        for (childKey, child) in entries where child.parent == key {
+    func revoke(key: [UInt8], orphanChildren: Bool = false) throws(VaultError) {
+        guard let entry = try storage.read(Entry.self, record(key)) else { return }
+        try storage.remove(record(key))
+        try storage.remove("core/accessors/" + entry.accessor)
+        for name in try storage.children("core/tokens/") where !name.hasSuffix("/") {
+            guard var child = try storage.read(Entry.self, "core/tokens/" + name), child.parent == key else { continue }
+            let childKey = stride(from: 0, to: name.count, by: 2).compactMap {
+                let start = name.index(name.startIndex, offsetBy: $0)
+                return UInt8(name[start..<name.index(start, offsetBy: 2)], radix: 16)
+            }
             if orphanChildren {
-                entries[childKey]?.parent = nil
-                entries[childKey]?.orphan = true
+                child.parent = nil
+                child.orphan = true
+                try storage.write(child, "core/tokens/" + name)
             } else {
-                revoke(key: childKey)
+                try revoke(key: childKey)
             }
         }
     }
 
     /// Extends a token's lease by `increment` (or its original TTL), capped by its explicit max TTL and the
-    /// system maximum; returns the new TTL.
+    /// system maximum.
     func renew(key: [UInt8], increment: Int64?) throws(VaultError) -> Entry {
-        guard var entry = entries[key] else { throw .permissionDenied }
+        guard var entry = try storage.read(Entry.self, record(key)) else { throw .permissionDenied }
         guard entry.ttl != nil else { return entry }
         guard entry.renewable else { throw .badRequest("lease is not renewable") }
         var ttl = increment ?? entry.ttl ?? Self.maxTTL
@@ -104,9 +134,11 @@ actor TokenStore {
         ttl = max(0, min(ttl, cap - age))
         entry.lastRenewal = Date()
         entry.ttl = ttl
-        entries[key] = entry
+        try storage.write(entry, record(key))
         return entry
     }
 
-    func accessorList() -> [String] { Array(accessors.keys).sorted() }
+    func accessorList() throws(VaultError) -> [String] {
+        try storage.children("core/accessors/").filter { !$0.hasSuffix("/") }
+    }
 }

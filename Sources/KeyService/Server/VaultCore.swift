@@ -19,7 +19,7 @@ struct VaultCore: Sendable {
         if Self.unauthenticated.contains(path) {
             return try await SysBackend(state: state, mounts: mounts).handle(request, path: String(path.dropFirst(4)))
         }
-        guard let entry = await tokens.authenticate(request.token) else { throw .permissionDenied }
+        guard let entry = try await tokens.authenticate(request.token) else { throw .permissionDenied }
         request.caller = Caller(key: await tokens.key(token: request.token ?? ""), entry: entry)
         guard entry.isRoot || Self.defaultPolicyPaths.contains(path) else { throw .permissionDenied }
         if path.hasPrefix("sys/") {

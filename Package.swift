@@ -53,12 +53,13 @@ let package = Package(
         .executableTarget(
             name: "KeyService",
             dependencies: [
-                "SNP", crypto, cryptoExtras, argumentParser,
+                "SNP", "SNPGuest", crypto, cryptoExtras, argumentParser,
+                .target(name: "SNPEmulator", condition: .when(traits: ["Emulator"])),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            exclude: ["Audit", "ACL"],
+            exclude: ["Audit"],
             swiftSettings: strict
         ),
         .executableTarget(name: "Bench", dependencies: ["SNP", "SNPEmulator"], swiftSettings: strict),
@@ -76,7 +77,7 @@ let package = Package(
                 "KeyService", crypto, cryptoExtras, .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
-            exclude: ["Audit", "ACL"],
+            exclude: ["Audit"],
             swiftSettings: strict
         ),
         .testTarget(name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", crypto], swiftSettings: strict),

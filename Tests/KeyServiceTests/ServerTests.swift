@@ -12,18 +12,20 @@ import Testing
 @Suite struct ServerTests {
     func makeApp() async throws -> (some ApplicationProtocol, String) {
         let storage = try DevStorage.make()
-        let tokens = try TokenStore(storage: storage)
+        let services = try await Services.open(storage)
+        let tokens = services.tokens
         let root = try await tokens.create(
             id: "test-root",
             entry: TokenStore.Entry(
                 accessor: "acc", policies: ["root"], displayName: "root", creationTime: Date(), ttl: nil,
                 explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
                 path: "auth/token/root"))
-        let mounts = MountTable(storage: storage)
-        try await mounts.enable(path: "secret/", type: "kv", description: "", options: ["version": .string("2")])
+        try await services.mounts.enable(
+            path: "secret/", type: "kv", description: "", options: ["version": .string("2")])
         let core = VaultCore(
-            state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),
-            tokens: tokens, mounts: mounts)
+            runtime: Runtime(
+                state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),
+                services: services))
         return (buildApplication(core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test")), root)
     }
 

@@ -175,6 +175,66 @@ def a_default_token_cannot_read_secrets(c):
     raises(exceptions.Forbidden, limited.sys.list_mounted_secrets_engines)
 
 
+# policies and tokens -----------------------------------------------------------------------------------------
+
+@check
+def policy_write_read_list_and_legacy_rules(c):
+    name = "p-" + secrets.token_hex(3)
+    text = 'path "secret/data/x" {\n  capabilities = ["read"]\n}\n'
+    c.client.sys.create_or_update_acl_policy(name, text)
+    read = c.client.sys.read_acl_policy(name)["data"]
+    expect(read["name"] == name and read["policy"] == text, read)
+    expect(name in c.client.sys.list_acl_policies()["data"]["keys"], "listed")
+    expect(c.client.get_policy(name) == text, "legacy rules")
+    expect(name in c.client.sys.list_policies()["data"]["policies"], "legacy list")
+    raises(exceptions.InvalidRequest, c.client.sys.create_or_update_acl_policy, name + "x",
+           'path "a" { capabilities = ["fly"] }')
+    c.client.sys.delete_acl_policy(name)
+    raises(exceptions.InvalidPath, c.client.sys.read_acl_policy, name)
+
+
+@check
+def policy_enforcement_on_transit_and_kv(c):
+    c.client.sys.enable_secrets_engine("transit", path=c.transit + "p")
+    c.client.sys.enable_secrets_engine("kv", path=c.kv + "p", options={"version": "2"})
+    transit, kv = c.transit + "p", c.kv + "p"
+    c.client.secrets.transit.create_key("app", mount_point=transit)
+    c.client.secrets.transit.create_key("secret-key", mount_point=transit)
+    name = "app-" + secrets.token_hex(3)
+    c.client.sys.create_or_update_acl_policy(name, f"""
+path "{transit}/encrypt/*" {{ capabilities = ["update"] }}
+path "{transit}/decrypt/*" {{ capabilities = ["update"] }}
+path "{transit}/keys/*" {{ capabilities = ["read"] }}
+path "{transit}/keys/secret-key" {{ capabilities = ["deny"] }}
+path "{kv}/data/+/cfg" {{ capabilities = ["read", "create", "update"] }}
+""")
+    token = c.client.auth.token.create(policies=[name], ttl="1h")["auth"]["client_token"]
+    child = hvac.Client(url=c.url, token=token)
+    t = child.secrets.transit
+    ciphertext = t.encrypt_data("app", b64(b"ok"), mount_point=transit)["data"]["ciphertext"]
+    expect(unb64(t.decrypt_data("app", ciphertext, mount_point=transit)["data"]["plaintext"]) == b"ok", "update ok")
+    raises(exceptions.Forbidden, t.encrypt_data, "brand-new", b64(b"x"), mount_point=transit)
+    raises(exceptions.Forbidden, t.rotate_key, "app", mount_point=transit)
+    expect(t.read_key("app", mount_point=transit)["data"]["name"] == "app", "keys/* read")
+    raises(exceptions.Forbidden, t.read_key, "secret-key", mount_point=transit)
+    raises(exceptions.Forbidden, t.list_keys, mount_point=transit)
+    raises(exceptions.Forbidden, child.sys.list_mounted_secrets_engines)
+    child.secrets.kv.v2.create_or_update_secret(path="app1/cfg", secret={"a": "1"}, mount_point=kv)
+    raises(exceptions.Forbidden, child.secrets.kv.v2.create_or_update_secret, path="app1/other", secret={"a": "1"},
+           mount_point=kv)
+    raises(exceptions.Forbidden, child.secrets.kv.v2.create_or_update_secret, path="a/b/cfg", secret={"a": "1"},
+           mount_point=kv)
+    caps = child.sys.get_capabilities([f"{transit}/keys/app"]) if hasattr(child.sys, "get_capabilities") else None
+    response = requests.post(f"{c.url}/v1/sys/capabilities-self", headers={"X-Vault-Token": token},
+                             json={"paths": [f"{transit}/keys/app", f"{transit}/keys/secret-key"]})
+    body = response.json()["data"]
+    expect(body[f"{transit}/keys/app"] == ["read"] and body[f"{transit}/keys/secret-key"] == ["deny"], body)
+    del caps
+    c.client.sys.disable_secrets_engine(path=transit)
+    c.client.sys.disable_secrets_engine(path=kv)
+    c.client.sys.delete_acl_policy(name)
+
+
 # KV v2 -------------------------------------------------------------------------------------------------------
 
 @check

@@ -113,7 +113,9 @@ actor KVStore {
     init(storage: EngineStorage) { self.storage = storage }
 
     private func load(_ path: String) throws(VaultError) -> Secret? { try storage.read(Secret.self, "secrets/" + path) }
-    private func save(_ secret: Secret, _ path: String) throws(VaultError) { try storage.write(secret, "secrets/" + path) }
+    private func save(_ secret: Secret, _ path: String) throws(VaultError) {
+        try storage.write(secret, "secrets/" + path)
+    }
     private func settings() throws(VaultError) -> Configuration {
         try storage.read(Configuration.self, "config") ?? Configuration()
     }

@@ -36,7 +36,8 @@ actor MountTable {
 
     private func persist() throws(VaultError) {
         let records = mounts.values.map {
-            Record(path: $0.path, type: $0.type, description: $0.description, accessor: $0.accessor, uuid: $0.uuid,
+            Record(
+                path: $0.path, type: $0.type, description: $0.description, accessor: $0.accessor, uuid: $0.uuid,
                 options: $0.options)
         }
         try storage.write(records.sorted { $0.path < $1.path }, "core/mounts")

@@ -16,6 +16,8 @@ struct VaultRequest: Sendable {
     var isHead: Bool = false
     /// The authenticated caller, set by the dispatcher before a backend sees the request.
     var caller: Caller?
+    /// The caller's ACL, for backends that must tell create from update (transit's encrypt upsert).
+    var acl: ACL?
 
     /// Go's strconv.ParseBool, which Vault uses for `?list=` and string booleans.
     static func parseBool(_ text: String) -> Bool? {

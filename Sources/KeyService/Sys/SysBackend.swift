@@ -4,7 +4,10 @@ import HTTPTypes
 /// `sys/…`: health, seal status, init status, the mount table.
 struct SysBackend: Backend {
     let state: ServerState
-    let mounts: MountTable
+    /// nil for the unauthenticated paths, which never touch the mount table.
+    let mounts: MountTable?
+    /// nil for the unauthenticated paths.
+    var services: Services? = nil
 
     func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
         switch (request.operation, path) {
@@ -18,6 +21,7 @@ struct SysBackend: Backend {
                     "leader_cluster_address": .string(""), "performance_standby": .bool(false),
                 ]))
         case (.read, "mounts"):
+            guard let mounts else { throw .permissionDenied }
             let listing = await mounts.list()
             return VaultReply(data: .object(listing), topLevel: listing)
         case (.update, _) where path.hasPrefix("mounts/"):
@@ -26,15 +30,81 @@ struct SysBackend: Backend {
             guard let type = try request.body.string("type") else { throw .badRequest("missing type") }
             var options: [String: JSONValue] = [:]
             if case .object(let object)? = request.body["options"] { options = object }
+            guard let mounts else { throw .permissionDenied }
             try await mounts.enable(
                 path: mountPath, type: type, description: try request.body.string("description") ?? "",
                 options: options)
             return .noContent
         case (.delete, _) where path.hasPrefix("mounts/"):
-            try await mounts.disable(path: String(path.dropFirst("mounts/".count)))
+            try await mounts?.disable(path: String(path.dropFirst("mounts/".count)))
             return .noContent
+        case _ where path.hasPrefix("policies/acl") || path.hasPrefix("policy"):
+            return try await policies(request, path: path)
+        case (.update, "capabilities-self"):
+            guard let acl = request.acl else { throw .permissionDenied }
+            var paths: [String] = []
+            if case .array(let list)? = request.body["paths"] {
+                paths = list.compactMap { if case .string(let text) = $0 { text } else { nil } }
+            } else if let single = try request.body.string("path") {
+                paths = [single]
+            }
+            var data: [String: JSONValue] = [:]
+            for path in paths { data[path] = .array(acl.capabilityNames(for: path).map(JSONValue.string)) }
+            if paths.count == 1 { data["capabilities"] = data[paths[0]] }
+            return .data(data)
         default:
             throw .unsupportedPath("sys/" + path)
+        }
+    }
+
+    /// `sys/policies/acl[/:name]` and the legacy `sys/policy[/:name]` (whose read answers `rules`).
+    private func policies(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
+        guard let services else { throw .permissionDenied }
+        let legacy = path.hasPrefix("policy")
+        let prefix = legacy ? "policy" : "policies/acl"
+        var name = String(path.dropFirst(prefix.count))
+        if name.hasPrefix("/") { name.removeFirst() }
+        let store = services.policies
+        do {
+            switch (request.operation, name.isEmpty) {
+            case (.list, true), (.read, true):
+                let names = await store.list()
+                if legacy {
+                    let list = JSONValue.array(names.map(JSONValue.string))
+                    return VaultReply(
+                        data: .object(["policies": list, "keys": list]), topLevel: ["policies": list, "keys": list])
+                }
+                return .data(["keys": .array(names.map(JSONValue.string))])
+            case (.read, false):
+                guard let entry = await store.entry(name) else { throw VaultError.notFound }
+                if legacy { return .data(["name": .string(entry.name), "rules": .string(entry.raw)]) }
+                return .data([
+                    "name": .string(entry.name), "policy": .string(entry.raw), "version": .int(Int64(entry.version)),
+                    "cas_required": .bool(entry.casRequired),
+                ])
+            case (.update, false):
+                var text = try request.body.string("policy") ?? request.body.string("rules")
+                if text == nil, case .object? = request.body["policy"], let policy = request.body["policy"] {
+                    text = String(decoding: policy.serialized, as: UTF8.self)
+                }
+                try await store.put(
+                    name: name, policy: text ?? "", cas: (try request.body.int("cas")).map(Int.init),
+                    casRequired: try request.body.bool("cas_required") ?? false)
+                try await services.savePolicies()
+                return .noContent
+            case (.delete, false):
+                try await store.delete(name)
+                try await services.savePolicies()
+                return .noContent
+            default:
+                throw VaultError.unsupportedPath("sys/" + path)
+            }
+        } catch let error as PolicyError {
+            throw .badRequest(error.message)
+        } catch let error as VaultError {
+            throw error
+        } catch {
+            throw .internalError("\(error)")
         }
     }
 

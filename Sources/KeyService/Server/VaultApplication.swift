@@ -33,6 +33,7 @@ func buildApplication(
 
 /// Turns an HTTP request into a `VaultRequest`, and the reply or error into Vault's JSON.
 func respond(to request: Request, context: VaultRequestContext, core: VaultCore) async -> Response {
+    var requestID = UUID().uuidString.lowercased()
     do {
         let query = Dictionary(
             request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { a, _ in a })
@@ -53,13 +54,14 @@ func respond(to request: Request, context: VaultRequestContext, core: VaultCore)
         let vaultRequest = VaultRequest(
             operation: operation, path: path, body: body, query: query, token: token,
             isHead: request.method == .head)
+        requestID = vaultRequest.id
         let reply = try await core.handle(vaultRequest)
-        let response = encode(reply)
+        let response = encode(reply, id: vaultRequest.id)
         return vaultRequest.isHead ? Response(status: response.status, headers: response.headers) : response
     } catch let error as VaultError {
-        return encode(error)
+        return encode(error, id: requestID)
     } catch {
-        return encode(VaultError.internalError("\(error)"))
+        return encode(VaultError.internalError("\(error)"), id: requestID)
     }
 }
 
@@ -70,15 +72,15 @@ private func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response
         body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.serialized)))
 }
 
-func encode(_ reply: VaultReply) -> Response {
+func encode(_ reply: VaultReply, id: String) -> Response {
     if reply.status == .noContent { return Response(status: .noContent) }
     if let bare = reply.bare { return json(reply.status, bare) }
-    return json(reply.status, envelope(data: reply.data, auth: reply.auth, extra: reply.topLevel))
+    return json(reply.status, envelope(id: id, data: reply.data, auth: reply.auth, extra: reply.topLevel))
 }
 
-func encode(_ error: VaultError) -> Response {
+func encode(_ error: VaultError, id: String) -> Response {
     if let data = error.data {
-        var body = envelope(data: data, auth: nil, extra: [:])
+        var body = envelope(id: id, data: data, auth: nil, extra: [:])
         if case .object(var members) = body {
             members["errors"] = .array(error.messages.map(JSONValue.string))
             body = .object(members)
@@ -89,9 +91,9 @@ func encode(_ error: VaultError) -> Response {
 }
 
 /// Vault's success envelope.
-func envelope(data: JSONValue?, auth: JSONValue?, extra: [String: JSONValue]) -> JSONValue {
+func envelope(id: String, data: JSONValue?, auth: JSONValue?, extra: [String: JSONValue]) -> JSONValue {
     var members: [String: JSONValue] = [
-        "request_id": .string(UUID().uuidString.lowercased()), "lease_id": .string(""), "renewable": .bool(false),
+        "request_id": .string(id), "lease_id": .string(""), "renewable": .bool(false),
         "lease_duration": .int(0), "data": data ?? .null, "wrap_info": .null, "warnings": .null, "auth": auth ?? .null,
     ]
     for (key, value) in extra where members[key] == nil { members[key] = value }

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 
 /// One API request after HTTP: Vault's logical operation, the path below `/v1/`, the body, the token.
@@ -18,6 +19,8 @@ struct VaultRequest: Sendable {
     var caller: Caller?
     /// The caller's ACL, for backends that must tell create from update (transit's encrypt upsert).
     var acl: ACL?
+    /// The request id: the envelope's `request_id` and the audit lines' `request.id`.
+    var id = UUID().uuidString.lowercased()
 
     /// Go's strconv.ParseBool, which Vault uses for `?list=` and string booleans.
     static func parseBool(_ text: String) -> Bool? {

@@ -8,6 +8,7 @@ struct SysBackend: Backend {
     let mounts: MountTable?
     /// nil for the unauthenticated paths.
     var services: Services? = nil
+    var audit = AuditBroker()
 
     func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
         switch (request.operation, path) {
@@ -40,6 +41,15 @@ struct SysBackend: Backend {
             return .noContent
         case _ where path.hasPrefix("policies/acl") || path.hasPrefix("policy"):
             return try await policies(request, path: path)
+        case (.read, "audit"):
+            return .data(audit.listing.objectMembers)
+        case (.update, _) where path.hasPrefix("audit-hash/"):
+            let name = String(path.dropFirst("audit-hash/".count))
+            guard let device = audit.device(named: name) else { throw .badRequest("unknown audit backend \(name)") }
+            guard let input = try request.body.string("input") else {
+                throw .badRequest("the \"input\" parameter is required")
+            }
+            return .data(["hash": .string(device.hash(input))])
         case (.update, "capabilities-self"):
             guard let acl = request.acl else { throw .permissionDenied }
             var paths: [String] = []

@@ -1,0 +1,74 @@
+import Dispatch
+import Glibc
+
+/// The append-only file under an audit device: mode 0600, opened `O_APPEND`, each line written whole and
+/// `fdatasync`'d before `append` returns, so an acknowledged request's lines survive a crash. Not thread-safe:
+/// `AuditDevice` owns it behind a lock.
+final class AuditLogFile {
+    let path: String
+    private let descriptor: Int32
+
+    /// Opens (creating 0600 if absent) the file for appending; its directory must exist.
+    init(path: String) throws(AuditError) {
+        self.path = path
+        let directory = Self.directory(of: path)
+        var info = stat()
+        guard stat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+            throw .missingDirectory(file: path, directory: directory)
+        }
+        var created = true
+        var descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        if descriptor < 0, errno == EEXIST {
+            created = false
+            descriptor = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW)
+        }
+        guard descriptor >= 0 else { throw .file(path: path, operation: "open for appending", errno: errno) }
+        self.descriptor = descriptor
+        // An existing log may have been created by hand with a wider mode: audit lines are not for everyone.
+        guard fchmod(descriptor, 0o600) == 0 else { throw .file(path: path, operation: "chmod 0600", errno: errno) }
+        if created { try Self.syncDirectory(of: path) }
+    }
+
+    deinit { close(descriptor) }
+
+    /// Appends one line and waits until it is on disk. A failed write leaves no partial line behind (the file is
+    /// cut back to its previous length), so the next line still starts on a line of its own.
+    func append(_ bytes: [UInt8]) throws(AuditError) {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw .file(path: path, operation: "stat", errno: errno) }
+        if let code = Self.writeAll(bytes, to: descriptor) {
+            _ = ftruncate(descriptor, info.st_size)
+            throw .file(path: path, operation: "append to", errno: code)
+        }
+        guard fdatasync(descriptor) == 0 else { throw .file(path: path, operation: "fsync", errno: errno) }
+    }
+
+    /// Writes all of `bytes`, retrying short writes and `EINTR`; returns the errno of a failure.
+    static func writeAll(_ bytes: [UInt8], to descriptor: Int32) -> Int32? {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
+            offset += written
+        }
+        return nil
+    }
+
+    /// The directory part of `path` (`.` for a bare file name, `/` for a file at the root).
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// Makes a new directory entry under `path`'s directory durable.
+    static func syncDirectory(of path: String) throws(AuditError) {
+        let directory = directory(of: path)
+        let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .file(path: directory, operation: "open directory", errno: errno) }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw .file(path: directory, operation: "fsync directory", errno: errno) }
+    }
+}

@@ -4,7 +4,7 @@ BIN = $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 TESTDATA ?= $(abspath ../shared/testdata)
 MEASURE_CASES ?= 80
 
-.PHONY: all deps build test unit-test cli-test measure-test hvac-test run bench format lint clean
+.PHONY: all deps build test unit-test cli-test measure-test hvac-test sealed-test run bench format lint clean
 
 all: build
 
@@ -30,7 +30,15 @@ measure-test: build
 hvac-test: build
 	VHSMD=$(BIN)/vhsmd scripts/hvac-test.sh
 
-test: lint unit-test cli-test measure-test hvac-test
+# vhsmd on sealed storage: config mode, the emulator's Secure Processor as the seal, kill -9 mid-stream, another chip.
+# The emulator reaches vhsmd only through the Emulator trait, so this builds a separate test flavour.
+EMULATOR_BIN = $(shell $(SWIFT) build --traits Emulator --scratch-path .build-emulator --show-bin-path 2>/dev/null)
+sealed-test: deps
+	$(SWIFT) build --traits Emulator --scratch-path .build-emulator --product vhsmd
+	$(SWIFT) build --traits Emulator --scratch-path .build-emulator --product vhsm
+	VHSMD=$(EMULATOR_BIN)/vhsmd VHSM=$(EMULATOR_BIN)/vhsm scripts/sealed-test.sh
+
+test: lint unit-test cli-test measure-test hvac-test sealed-test
 
 run: build
 	VHSM=$(BIN)/vhsm scripts/run-demo.sh

@@ -1,4 +1,4 @@
-import Dispatch
+import Foundation
 import Glibc
 
 /// The append-only file under an audit device: mode 0600, opened `O_APPEND`, each line written whole and
@@ -12,8 +12,8 @@ final class AuditLogFile {
     init(path: String) throws(AuditError) {
         self.path = path
         let directory = Self.directory(of: path)
-        var info = stat()
-        guard stat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw .missingDirectory(file: path, directory: directory)
         }
         var created = true
@@ -34,10 +34,11 @@ final class AuditLogFile {
     /// Appends one line and waits until it is on disk. A failed write leaves no partial line behind (the file is
     /// cut back to its previous length), so the next line still starts on a line of its own.
     func append(_ bytes: [UInt8]) throws(AuditError) {
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { throw .file(path: path, operation: "stat", errno: errno) }
+        // The length before this line (lseek to the end; the file is opened O_APPEND), to cut a failed write back.
+        let length = lseek(descriptor, 0, SEEK_END)
+        guard length >= 0 else { throw .file(path: path, operation: "seek", errno: errno) }
         if let code = Self.writeAll(bytes, to: descriptor) {
-            _ = ftruncate(descriptor, info.st_size)
+            _ = ftruncate(descriptor, length)
             throw .file(path: path, operation: "append to", errno: code)
         }
         guard fdatasync(descriptor) == 0 else { throw .file(path: path, operation: "fsync", errno: errno) }

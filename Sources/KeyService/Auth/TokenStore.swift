@@ -26,6 +26,25 @@ actor TokenStore {
 
     private let storage: EngineStorage
     private let salt: SymmetricKey
+    /// Entries by record path, written through to the sealed store.
+    private var cache: [String: Entry] = [:]
+
+    private func load(_ path: String) throws(VaultError) -> Entry? {
+        if let cached = cache[path] { return cached }
+        let entry = try storage.read(Entry.self, path)
+        if let entry { cache[path] = entry }
+        return entry
+    }
+
+    private func store(_ entry: Entry, _ path: String) throws(VaultError) {
+        try storage.write(entry, path)
+        cache[path] = entry
+    }
+
+    private func drop(_ path: String) throws(VaultError) {
+        try storage.remove(path)
+        cache[path] = nil
+    }
     /// Default and maximum TTL of non-root tokens (Vault's system defaults: 32 days).
     static let maxTTL: Int64 = 768 * 3600
 
@@ -59,7 +78,7 @@ actor TokenStore {
     func create(id: String? = nil, entry: Entry) throws(VaultError) -> String {
         let token = id ?? Self.newToken()
         let key = hash(token)
-        try storage.write(entry, record(key))
+        try store(entry, record(key))
         try storage.write(Self.hex(key), "core/accessors/" + entry.accessor)
         return token
     }
@@ -68,7 +87,7 @@ actor TokenStore {
     func authenticate(_ token: String?) throws(VaultError) -> Entry? {
         guard let token else { return nil }
         let key = hash(token)
-        guard var entry = try storage.read(Entry.self, record(key)) else { return nil }
+        guard var entry = try load(record(key)) else { return nil }
         if let expiry = entry.expireTime, expiry < Date() {
             try revoke(key: key)
             return nil
@@ -78,17 +97,17 @@ actor TokenStore {
             if entry.numUses == 0 {
                 try revoke(key: key)
             } else {
-                try storage.write(entry, record(key))
+                try store(entry, record(key))
             }
         }
         return entry
     }
 
-    func entry(token: String) throws(VaultError) -> Entry? { try storage.read(Entry.self, record(hash(token))) }
+    func entry(token: String) throws(VaultError) -> Entry? { try load(record(hash(token))) }
 
     func entry(accessor: String) throws(VaultError) -> Entry? {
         guard let key = try key(accessor: accessor) else { return nil }
-        return try storage.read(Entry.self, record(key))
+        return try load(record(key))
     }
 
     func key(token: String) -> [UInt8] { hash(token) }
@@ -103,11 +122,11 @@ actor TokenStore {
 
     /// Revokes a token and, unless `orphanChildren`, every token created under it.
     func revoke(key: [UInt8], orphanChildren: Bool = false) throws(VaultError) {
-        guard let entry = try storage.read(Entry.self, record(key)) else { return }
-        try storage.remove(record(key))
+        guard let entry = try load(record(key)) else { return }
+        try drop(record(key))
         try storage.remove("core/accessors/" + entry.accessor)
         for name in try storage.children("core/tokens/") where !name.hasSuffix("/") {
-            guard var child = try storage.read(Entry.self, "core/tokens/" + name), child.parent == key else { continue }
+            guard var child = try load("core/tokens/" + name), child.parent == key else { continue }
             let childKey = stride(from: 0, to: name.count, by: 2).compactMap {
                 let start = name.index(name.startIndex, offsetBy: $0)
                 return UInt8(name[start..<name.index(start, offsetBy: 2)], radix: 16)
@@ -115,7 +134,7 @@ actor TokenStore {
             if orphanChildren {
                 child.parent = nil
                 child.orphan = true
-                try storage.write(child, "core/tokens/" + name)
+                try store(child, "core/tokens/" + name)
             } else {
                 try revoke(key: childKey)
             }
@@ -125,7 +144,7 @@ actor TokenStore {
     /// Extends a token's lease by `increment` (or its original TTL), capped by its explicit max TTL and the
     /// system maximum.
     func renew(key: [UInt8], increment: Int64?) throws(VaultError) -> Entry {
-        guard var entry = try storage.read(Entry.self, record(key)) else { throw .permissionDenied }
+        guard var entry = try load(record(key)) else { throw .permissionDenied }
         guard entry.ttl != nil else { return entry }
         guard entry.renewable else { throw .badRequest("lease is not renewable") }
         var ttl = increment ?? entry.ttl ?? Self.maxTTL
@@ -134,7 +153,7 @@ actor TokenStore {
         ttl = max(0, min(ttl, cap - age))
         entry.lastRenewal = Date()
         entry.ttl = ttl
-        try storage.write(entry, record(key))
+        try store(entry, record(key))
         return entry
     }
 

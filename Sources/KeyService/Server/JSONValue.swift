@@ -13,7 +13,7 @@ enum JSONValue: Equatable, Sendable, Codable {
     /// Parses a request body; an empty body is an empty object.
     static func parse(_ bytes: [UInt8]) throws(VaultError) -> JSONValue {
         if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return .object([:]) }
-        do { return try JSONDecoder().decode(JSONValue.self, from: Data(bytes)) } catch {
+        do { return try JSONParser.parse(bytes) } catch {
             throw .badRequest("failed to parse JSON input: the request body is not valid JSON")
         }
     }

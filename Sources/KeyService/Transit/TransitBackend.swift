@@ -215,7 +215,7 @@ struct TransitBackend: Backend {
                 try TransitBase64.decode(plaintext), context: try Self.bytes(item, "context"),
                 associatedData: try Self.bytes(item, "associated_data"), nonce: try Self.bytes(item, "nonce"),
                 keyVersion: Int(try item.int("key_version") ?? Int64(version)))
-            return try Self.object(result)
+            return ["ciphertext": .string(result.ciphertext), "key_version": .int(Int64(result.keyVersion))]
         }
     }
 
@@ -334,12 +334,27 @@ struct TransitBackend: Backend {
 /// One transit mount's keys and its BYOK wrapping key, kept in the sealed store below the mount's prefix.
 actor TransitStore {
     private let storage: EngineStorage
+    /// Decoded keys, written through: the sealed store stays the source of truth across restarts.
+    private var cache: [String: TransitKey] = [:]
 
     init(storage: EngineStorage) { self.storage = storage }
 
-    func key(_ name: String) throws(VaultError) -> TransitKey? { try storage.read(TransitKey.self, "keys/" + name) }
-    func put(_ key: TransitKey) throws(VaultError) { try storage.write(key, "keys/" + key.name) }
-    func delete(_ name: String) throws(VaultError) { try storage.remove("keys/" + name) }
+    func key(_ name: String) throws(VaultError) -> TransitKey? {
+        if let cached = cache[name] { return cached }
+        let key = try storage.read(TransitKey.self, "keys/" + name)
+        cache[name] = key
+        return key
+    }
+
+    func put(_ key: TransitKey) throws(VaultError) {
+        try storage.write(key, "keys/" + key.name)
+        cache[key.name] = key
+    }
+
+    func delete(_ name: String) throws(VaultError) {
+        try storage.remove("keys/" + name)
+        cache[name] = nil
+    }
     func names() throws(VaultError) -> [String] { try storage.children("keys/").filter { !$0.hasSuffix("/") } }
 
     /// The mount's RSA-4096 wrapping key, generated on first use and kept for the mount's life.

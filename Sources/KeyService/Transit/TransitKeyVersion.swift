@@ -86,8 +86,10 @@ enum Ed25519Material {
 
 /// Random bytes from the system CSPRNG (`getrandom` on Linux).
 enum TransitRandom {
+    /// `count` bytes from BoringSSL's DRBG (RAND_bytes, seeded from the kernel) in one call: nonces and keys are
+    /// drawn on every request, and a system call per byte (SystemRandomNumberGenerator) costs more than the AES.
     static func bytes(_ count: Int) -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        guard count > 0 else { return [] }
+        return SymmetricKey(size: SymmetricKeySize(bitCount: count * 8)).withUnsafeBytes { Array($0) }
     }
 }

@@ -48,6 +48,7 @@ bench: deps
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --product vhsm
 	VHSM=$$($(SWIFT) build -c release --show-bin-path)/vhsm BENCH=$$($(SWIFT) build -c release --show-bin-path)/vhsm-bench \
 		STATIC_VHSM=.build-static/release/vhsm TESTDATA=$(TESTDATA) scripts/bench.sh
+	VHSMD=$$($(SWIFT) build -c release --show-bin-path)/vhsmd scripts/bench-vhsmd.sh
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift

@@ -266,18 +266,9 @@ enum CertificateTime {
         default:
             throw CertificateError.malformed("a validity time is neither UTCTime nor GeneralizedTime")
         }
-        let days = daysFromCivil(year: fields.0, month: fields.1, day: fields.2)
+        let days = CivilDate(year: fields.0, month: fields.1, day: fields.2).daysSinceEpoch
         let seconds = days * 86_400 + fields.3 * 3600 + fields.4 * 60 + fields.5
         return Date(timeIntervalSince1970: TimeInterval(seconds))
     }
 
-    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
 }

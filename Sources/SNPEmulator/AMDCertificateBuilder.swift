@@ -329,18 +329,10 @@ public enum AMDCertificateBuilder {
         var seconds: Int
 
         init(_ date: Date) {
-            let total = Int(date.timeIntervalSince1970.rounded(.down))
-            let days = total >= 0 ? total / 86_400 : (total - 86_399) / 86_400
-            let secondOfDay = total - days * 86_400
-            let z = days + 719_468
-            let era = (z >= 0 ? z : z - 146_096) / 146_097
-            let doe = z - era * 146_097
-            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-            let mp = (5 * doy + 2) / 153
-            day = doy - (153 * mp + 2) / 5 + 1
-            month = mp < 10 ? mp + 3 : mp - 9
-            year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+            let (civil, secondOfDay) = CivilDate.split(unixSeconds: Int64(date.timeIntervalSince1970.rounded(.down)))
+            year = civil.year
+            month = civil.month
+            day = civil.day
             hours = secondOfDay / 3600
             minutes = secondOfDay % 3600 / 60
             seconds = secondOfDay % 60

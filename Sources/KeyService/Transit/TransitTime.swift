@@ -1,4 +1,5 @@
 import FoundationEssentials
+import SNP
 
 /// Wall-clock time as the key record stores it (Unix nanoseconds) and as Vault prints it.
 enum TransitTime {
@@ -18,22 +19,9 @@ enum TransitTime {
     static func rfc3339(_ nanoseconds: Int64) -> String {
         let seconds = unixSeconds(nanoseconds)
         let fraction = nanoseconds - seconds * 1_000_000_000
-        var days = seconds / 86_400
-        var secondOfDay = seconds % 86_400
-        if secondOfDay < 0 {
-            secondOfDay += 86_400
-            days -= 1
-        }
-        // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        let (date, second) = CivilDate.split(unixSeconds: seconds)
+        let (year, month, day) = (Int64(date.year), Int64(date.month), Int64(date.day))
+        let secondOfDay = Int64(second)
 
         func pad(_ value: Int64, _ width: Int) -> String {
             let digits = String(value)

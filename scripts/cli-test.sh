@@ -151,6 +151,8 @@ check "the refusal says why" grep -q "SEV metadata" "$work/err"
 expect 1 "measure refuses a size that is not 4 KiB pages" -- "$VHSM" measure --ovmf "$M/initrd-synthetic.bin" --vcpus 1 --vcpu-type EPYC-v4
 expect 2 "measure without a vCPU type" -- "$VHSM" measure --ovmf "$M/OVMF.amdsev.fd" --vcpus 1
 expect 2 "measure with an unknown vCPU type" -- "$VHSM" measure --ovmf "$M/OVMF.amdsev.fd" --vcpus 1 --vcpu-type EPYC-Zen9
+expect 2 "measure --append -- is an option to argparse too" -- "$VHSM" measure --ovmf "$M/OVMF.amdsev.fd" --vcpus 1 --vcpu-type EPYC --kernel "$M/kernel-synthetic.bin" --append --
+expect 0 "measure --append with a leading -- and a space is a value" -- "$VHSM" measure --ovmf "$M/OVMF.amdsev.fd" --vcpus 1 --vcpu-type EPYC --kernel "$M/kernel-synthetic.bin" --append "-- quiet"
 expect 2 "measure initrd without kernel" -- "$VHSM" measure --ovmf "$M/OVMF.amdsev.fd" --vcpus 1 --vcpu-type EPYC --initrd "$M/empty.bin"
 expect 0 "emulator measures the launch" -- "$VHSM" emulator report --state "$work/chip-milan" --report-data 01 "${launch[@]}" -o "$work/measured.bin"
 expect 0 "the report carries the computed measurement" -- "$VHSM" report verify "$work/measured.bin" --cert "$work/chip-milan/certs/vcek.der" \

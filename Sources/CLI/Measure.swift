@@ -68,6 +68,11 @@ struct Measure: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let append, Self.argparseTakesAsOption(append) {
+            // sev-snp-measure (argparse) reads a dash-led token without spaces as another option, so such a
+            // command line cannot be given to it: refuse the same way rather than measure something else.
+            throw CLIError.usage("argument --append: expected one argument ('\(append)' reads as an option)")
+        }
         if initrd != nil && kernel == nil { throw CLIError.usage("--kernel required when using --initrd") }
         if let append, !append.isEmpty, kernel == nil { throw CLIError.usage("--kernel required when using --append") }
         let vmm = try Self.vmm(vmmType)
@@ -159,6 +164,15 @@ struct Measure: AsyncParsableCommand {
             throw CLIError.usage("unknown VMM type '\(text)'; use qemu, ec2 or gce")
         }
         return vmm
+    }
+
+    /// argparse's rule for a value after an option: a token starting with "-" is another option unless it is "-"
+    /// alone, a negative number, or contains a space.
+    static func argparseTakesAsOption(_ value: String) -> Bool {
+        guard value.hasPrefix("-"), value != "-" else { return false }
+        if value.contains(" ") { return false }
+        if Double(value) != nil { return false }
+        return true
     }
 
     /// An integer as Python's `int(text, 0)` reads it: decimal, or 0x/0o/0b prefixed.

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SNP
 
 /// Tokens, stored only as keyed hashes (HMAC-SHA256 under a per-store salt) in the sealed store: the token string
 /// itself is never kept, logged or compared in the clear. Records: `core/tokens/<hash hex>`,
@@ -64,9 +65,14 @@ actor TokenStore {
         Array(HMAC<SHA256>.authenticationCode(for: Array(token.utf8), using: salt))
     }
 
-    private func record(_ key: [UInt8]) -> String { "core/tokens/" + Self.hex(key) }
+    private func record(_ key: [UInt8]) -> String { "core/tokens/" + Hex.encode(key) }
 
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    /// A token hash back from its hex form in a record name or the accessor index.
+    private static func key(hex: String) throws(VaultError) -> [UInt8] {
+        do { return try Hex.decode(hex, count: 32) } catch {
+            throw .internalError("sealed storage holds a malformed token hash '\(hex)': \(error)")
+        }
+    }
 
     static func newToken(prefix: String = "s.") -> String {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
@@ -79,7 +85,7 @@ actor TokenStore {
         let token = id ?? Self.newToken()
         let key = hash(token)
         try store(entry, record(key))
-        try storage.write(Self.hex(key), "core/accessors/" + entry.accessor)
+        try storage.write(Hex.encode(key), "core/accessors/" + entry.accessor)
         return token
     }
 
@@ -114,10 +120,7 @@ actor TokenStore {
 
     func key(accessor: String) throws(VaultError) -> [UInt8]? {
         guard let hex = try storage.read(String.self, "core/accessors/" + accessor) else { return nil }
-        return stride(from: 0, to: hex.count, by: 2).compactMap {
-            let start = hex.index(hex.startIndex, offsetBy: $0)
-            return UInt8(hex[start..<hex.index(start, offsetBy: 2)], radix: 16)
-        }
+        return try Self.key(hex: hex)
     }
 
     /// Revokes a token and, unless `orphanChildren`, every token created under it.
@@ -127,10 +130,7 @@ actor TokenStore {
         try storage.remove("core/accessors/" + entry.accessor)
         for name in try storage.children("core/tokens/") where !name.hasSuffix("/") {
             guard var child = try load("core/tokens/" + name), child.parent == key else { continue }
-            let childKey = stride(from: 0, to: name.count, by: 2).compactMap {
-                let start = name.index(name.startIndex, offsetBy: $0)
-                return UInt8(name[start..<name.index(start, offsetBy: 2)], radix: 16)
-            }
+            let childKey = try Self.key(hex: name)
             if orphanChildren {
                 child.parent = nil
                 child.orphan = true

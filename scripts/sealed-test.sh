@@ -2,6 +2,8 @@
 # vhsmd in config mode on sealed storage, sealed by the (emulated) SEV-SNP Secure Processor:
 #  - sys/init once, a stream of transit key creations and KV writes, kill -9 in the middle of it,
 #  - restart: every acknowledged write is there, old ciphertext decrypts, a second sys/init is refused,
+#  - HTTPS by default: a self-signed certificate kept in the data directory, its fingerprint printed; or the
+#    operator's certificate; readiness (READY=1) and STOPPING=1 on NOTIFY_SOCKET; SIGTERM stops it cleanly,
 #  - the same data directory under another chip's emulator is refused at start.
 # Usage: VHSMD=path/to/vhsmd-built-with-trait-Emulator VHSM=path/to/vhsm scripts/sealed-test.sh
 set -uo pipefail
@@ -14,7 +16,17 @@ passed=0
 failed=0
 check() { if eval "$2"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $1"; fi; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-url=http://127.0.0.1:$port
+url=https://127.0.0.1:$port
+cacert=$work/data/tls/cert.pem
+c() { curl -s --cacert "$cacert" "$@"; }
+# What systemd's NOTIFY_SOCKET receives, one datagram per line.
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])
+while True:
+    with open(sys.argv[2], "a") as f: f.write(s.recv(4096).decode().replace("\n", " ") + "\n")
+' "$work/notify.sock" "$work/notify.log" &
+pids+=($!)
 
 "$VHSM" emulator init --state "$work/chip" --product genoa >/dev/null 2>&1
 "$VHSM" emulator init --state "$work/other" --product genoa >/dev/null 2>&1
@@ -29,36 +41,47 @@ serve chip
 mkdir -p "$work/data"
 config() {
   cat >"$work/config-$1.json" <<JSON
-{"listener": {"address": "127.0.0.1:$port", "tls_disable": true}, "storage": {"path": "$work/data"},
+{"listener": {"address": "127.0.0.1:$port" ${2:-}}, "storage": {"path": "$work/data"},
  "seal": "emulator:$work/$1", "audit_file": "$work/audit.log"}
 JSON
   echo "$work/config-$1.json"
 }
 start() {
-  "$VHSMD" --config "$(config "$1")" >"$work/vhsmd.log" 2>&1 &
+  : >"$work/vhsmd.log"
+  NOTIFY_SOCKET=$work/notify.sock "$VHSMD" --config "$(config "$1" "${2:-}")" >"$work/vhsmd.log" 2>&1 &
   server=$!
   pids+=($server)
-  for _ in $(seq 100); do curl -s -o /dev/null "$url/v1/sys/health" && return 0; sleep 0.05; done
+  for _ in $(seq 200); do grep -q "ready on" "$work/vhsmd.log" && return 0; sleep 0.05; done
   return 1
 }
+fingerprint() { grep -o 'fingerprint [0-9A-F:]*' "$work/vhsmd.log" | cut -d' ' -f2; }
 
 start snp.sock
-check "health before init is 501" '[ "$(curl -s -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 501 ]'
-token=$(curl -s -X PUT -d '{}' "$url/v1/sys/init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])')
+check "config mode serves HTTPS with a new self-signed certificate" 'grep -q "HTTPS (new self-signed certificate" "$work/vhsmd.log"'
+first_fingerprint=$(fingerprint)
+check "the printed fingerprint is the certificate's SHA-256 ($first_fingerprint)" \
+  '[ "$(openssl x509 -in "$cacert" -noout -fingerprint -sha256 | cut -d= -f2)" = "$first_fingerprint" ]'
+check "the private key is owner-only" '[ "$(stat -c %a "$work/data/tls/key.pem")" = 600 ]'
+check "the certificate verifies for 127.0.0.1 with curl --cacert" 'c -o /dev/null "$url/v1/sys/health"'
+check "plain HTTP to the TLS listener gets no answer" '! curl -s -o /dev/null "http://127.0.0.1:$port/v1/sys/health"'
+check "READY=1 reached NOTIFY_SOCKET" 'sleep 0.2; grep -q "READY=1" "$work/notify.log"'
+
+check "health before init is 501" '[ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 501 ]'
+token=$(c -X PUT -d '{}' "$url/v1/sys/init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])')
 check "sys/init returns a root token" '[ -n "$token" ]'
-check "health after init is 200" '[ "$(curl -s -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 200 ]'
+check "health after init is 200" '[ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 200 ]'
 H="X-Vault-Token: $token"
-curl -s -H "$H" -X POST -d '{"type":"transit"}' "$url/v1/sys/mounts/transit" >/dev/null
-curl -s -H "$H" -X POST -d '{"type":"kv","options":{"version":"2"}}' "$url/v1/sys/mounts/secret" >/dev/null
-ciphertext=$(curl -s -H "$H" -X POST -d '{"plaintext":"c2VhbGVk"}' "$url/v1/transit/encrypt/first" |
+c -H "$H" -X POST -d '{"type":"transit"}' "$url/v1/sys/mounts/transit" >/dev/null
+c -H "$H" -X POST -d '{"type":"kv","options":{"version":"2"}}' "$url/v1/sys/mounts/secret" >/dev/null
+ciphertext=$(c -H "$H" -X POST -d '{"plaintext":"c2VhbGVk"}' "$url/v1/transit/encrypt/first" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["ciphertext"])')
 
 # A stream of writes; each acknowledged one (HTTP 200/204) is recorded; kill -9 lands in the middle.
 (
   for i in $(seq 1 400); do
-    code=$(curl -s -o /dev/null -w "%{http_code}" -H "$H" -X POST "$url/v1/transit/keys/k$i")
+    code=$(c -o /dev/null -w "%{http_code}" -H "$H" -X POST "$url/v1/transit/keys/k$i")
     [ "$code" = 200 ] && echo "key k$i" >>"$work/acked"
-    code=$(curl -s -o /dev/null -w "%{http_code}" -H "$H" -X POST -d "{\"data\":{\"n\":\"$i\"}}" "$url/v1/secret/data/s$i")
+    code=$(c -o /dev/null -w "%{http_code}" -H "$H" -X POST -d "{\"data\":{\"n\":\"$i\"}}" "$url/v1/secret/data/s$i")
     [ "$code" = 200 ] && echo "kv s$i $i" >>"$work/acked"
   done
 ) &
@@ -70,23 +93,38 @@ wait "$writer" 2>/dev/null
 acked=$(wc -l <"$work/acked")
 check "some writes were acknowledged before kill -9 ($acked)" '[ "$acked" -gt 10 ]'
 
-start snp.sock
-check "health after restart is 200 (unsealed by the chip)" '[ "$(curl -s -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 200 ]'
-check "a second sys/init is refused" '[ "$(curl -s -o /dev/null -w "%{http_code}" -X PUT -d "{}" "$url/v1/sys/init")" = 400 ]'
+start snp.sock || { echo "sealed-test: vhsmd did not restart:"; cat "$work/vhsmd.log"; }
+check "the restart keeps the self-signed certificate" '[ "$(fingerprint)" = "$first_fingerprint" ] && grep -q "HTTPS (self-signed certificate" "$work/vhsmd.log"'
+check "health after restart is 200 (unsealed by the chip)" '[ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 200 ]'
+check "a second sys/init is refused" '[ "$(c -o /dev/null -w "%{http_code}" -X PUT -d "{}" "$url/v1/sys/init")" = 400 ]'
 missing=0
 while read -r kind name value; do
   if [ "$kind" = key ]; then
-    [ "$(curl -s -o /dev/null -w "%{http_code}" -H "$H" "$url/v1/transit/keys/$name")" = 200 ] || missing=$((missing + 1))
+    [ "$(c -o /dev/null -w "%{http_code}" -H "$H" "$url/v1/transit/keys/$name")" = 200 ] || missing=$((missing + 1))
   else
-    got=$(curl -s -H "$H" "$url/v1/secret/data/$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["data"]["n"])' 2>/dev/null)
+    got=$(c -H "$H" "$url/v1/secret/data/$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["data"]["n"])' 2>/dev/null)
     [ "$got" = "$value" ] || missing=$((missing + 1))
   fi
 done <"$work/acked"
 check "every acknowledged write survived kill -9 ($acked checked, $missing missing)" '[ "$missing" = 0 ]'
-plain=$(curl -s -H "$H" -X POST -d "{\"ciphertext\":\"$ciphertext\"}" "$url/v1/transit/decrypt/first" |
+plain=$(c -H "$H" -X POST -d "{\"ciphertext\":\"$ciphertext\"}" "$url/v1/transit/decrypt/first" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["plaintext"])')
 check "a ciphertext from before the crash decrypts" '[ "$plain" = c2VhbGVk ]'
 check "nothing in the database files in clear" '! grep -aq "c2VhbGVk" "$work/data"/vhsm.db*'
+kill -TERM "$server"
+for _ in $(seq 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.05; done
+wait "$server"
+status=$?
+check "SIGTERM stops vhsmd cleanly (exit $status)" '[ "$status" = 0 ] && grep -q "vhsmd: stopped" "$work/vhsmd.log"'
+check "STOPPING=1 reached NOTIFY_SOCKET" 'grep -q "STOPPING=1" "$work/notify.log"'
+
+# The operator's own certificate.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=vhsm-test \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$work/op.key" -out "$work/op.crt" 2>/dev/null
+start snp.sock ", \"tls_cert_file\": \"$work/op.crt\", \"tls_key_file\": \"$work/op.key\""
+check "the operator's certificate is served" \
+  'grep -q "operator.s certificate" "$work/vhsmd.log" && curl -s -o /dev/null --cacert "$work/op.crt" "$url/v1/sys/health"'
+check "the self-signed certificate no longer verifies" '! c -o /dev/null "$url/v1/sys/health"'
 kill -9 "$server"
 
 # The same VM configuration, but another chip behind the Secure Processor socket.

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
+import UnixSignals
 
 @main
 struct VHSMD: AsyncParsableCommand {
@@ -16,10 +18,20 @@ struct VHSMD: AsyncParsableCommand {
             the barrier whose root key comes from the SEV-SNP Secure Processor. The first 'PUT /v1/sys/init' \
             initialises it and returns the only root token; later starts unseal by themselves on the same VM. \
             Config file (JSON; unknown keys are errors):
-              {"listener": {"address": "127.0.0.1:8200", "tls_disable": true},
+              {"listener": {"address": "0.0.0.0:8200",
+                            "tls_cert_file": "/etc/vhsm/tls.crt", "tls_key_file": "/etc/vhsm/tls.key"},
                "storage": {"path": "/var/lib/vhsm"},
-               "seal": "sev-guest"}
-            TLS is not in this build yet: config mode requires "tls_disable": true.
+               "seal": "sev-guest",
+               "audit_file": "/var/lib/vhsm/audit.log"}
+            Config mode serves HTTPS: with the given certificate chain (PEM, leaf first) and key, or, without \
+            them, with a self-signed P-256 certificate made on first start and kept in DATA/tls/ (its SHA-256 \
+            fingerprint is printed at every start; clients trust DATA/tls/cert.pem or pin the fingerprint). \
+            "tls_disable": true serves plain HTTP.
+
+            Metrics: GET /v1/sys/metrics?format=prometheus (a token with read on sys/metrics). OpenAPI 3 document \
+            of what this server serves: GET /v1/sys/internal/specs/openapi. With NOTIFY_SOCKET set (systemd \
+            Type=notify), READY=1 is sent once the listener accepts connections. SIGTERM or SIGINT stop it \
+            gracefully: in-flight requests finish, storage is closed.
             """)
 
     @Flag(help: "Dev mode: in-memory, unsealed, HTTP on 127.0.0.1:8200, root token printed.") var dev = false
@@ -39,6 +51,7 @@ struct VHSMD: AsyncParsableCommand {
         let runtime: Runtime
         let address: (String, Int)
         var auditPath = auditFile
+        var tls: TLSIdentity?
         if dev {
             address = try Self.address(devListenAddress, loopbackOnly: true)
             let storage = try DevStorage.make()
@@ -56,7 +69,7 @@ struct VHSMD: AsyncParsableCommand {
                 state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),
                 services: services)
             // The root token is printed once on the console, as 'bao server -dev' does; it is never logged.
-            print(
+            announce(
                 """
                 vhsmd \(ServerState.version) in DEV mode: in-memory state, unsealed, plain HTTP. Do not use in production.
                   address:    http://\(address.0):\(address.1)
@@ -80,11 +93,21 @@ struct VHSMD: AsyncParsableCommand {
             }
             try await runtime.start()
             let state = await runtime.state
-            print(
+            switch settings.tls {
+            case .disabled: tls = nil
+            case .files(let certificate, let key):
+                tls = try TLSIdentity.load(certificateFile: certificate, keyFile: key)
+            case .selfSigned: tls = try TLSIdentity.selfSigned(directory: settings.dataDirectory, host: address.0)
+            }
+            let transport =
+                tls.map {
+                    "HTTPS (\($0.origin.rawValue) \($0.certificatePath), SHA-256 fingerprint \($0.fingerprint))"
+                } ?? "plain HTTP (tls_disable)"
+            announce(
                 """
                 vhsmd \(ServerState.version): data \(settings.dataDirectory), seal \(settings.seal), \
-                \(state.initialized ? "unsealed" : "not initialised: PUT /v1/sys/init"), plain HTTP on \
-                \(address.0):\(address.1)
+                \(state.initialized ? "unsealed" : "not initialised: PUT /v1/sys/init")
+                  listener: \(address.0):\(address.1), \(transport)
                 """)
         }
         var audit = AuditBroker()
@@ -93,9 +116,22 @@ struct VHSMD: AsyncParsableCommand {
                 throw ConfigError("cannot open the audit log: \(error)")
             }
         }
-        let app = buildApplication(
-            core: VaultCore(runtime: runtime, audit: audit), host: address.0, port: address.1, logger: logger)
-        try await app.runService()
+        let url = "\(tls == nil ? "http" : "https")://\(address.0):\(address.1)"
+        let app = try buildApplication(
+            core: VaultCore(runtime: runtime, audit: audit, metrics: ServiceMetrics()), host: address.0,
+            port: address.1, logger: logger, tls: tls?.configuration,
+            onServerRunning: { _ in
+                announce("vhsmd: ready on \(url)")
+                if let problem = ServiceNotification.send("READY=1\nSTATUS=serving \(url)\nMAINPID=\(getpid())") {
+                    FileHandle.standardError.write(Data("vhsmd: \(problem)\n".utf8))
+                }
+            })
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: app), .init(service: ShutdownAnnouncer())],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        announce("vhsmd: stopped")
     }
 
     static func address(_ text: String, loopbackOnly: Bool) throws -> (String, Int) {
@@ -111,12 +147,28 @@ struct VHSMD: AsyncParsableCommand {
     }
 }
 
+/// Sends STOPPING=1 and says so when a graceful shutdown begins (SIGTERM, SIGINT).
+struct ShutdownAnnouncer: Service {
+    func run() async throws {
+        try? await gracefulShutdown()
+        announce("vhsmd: stopping: finishing in-flight requests")
+        ServiceNotification.send("STOPPING=1")
+    }
+}
+
 /// The config file, checked against an allow-list of keys.
 struct ServerConfig {
+    enum TLS: Equatable {
+        case disabled
+        case files(certificate: String, key: String)
+        case selfSigned
+    }
+
     var address: String
     var dataDirectory: String
     var seal: String
     var auditFile: String?
+    var tls: TLS
 
     static func load(_ path: String) throws -> ServerConfig {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("cannot read \(path)") }
@@ -129,8 +181,22 @@ struct ServerConfig {
         }
         try allow(listener, ["address", "tls_disable", "tls_cert_file", "tls_key_file"], in: path + " listener")
         try allow(storage, ["path"], in: path + " storage")
-        guard listener["tls_disable"] == .bool(true) else {
-            throw ConfigError("TLS is not available in this build yet: set \"listener\": {\"tls_disable\": true}")
+        var tls = ServerConfig.TLS.selfSigned
+        switch (listener["tls_disable"], listener["tls_cert_file"], listener["tls_key_file"]) {
+        case (.bool(true)?, nil, nil): tls = .disabled
+        case (.bool(true)?, _, _):
+            throw ConfigError(
+                "\(path) listener: tls_disable is true, so tls_cert_file and tls_key_file must not be set")
+        case (.bool(false)?, nil, nil), (nil, nil, nil): tls = .selfSigned
+        case (.bool(false)?, .string(let certificate)?, .string(let key)?),
+            (nil, .string(let certificate)?, .string(let key)?):
+            tls = .files(certificate: certificate, key: key)
+        case (let disable, _, _) where disable != nil && disable != .bool(false):
+            throw ConfigError("\(path) listener: tls_disable must be true or false")
+        default:
+            throw ConfigError(
+                "\(path) listener: give both tls_cert_file and tls_key_file as paths, or neither (a self-signed "
+                    + "certificate is made in the data directory)")
         }
         guard case .string(let seal)? = top["seal"] else {
             throw ConfigError("\(path) needs \"seal\": \"sev-guest\" (or \"emulator:SOCKET\" in test builds)")
@@ -141,7 +207,7 @@ struct ServerConfig {
         if case .string(let value)? = storage["path"] { directory = value }
         var auditFile: String?
         if case .string(let value)? = top["audit_file"] { auditFile = value }
-        return ServerConfig(address: address, dataDirectory: directory, seal: seal, auditFile: auditFile)
+        return ServerConfig(address: address, dataDirectory: directory, seal: seal, auditFile: auditFile, tls: tls)
     }
 
     private static func allow(_ object: [String: JSONValue], _ keys: Set<String>, in place: String) throws {
@@ -149,4 +215,10 @@ struct ServerConfig {
             throw ConfigError("\(place): unknown key \"\(unknown)\" (known: \(keys.sorted().joined(separator: ", ")))")
         }
     }
+}
+
+/// Writes a console line at once, also into a file or pipe: the start lines (address, fingerprint, readiness) are
+/// what supervisors and scripts wait for.
+func announce(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }

@@ -25,8 +25,8 @@ import Testing
         let core = VaultCore(
             runtime: Runtime(
                 state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),
-                services: services))
-        return (buildApplication(core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test")), root)
+                services: services), metrics: ServiceMetrics())
+        return (try buildApplication(core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test")), root)
     }
 
     func json(_ buffer: ByteBuffer) throws -> [String: Any] {

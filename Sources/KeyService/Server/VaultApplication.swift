@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import NIOCore
 
@@ -13,8 +14,9 @@ struct VaultRequestContext: RequestContext {
 
 /// Builds the HTTP application: every `/v1/**` request, whatever its verb (LIST included), goes to `VaultCore`.
 func buildApplication(
-    core: VaultCore, host: String, port: Int, logger: Logger
-)
+    core: VaultCore, host: String, port: Int, logger: Logger, tls: TLSConfiguration? = nil,
+    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+) throws
     -> some ApplicationProtocol
 {
     let router = Router(context: VaultRequestContext.self)
@@ -26,9 +28,9 @@ func buildApplication(
         }
     }
     return Application(
-        router: router, server: .vaultHTTP1,
+        router: router, server: try tls.map { try .tls(.vaultHTTP1, tlsConfiguration: $0) } ?? .vaultHTTP1,
         configuration: .init(address: .hostname(host, port: port), serverName: "vhsmd"),
-        logger: logger)
+        onServerRunning: onServerRunning, logger: logger)
 }
 
 /// Turns an HTTP request into a `VaultRequest`, and the reply or error into Vault's JSON.
@@ -74,6 +76,11 @@ private func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response
 
 func encode(_ reply: VaultReply, id: String) -> Response {
     if reply.status == .noContent { return Response(status: .noContent) }
+    if let raw = reply.raw {
+        return Response(
+            status: reply.status, headers: [.contentType: raw.contentType],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: raw.bytes)))
+    }
     if let bare = reply.bare { return json(reply.status, bare) }
     return json(reply.status, envelope(id: id, data: reply.data, auth: reply.auth, extra: reply.topLevel))
 }

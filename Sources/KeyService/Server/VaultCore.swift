@@ -7,6 +7,8 @@ struct VaultCore: Sendable {
     let runtime: Runtime
     /// The enabled audit devices (none: nothing is audited).
     var audit = AuditBroker()
+    /// Request counts and latencies for `sys/metrics` (none in tests that do not ask).
+    var metrics: ServiceMetrics? = nil
 
     /// Paths anyone may call without a token.
     static let unauthenticated: Set<String> = ["sys/health", "sys/seal-status", "sys/init", "sys/leader"]
@@ -14,9 +16,31 @@ struct VaultCore: Sendable {
     static let aclDenied = VaultError(status: .forbidden, messages: ["1 error occurred:\n\t* permission denied\n\n"])
 
     func handle(_ request: VaultRequest) async throws(VaultError) -> VaultReply {
+        guard let metrics else {
+            var area = ""
+            return try await dispatch(request, area: &area)
+        }
+        let start = ContinuousClock.now
+        var area = "unrouted"
+        do {
+            let reply = try await dispatch(request, area: &area)
+            metrics.record(
+                operation: request.operation.rawValue, area: area, status: reply.status.code,
+                duration: .now - start)
+            return reply
+        } catch {
+            metrics.record(
+                operation: request.operation.rawValue, area: area, status: error.status.code, duration: .now - start)
+            throw error
+        }
+    }
+
+    /// `area` names what served the request for the metrics: "sys", "auth/token" or the mount's type.
+    private func dispatch(_ request: VaultRequest, area: inout String) async throws(VaultError) -> VaultReply {
         var request = request
         let path = request.path
         let state = await runtime.state
+        if path.hasPrefix("sys/") { area = "sys" }
         if path == "sys/init", request.operation == .update { return try await runtime.initialize() }
         if Self.unauthenticated.contains(path) {
             return try await SysBackend(state: state, mounts: nil).handle(request, path: String(path.dropFirst(4)))
@@ -32,10 +56,16 @@ struct VaultCore: Sendable {
             allowed = Self.authorize(request, acl: acl)
             request.acl = acl
         }
+        if path == "sys/internal/specs/openapi", request.operation == .read {
+            // Vault serves its document to anyone, listing the paths the caller's token can reach.
+            let document = OpenAPIDocument.build(
+                mounts: await services.mounts.list(), acl: entry == nil ? nil : request.acl)
+            return VaultReply(bare: document)
+        }
         let denial: VaultError = entry == nil ? .permissionDenied : Self.aclDenied
         guard audit.audits(path) else {
             guard allowed else { throw denial }
-            return try await route(request, services: services, state: state)
+            return try await route(request, services: services, state: state, area: &area)
         }
         // Audited: the request line is durable before anything happens, the response line before the answer leaves.
         var record = AuditRequest(request, id: request.id)
@@ -43,12 +73,12 @@ struct VaultCore: Sendable {
             record.mountPoint = mount.path
             record.mountType = mount.type
         }
-        try Self.audited { () throws(AuditError) in
+        try audited { () throws(AuditError) in
             try audit.logRequest(record, error: allowed ? nil : denial.messages.first)
         }
         let outcome: Result<VaultReply, VaultError>
         if allowed {
-            do { outcome = .success(try await route(request, services: services, state: state)) } catch {
+            do { outcome = .success(try await route(request, services: services, state: state, area: &area)) } catch {
                 outcome = .failure(error)
             }
         } else {
@@ -59,32 +89,37 @@ struct VaultCore: Sendable {
         case .success(let reply): response = AuditResponse(reply)
         case .failure(let error): response = AuditResponse(error)
         }
-        try Self.audited { () throws(AuditError) in try audit.logResponse(record, response: response) }
+        try audited { () throws(AuditError) in try audit.logResponse(record, response: response) }
         return try outcome.get()
     }
 
     /// sys/, auth/token/ and the mounted engines.
     private func route(
-        _ request: VaultRequest, services: Services, state: ServerState
+        _ request: VaultRequest, services: Services, state: ServerState, area: inout String
     ) async throws(VaultError)
         -> VaultReply
     {
         let path = request.path
         if path.hasPrefix("sys/") {
-            return try await SysBackend(state: state, mounts: services.mounts, services: services, audit: audit)
-                .handle(request, path: String(path.dropFirst(4)))
+            return try await SysBackend(
+                state: state, mounts: services.mounts, services: services, audit: audit, metrics: metrics
+            )
+            .handle(request, path: String(path.dropFirst(4)))
         }
         if path.hasPrefix("auth/token/") {
+            area = "auth/token"
             return try await TokenBackend(store: services.tokens).handle(request, path: String(path.dropFirst(11)))
         }
         guard let (mount, relative) = await services.mounts.route(path) else { throw .unsupportedPath(path) }
+        area = mount.type
         return try await mount.backend.handle(request, path: relative)
     }
 
     /// An audit failure fails the request (Vault: a request no device can record is refused); the cause goes to
     /// the server's standard error, never to the client.
-    static func audited(_ body: () throws(AuditError) -> Void) throws(VaultError) {
+    func audited(_ body: () throws(AuditError) -> Void) throws(VaultError) {
         do { try body() } catch {
+            metrics?.recordAuditFailure()
             FileHandle.standardError.write(Data("vhsmd: audit failed: \(error)\n".utf8))
             throw VaultError(status: .internalServerError, messages: ["internal error"])
         }

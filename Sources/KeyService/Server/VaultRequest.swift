@@ -53,6 +53,13 @@ struct VaultReply: Sendable {
     var topLevel: [String: JSONValue] = [:]
     /// Endpoints like `sys/health` answer with a bare object, not the envelope.
     var bare: JSONValue?
+    /// Endpoints like `sys/metrics?format=prometheus` answer with text, not JSON.
+    var raw: RawBody?
+
+    struct RawBody: Sendable {
+        var contentType: String
+        var bytes: [UInt8]
+    }
 
     static let noContent = VaultReply(status: .noContent)
 

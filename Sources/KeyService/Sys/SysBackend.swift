@@ -9,11 +9,20 @@ struct SysBackend: Backend {
     /// nil for the unauthenticated paths.
     var services: Services? = nil
     var audit = AuditBroker()
+    var metrics: ServiceMetrics? = nil
 
     func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
         switch (request.operation, path) {
         case (.read, "health"): return health(request)
         case (.read, "seal-status"): return VaultReply(bare: .object(sealStatus))
+        case (.read, "metrics"):
+            guard request.query["format"] == "prometheus" else {
+                throw .badRequest("vhsmd serves metrics in the Prometheus format only: add ?format=prometheus")
+            }
+            guard let metrics else { throw .unsupportedPath("sys/metrics") }
+            metrics.setSealed(state.sealed || !state.initialized)
+            return VaultReply(
+                raw: .init(contentType: "text/plain; version=0.0.4; charset=utf-8", bytes: metrics.exposition()))
         case (.read, "init"): return VaultReply(bare: .object(["initialized": .bool(state.initialized)]))
         case (.read, "leader"):
             return VaultReply(

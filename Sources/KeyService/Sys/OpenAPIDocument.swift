@@ -1,0 +1,353 @@
+/// `GET /v1/sys/internal/specs/openapi`: an OpenAPI 3.0 document of the API this server serves, as Vault builds
+/// it — paths under the actual mount points (a transit engine at `keys-a/` appears as `/keys-a/encrypt/{name}`),
+/// only those the caller's token can reach (none but the unauthenticated ones without a token), Vault's
+/// `x-vault-*` extensions, LIST as a GET with a required `list=true` query parameter.
+enum OpenAPIDocument {
+    /// One path of an engine, relative to its mount.
+    struct Route {
+        enum Verb: String { case read, update, delete, list }
+
+        var path: String
+        var summary: String
+        var verbs: [Verb]
+        var fields: [Field] = []
+        var sudo = false
+        var unauthenticated = false
+        var createSupported = false
+    }
+
+    struct Field {
+        var name: String
+        var type: String
+        var description: String
+        init(_ name: String, _ type: String, _ description: String) {
+            self.name = name
+            self.type = type
+            self.description = description
+        }
+    }
+
+    static func build(mounts: [String: JSONValue], acl: ACL?) -> JSONValue {
+        var paths: [String: JSONValue] = [:]
+        func add(_ prefix: String, _ routes: [Route], tag: String) {
+            for route in routes {
+                let full = prefix + route.path
+                if !route.unauthenticated {
+                    guard let acl, visible(full, acl: acl) else { continue }
+                }
+                for (key, value) in item(route, full: full, tag: tag) { paths[key] = value }
+            }
+        }
+        add("sys/", system, tag: "system")
+        add("auth/token/", token, tag: "auth")
+        for (mount, listing) in mounts.sorted(by: { $0.key < $1.key }) {
+            guard case .object(let fields) = listing, case .string(let type)? = fields["type"] else { continue }
+            switch type {
+            case "transit": add(mount, transit, tag: "secrets")
+            case "kv": add(mount, kv, tag: "secrets")
+            default: continue
+            }
+        }
+        return .object([
+            "openapi": .string("3.0.2"),
+            "info": .object([
+                "title": .string("vhsm key service API"),
+                "description": .string(
+                    "A Vault-compatible API served by vhsmd inside an SEV-SNP confidential VM. All API routes are "
+                        + "prefixed with `/v1/`."),
+                "version": .string(ServerState.version),
+                "license": .object([
+                    "name": .string("Apache License 2.0"),
+                    "url": .string("https://www.apache.org/licenses/LICENSE-2.0"),
+                ]),
+            ]),
+            "paths": .object(paths),
+            "components": .object([
+                "securitySchemes": .object([
+                    "token": .object([
+                        "type": .string("apiKey"), "in": .string("header"), "name": .string("X-Vault-Token"),
+                    ])
+                ])
+            ]),
+            "security": .array([.object(["token": .array([])])]),
+        ])
+    }
+
+    /// A path is listed when the token holds any capability on it (parameters stand for any value).
+    private static func visible(_ path: String, acl: ACL) -> Bool {
+        if acl.isRoot { return true }
+        var concrete = ""
+        var inParameter = false
+        for character in path {
+            switch character {
+            case "{":
+                inParameter = true
+                concrete += "x"
+            case "}": inParameter = false
+            default: if !inParameter { concrete.append(character) }
+            }
+        }
+        return acl.capabilityNames(for: concrete) != ["deny"] || acl.capabilityNames(for: concrete + "/") != ["deny"]
+    }
+
+    private static func item(_ route: Route, full: String, tag: String) -> [String: JSONValue] {
+        var result: [String: JSONValue] = [:]
+        let parameters: [JSONValue] = full.split(separator: "/").compactMap { segment in
+            guard segment.hasPrefix("{"), segment.hasSuffix("}") else { return nil }
+            return .object([
+                "name": .string(String(segment.dropFirst().dropLast())), "in": .string("path"),
+                "required": .bool(true), "schema": .object(["type": .string("string")]),
+            ])
+        }
+        let identifier = full.map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined()
+            .split(separator: "-").joined(separator: "-")
+        var plain: [String: JSONValue] = ["description": .string(route.summary)]
+        if !parameters.isEmpty { plain["parameters"] = .array(parameters) }
+        if route.sudo { plain["x-vault-sudo"] = .bool(true) }
+        if route.unauthenticated { plain["x-vault-unauthenticated"] = .bool(true) }
+        if route.createSupported { plain["x-vault-createSupported"] = .bool(true) }
+        var listing = plain
+        for verb in route.verbs {
+            var operation: [String: JSONValue] = [
+                "summary": .string(route.summary), "tags": .array([.string(tag)]),
+                "operationId": .string("\(verb.rawValue)-\(identifier)"),
+                "responses": .object(["200": .object(["description": .string("OK")])]),
+            ]
+            switch verb {
+            case .read: plain["get"] = .object(operation)
+            case .delete:
+                operation["responses"] = .object(["204": .object(["description": .string("empty body")])])
+                plain["delete"] = .object(operation)
+            case .update:
+                if !route.fields.isEmpty {
+                    var properties: [String: JSONValue] = [:]
+                    for field in route.fields {
+                        properties[field.name] = .object([
+                            "type": .string(field.type), "description": .string(field.description),
+                        ])
+                    }
+                    operation["requestBody"] = .object([
+                        "content": .object([
+                            "application/json": .object([
+                                "schema": .object(["type": .string("object"), "properties": .object(properties)])
+                            ])
+                        ])
+                    ])
+                }
+                plain["post"] = .object(operation)
+            case .list:
+                operation["parameters"] = .array([
+                    .object([
+                        "name": .string("list"), "in": .string("query"), "required": .bool(true),
+                        "schema": .object(["type": .string("string"), "enum": .array([.string("true")])]),
+                    ])
+                ])
+                listing["get"] = .object(operation)
+            }
+        }
+        if plain.keys.contains(where: { ["get", "post", "delete"].contains($0) }) {
+            result["/" + full] = .object(plain)
+        }
+        if listing["get"] != nil { result["/" + full + "/"] = .object(listing) }
+        return result
+    }
+
+    // MARK: The routes
+
+    static let system: [Route] = [
+        Route(
+            path: "health", summary: "Health and seal state (Vault's status codes).", verbs: [.read],
+            unauthenticated: true),
+        Route(path: "seal-status", summary: "Seal state.", verbs: [.read], unauthenticated: true),
+        Route(
+            path: "init", summary: "Initialisation state; PUT initialises once and returns the root token.",
+            verbs: [.read, .update], unauthenticated: true),
+        Route(
+            path: "leader", summary: "High-availability status (always standalone).", verbs: [.read],
+            unauthenticated: true),
+        Route(path: "mounts", summary: "The mounted secrets engines.", verbs: [.read]),
+        Route(
+            path: "mounts/{path}", summary: "Enable or disable a secrets engine (transit, kv version 2).",
+            verbs: [.update, .delete],
+            fields: [
+                Field("type", "string", "transit or kv"), Field("description", "string", "Free text."),
+                Field("options", "object", "{\"version\": \"2\"} for kv"),
+            ], sudo: true),
+        Route(path: "policies/acl", summary: "ACL policy names.", verbs: [.list]),
+        Route(
+            path: "policies/acl/{name}", summary: "An ACL policy (HCL or JSON).", verbs: [.read, .update, .delete],
+            fields: [Field("policy", "string", "The policy document.")]),
+        Route(path: "policy", summary: "ACL policy names (legacy).", verbs: [.read]),
+        Route(
+            path: "policy/{name}", summary: "An ACL policy (legacy path).", verbs: [.read, .update, .delete],
+            fields: [Field("policy", "string", "The policy document.")]),
+        Route(
+            path: "capabilities-self", summary: "The caller's capabilities on paths.", verbs: [.update],
+            fields: [Field("paths", "array", "Paths to check.")]),
+        Route(path: "audit", summary: "The enabled audit devices.", verbs: [.read], sudo: true),
+        Route(
+            path: "audit-hash/{path}", summary: "HMAC a value with an audit device's salt.", verbs: [.update],
+            fields: [Field("input", "string", "The value to hash.")]),
+        Route(path: "metrics", summary: "Metrics in the Prometheus text format (?format=prometheus).", verbs: [.read]),
+        Route(path: "internal/specs/openapi", summary: "This document.", verbs: [.read], unauthenticated: true),
+    ]
+
+    static let token: [Route] = [
+        Route(
+            path: "create", summary: "Create a child token.", verbs: [.update],
+            fields: [
+                Field("id", "string", "Token ID (root only)."), Field("policies", "array", "Policies."),
+                Field("ttl", "string", "TTL."), Field("explicit_max_ttl", "string", "Hard limit."),
+                Field("renewable", "boolean", "Renewable."), Field("num_uses", "integer", "Use limit."),
+                Field("no_parent", "boolean", "Create an orphan."), Field("meta", "object", "Metadata."),
+                Field("display_name", "string", "Display name."),
+            ]),
+        Route(path: "create-orphan", summary: "Create an orphan token.", verbs: [.update]),
+        Route(
+            path: "lookup", summary: "Look up a token.", verbs: [.update], fields: [Field("token", "string", "Token.")]),
+        Route(path: "lookup-self", summary: "Look up the calling token.", verbs: [.read]),
+        Route(
+            path: "lookup-accessor", summary: "Look up a token by accessor.", verbs: [.update],
+            fields: [Field("accessor", "string", "Accessor.")]),
+        Route(
+            path: "renew", summary: "Renew a token.", verbs: [.update],
+            fields: [Field("token", "string", "Token."), Field("increment", "string", "Requested TTL.")]),
+        Route(
+            path: "renew-self", summary: "Renew the calling token.", verbs: [.update],
+            fields: [Field("increment", "string", "Requested TTL.")]),
+        Route(
+            path: "revoke", summary: "Revoke a token and its children.", verbs: [.update],
+            fields: [Field("token", "string", "Token.")]),
+        Route(path: "revoke-self", summary: "Revoke the calling token.", verbs: [.update]),
+        Route(
+            path: "revoke-orphan", summary: "Revoke a token, orphaning its children.", verbs: [.update],
+            fields: [Field("token", "string", "Token.")], sudo: true),
+        Route(
+            path: "revoke-accessor", summary: "Revoke a token by accessor.", verbs: [.update],
+            fields: [Field("accessor", "string", "Accessor.")]),
+        Route(path: "accessors", summary: "Token accessors.", verbs: [.list], sudo: true),
+    ]
+
+    private static let encryptionFields = [
+        Field("plaintext", "string", "Base64 plaintext."), Field("ciphertext", "string", "vault:vN:… ciphertext."),
+        Field("context", "string", "Base64 derivation context."), Field("associated_data", "string", "Base64 AAD."),
+        Field("key_version", "integer", "Key version."), Field("batch_input", "array", "Batch items."),
+        Field("type", "string", "Key type when creating on first use."),
+    ]
+
+    static let transit: [Route] = [
+        Route(path: "keys", summary: "Transit key names.", verbs: [.list]),
+        Route(
+            path: "keys/{name}", summary: "Create, read or delete a transit key.", verbs: [.read, .update, .delete],
+            fields: [
+                Field(
+                    "type", "string",
+                    "aes128-gcm96, aes256-gcm96, chacha20-poly1305, ed25519, ecdsa-p256/p384/p521, rsa-2048/3072/4096, hmac"
+                ),
+                Field("derived", "boolean", "Derive keys from a context."),
+                Field("convergent_encryption", "boolean", "Convergent."),
+                Field("exportable", "boolean", "Exportable."), Field("allow_plaintext_backup", "boolean", "Backups."),
+                Field("auto_rotate_period", "string", "Rotation period."),
+                Field("key_size", "integer", "HMAC key size."),
+            ]),
+        Route(
+            path: "keys/{name}/config", summary: "Configure a transit key.", verbs: [.update],
+            fields: [
+                Field("min_decryption_version", "integer", "Oldest version that decrypts."),
+                Field("min_encryption_version", "integer", "Oldest version that encrypts."),
+                Field("deletion_allowed", "boolean", "Allow deletion."), Field("exportable", "boolean", "Exportable."),
+                Field("allow_plaintext_backup", "boolean", "Backups."),
+                Field("auto_rotate_period", "string", "Rotation."),
+            ]),
+        Route(path: "keys/{name}/rotate", summary: "Rotate a transit key.", verbs: [.update]),
+        Route(
+            path: "keys/{name}/trim", summary: "Trim old key versions.", verbs: [.update],
+            fields: [Field("min_available_version", "integer", "Oldest version kept.")]),
+        Route(
+            path: "keys/{name}/import", summary: "Import (BYOK) a key wrapped for this server.", verbs: [.update],
+            fields: [
+                Field("ciphertext", "string", "RSA-OAEP + AES-KWP wrapped key."), Field("type", "string", "Key type."),
+                Field("hash_function", "string", "OAEP hash."),
+            ]),
+        Route(
+            path: "keys/{name}/import_version", summary: "Import a new version of a key.", verbs: [.update],
+            fields: [Field("ciphertext", "string", "Wrapped key.")]),
+        Route(
+            path: "encrypt/{name}", summary: "Encrypt.", verbs: [.update], fields: encryptionFields,
+            createSupported: true),
+        Route(path: "decrypt/{name}", summary: "Decrypt.", verbs: [.update], fields: encryptionFields),
+        Route(
+            path: "rewrap/{name}", summary: "Re-encrypt under the latest version.", verbs: [.update],
+            fields: encryptionFields),
+        Route(
+            path: "datakey/{plaintext}/{name}", summary: "Generate a data key (plaintext or wrapped).",
+            verbs: [.update],
+            fields: [Field("bits", "integer", "128, 256 or 512."), Field("context", "string", "Base64 context.")]),
+        Route(
+            path: "random", summary: "Random bytes.", verbs: [.update],
+            fields: [Field("bytes", "integer", "Count."), Field("format", "string", "base64 or hex.")]),
+        Route(path: "random/{urlbytes}", summary: "Random bytes.", verbs: [.update]),
+        Route(
+            path: "hash", summary: "Hash data.", verbs: [.update],
+            fields: [Field("input", "string", "Base64 input."), Field("algorithm", "string", "sha2-256 …")]),
+        Route(path: "hash/{urlalgorithm}", summary: "Hash data.", verbs: [.update]),
+        Route(
+            path: "hmac/{name}", summary: "HMAC data.", verbs: [.update],
+            fields: [Field("input", "string", "Base64 input."), Field("algorithm", "string", "sha2-256 …")]),
+        Route(path: "hmac/{name}/{urlalgorithm}", summary: "HMAC data.", verbs: [.update]),
+        Route(
+            path: "sign/{name}", summary: "Sign data.", verbs: [.update],
+            fields: [
+                Field("input", "string", "Base64 input."), Field("hash_algorithm", "string", "sha2-256 …"),
+                Field("prehashed", "boolean", "Input is a digest."),
+                Field("marshaling_algorithm", "string", "asn1 or jws"),
+                Field("signature_algorithm", "string", "pss or pkcs1v15"),
+            ]),
+        Route(path: "sign/{name}/{urlalgorithm}", summary: "Sign data.", verbs: [.update]),
+        Route(
+            path: "verify/{name}", summary: "Verify a signature or HMAC.", verbs: [.update],
+            fields: [
+                Field("input", "string", "Base64 input."), Field("signature", "string", "vault:vN:…"),
+                Field("hmac", "string", "vault:vN:…"),
+            ]),
+        Route(path: "verify/{name}/{urlalgorithm}", summary: "Verify a signature or HMAC.", verbs: [.update]),
+        Route(path: "export/{type}/{name}", summary: "Export a key (exportable keys).", verbs: [.read]),
+        Route(path: "export/{type}/{name}/{version}", summary: "Export a key version.", verbs: [.read]),
+        Route(path: "backup/{name}", summary: "Back up a key (allow_plaintext_backup).", verbs: [.read]),
+        Route(
+            path: "restore", summary: "Restore a key backup.", verbs: [.update],
+            fields: [Field("backup", "string", "Backup."), Field("name", "string", "New name.")]),
+        Route(path: "restore/{name}", summary: "Restore a key backup under a name.", verbs: [.update]),
+        Route(path: "wrapping_key", summary: "The RSA-4096 public key for BYOK imports.", verbs: [.read]),
+    ]
+
+    static let kv: [Route] = [
+        Route(
+            path: "config", summary: "Engine configuration.", verbs: [.read, .update],
+            fields: [
+                Field("max_versions", "integer", "Versions kept."), Field("cas_required", "boolean", "Require cas."),
+                Field("delete_version_after", "string", "Deletion delay."),
+            ]),
+        Route(
+            path: "data/{path}", summary: "Read or write a secret version.", verbs: [.read, .update, .delete],
+            fields: [Field("data", "object", "The secret."), Field("options", "object", "{\"cas\": N}")],
+            createSupported: true),
+        Route(
+            path: "delete/{path}", summary: "Soft-delete versions.", verbs: [.update],
+            fields: [Field("versions", "array", "Versions.")]),
+        Route(
+            path: "undelete/{path}", summary: "Restore soft-deleted versions.", verbs: [.update],
+            fields: [Field("versions", "array", "Versions.")]),
+        Route(
+            path: "destroy/{path}", summary: "Destroy versions.", verbs: [.update],
+            fields: [Field("versions", "array", "Versions.")]),
+        Route(path: "metadata", summary: "Secret names at the root.", verbs: [.list]),
+        Route(
+            path: "metadata/{path}", summary: "A secret's metadata; LIST lists below it.",
+            verbs: [.read, .update, .delete, .list],
+            fields: [
+                Field("max_versions", "integer", "Versions kept."), Field("cas_required", "boolean", "Require cas."),
+                Field("custom_metadata", "object", "Metadata."),
+            ]),
+    ]
+}

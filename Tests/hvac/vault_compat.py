@@ -233,6 +233,59 @@ path "{kv}/data/+/cfg" {{ capabilities = ["read", "create", "update"] }}
     c.client.sys.delete_acl_policy(name)
 
 
+@check
+def kv_writes_need_create_for_new_and_update_for_existing_secrets(c):
+    kv = c.kv + "cu"
+    c.client.sys.enable_secrets_engine("kv", path=kv, options={"version": "2"})
+    tokens = {}
+    for capability in ["create", "update"]:
+        name = f"{capability}-" + secrets.token_hex(3)
+        c.client.sys.create_or_update_acl_policy(name, f'path "{kv}/data/*" {{ capabilities = ["{capability}"] }}')
+        tokens[capability] = hvac.Client(url=c.url, token=c.client.auth.token.create(policies=[name])["auth"]["client_token"])
+    write = lambda client: client.secrets.kv.v2.create_or_update_secret(path="s", secret={"k": "v"}, mount_point=kv)
+    raises(exceptions.Forbidden, write, tokens["update"])
+    write(tokens["create"])
+    raises(exceptions.Forbidden, write, tokens["create"])
+    write(tokens["update"])
+    c.client.sys.disable_secrets_engine(path=kv)
+
+
+@check
+def policy_parameter_constraints(c):
+    transit = c.transit + "pc"
+    c.client.sys.enable_secrets_engine("transit", path=transit)
+    name = "params-" + secrets.token_hex(3)
+    c.client.sys.create_or_update_acl_policy(name, f"""
+path "{transit}/keys/*" {{
+  capabilities = ["create", "update"]
+  allowed_parameters = {{ "type" = ["ed25519", "aes256-gcm96"] }}
+}}
+path "{transit}/encrypt/*" {{
+  capabilities = ["update"]
+  required_parameters = ["context"]
+  denied_parameters = {{ "key_version" = [] }}
+}}
+""")
+    child = hvac.Client(url=c.url, token=c.client.auth.token.create(policies=[name])["auth"]["client_token"])
+    headers = {"X-Vault-Token": child.token}
+    ok = requests.post(f"{c.url}/v1/{transit}/keys/signing", headers=headers, json={"type": "ed25519"})
+    expect(ok.status_code in (200, 204), ok.status_code)
+    refused = requests.post(f"{c.url}/v1/{transit}/keys/other", headers=headers, json={"type": "rsa-2048"})
+    expect(refused.status_code == 403, refused.status_code)
+    refused = requests.post(f"{c.url}/v1/{transit}/keys/other", headers=headers, json={"type": "ed25519", "exportable": True})
+    expect(refused.status_code == 403, refused.status_code)
+    c.client.secrets.transit.create_key("derived", derived=True, mount_point=transit)
+    body = {"plaintext": b64(b"x"), "context": b64(b"ctx")}
+    ok = requests.post(f"{c.url}/v1/{transit}/encrypt/derived", headers=headers, json=body)
+    expect(ok.status_code == 200, ok.status_code)
+    missing = requests.post(f"{c.url}/v1/{transit}/encrypt/derived", headers=headers, json={"plaintext": b64(b"x")})
+    expect(missing.status_code == 403, missing.status_code)
+    denied = requests.post(f"{c.url}/v1/{transit}/encrypt/derived", headers=headers, json=dict(body, key_version=1))
+    expect(denied.status_code == 403, denied.status_code)
+    c.client.sys.disable_secrets_engine(path=transit)
+    c.client.sys.delete_acl_policy(name)
+
+
 # KV v2 -------------------------------------------------------------------------------------------------------
 
 @check

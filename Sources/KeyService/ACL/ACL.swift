@@ -9,6 +9,53 @@ struct ACL: Sendable {
         var capabilities: Set<Capability>
         var requiresWrapping = false
         var requiredParameters: [String] = []
+        /// `allowed_parameters` / `denied_parameters`: lower-cased name → permitted (denied) values; an empty list
+        /// means any value, the name `*` any parameter.
+        var allowedParameters: [String: [ParameterValue]] = [:]
+        var deniedParameters: [String: [ParameterValue]] = [:]
+    }
+
+    /// A value in a parameter constraint: a string (`*` at either end globs), or a scalar compared as text.
+    struct ParameterValue: Sendable, Equatable {
+        var text: String
+        var isString: Bool
+
+        init(_ value: HCL.Value) {
+            switch value {
+            case .string(let text): (self.text, isString) = (text, true)
+            case .number(let text): (self.text, isString) = (text, false)
+            case .bool(let flag): (text, isString) = (flag ? "true" : "false", false)
+            case .null: (text, isString) = ("null", false)
+            case .list, .object: (text, isString) = ("\u{0}composite", false)
+            }
+        }
+
+        /// Vault's `valueInSliceCheck` for one request value: globbed strings, otherwise equality.
+        func matches(_ value: JSONValue) -> Bool {
+            let candidate: String
+            switch value {
+            case .string(let text):
+                if isString, self.text.count >= 2, self.text.first == "*" || self.text.last == "*" {
+                    return Self.glob(self.text, text)
+                }
+                candidate = text
+            case .int(let number): candidate = String(number)
+            case .double(let number): candidate = String(number)
+            case .bool(let flag): candidate = flag ? "true" : "false"
+            case .null: candidate = "null"
+            case .array, .object: return false
+            }
+            return candidate == text
+        }
+
+        /// Vault's `GlobbedStringsMatch`: `*x*` contains, `*x` suffix, `x*` prefix.
+        static func glob(_ pattern: String, _ value: String) -> Bool {
+            let prefix = pattern.hasPrefix("*")
+            let suffix = pattern.hasSuffix("*")
+            if prefix && suffix { return value.contains(pattern.dropFirst().dropLast()) }
+            if prefix { return value.hasSuffix(pattern.dropFirst()) }
+            return value.hasPrefix(pattern.dropLast())
+        }
     }
 
     /// The token holds `root`: everything is allowed, with sudo.
@@ -24,7 +71,9 @@ struct ACL: Sendable {
                 if let expiration = rule.expiration, now > expiration { continue }
                 let permissions = Permissions(
                     capabilities: rule.capabilities, requiresWrapping: rule.requiresWrapping,
-                    requiredParameters: rule.requiredParameters)
+                    requiredParameters: rule.requiredParameters,
+                    allowedParameters: (rule.allowedParameters ?? [:]).mapValues { $0.map(ParameterValue.init) },
+                    deniedParameters: (rule.deniedParameters ?? [:]).mapValues { $0.map(ParameterValue.init) })
                 if rule.hasSegmentWildcards {
                     Self.merge(permissions, into: &segmentWildcards[rule.path])
                 } else if rule.isPrefix {
@@ -51,7 +100,26 @@ struct ACL: Sendable {
         for parameter in new.requiredParameters where !existing.requiredParameters.contains(parameter) {
             existing.requiredParameters.append(parameter)
         }
+        mergeParameters(new.allowedParameters, into: &existing.allowedParameters)
+        mergeParameters(new.deniedParameters, into: &existing.deniedParameters)
         slot = existing
+    }
+
+    /// Vault's merge of parameter maps: values are united, and an empty list (any value) wins.
+    private static func mergeParameters(
+        _ new: [String: [ParameterValue]], into existing: inout [String: [ParameterValue]]
+    ) {
+        guard !existing.isEmpty else {
+            existing = new
+            return
+        }
+        for (name, values) in new {
+            if let present = existing[name], present.isEmpty || values.isEmpty {
+                existing[name] = []
+            } else {
+                existing[name, default: []] += values
+            }
+        }
     }
 
     // MARK: Checks
@@ -85,14 +153,51 @@ struct ACL: Sendable {
         return granted.map(\.rawValue).sorted()
     }
 
-    /// May the token perform `operation` on `path`? (Vault's `AllowOperation`, without parameter constraints.)
-    func allows(_ operation: ACLOperation, path: String) -> Bool {
+    /// May the token perform `operation` on `path`? (Vault's `AllowOperation`.) With `parameters` (the request's
+    /// data: the JSON body's members, or a read's query), a read, create or update is also checked against the
+    /// rule's required, denied and allowed parameters.
+    func allows(_ operation: ACLOperation, path: String, parameters: [String: JSONValue]? = nil) -> Bool {
         if isRoot { return true }
         guard let permissions = permissions(for: path, operation: operation) else { return false }
         let granted = permissions.capabilities
         guard !granted.contains(.deny), granted.contains(operation.capability) else { return false }
         // Response wrapping is not offered, so a rule demanding a wrapping TTL admits no request.
-        return !permissions.requiresWrapping
+        guard !permissions.requiresWrapping else { return false }
+        guard let parameters, [.read, .create, .update].contains(operation) else { return true }
+        return Self.parametersAllowed(parameters, by: permissions)
+    }
+
+    /// Vault's parameter checks: every required parameter present; with no data, allowed; `*` denied refuses any
+    /// data; a denied name with a matching value refuses; without an allow-list, allowed; with one, every name
+    /// must be in it (or `*` be) and its value match.
+    static func parametersAllowed(_ data: [String: JSONValue], by permissions: Permissions) -> Bool {
+        let names = Set(data.keys.map { $0.lowercased() })
+        for required in permissions.requiredParameters where !names.contains(required.lowercased()) { return false }
+        if data.isEmpty { return true }
+        if permissions.allowedParameters.isEmpty && permissions.deniedParameters.isEmpty { return true }
+        if permissions.deniedParameters["*"] != nil { return false }
+        func contained(_ value: JSONValue, in list: [ParameterValue]) -> Bool {
+            if list.isEmpty { return true }
+            if case .array(let elements) = value {
+                return elements.allSatisfy { element in list.contains { $0.matches(element) } }
+            }
+            return list.contains { $0.matches(value) }
+        }
+        for (name, value) in data {
+            if let denied = permissions.deniedParameters[name.lowercased()], contained(value, in: denied) {
+                return false
+            }
+        }
+        if permissions.allowedParameters.isEmpty { return true }
+        let anyName = permissions.allowedParameters["*"] != nil
+        for (name, value) in data {
+            guard let allowed = permissions.allowedParameters[name.lowercased()] else {
+                if anyName { continue }
+                return false
+            }
+            if !contained(value, in: allowed) { return false }
+        }
+        return true
     }
 
     /// Does the rule governing `operation` on `path` carry `sudo`? (Vault's "root privileges".)

@@ -11,7 +11,7 @@ struct PathRule: Sendable, Equatable {
     var hasSegmentWildcards: Bool
     /// `[.deny]` when the stanza denies, else the granted capabilities (possibly empty).
     var capabilities: Set<Capability>
-    /// Parsed but not enforced (the key service does not check request parameters against policies).
+    /// Parameter constraints, checked on reads, creates and updates (see `ACL.parametersAllowed`).
     var allowedParameters: [String: [HCL.Value]]?
     var deniedParameters: [String: [HCL.Value]]?
     var requiredParameters: [String]

@@ -5,6 +5,14 @@ import HTTPTypes
 struct KVBackend: Backend {
     let store: KVStore
 
+    /// KV v2's existence check on `data/` and `metadata/` writes: does the secret have metadata?
+    func existence(of path: String) async -> Bool? {
+        let (section, rest) = Self.split(path)
+        guard section == "data" || section == "metadata", let secret = try? Self.secretPath(rest) else { return nil }
+        // A storage failure fails the request itself in the handler; here it counts as "absent" (needs create).
+        do { return try await store.metadata(secret) != nil } catch { return false }
+    }
+
     func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
         let (section, rest) = Self.split(path)
         let body = request.body

@@ -2,6 +2,13 @@
 protocol Backend: Sendable {
     /// `path` is relative to the mount (no leading slash, may be empty).
     func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply
+    /// Vault's existence check for a POST/PUT on `path`: true when the item exists (the ACL then requires `update`),
+    /// false when the write would create it (`create`), nil when the path has no such check.
+    func existence(of path: String) async -> Bool?
+}
+
+extension Backend {
+    func existence(of path: String) async -> Bool? { nil }
 }
 
 /// One entry of the mount table (`sys/mounts`).

@@ -53,7 +53,11 @@ struct VaultCore: Sendable {
         if let entry {
             request.caller = Caller(key: await services.tokens.key(token: request.token ?? ""), entry: entry)
             let acl = await services.policies.acl(for: entry.policies)
-            allowed = Self.authorize(request, acl: acl)
+            var exists: Bool?
+            if request.operation == .update, !acl.isRoot, let (mount, relative) = await services.mounts.route(path) {
+                exists = await mount.backend.existence(of: relative)
+            }
+            allowed = Self.authorize(request, acl: acl, exists: exists)
             request.acl = acl
         }
         if path == "sys/internal/specs/openapi", request.operation == .read {
@@ -125,13 +129,25 @@ struct VaultCore: Sendable {
         }
     }
 
-    /// The ACL check of Vault's router: LIST is matched on the path with a trailing slash; a POST/PUT is allowed
-    /// with `update` or `create` (a backend that creates checks `create` itself); root-protected paths need sudo.
-    static func authorize(_ request: VaultRequest, acl: ACL) -> Bool {
+    /// The ACL check of Vault's router: LIST is matched on the path with a trailing slash; a POST/PUT needs `update`
+    /// on an existing item and `create` on a new one where the backend has an existence check (`exists`), else
+    /// either (a backend that creates checks `create` itself); reads, creates and updates must satisfy the rule's
+    /// parameter constraints; root-protected paths need sudo.
+    static func authorize(_ request: VaultRequest, acl: ACL, exists: Bool? = nil) -> Bool {
         let path = request.operation == .list ? request.path + "/" : request.path
         let allowed: Bool
         switch request.operation {
-        case .update: allowed = acl.allows(.update, path: path) || acl.allows(.create, path: path)
+        case .update:
+            let data = request.body.objectMembers
+            if let exists {
+                allowed = acl.allows(exists ? .update : .create, path: path, parameters: data)
+            } else {
+                allowed =
+                    acl.allows(.update, path: path, parameters: data)
+                    || acl.allows(.create, path: path, parameters: data)
+            }
+        case .read:
+            allowed = acl.allows(.read, path: path, parameters: request.query.mapValues(JSONValue.string))
         default: allowed = acl.allows(ACLOperation(rawValue: request.operation.rawValue) ?? .read, path: path)
         }
         guard allowed else { return false }

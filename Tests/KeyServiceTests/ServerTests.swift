@@ -130,4 +130,41 @@ import Testing
             .replacingOccurrences(of: "LIST /v1/y", with: "LINK /v1/y")
         #expect(String(decoding: output, as: UTF8.self) == expected)
     }
+
+    @Test(arguments: [
+        ("POST / HTTP/1.1\r\nContent-Length: 14\r\n\r\n", ListVerbRewriter.State.body(remaining: 14)),
+        ("POST / HTTP/1.1\r\ncontent-LENGTH:\t7 \r\n\r\n", .body(remaining: 7)),
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n", .chunkSize),
+        ("GET / HTTP/1.1\r\nHost: x\r\n\r\n", .head),
+        ("GET / HTTP/1.1\r\nX-Content-Length: 5\r\n\r\n", .head),
+        ("GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", .passthrough),
+        ("POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", .passthrough),
+    ])
+    func requestFramingIsReadFromTheHeadBytes(head: String, expected: ListVerbRewriter.State) {
+        #expect(ListVerbRewriter.framing(of: ByteBuffer(string: head)) == expected)
+    }
+
+    @Test func chunkSizesAreHexWithOptionalExtensions() {
+        func size(_ text: String) -> Int? {
+            ListVerbRewriter.chunkSize(ByteBuffer(string: text).readableBytesView[...])
+        }
+        #expect(size("1a") == 26)
+        #expect(size("FF;name=value") == 255)
+        #expect(size(" 0 ") == 0)
+        #expect(size("xyz") == nil)
+        #expect(size("") == nil)
+        #expect(size("1234567890abcdef") == nil)
+    }
+
+    @Test func requestIDsAreVersion4UUIDs() {
+        let ids = (0..<100).map { _ in RequestID.make() }
+        #expect(Set(ids).count == 100)
+        for id in ids {
+            #expect(UUID(uuidString: id) != nil)
+            #expect(id == id.lowercased())
+            let characters = Array(id)
+            #expect(characters[14] == "4")
+            #expect("89ab".contains(characters[19]))
+        }
+    }
 }

@@ -15,7 +15,7 @@ struct ListVerbRewriter: ByteToMessageDecoder {
     static let rewrittenMethod = HTTPRequest.Method("LINK")!
     private static let headLimit = 64 * 1024
 
-    private enum State {
+    enum State: Equatable {
         case head
         case body(remaining: Int)
         case chunkSize
@@ -61,9 +61,7 @@ struct ListVerbRewriter: ByteToMessageDecoder {
         case .chunkSize:
             guard let end = Self.find([13, 10], in: buffer) else { return .needMoreData }
             let line = buffer.readSlice(length: end + 2)!
-            let text = String(decoding: line.readableBytesView.prefix(end), as: UTF8.self)
-            let digits = text.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-            guard let size = Int(digits, radix: 16) else {
+            guard let size = Self.chunkSize(line.readableBytesView.prefix(end)) else {
                 state = .passthrough
                 context.fireChannelRead(wrapInboundOut(line))
                 return .continue
@@ -95,20 +93,90 @@ struct ListVerbRewriter: ByteToMessageDecoder {
         return .needMoreData
     }
 
-    /// How the body after a request head is framed.
-    private static func framing(of head: ByteBuffer) -> State {
-        let text = String(decoding: head.readableBytesView, as: UTF8.self).lowercased()
+    /// How the body after a request head is framed: `Transfer-Encoding: chunked`, `Content-Length`, or an
+    /// upgrade (passed through). Works on the bytes: this runs for every request.
+    static func framing(of head: ByteBuffer) -> State {
+        let bytes = head.readableBytesView
         var length = 0
-        for line in text.split(separator: "\r\n").dropFirst() {
-            let parts = line.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2 else { continue }
-            let name = parts[0].trimmingCharacters(in: .whitespaces)
-            let value = parts[1].trimmingCharacters(in: .whitespaces)
-            if name == "transfer-encoding", value.contains("chunked") { return .chunkSize }
-            if name == "content-length", let parsed = Int(value) { length = parsed }
-            if name == "upgrade" { return .passthrough }
+        var lineStart = bytes.startIndex
+        // Skip the request line.
+        while lineStart < bytes.endIndex, bytes[lineStart] != 10 { lineStart += 1 }
+        lineStart += 1
+        while lineStart < bytes.endIndex {
+            var lineEnd = lineStart
+            while lineEnd < bytes.endIndex, bytes[lineEnd] != 10 { lineEnd += 1 }
+            let line = bytes[lineStart..<lineEnd]
+            lineStart = lineEnd + 1
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+            let name = trimmed(line[line.startIndex..<colon])
+            let value = trimmed(line[(colon + 1)...])
+            if equalsLowercased(name, "transfer-encoding") {
+                if containsLowercased(value, "chunked") { return .chunkSize }
+            } else if equalsLowercased(name, "content-length") {
+                guard let parsed = decimal(value) else { return .passthrough }
+                length = parsed
+            } else if equalsLowercased(name, "upgrade") {
+                return .passthrough
+            }
         }
         return length > 0 ? .body(remaining: length) : .head
+    }
+
+    /// The size of a chunk-size line (`1a;ext=1`), nil when it is not hexadecimal.
+    static func chunkSize(_ line: ByteBufferView.SubSequence) -> Int? {
+        let digits = trimmed(line.prefix { $0 != UInt8(ascii: ";") })
+        guard !digits.isEmpty, digits.count <= 15 else { return nil }
+        var value = 0
+        for byte in digits {
+            let digit: Int
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = Int(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = Int(byte - UInt8(ascii: "a")) + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = Int(byte - UInt8(ascii: "A")) + 10
+            default: return nil
+            }
+            value = value * 16 + digit
+        }
+        return value
+    }
+
+    private static func trimmed(_ bytes: ByteBufferView.SubSequence) -> ByteBufferView.SubSequence {
+        var start = bytes.startIndex
+        var end = bytes.endIndex
+        while start < end, [32, 9, 13].contains(bytes[start]) { start += 1 }
+        while end > start, [32, 9, 13].contains(bytes[end - 1]) { end -= 1 }
+        return bytes[start..<end]
+    }
+
+    private static func lowered(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
+    }
+
+    private static func equalsLowercased(_ bytes: ByteBufferView.SubSequence, _ text: StaticString) -> Bool {
+        guard bytes.count == text.utf8CodeUnitCount else { return false }
+        return text.withUTF8Buffer { expected in zip(bytes, expected).allSatisfy { lowered($0) == $1 } }
+    }
+
+    private static func containsLowercased(_ bytes: ByteBufferView.SubSequence, _ text: StaticString) -> Bool {
+        text.withUTF8Buffer { needle in
+            guard bytes.count >= needle.count else { return false }
+            var index = bytes.startIndex
+            while index <= bytes.endIndex - needle.count {
+                if zip(bytes[index..<index + needle.count], needle).allSatisfy({ lowered($0) == $1 }) { return true }
+                index += 1
+            }
+            return false
+        }
+    }
+
+    private static func decimal(_ bytes: ByteBufferView.SubSequence) -> Int? {
+        guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
+        var value = 0
+        for byte in bytes {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        return value
     }
 
     private static func find(_ needle: [UInt8], in buffer: ByteBuffer) -> Int? {

@@ -35,7 +35,7 @@ func buildApplication(
 
 /// Turns an HTTP request into a `VaultRequest`, and the reply or error into Vault's JSON.
 func respond(to request: Request, context: VaultRequestContext, core: VaultCore) async -> Response {
-    var requestID = UUID().uuidString.lowercased()
+    var requestID = ""
     do {
         let query = Dictionary(
             request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { a, _ in a })
@@ -61,9 +61,9 @@ func respond(to request: Request, context: VaultRequestContext, core: VaultCore)
         let response = encode(reply, id: vaultRequest.id)
         return vaultRequest.isHead ? Response(status: response.status, headers: response.headers) : response
     } catch let error as VaultError {
-        return encode(error, id: requestID)
+        return encode(error, id: requestID.isEmpty ? RequestID.make() : requestID)
     } catch {
-        return encode(VaultError.internalError("\(error)"), id: requestID)
+        return encode(VaultError.internalError("\(error)"), id: requestID.isEmpty ? RequestID.make() : requestID)
     }
 }
 

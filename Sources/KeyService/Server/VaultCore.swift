@@ -77,8 +77,8 @@ struct VaultCore: Sendable {
             record.mountPoint = mount.path
             record.mountType = mount.type
         }
-        try audited { () throws(AuditError) in
-            try audit.logRequest(record, error: allowed ? nil : denial.messages.first)
+        try await audited { () async throws(AuditError) in
+            try await audit.logRequest(record, error: allowed ? nil : denial.messages.first)
         }
         let outcome: Result<VaultReply, VaultError>
         if allowed {
@@ -93,7 +93,7 @@ struct VaultCore: Sendable {
         case .success(let reply): response = AuditResponse(reply)
         case .failure(let error): response = AuditResponse(error)
         }
-        try audited { () throws(AuditError) in try audit.logResponse(record, response: response) }
+        try await audited { () async throws(AuditError) in try await audit.logResponse(record, response: response) }
         return try outcome.get()
     }
 
@@ -121,8 +121,8 @@ struct VaultCore: Sendable {
 
     /// An audit failure fails the request (Vault: a request no device can record is refused); the cause goes to
     /// the server's standard error, never to the client.
-    func audited(_ body: () throws(AuditError) -> Void) throws(VaultError) {
-        do { try body() } catch {
+    func audited(_ body: () async throws(AuditError) -> Void) async throws(VaultError) {
+        do { try await body() } catch {
             metrics?.recordAuditFailure()
             FileHandle.standardError.write(Data("vhsmd: audit failed: \(error)\n".utf8))
             throw VaultError(status: .internalServerError, messages: ["internal error"])

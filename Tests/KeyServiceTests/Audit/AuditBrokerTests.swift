@@ -27,21 +27,21 @@ struct AuditBrokerTests {
         #expect(broker.listing["file/"]?["options"]?["file_path"] == .string(directory.path + "/audit.log"))
     }
 
-    @Test func everyDeviceRecordsTheEntry() throws {
+    @Test func everyDeviceRecordsTheEntry() async throws {
         let first = try AuditDevice(name: "file", filePath: directory.path + "/a.log", salt: [1])
         let second = try AuditDevice(name: "backup", filePath: directory.path + "/b.log", salt: [2])
         let broker = AuditBroker(devices: [first, second])
         let entry = AuditRequest(id: "id", operation: "read", path: "transit/keys/k1")
-        #expect(try broker.logRequest(entry).isEmpty)
-        #expect(try broker.logResponse(entry, response: AuditResponse()).isEmpty)
+        #expect(try await broker.logRequest(entry).isEmpty)
+        #expect(try await broker.logResponse(entry, response: AuditResponse()).isEmpty)
         for name in ["a", "b"] {
             let text = try String(contentsOfFile: directory.path + "/\(name).log", encoding: .utf8)
             #expect(text.split(separator: "\n").count == 2)
         }
     }
 
-    @Test func withoutDevicesNothingIsRecordedAndNothingFails() throws {
-        #expect(try AuditBroker().logRequest(AuditRequest(id: "id", operation: "read", path: "x")).isEmpty)
+    @Test func withoutDevicesNothingIsRecordedAndNothingFails() async throws {
+        #expect(try await AuditBroker().logRequest(AuditRequest(id: "id", operation: "read", path: "x")).isEmpty)
     }
 
     @Test func theFailureOfEveryDeviceNamesEachFile() {

@@ -37,10 +37,10 @@ struct AuditDeviceTests {
             "ciphertext": .string("vault:v1:7ptsN+cWy3gFWM0QFhh5j1yMpe9KgDzm0MJOGtYoQwCb"), "key_version": .int(1),
         ]))
 
-    @Test func requestAndResponseAreTwoLinesSharingTheRequestID() throws {
+    @Test func requestAndResponseAreTwoLinesSharingTheRequestID() async throws {
         let device = try device()
-        try device.logRequest(Self.transitEncrypt)
-        try device.logResponse(Self.transitEncrypt, response: Self.encryptReply)
+        try await device.logRequest(Self.transitEncrypt)
+        try await device.logResponse(Self.transitEncrypt, response: Self.encryptReply)
         let lines = try lines()
         #expect(lines.count == 2)
         #expect(lines.map { $0["type"] } == [.string("request"), .string("response")])
@@ -60,10 +60,10 @@ struct AuditDeviceTests {
         #expect(lines[1]["response"]?["mount_type"] == .string("transit"))
     }
 
-    @Test func dataStringsAreHashedAndNumbersStayNumbers() throws {
+    @Test func dataStringsAreHashedAndNumbersStayNumbers() async throws {
         let device = try device()
-        try device.logRequest(Self.transitEncrypt)
-        try device.logResponse(Self.transitEncrypt, response: Self.encryptReply)
+        try await device.logRequest(Self.transitEncrypt)
+        try await device.logResponse(Self.transitEncrypt, response: Self.encryptReply)
         let text = contents()
         #expect(!text.contains("aGVsbG8="))
         #expect(!text.contains("7ptsN"))
@@ -104,7 +104,7 @@ struct AuditDeviceTests {
                 ]))
     }
 
-    @Test func theClientTokenAndAccessorNeverAppearInClear() throws {
+    @Test func theClientTokenAndAccessorNeverAppearInClear() async throws {
         let device = try device()
         let create = AuditRequest(
             id: "id-2", operation: "update", path: "auth/token/create",
@@ -116,8 +116,8 @@ struct AuditDeviceTests {
                 "client_token": .string("s.childTokenInTheClear"), "accessor": .string("childAccessorInTheClear"),
                 "policies": .array([.string("default")]), "lease_duration": .int(3600), "renewable": .bool(true),
             ]))
-        try device.logRequest(create)
-        try device.logResponse(create, response: issued)
+        try await device.logRequest(create)
+        try await device.logResponse(create, response: issued)
         let text = contents()
         for secret in ["rootTokenInTheClear", "accessorInTheClear", "childTokenInTheClear"] {
             #expect(!text.contains(secret), "\(secret) in the log")
@@ -138,12 +138,12 @@ struct AuditDeviceTests {
         #expect(auth?["lease_duration"] == .int(3600))
     }
 
-    @Test func aRefusedRequestRecordsItsErrorAndNoCaller() throws {
+    @Test func aRefusedRequestRecordsItsErrorAndNoCaller() async throws {
         let device = try device()
         let anonymous = AuditRequest(
             id: "id-3", operation: "read", path: "transit/keys/k1", data: .object([:]), clientToken: "bogus")
-        try device.logRequest(anonymous, error: "permission denied")
-        try device.logResponse(anonymous, response: AuditResponse(.permissionDenied))
+        try await device.logRequest(anonymous, error: "permission denied")
+        try await device.logResponse(anonymous, response: AuditResponse(.permissionDenied))
         let lines = try lines()
         #expect(lines.count == 2)
         for line in lines {
@@ -166,8 +166,9 @@ struct AuditDeviceTests {
                         let entry = AuditRequest(
                             id: "\(task)-\(index)", operation: "update", path: "kv/data/\(task)",
                             data: .object(["value": .string(filler + "\(index)"), "n": .int(Int64(index))]))
-                        try? device.logRequest(entry)
-                        try? device.logResponse(entry, response: AuditResponse(data: .object(["ok": .bool(true)])))
+                        try? await device.logRequest(entry)
+                        try? await device.logResponse(
+                            entry, response: AuditResponse(data: .object(["ok": .bool(true)])))
                     }
                 }
             }
@@ -225,9 +226,9 @@ struct AuditDeviceTests {
         #expect(throws: AuditError.saltLength(path: logPath + ".salt", count: 3)) { try device(salt: nil) }
     }
 
-    @Test func reopeningAppends() throws {
-        try device().logRequest(Self.transitEncrypt)
-        try device().logResponse(Self.transitEncrypt, response: Self.encryptReply)
+    @Test func reopeningAppends() async throws {
+        try await device().logRequest(Self.transitEncrypt)
+        try await device().logResponse(Self.transitEncrypt, response: Self.encryptReply)
         #expect(try lines().count == 2)
     }
 }

@@ -42,6 +42,8 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CLinux"),
+        .systemLibrary(name: "CCryptsetup", pkgConfig: "libcryptsetup", providers: [.apt(["libcryptsetup-dev"])]),
+        .target(name: "Volume", dependencies: ["CCryptsetup", crypto, cryptoExtras, system], swiftSettings: strict),
         .target(name: "SNP", dependencies: [crypto, cryptoExtras, asn1], swiftSettings: strict),
         .target(name: "SNPGuest", dependencies: ["SNP", "CLinux", system], swiftSettings: strict),
         .target(
@@ -51,7 +53,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "CLI",
-            dependencies: ["SNP", "SNPGuest", "SNPEmulator", argumentParser, system],
+            dependencies: ["SNP", "SNPGuest", "SNPEmulator", "Volume", argumentParser, system],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -89,6 +91,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", crypto], swiftSettings: strict),
+        .testTarget(
+            name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", "Volume", crypto], swiftSettings: strict),
+        .testTarget(name: "VolumeTests", dependencies: ["Volume", crypto, cryptoExtras], swiftSettings: strict),
     ]
 )

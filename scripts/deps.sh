@@ -9,6 +9,8 @@ have openssl || need+=(openssl)
 have curl || need+=(curl)
 # vhsmd's storage uses the system SQLite through GRDB.
 [ -f /usr/include/sqlite3.h ] || need+=(libsqlite3-dev)
+# The LUKS2 volume library (Volume) wraps libcryptsetup.
+[ -f /usr/include/libcryptsetup.h ] || need+=(libcryptsetup-dev)
 have pip3 || have pip || need+=(python3-pip)
 # The Debian kernel: measured by 'vhsm measure' tests and benchmarks (and booted by the QEMU tests later).
 compgen -G "/boot/vmlinuz-*" >/dev/null || need+=(linux-image-amd64)

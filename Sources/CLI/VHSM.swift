@@ -18,7 +18,7 @@ struct VHSM: AsyncParsableCommand {
               vhsm report verify /tmp/report.bin --cert /tmp/certs/vcek.der \\
                   --chain /tmp/certs/ask.pem --trust-emulator-root /tmp/certs/ark.pem
             """,
-        subcommands: [Report.self, Key.self, Measure.self, Emulator.self, IDBlock.self]
+        subcommands: [Report.self, Key.self, Measure.self, Emulator.self, IDBlock.self, VolumeCommands.self]
     )
 
     /// Parses, runs, and turns every failure into one line on stderr and the documented exit code.

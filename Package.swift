@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "vhsm", targets: ["CLI"]),
         .executable(name: "vhsm-bench", targets: ["Bench"]),
         .executable(name: "vhsmd", targets: ["KeyService"]),
+        .executable(name: "vhsm-init", targets: ["Boot"]),
     ],
     traits: [
         .trait(
@@ -73,6 +74,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "Boot",
+            dependencies: [
+                "SNP", "SNPGuest", "CLinux", "Volume", system,
+                .target(name: "SNPEmulator", condition: .when(traits: ["Emulator"])),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(name: "Bench", dependencies: ["SNP", "SNPEmulator"], swiftSettings: strict),
         .testTarget(name: "SNPTests", dependencies: ["SNP", crypto], swiftSettings: strict),
         .testTarget(
@@ -93,6 +102,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", "Volume", crypto], swiftSettings: strict),
+        .testTarget(name: "BootTests", dependencies: ["Boot", "SNP", "SNPEmulator"], swiftSettings: strict),
         .testTarget(name: "VolumeTests", dependencies: ["Volume", crypto, cryptoExtras], swiftSettings: strict),
     ]
 )

@@ -1,0 +1,52 @@
+extension BootConfig {
+    /// The effective configuration in `init.json`'s shape, every key present (`vhsm-init --check-config`).
+    /// Reading it back with `load(file:commandLine:)` gives the same effective values.
+    var json: JSONValue {
+        func string(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }
+        func number(_ value: Int) -> JSONValue { .number(Double(value)) }
+        let effectiveModules = effectiveModules
+        return .object([
+            (
+                "attestation",
+                .object([
+                    ("provider", .string(attestation.provider.rawValue)), ("path", string(attestation.effectivePath)),
+                ])
+            ),
+            ("seal", .string(seal.rawValue)),
+            ("volume", .string(volume)),
+            ("mapper", .string(mapperName)),
+            ("mount", .string(mountPoint)),
+            ("integrity", .bool(integrity)),
+            ("modules", .array(effectiveModules.map(JSONValue.string))),
+            (
+                "network",
+                .object([
+                    ("mode", .string(network.mode.rawValue)), ("interface", .string(network.interface)),
+                    ("address", .string(network.address.description)),
+                    ("gateway", string(network.gateway?.description)),
+                ])
+            ),
+            (
+                "handoff",
+                .object([
+                    ("mode", .string(handoff.mode.rawValue)), ("service", .string(handoff.service)),
+                    ("args", .array(handoff.arguments.map(JSONValue.string))),
+                    ("stop_timeout_ms", number(handoff.stopTimeoutMilliseconds)), ("root", string(handoff.root)),
+                    ("fstype", .string(handoff.filesystemType)), ("init", .string(handoff.initPath)),
+                ])
+            ),
+            (
+                "restart",
+                .object([
+                    ("initial_ms", number(restart.initialMilliseconds)),
+                    ("max_ms", number(restart.maximumMilliseconds)),
+                    ("fast_ms", number(restart.fastRunMilliseconds)),
+                    ("fast_limit", number(restart.fastFailureLimit)),
+                ])
+            ),
+            ("on_failure", .string(failureAction.rawValue)),
+            ("recovery_key", string(recoveryKeyPEM)),
+            ("device_wait_ms", number(deviceWaitMilliseconds)),
+        ])
+    }
+}

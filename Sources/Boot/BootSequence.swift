@@ -1,0 +1,158 @@
+import Glibc
+import SNP
+
+/// The boot sequence of DESIGN §3, as PID 1. Every stage is timed on the console; the first failure prints its
+/// two lines and applies the failure action. Nothing here returns.
+struct BootSequence<Volume: BootVolume> {
+    static var version: String { "0.1.0" }
+
+    var volume: Volume
+    var emulatorAvailable: Bool
+    var configPath = "/etc/vhsm/init.json"
+
+    func run() -> Never {
+        let start = Monotonic.now()
+        var failureAction = BootConfig.FailureAction.halt
+        do throws(BootError) {
+            // The version line comes first; the API filesystems (and with /dev, maybe the console) come before it.
+            let mountsStart = Monotonic.now()
+            let mounted: SystemError?
+            do throws(SystemError) {
+                try Mounts.mountEarly()
+                mounted = nil
+            } catch {
+                mounted = error
+            }
+            Console.attach()
+            Console.say("vhsm-init \(Self.version)\(emulatorAvailable ? " (emulator test build)" : "") as PID 1")
+            if let mounted {
+                throw BootError(
+                    stage: .mounts, cause: mounted.description, next: "the kernel needs DEVTMPFS, PROC_FS, SYSFS, TMPFS"
+                )
+            }
+            Console.say("vhsm-init: mounts \(Monotonic.milliseconds(Monotonic.now() - mountsStart)) ms")
+            let config = try Console.timed("config") { () throws(BootError) in try loadConfig() }
+            failureAction = config.failureAction
+            try Console.timed("modules") { () throws(BootError) in try loadModules(config) }
+            let (attestation, report) = try Console.timed("attest") { () throws(BootError) in
+                let attestation = try Attestation.open(config)
+                return (attestation, try attestation.report())
+            }
+            for line in Attestation.summary(report) { Console.say(line) }
+            setenv("DM_DISABLE_UDEV", "1", 1)
+            let stage = VolumeStage(
+                volume: volume, config: config, report: report,
+                deriveKey: { (enrollment) throws(BootError) in
+                    try Console.timed("derive") { () throws(BootError) in try attestation.sealingKey(for: enrollment) }
+                },
+                makeFilesystem: { (device) throws(BootError) in try VolumeSupport.makeFilesystem(device) },
+                randomBytes: VolumeSupport.randomBytes, say: Console.say, candidates: VolumeSupport.blockDevices)
+            let result = try Console.timed("volume") { () throws(BootError) in try stage.run() }
+            Console.say(
+                "vhsm-init: \(result.device) \(result.firstBoot ? "enrolled" : "unlocked") as \(result.mappedDevice) "
+                    + "(LUKS \(result.uuid))")
+            try Console.timed("mount") { () throws(BootError) in
+                do throws(SystemError) { try Mounts.mountVolume(result.mappedDevice, at: config.mountPoint) } catch {
+                    throw BootError(
+                        stage: .mount, cause: error.description,
+                        next: "load ext4 (with crc16, mbcache, jbd2, crc32c_generic); a volume whose first boot "
+                            + "stopped before mke2fs has no filesystem")
+                }
+            }
+            for line in try Console.timed("network", { () throws(BootError) in try Network.configure(config) }) {
+                Console.say("vhsm-init: network \(line)")
+            }
+            Console.say("vhsm-init: ready after \(Monotonic.milliseconds(Monotonic.now() - start)) ms")
+            try handOff(config)
+        } catch {
+            for line in error.lines { Console.say(line) }
+            PowerControl.perform(failureAction)
+        }
+    }
+
+    private func loadConfig() throws(BootError) -> BootConfig {
+        let next = "fix \(configPath) or the vhsm.* kernel parameters (check with vhsm-init --check-config)"
+        do throws(ConfigError) {
+            let file: [UInt8]?
+            do throws(SystemError) { file = try Files.read(configPath) } catch  where error.errno == ENOENT {
+                file = nil
+            } catch {
+                throw ConfigError.unreadable(path: configPath, reason: error.reason)
+            }
+            let commandLine: String
+            do throws(SystemError) { commandLine = try Files.readText("/proc/cmdline") } catch {
+                throw ConfigError.unreadable(path: "/proc/cmdline", reason: error.reason)
+            }
+            let config = try BootConfig.load(
+                file: file, filePath: configPath, commandLine: KernelCommandLine(commandLine))
+            try config.validate(emulatorAvailable: emulatorAvailable)
+            return config
+        } catch {
+            throw BootError(stage: .config, cause: error.description, next: next)
+        }
+    }
+
+    private func loadModules(_ config: BootConfig) throws(BootError) {
+        let release: String
+        do throws(SystemError) { release = try ModuleLoader.kernelRelease() } catch {
+            throw BootError(stage: .modules, cause: error.description, next: "uname(2) failed")
+        }
+        let loader = ModuleLoader()
+        do throws(SystemError) { try ModuleLoader.disableKernelModprobe() } catch {
+            Console.say("vhsm-init: cannot clear /proc/sys/kernel/modprobe: \(error.reason)")
+        }
+        let index = try loader.index(release: release)
+        let requested = config.effectiveModules
+        let optional = Set(requested.filter { $0.hasSuffix("?") }.map { ModuleIndex.normalise(String($0.dropLast())) })
+        let steps: [ModuleIndex.Step]
+        do throws(ModuleError) { steps = try index.plan(requested) } catch {
+            throw BootError(
+                stage: .modules, cause: error.description,
+                next: "pack the module into the initramfs under /lib/modules/\(release) or remove it from modules")
+        }
+        var loaded: [String] = []
+        var notes: [String] = []
+        for step in steps {
+            let outcome: ModuleLoader.Outcome
+            do throws(ModuleError) {
+                let name: String
+                switch step {
+                case .load(let moduleName, _), .builtin(let moduleName), .absent(let moduleName): name = moduleName
+                }
+                outcome = try loader.perform(step, release: release, optional: optional.contains(name))
+                switch outcome {
+                case .loaded: loaded.append(name)
+                case .alreadyLoaded, .builtin: break
+                case .absent: notes.append("\(name) absent")
+                case .skipped(let reason): notes.append("\(name) skipped: \(reason)")
+                }
+            } catch {
+                throw BootError(
+                    stage: .modules, cause: error.description,
+                    next: "the modules must come from the guest kernel's own build (\(release)); see dmesg")
+            }
+        }
+        Console.say("vhsm-init: modules loaded: \(loaded.joined(separator: " "))")
+        if !notes.isEmpty { Console.say("vhsm-init: modules: \(notes.joined(separator: "; "))") }
+    }
+
+    private func handOff(_ config: BootConfig) throws(BootError) -> Never {
+        switch config.handoff.mode {
+        case .switchRoot:
+            try SwitchRoot.run(config)
+        case .supervise:
+            PowerControl.routeCtrlAltDelToSignal()
+            var supervisor = Supervisor(config)
+            let outcome = supervisor.run()
+            switch outcome {
+            case .shutdown:
+                Shutdown.teardown(config, deactivate: { try volume.deactivate(name: config.mapperName) })
+                PowerControl.powerOff()
+            case .gaveUp(let error):
+                for line in error.lines { Console.say(line) }
+                Shutdown.teardown(config, deactivate: { try volume.deactivate(name: config.mapperName) })
+                PowerControl.perform(config.failureAction)
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+/// What `vhsm-init` needs from the LUKS2 layer: the seam to the `Volume` library (libcryptsetup).
+///
+/// The boot agent decides (blank → format; ours → compare, verify, unlock; anything else → refuse); an
+/// implementation only carries out one step per call and throws errors whose `description` is one sentence
+/// naming the device. Sealing keys are passed in, borrowed: the caller zeroes them after the call, and an
+/// implementation must not keep a copy. `VolumeKeys.derive(sealingKey:volumeUUID:mode:)` turns a sealing key
+/// into this volume's passphrase.
+protocol BootVolume {
+    /// The validated in-RAM copy of a LUKS2 header, opaque to the boot agent. Unlocking takes one, so nothing
+    /// can be activated from a header that was not validated.
+    associatedtype Header
+
+    /// Classifies the device without writing to it.
+    func probe(device: String) throws -> VolumeProbe
+
+    /// Formats a blank device as LUKS2 (aes-xts-plain64, 512-bit key, 4096-byte sectors, `hmac(sha256)`
+    /// integrity when asked) with `uuid`; adds the machine keyslot (PBKDF2-SHA256, 1000 iterations) for the
+    /// passphrase derived from `sealingKey` under `enrollment.mode`; writes the `vhsm-snp` token recording
+    /// `enrollment` with its MAC keyed from `sealingKey`; and, given a recovery public key (PEM), a random
+    /// recovery keyslot and its `vhsm-recovery` token. Returns the armored recovery blob to print once, or nil.
+    /// Must refuse a device that is not blank.
+    func format(
+        device: String, uuid: String, enrollment: Enrollment, integrity: Bool, sealingKey: [UInt8],
+        recoveryPublicKeyPEM: String?
+    ) throws -> String?
+
+    /// Reads the header once into RAM, validates it against exactly what `format` writes (DESIGN §5) and
+    /// reads the `vhsm-snp` token. Nothing here proves the token authentic; `verifyMAC` does.
+    func validate(device: String) throws -> ValidatedVolume<Header>
+
+    /// Verifies the token's MAC over the canonical header parameters with a key from `sealingKey`.
+    func verifyMAC(_ volume: ValidatedVolume<Header>, sealingKey: [UInt8]) throws
+
+    /// Activates the mapping `name` from the validated copy (`crypt_init_data_device(copy, device)`) with the
+    /// passphrase derived from `sealingKey`; returns the mapped device, `/dev/mapper/<name>`.
+    func unlock(_ volume: ValidatedVolume<Header>, sealingKey: [UInt8], name: String) throws -> String
+
+    /// Removes the mapping `name` (`crypt_deactivate`).
+    func deactivate(name: String) throws
+}
+
+/// What a device holds, as far as `probe` can tell without a key.
+enum VolumeProbe: Equatable, Sendable {
+    /// Nothing recognisable was ever written (no signature, all zeros where one would be): safe to format.
+    case blank
+    /// A LUKS2 header with this UUID.
+    case luks(uuid: String)
+    /// Anything else (a filesystem, LUKS1, a partition table, unreadable data): never formatted.
+    case foreign(String)
+}
+
+/// A header that passed validation, with what its token says.
+struct ValidatedVolume<Header> {
+    var device: String
+    /// The LUKS2 UUID (lower case).
+    var uuid: String
+    var enrollment: Enrollment
+    var header: Header
+
+    init(device: String, uuid: String, enrollment: Enrollment, header: Header) {
+        self.device = device
+        self.uuid = uuid
+        self.enrollment = enrollment
+        self.header = header
+    }
+}

@@ -1,0 +1,180 @@
+/// One configuration value on its way to a typed field; every conversion names the key and the source when
+/// it refuses.
+struct ConfigValue {
+    var key: String
+    var input: BootConfig.Input
+    var source: String
+
+    private func invalid(_ value: String, _ expected: String) -> ConfigError {
+        .invalidValue(key: key, value: value, expected: expected, source: source)
+    }
+
+    private func wrongType(_ expected: String, _ actual: JSONValue) -> ConfigError {
+        .wrongType(key: key, expected: expected, actual: actual.kind, source: source)
+    }
+
+    /// A string from either source.
+    func string() throws(ConfigError) -> String {
+        switch input {
+        case .json(.string(let text)): return text
+        case .json(let other): throw wrongType("a string", other)
+        case .text(let text?): return text
+        case .text(nil): throw .missingValue(key: key, source: source)
+        }
+    }
+
+    func choice<Choice: RawRepresentable & CaseIterable>(_: Choice.Type) throws(ConfigError) -> Choice
+    where Choice.RawValue == String {
+        let text = try string()
+        guard let value = Choice(rawValue: text) else {
+            throw invalid(text, "one of " + Choice.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", "))
+        }
+        return value
+    }
+
+    func boolean() throws(ConfigError) -> Bool {
+        switch input {
+        case .json(.bool(let value)): return value
+        case .json(let other): throw wrongType("a boolean", other)
+        case .text(nil): return true
+        case .text(let text?):
+            switch text {
+            case "1", "true", "yes", "on", "y": return true
+            case "0", "false", "no", "off", "n": return false
+            default: throw invalid(text, "a boolean (true/false, 1/0, yes/no, on/off)")
+            }
+        }
+    }
+
+    func integer(in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        let value: Int?
+        let shown: String
+        switch input {
+        case .json(.number(let number)):
+            value = number.rounded() == number && abs(number) < 1e15 ? Int(number) : nil
+            shown = JSONValue.number(number).rendered()
+        case .json(let other): throw wrongType("an integer", other)
+        case .text(nil): throw .missingValue(key: key, source: source)
+        case .text(let text?):
+            value = Int(text)
+            shown = text
+        }
+        guard let value, range.contains(value) else {
+            throw invalid(shown, "an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    /// A list: a JSON array of strings, or comma-separated text.
+    func list(separator: Character) throws(ConfigError) -> [String] {
+        switch input {
+        case .json(.array(let items)):
+            var strings: [String] = []
+            for item in items {
+                guard case .string(let text) = item else { throw wrongType("an array of strings", item) }
+                strings.append(text)
+            }
+            return strings
+        case .json(let other): throw wrongType("an array of strings", other)
+        case .text(nil): throw .missingValue(key: key, source: source)
+        case .text(let text?):
+            return text.split(separator: separator).map(String.init)
+        }
+    }
+
+    func absolutePath() throws(ConfigError) -> String {
+        let text = try string()
+        guard text.hasPrefix("/"), !text.contains("\0"), !text.split(separator: "/").contains("..") else {
+            throw invalid(text, "an absolute path without '..'")
+        }
+        return text
+    }
+
+    /// `/dev/…` or `UUID=` and a UUID.
+    func volume() throws(ConfigError) -> String {
+        let text = try string()
+        if text.hasPrefix("UUID=") {
+            guard VolumeUUID.isWellFormed(String(text.dropFirst(5))) else {
+                throw invalid(text, "UUID= followed by a UUID (8-4-4-4-12 hex digits)")
+            }
+            return "UUID=" + text.dropFirst(5).lowercased()
+        }
+        guard text.hasPrefix("/dev/"), text.count > 5 else { throw invalid(text, "a /dev/… path or UUID=…") }
+        return try absolutePath()
+    }
+
+    /// A device-mapper name: letters, digits, `_`, `-`, `.`; at most 127 bytes.
+    func mapperName() throws(ConfigError) -> String {
+        let text = try string()
+        let allowed = text.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+        }
+        guard allowed, !text.isEmpty, text.utf8.count <= 127, text != ".", text != ".." else {
+            throw invalid(text, "a device-mapper name (letters, digits, '_', '-', '.')")
+        }
+        return text
+    }
+
+    /// A token without whitespace or '/': an interface name, a filesystem type, a module name.
+    func word(maximumLength: Int = 64) throws(ConfigError) -> String {
+        let text = try string()
+        guard !text.isEmpty, text.utf8.count <= maximumLength,
+            !text.contains(where: { $0.isWhitespace || $0 == "/" || $0 == "\0" })
+        else { throw invalid(text, "a name without spaces or '/' (at most \(maximumLength) bytes)") }
+        return text
+    }
+
+    func interfaceName() throws(ConfigError) -> String {
+        try word(maximumLength: 15)
+    }
+
+    func interfaceAddress() throws(ConfigError) -> IPv4Interface {
+        let text = try string()
+        guard let address = IPv4Interface(text) else { throw invalid(text, "an IPv4 address with prefix, a.b.c.d/n") }
+        return address
+    }
+
+    func gateway() throws(ConfigError) -> IPv4Address? {
+        if case .json(.null) = input { return nil }
+        let text = try string()
+        if text == "none" { return nil }
+        guard let address = IPv4Address(text) else { throw invalid(text, "an IPv4 address or 'none'") }
+        return address
+    }
+
+    func moduleNames() throws(ConfigError) -> [String] {
+        let names = try list(separator: ",")
+        for name in names {
+            let bare = name.hasSuffix("?") ? String(name.dropLast()) : name
+            guard !bare.isEmpty, !bare.contains(where: { $0.isWhitespace || $0 == "/" || $0 == "?" }) else {
+                throw invalid(name, "module names such as 'dm_crypt' (optional ones end in '?')")
+            }
+        }
+        return names
+    }
+
+    /// Service arguments: a JSON array, or space-separated text (quote the whole value on the command line).
+    func arguments() throws(ConfigError) -> [String] {
+        try list(separator: " ")
+    }
+
+    func root() throws(ConfigError) -> String? {
+        if case .json(.null) = input { return nil }
+        let text = try string()
+        if text == "volume" { return text }
+        guard text.hasPrefix("/dev/") else { throw invalid(text, "a /dev/… path or 'volume'") }
+        return try absolutePath()
+    }
+
+    func pem() throws(ConfigError) -> String? {
+        if case .json(.null) = input { return nil }
+        let text = try string()
+        guard let begin = text.firstRange(of: "-----BEGIN "), let end = text.firstRange(of: "-----END "),
+            begin.upperBound <= end.lowerBound
+        else { throw invalid(String(text.prefix(24)) + "…", "a PEM public key (-----BEGIN … -----END …)") }
+        return text
+    }
+}

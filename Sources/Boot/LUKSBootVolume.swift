@@ -1,0 +1,97 @@
+import SNP
+import Volume
+
+/// `BootVolume` over the `Volume` library (libcryptsetup): the seam `vhsm-init` unlocks through.
+///
+/// Keys arrive as the 32-byte sealing key; `VolumeKeys.derive(sealingKey:volumeUUID:mode:)` turns it into this
+/// volume's passphrase and MAC key, and the derived keys are dropped when each call returns.
+struct LUKSBootVolume: BootVolume {
+    typealias Header = ValidatedHeader
+
+    /// A token whose binding cannot be a `vhsm-init` enrollment (wrong TCB length).
+    struct UnusableToken: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    func probe(device: String) throws -> VolumeProbe {
+        switch try LUKSVolume(path: device).probe() {
+        case .blank: .blank
+        case .luks2(let uuid): .luks(uuid: uuid)
+        case .foreign(let found): .foreign(found)
+        }
+    }
+
+    func format(
+        device: String, uuid: String, enrollment: Enrollment, integrity: Bool, sealingKey: [UInt8],
+        recoveryPublicKeyPEM: String?
+    ) throws -> String? {
+        let mode = Self.volumeMode(enrollment.mode)
+        let keys = VolumeKeys.derive(sealingKey: sealingKey, volumeUUID: uuid, mode: mode)
+        let request = LUKSVolume.FormatRequest(
+            uuid: uuid, integrity: integrity, binding: Self.binding(enrollment),
+            recoveryRecipient: try recoveryPublicKeyPEM.map { pem throws(VolumeError) in try RecoveryRecipient(pem: pem)
+            })
+        let volume = LUKSVolume(path: device)
+        let result = try volume.format(request, keys: keys)
+        if result.needsIntegrityInitialization {
+            try volume.readHeader().initializeIntegrity(keys: keys, progress: { _, _ in true })
+        }
+        return result.recoveryBlob
+    }
+
+    func validate(device: String) throws -> ValidatedVolume<ValidatedHeader> {
+        let header = try LUKSVolume(path: device).readHeader()
+        return ValidatedVolume(
+            device: device, uuid: header.uuid, enrollment: try Self.enrollment(header.snpToken.binding), header: header)
+    }
+
+    func verifyMAC(_ volume: ValidatedVolume<ValidatedHeader>, sealingKey: [UInt8]) throws {
+        try volume.header.verifyMAC(keys(for: volume, sealingKey: sealingKey))
+    }
+
+    func unlock(_ volume: ValidatedVolume<ValidatedHeader>, sealingKey: [UInt8], name: String) throws -> String {
+        _ = try volume.header.unlock(
+            as: name, keys: keys(for: volume, sealingKey: sealingKey), options: [.noReadWorkqueue, .noWriteWorkqueue])
+        return "/dev/mapper/\(name)"
+    }
+
+    func deactivate(name: String) throws {
+        try LUKSVolume.deactivate(name: name)
+    }
+
+    private func keys(for volume: ValidatedVolume<ValidatedHeader>, sealingKey: [UInt8]) -> VolumeKeys {
+        VolumeKeys.derive(
+            sealingKey: sealingKey, volumeUUID: volume.uuid, mode: Self.volumeMode(volume.enrollment.mode))
+    }
+
+    static func volumeMode(_ mode: SealMode) -> Volume.SealMode {
+        switch mode {
+        case .measurement: .measurement
+        case .platform: .platform
+        case .image: .image
+        }
+    }
+
+    static func binding(_ enrollment: Enrollment) -> SNPBinding {
+        SNPBinding(
+            mode: volumeMode(enrollment.mode), guestFieldSelect: enrollment.guestFieldSelect.rawValue,
+            tcb: enrollment.tcb.bytes, measurement: enrollment.measurement, imageID: enrollment.imageID,
+            familyID: enrollment.familyID, guestSVN: enrollment.guestSVN)
+    }
+
+    static func enrollment(_ binding: SNPBinding) throws -> Enrollment {
+        let mode: SealMode =
+            switch binding.mode {
+            case .measurement: .measurement
+            case .platform: .platform
+            case .image: .image
+            }
+        guard binding.tcb.count == 8 else {
+            throw UnusableToken(description: "the vhsm-snp token's TCB is not 8 bytes")
+        }
+        return Enrollment(
+            mode: mode, guestFieldSelect: GuestFieldSelect(rawValue: binding.guestFieldSelect),
+            tcb: try TCBVersion(bytes: binding.tcb), measurement: binding.measurement, imageID: binding.imageID,
+            familyID: binding.familyID, guestSVN: binding.guestSVN)
+    }
+}

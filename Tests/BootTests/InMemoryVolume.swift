@@ -1,0 +1,97 @@
+@testable import Boot
+
+/// A behaving stand-in for the `Volume` library's LUKS2 operations, in memory: devices are blank, foreign or
+/// "LUKS2" records holding the enrollment, the key the token MAC was made with and the key its keyslot opens
+/// with. It refuses what libcryptsetup and the Volume library would refuse (formatting a non-blank device, a MAC
+/// or keyslot that does not match the key) and records every call so tests can check what was tried, and when.
+final class InMemoryVolume: BootVolume {
+    enum Device: Equatable {
+        case blank
+        case foreign(String)
+        case luks(uuid: String, enrollment: Enrollment, macKey: [UInt8], slotKey: [UInt8], integrity: Bool)
+    }
+
+    struct Refusal: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The validated header copy: the device's record as it was read.
+    struct Header: Equatable {
+        var record: Device
+    }
+
+    var devices: [String: Device]
+    /// When set, `format` fails with this message and leaves the device as it was.
+    var formatFailure: String?
+    var recoveryBlob = "-----BEGIN VHSM RECOVERY-----\nQUJD\n-----END VHSM RECOVERY-----"
+    private(set) var calls: [String] = []
+    private(set) var active: [String: String] = [:]
+    /// Every sealing key handed to verifyMAC or unlock, in order.
+    private(set) var keysTried: [[UInt8]] = []
+
+    init(_ devices: [String: Device]) { self.devices = devices }
+
+    func probe(device: String) throws -> VolumeProbe {
+        calls.append("probe \(device)")
+        switch devices[device] {
+        case nil: throw Refusal(description: "\(device): no such device")
+        case .blank: return .blank
+        case .foreign(let what): return .foreign(what)
+        case .luks(let uuid, _, _, _, _): return .luks(uuid: uuid)
+        }
+    }
+
+    func format(
+        device: String, uuid: String, enrollment: Enrollment, integrity: Bool, sealingKey: [UInt8],
+        recoveryPublicKeyPEM: String?
+    ) throws -> String? {
+        calls.append("format \(device)")
+        if let formatFailure { throw Refusal(description: formatFailure) }
+        guard devices[device] == .blank else { throw Refusal(description: "\(device) is not blank") }
+        devices[device] = .luks(
+            uuid: uuid, enrollment: enrollment, macKey: sealingKey, slotKey: sealingKey, integrity: integrity)
+        return recoveryPublicKeyPEM == nil ? nil : recoveryBlob
+    }
+
+    func validate(device: String) throws -> ValidatedVolume<Header> {
+        calls.append("validate \(device)")
+        guard let record = devices[device], case .luks(let uuid, let enrollment, _, _, _) = record else {
+            throw Refusal(description: "\(device) has no LUKS2 header")
+        }
+        return ValidatedVolume(device: device, uuid: uuid, enrollment: enrollment, header: Header(record: record))
+    }
+
+    func verifyMAC(_ volume: ValidatedVolume<Header>, sealingKey: [UInt8]) throws {
+        calls.append("verifyMAC \(volume.device)")
+        keysTried.append(sealingKey)
+        guard case .luks(_, let enrollment, let macKey, _, _) = volume.header.record, macKey == sealingKey,
+            enrollment == volume.enrollment
+        else { throw Refusal(description: "token MAC mismatch") }
+    }
+
+    func unlock(_ volume: ValidatedVolume<Header>, sealingKey: [UInt8], name: String) throws -> String {
+        calls.append("unlock \(volume.device) \(name)")
+        keysTried.append(sealingKey)
+        guard case .luks(_, _, _, let slotKey, _) = volume.header.record, slotKey == sealingKey else {
+            throw Refusal(description: "No key available with this passphrase")
+        }
+        guard active[name] == nil else { throw Refusal(description: "\(name) is active already") }
+        active[name] = volume.device
+        return "/dev/mapper/\(name)"
+    }
+
+    func deactivate(name: String) throws {
+        calls.append("deactivate \(name)")
+        guard active.removeValue(forKey: name) != nil else { throw Refusal(description: "\(name) is not active") }
+    }
+
+    /// Rewrites the token's enrollment as a host could (the MAC stays the old one).
+    func tamperEnrollment(of device: String, _ change: (inout Enrollment) -> Void) {
+        guard case .luks(let uuid, var enrollment, let macKey, let slotKey, let integrity) = devices[device] else {
+            return
+        }
+        change(&enrollment)
+        devices[device] = .luks(
+            uuid: uuid, enrollment: enrollment, macKey: macKey, slotKey: slotKey, integrity: integrity)
+    }
+}

@@ -44,7 +44,10 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CLinux"),
         .systemLibrary(name: "CCryptsetup", pkgConfig: "libcryptsetup", providers: [.apt(["libcryptsetup-dev"])]),
-        .target(name: "Volume", dependencies: ["CCryptsetup", crypto, cryptoExtras, system], swiftSettings: strict),
+        .target(name: "StrictJSON", swiftSettings: strict),
+        .target(
+            name: "Volume", dependencies: ["CCryptsetup", "StrictJSON", crypto, cryptoExtras, system],
+            swiftSettings: strict),
         .target(name: "SNP", dependencies: [crypto, cryptoExtras, asn1], swiftSettings: strict),
         .target(name: "SNPGuest", dependencies: ["SNP", "CLinux", system], swiftSettings: strict),
         .target(
@@ -77,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "Boot",
             dependencies: [
-                "SNP", "SNPGuest", "CLinux", "Volume", system,
+                "SNP", "SNPGuest", "CLinux", "Volume", "StrictJSON", system,
                 .target(name: "SNPEmulator", condition: .when(traits: ["Emulator"])),
             ],
             swiftSettings: strict
@@ -102,7 +105,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", "Volume", crypto], swiftSettings: strict),
-        .testTarget(name: "BootTests", dependencies: ["Boot", "SNP", "SNPEmulator"], swiftSettings: strict),
-        .testTarget(name: "VolumeTests", dependencies: ["Volume", crypto, cryptoExtras], swiftSettings: strict),
+        .testTarget(
+            name: "BootTests", dependencies: ["Boot", "SNP", "SNPEmulator", "StrictJSON"], swiftSettings: strict),
+        .testTarget(name: "StrictJSONTests", dependencies: ["StrictJSON"], swiftSettings: strict),
+        .testTarget(
+            name: "VolumeTests", dependencies: ["Volume", "StrictJSON", crypto, cryptoExtras], swiftSettings: strict),
     ]
 )

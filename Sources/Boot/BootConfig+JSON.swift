@@ -1,9 +1,11 @@
+import StrictJSON
+
 extension BootConfig {
     /// The effective configuration in `init.json`'s shape, every key present (`vhsm-init --check-config`).
     /// Reading it back with `load(file:commandLine:)` gives the same effective values.
-    var json: JSONValue {
-        func string(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }
-        func number(_ value: Int) -> JSONValue { .number(Double(value)) }
+    var json: JSON {
+        func string(_ text: String?) -> JSON { text.map(JSON.string) ?? .null }
+        func number(_ value: Int) -> JSON { .number(UInt64(max(value, 0))) }
         let effectiveModules = effectiveModules
         return .object([
             (
@@ -17,7 +19,7 @@ extension BootConfig {
             ("mapper", .string(mapperName)),
             ("mount", .string(mountPoint)),
             ("integrity", .bool(integrity)),
-            ("modules", .array(effectiveModules.map(JSONValue.string))),
+            ("modules", .array(effectiveModules.map(JSON.string))),
             (
                 "network",
                 .object([
@@ -30,7 +32,7 @@ extension BootConfig {
                 "handoff",
                 .object([
                     ("mode", .string(handoff.mode.rawValue)), ("service", .string(handoff.service)),
-                    ("args", .array(handoff.arguments.map(JSONValue.string))),
+                    ("args", .array(handoff.arguments.map(JSON.string))),
                     ("stop_timeout_ms", number(handoff.stopTimeoutMilliseconds)), ("root", string(handoff.root)),
                     ("fstype", .string(handoff.filesystemType)), ("init", .string(handoff.initPath)),
                 ])

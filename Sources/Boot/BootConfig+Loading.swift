@@ -1,9 +1,11 @@
+import StrictJSON
+
 /// Reading the configuration: the file's object, then the command line, each key checked against
 /// `ConfigKeys`, then `validate(emulatorAvailable:)` for combinations.
 extension BootConfig {
     /// A value as it arrives: a JSON value from the file, or text (or nothing) from a kernel parameter.
     enum Input {
-        case json(JSONValue)
+        case json(JSON)
         case text(String?)
     }
 
@@ -17,12 +19,12 @@ extension BootConfig {
     ) throws(ConfigError) -> BootConfig {
         var config = BootConfig()
         if let file {
-            let document: JSONValue
-            do throws(JSONSyntaxError) { document = try JSONReader.parse(file) } catch {
+            let document: JSON
+            do throws(JSONSyntaxError) { document = try JSON.parse(file) } catch {
                 throw .syntax(path: filePath, error)
             }
             guard case .object(let members) = document else {
-                throw .wrongType(key: "(document)", expected: "an object", actual: document.kind, source: filePath)
+                throw .wrongType(key: "(document)", expected: "an object", actual: document.described, source: filePath)
             }
             for (key, value) in members { try config.apply(key: key, .json(value), source: filePath) }
         }

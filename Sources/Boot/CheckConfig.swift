@@ -1,3 +1,5 @@
+import StrictJSON
+
 /// `vhsm-init --check-config FILE [--cmdline STRING]`: reads a configuration as PID 1 would (FILE as
 /// `/etc/vhsm/init.json`, STRING as `/proc/cmdline`), validates it for this build and prints the effective
 /// configuration as JSON. Exit status 0 when it is accepted, 2 when not (with the reason on standard error).

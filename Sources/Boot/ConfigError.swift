@@ -1,3 +1,5 @@
+import StrictJSON
+
 /// Why the configuration was refused. Each description names the key and where it came from.
 enum ConfigError: Error, Equatable, CustomStringConvertible {
     /// `source` is `init.json` (or the file's path) or `kernel command line`.

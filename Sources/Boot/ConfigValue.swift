@@ -1,3 +1,5 @@
+import StrictJSON
+
 /// One configuration value on its way to a typed field; every conversion names the key and the source when
 /// it refuses.
 struct ConfigValue {
@@ -9,8 +11,8 @@ struct ConfigValue {
         .invalidValue(key: key, value: value, expected: expected, source: source)
     }
 
-    private func wrongType(_ expected: String, _ actual: JSONValue) -> ConfigError {
-        .wrongType(key: key, expected: expected, actual: actual.kind, source: source)
+    private func wrongType(_ expected: String, _ actual: JSON) -> ConfigError {
+        .wrongType(key: key, expected: expected, actual: actual.described, source: source)
     }
 
     /// A string from either source.
@@ -51,8 +53,8 @@ struct ConfigValue {
         let shown: String
         switch input {
         case .json(.number(let number)):
-            value = number.rounded() == number && abs(number) < 1e15 ? Int(number) : nil
-            shown = JSONValue.number(number).rendered()
+            value = number <= UInt64(Int.max) ? Int(number) : nil
+            shown = String(number)
         case .json(let other): throw wrongType("an integer", other)
         case .text(nil): throw .missingValue(key: key, source: source)
         case .text(let text?):
@@ -176,5 +178,19 @@ struct ConfigValue {
             begin.upperBound <= end.lowerBound
         else { throw invalid(String(text.prefix(24)) + "…", "a PEM public key (-----BEGIN … -----END …)") }
         return text
+    }
+}
+
+extension JSON {
+    /// What the value is, for messages: `a string`, `an object`.
+    var described: String {
+        switch self {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .number: "a number"
+        case .string: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        }
     }
 }

@@ -1,4 +1,5 @@
 internal import Crypto
+import StrictJSON
 
 /// One LUKS2 binary header (4096 bytes, big-endian), per the LUKS2 on-disk format specification §2.
 ///

@@ -1,4 +1,5 @@
 internal import Crypto
+import StrictJSON
 
 /// The `vhsm-snp` token's MAC: HMAC-SHA256, keyed with `VolumeKeys.macKey`, over a canonical serialisation of
 /// the header parameters that decide how the volume is decrypted, and of the token itself.

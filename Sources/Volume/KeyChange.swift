@@ -1,4 +1,5 @@
 internal import Crypto
+import StrictJSON
 
 extension LUKSVolume {
     /// What proves the right to enrol a new machine key.

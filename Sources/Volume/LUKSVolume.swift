@@ -1,4 +1,5 @@
 internal import Crypto
+import StrictJSON
 
 /// A LUKS2 volume (block device or image file) as vhsm formats, validates and unlocks it.
 ///

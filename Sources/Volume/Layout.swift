@@ -1,3 +1,5 @@
+import StrictJSON
+
 /// The one LUKS2 layout vhsm writes, and therefore the only one it accepts.
 ///
 /// ```

@@ -1,3 +1,5 @@
+import StrictJSON
+
 /// LUKS2 metadata that passed `Metadata.validate`: exactly the shape vhsm writes, nothing else.
 public struct Metadata: Sendable, Equatable {
     /// One `luks2` keyslot: PBKDF2-SHA256, AF luks1/4000/sha256, area `raw` aes-xts-plain64/512.

@@ -1,3 +1,5 @@
+import StrictJSON
+
 /// A validation finding before the device path is attached: `field` has `found`, vhsm writes `expected`.
 struct Rejection: Error, Equatable {
     var field: String

@@ -1,3 +1,5 @@
+import StrictJSON
+
 /// The public values of one SNP enrolment. The boot agent uses them to request the same key again and, when
 /// it differs, to print expected-vs-actual; they are authenticated only by the token MAC.
 public struct SNPBinding: Sendable, Equatable {

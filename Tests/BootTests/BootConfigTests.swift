@@ -1,3 +1,4 @@
+import StrictJSON
 import Testing
 
 @testable import Boot
@@ -137,7 +138,7 @@ import Testing
 
     @Test func malformedOrAmbiguousJSONIsRefused() {
         let duplicate = #expect(throws: ConfigError.self) { try load(#"{"seal": "image", "seal": "platform"}"#) }
-        #expect(duplicate?.description == "/etc/vhsm/init.json: invalid JSON at byte 18: duplicate member 'seal'")
+        #expect(duplicate?.description == "/etc/vhsm/init.json: invalid JSON at byte 18: duplicate key 'seal'")
         #expect(throws: ConfigError.self) { try load(#"{"seal": "image",}"#) }
     }
 

@@ -1,4 +1,5 @@
 import Glibc
+import StrictJSON
 import Testing
 
 @testable import Boot
@@ -24,7 +25,7 @@ import Testing
         ])
         #expect(status == 0)
         #expect(output.err.isEmpty)
-        let printed = try JSONReader.parse(output.out.joined(separator: "\n"))
+        let printed = try JSON.parse(Array(output.out.joined(separator: "\n").utf8))
         var expected = BootConfig()
         expected.seal = .platform
         expected.network.mode = .none
@@ -85,7 +86,7 @@ import Testing
             ],
             environment: [])
         #expect(good.exitCode == 0)
-        let printed = try JSONReader.parse(try Files.read(directory.path + "/out"))
+        let printed = try JSON.parse(try Files.read(directory.path + "/out"))
         guard case .object(let members) = printed else {
             Issue.record("not an object")
             return

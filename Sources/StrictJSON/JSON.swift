@@ -1,10 +1,11 @@
-/// A JSON value from an untrusted LUKS2 header, parsed strictly.
+/// A JSON value from an untrusted source (a LUKS2 header from the host, the boot configuration), parsed
+/// strictly.
 ///
 /// Stricter than json-c (which libcryptsetup uses), so that nothing we accept can mean something else to it:
 /// RFC 8259 syntax only, objects keep their order, **duplicate keys are refused** (json-c keeps the last one,
 /// a first-wins reader would see another value), numbers must be non-negative integers that fit `UInt64`
-/// (LUKS2 writes nothing else), strings may not contain U+0000, nesting is limited.
-enum JSON: Equatable, Sendable {
+/// (LUKS2 and vhsm's configuration write nothing else), strings may not contain U+0000, nesting is limited.
+public enum JSON: Equatable, Sendable {
     case object([(key: String, value: JSON)])
     case array([JSON])
     case string(String)
@@ -12,7 +13,7 @@ enum JSON: Equatable, Sendable {
     case bool(Bool)
     case null
 
-    static func == (lhs: JSON, rhs: JSON) -> Bool {
+    public static func == (lhs: JSON, rhs: JSON) -> Bool {
         switch (lhs, rhs) {
         case (.object(let a), .object(let b)):
             a.count == b.count && zip(a, b).allSatisfy { $0.key == $1.key && $0.value == $1.value }
@@ -25,13 +26,13 @@ enum JSON: Equatable, Sendable {
         }
     }
 
-    subscript(key: String) -> JSON? {
+    public subscript(key: String) -> JSON? {
         guard case .object(let members) = self else { return nil }
         return members.first { $0.key == key }?.value
     }
 
     /// The JSON type name, for error messages.
-    var kind: String {
+    public var kind: String {
         switch self {
         case .object: "object"
         case .array: "array"
@@ -43,7 +44,7 @@ enum JSON: Equatable, Sendable {
     }
 
     /// Compact serialisation (no whitespace), members in their stored order.
-    var serialized: String {
+    public var serialized: String {
         var out = ""
         write(to: &out)
         return out
@@ -77,8 +78,11 @@ enum JSON: Equatable, Sendable {
                 case "\r": out += "\\r"
                 case "\t": out += "\\t"
                 case _ where scalar.value < 0x20:
-                    let hex = Encoding.hex([UInt8(scalar.value)])
-                    out += "\\u00" + hex
+                    let digits = Array("0123456789abcdef".utf8)
+                    out +=
+                        "\\u00"
+                        + String(
+                            decoding: [digits[Int(scalar.value >> 4)], digits[Int(scalar.value & 0xF)]], as: UTF8.self)
                 default: out.unicodeScalars.append(scalar)
                 }
             }
@@ -91,17 +95,21 @@ enum JSON: Equatable, Sendable {
 }
 
 /// Why a JSON text was refused; `offset` is the byte position in the text.
-struct JSONSyntaxError: Error, Equatable, CustomStringConvertible {
-    var offset: Int
-    var reason: String
-    var description: String { "invalid JSON at byte \(offset): \(reason)" }
+public struct JSONSyntaxError: Error, Equatable, CustomStringConvertible {
+    public var offset: Int
+    public var reason: String
+    public init(offset: Int, reason: String) {
+        self.offset = offset
+        self.reason = reason
+    }
+    public var description: String { "invalid JSON at byte \(offset): \(reason)" }
 }
 
 extension JSON {
-    static let maximumDepth = 16
+    public static let maximumDepth = 16
 
     /// Parses exactly one JSON value; only whitespace may follow it.
-    static func parse(_ bytes: some Collection<UInt8>) throws(JSONSyntaxError) -> JSON {
+    public static func parse(_ bytes: some Collection<UInt8>) throws(JSONSyntaxError) -> JSON {
         var parser = Parser(bytes: Array(bytes))
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
@@ -128,7 +136,7 @@ extension JSON {
             case UInt8(ascii: "["): return try array(depth: depth)
             case UInt8(ascii: "\""): return .string(try string())
             case UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
-            case UInt8(ascii: "-"): throw error("negative numbers do not occur in LUKS2 metadata")
+            case UInt8(ascii: "-"): throw error("negative numbers are not accepted")
             case UInt8(ascii: "t"): try literal("true"); return .bool(true)
             case UInt8(ascii: "f"): try literal("false"); return .bool(false)
             case UInt8(ascii: "n"): try literal("null"); return .null
@@ -252,11 +260,22 @@ extension JSON {
                     case UInt8(ascii: "r"): scalars.append("\r")
                     case UInt8(ascii: "t"): scalars.append("\t")
                     case UInt8(ascii: "u"):
-                        let code = try hex4()
-                        // Surrogates and NUL have no place in LUKS2 metadata; refusing them avoids any
-                        // difference in how json-c and we would decode them.
+                        var code = try hex4()
+                        // A high surrogate must be followed by an escaped low one: together one scalar.
+                        if (0xD800...0xDBFF).contains(code) {
+                            guard bytes.count - index >= 6, bytes[index] == UInt8(ascii: "\\"),
+                                bytes[index + 1] == UInt8(ascii: "u")
+                            else { throw error("\\u escape for an unpaired surrogate") }
+                            index += 2
+                            let low = try hex4()
+                            guard (0xDC00...0xDFFF).contains(low) else {
+                                throw error("\\u escape for an unpaired surrogate")
+                            }
+                            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                        }
+                        // NUL and lone surrogates are refused: json-c and we could decode them differently.
                         guard code != 0, !(0xD800...0xDFFF).contains(code), let scalar = Unicode.Scalar(code) else {
-                            throw error("\\u escape for NUL or a surrogate")
+                            throw error("\\u escape for NUL or an unpaired surrogate")
                         }
                         scalars.append(scalar)
                     default: throw error("invalid escape")
@@ -273,13 +292,43 @@ extension JSON {
         mutating func hex4() throws(JSONSyntaxError) -> UInt32 {
             guard bytes.count - index >= 4 else { throw error("short \\u escape") }
             let digits = bytes[index..<index + 4]
-            guard digits.allSatisfy({ Encoding.isHexDigit($0) }),
+            guard digits.allSatisfy({ JSON.isHexDigit($0) }),
                 let value = UInt32(String(decoding: digits, as: UTF8.self), radix: 16)
             else {
                 throw error("invalid \\u escape")
             }
             index += 4
             return value
+        }
+    }
+}
+
+extension JSON {
+    static func isHexDigit(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"),
+            UInt8(ascii: "A")...UInt8(ascii: "F"):
+            true
+        default: false
+        }
+    }
+
+    /// A JSON string literal for `text` (quotes and escapes included).
+    public static func quoted(_ text: String) -> String { JSON.string(text).serialized }
+
+    /// Two-space indented rendering, members in their stored order (for people: `vhsm-init --check-config`).
+    public func rendered(indent: String = "") -> String {
+        switch self {
+        case .array(let items):
+            guard !items.isEmpty else { return "[]" }
+            let inner = indent + "  "
+            return "[\n" + items.map { inner + $0.rendered(indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
+        case .object(let members):
+            guard !members.isEmpty else { return "{}" }
+            let inner = indent + "  "
+            let lines = members.map { inner + JSON.quoted($0.key) + ": " + $0.value.rendered(indent: inner) }
+            return "{\n" + lines.joined(separator: ",\n") + "\n\(indent)}"
+        default: return serialized
         }
     }
 }

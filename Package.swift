@@ -97,7 +97,8 @@ let package = Package(
         .testTarget(
             name: "KeyServiceTests",
             dependencies: [
-                "KeyService", crypto, cryptoExtras, asn1, .product(name: "HummingbirdTesting", package: "hummingbird"),
+                "KeyService", "SNP", crypto, cryptoExtras, asn1,
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],

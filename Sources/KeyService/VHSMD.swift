@@ -21,8 +21,9 @@ struct VHSMD: AsyncParsableCommand {
               {"listener": {"address": "0.0.0.0:8200",
                             "tls_cert_file": "/etc/vhsm/tls.crt", "tls_key_file": "/etc/vhsm/tls.key"},
                "storage": {"path": "/var/lib/vhsm"},
-               "seal": "sev-guest",
+               "seal": "sev-guest", "seal_mode": "measurement",
                "audit_file": "/var/lib/vhsm/audit.log"}
+            seal_mode binds the barrier like the LUKS volume: measurement (default), platform or image.
             Config mode serves HTTPS: with the given certificate chain (PEM, leaf first) and key, or, without \
             them, with a self-signed P-256 certificate made on first start and kept in DATA/tls/ (its SHA-256 \
             fingerprint is printed at every start; clients trust DATA/tls/cert.pem or pin the fingerprint). \
@@ -83,7 +84,8 @@ struct VHSMD: AsyncParsableCommand {
             do { backend = try SQLiteBackend(directory: settings.dataDirectory) } catch {
                 throw ConfigError("cannot open the data directory \(settings.dataDirectory): \(error)")
             }
-            let seal = try BarrierSeal.provider(settings.seal, directory: settings.dataDirectory)
+            let seal = try BarrierSeal.provider(
+                settings.seal, mode: settings.sealMode, directory: settings.dataDirectory)
             do {
                 runtime = try Runtime(barrier: Barrier(backend: backend), seal: seal, storageType: "sqlite")
             } catch {
@@ -167,6 +169,7 @@ struct ServerConfig {
     var address: String
     var dataDirectory: String
     var seal: String
+    var sealMode: BarrierSeal.Mode = .measurement
     var auditFile: String?
     var tls: TLS
 
@@ -175,7 +178,7 @@ struct ServerConfig {
         let root: JSONValue
         do { root = try JSONValue.parse(Array(data)) } catch { throw ConfigError("\(path) is not JSON: \(error)") }
         guard case .object(let top) = root else { throw ConfigError("\(path) must hold a JSON object") }
-        try allow(top, ["listener", "storage", "seal", "audit_file"], in: path)
+        try allow(top, ["listener", "storage", "seal", "seal_mode", "audit_file"], in: path)
         guard case .object(let listener)? = top["listener"], case .object(let storage)? = top["storage"] else {
             throw ConfigError("\(path) needs \"listener\" and \"storage\" objects")
         }
@@ -207,7 +210,15 @@ struct ServerConfig {
         if case .string(let value)? = storage["path"] { directory = value }
         var auditFile: String?
         if case .string(let value)? = top["audit_file"] { auditFile = value }
-        return ServerConfig(address: address, dataDirectory: directory, seal: seal, auditFile: auditFile, tls: tls)
+        var sealMode = BarrierSeal.Mode.measurement
+        if let value = top["seal_mode"] {
+            guard case .string(let text) = value, let mode = BarrierSeal.Mode(rawValue: text) else {
+                throw ConfigError("\(path): seal_mode must be \"measurement\", \"platform\" or \"image\"")
+            }
+            sealMode = mode
+        }
+        return ServerConfig(
+            address: address, dataDirectory: directory, seal: seal, sealMode: sealMode, auditFile: auditFile, tls: tls)
     }
 
     private static func allow(_ object: [String: JSONValue], _ keys: Set<String>, in place: String) throws {

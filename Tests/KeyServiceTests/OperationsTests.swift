@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import SNP
 import SwiftASN1
 import Testing
 import X509
@@ -137,6 +138,22 @@ import X509
         #expect(throws: ConfigError.self) { try load(#"{"tls_disable": true, "tls_key_file": "/k"}"#) }
         #expect(throws: ConfigError.self) { try load(#"{"tls_disable": "yes"}"#) }
         #expect(throws: ConfigError.self) { try load(#"{"tls_min_version": "tls13"}"#) }
+    }
+
+    @Test func sealModesBindTheGuestFieldsOfDesignSection4() throws {
+        #expect(BarrierSeal.Mode.measurement.fields.names == ["policy", "measurement", "tcb"])
+        #expect(BarrierSeal.Mode.platform.fields.names == ["policy", "tcb"])
+        #expect(BarrierSeal.Mode.image.fields.names == ["policy", "image-id", "family-id", "guest-svn", "tcb"])
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vhsmd-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for (text, expected) in [("", BarrierSeal.Mode.measurement), (#", "seal_mode": "image""#, .image)] {
+            try #"{"listener": {}, "storage": {"path": "/tmp/x"}, "seal": "sev-guest"\#(text)}"#
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(try ServerConfig.load(path).sealMode == expected)
+        }
+        try #"{"listener": {}, "storage": {}, "seal": "sev-guest", "seal_mode": "chip"}"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError.self) { try ServerConfig.load(path) }
     }
 
     @Test func readinessIsSentToTheNotifySocket() throws {

@@ -7,18 +7,35 @@ import SNPEmulator
 #endif
 
 /// Where the barrier root key comes from outside dev mode: the SEV-SNP Secure Processor (MSG_KEY_REQ with the
-/// VCEK root, the guest policy, the launch measurement and a TCB pinned when the data directory was initialised),
+/// VCEK root, the guest fields of the seal mode and a TCB pinned when the data directory was first used),
 /// turned into the root key by `GuestSealProvider` (HKDF, label distinct from the LUKS passphrase's). There is
 /// never a fallback to another provider.
+///
+/// Seal modes, as for the LUKS volume (DESIGN §4): `measurement` (default: GUEST_POLICY, MEASUREMENT, TCB),
+/// `platform` (GUEST_POLICY, TCB: survives image changes on this chip), `image` (GUEST_POLICY, IMAGE_ID,
+/// FAMILY_ID, GUEST_SVN, TCB: images signed with the same ID key, family and image id at an SVN not below the
+/// pinned one open the data; older ones do not).
 enum BarrierSeal {
     /// What the data directory records in the clear about its seal (`seal.json`): nothing secret.
     struct Pin: Codable {
         var provider: String
         var tcb: String
         var fields: [String]
+        /// The GUEST_SVN the key is derived at (image mode); absent in older pins.
+        var svn: UInt32?
     }
 
-    static let fields: GuestFieldSelect = [.guestPolicy, .measurement, .tcbVersion]
+    enum Mode: String, CaseIterable {
+        case measurement, platform, image
+
+        var fields: GuestFieldSelect {
+            switch self {
+            case .measurement: [.guestPolicy, .measurement, .tcbVersion]
+            case .platform: [.guestPolicy, .tcbVersion]
+            case .image: [.guestPolicy, .imageID, .familyID, .guestSVN, .tcbVersion]
+            }
+        }
+    }
 
     /// The device for a `seal` setting: `sev-guest`, or `emulator:SOCKET` in test builds.
     static func device(_ setting: String) throws -> any GuestDevice {
@@ -35,8 +52,9 @@ enum BarrierSeal {
         throw ConfigError("unknown seal '\(setting)': use 'sev-guest' (or 'emulator:SOCKET' in test builds)")
     }
 
-    /// The seal provider for `directory`, pinning the current TCB on first use.
-    static func provider(_ setting: String, directory: String) throws -> any SealProvider {
+    /// The seal provider for `directory`, pinning the current TCB (and in image mode the GUEST_SVN) on first use.
+    /// A data directory keeps the provider and mode it was first sealed with.
+    static func provider(_ setting: String, mode: Mode = .measurement, directory: String) throws -> any SealProvider {
         let device = try device(setting)
         let pinPath = (directory as NSString).appendingPathComponent("seal.json")
         let pin: Pin
@@ -47,9 +65,17 @@ enum BarrierSeal {
                     "\(directory) was sealed with '\(pin.provider)', the config says '\(setting)'; "
                         + "a data directory keeps its seal provider")
             }
+            guard pin.fields == mode.fields.names else {
+                throw ConfigError(
+                    "\(directory) was sealed to the guest fields \(pin.fields.joined(separator: ",")), the config's seal "
+                        + "mode '\(mode.rawValue)' binds \(mode.fields.names.joined(separator: ",")); a data directory keeps "
+                        + "its seal mode")
+            }
         } else {
             let report = try device.attestationReport(ReportRequest())
-            pin = Pin(provider: setting, tcb: report.currentTCB.hex, fields: fields.names)
+            pin = Pin(
+                provider: setting, tcb: report.currentTCB.hex, fields: mode.fields.names,
+                svn: mode == .image ? report.guestSVN : nil)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             guard
@@ -58,7 +84,8 @@ enum BarrierSeal {
             else { throw ConfigError("cannot write \(pinPath)") }
         }
         let tcb = try TCBVersion(hex: pin.tcb)
-        let request = DerivedKeyRequest(root: .vcek, guestFieldSelect: fields, tcbVersion: tcb)
+        let request = DerivedKeyRequest(
+            root: .vcek, guestFieldSelect: mode.fields, guestSVN: pin.svn ?? 0, tcbVersion: tcb)
         return GuestSealProvider(name: setting) { try device.derivedKeyBytes(request) }
     }
 }

@@ -4,7 +4,8 @@ BIN = $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 TESTDATA ?= $(abspath ../shared/testdata)
 MEASURE_CASES ?= 80
 
-.PHONY: all deps build test unit-test cli-test measure-test hvac-test sealed-test run bench format lint clean
+.PHONY: all deps build test unit-test cli-test measure-test hvac-test sealed-test run bench format lint clean \
+	guest initramfs initramfs-emulator image check-qemu
 
 all: build
 
@@ -38,10 +39,48 @@ sealed-test: deps
 	$(SWIFT) build --traits Emulator --scratch-path .build-emulator --product vhsm
 	VHSMD=$(EMULATOR_BIN)/vhsmd VHSM=$(EMULATOR_BIN)/vhsm scripts/sealed-test.sh
 
-test: lint unit-test cli-test measure-test hvac-test sealed-test
+# The guest programs: vhsm-init and vhsmd, release builds; the emulator flavour (trait Emulator) for the QEMU tier.
+EMU_REL = .build-emulator/release
+guest: deps
+	$(SWIFT) build -c release --traits Emulator --scratch-path .build-emulator --product vhsm-init
+	$(SWIFT) build -c release --traits Emulator --scratch-path .build-emulator --product vhsmd
 
-run: build
-	VHSM=$(BIN)/vhsm scripts/run-demo.sh
+# The emulator-flavour initramfs (a separately named artifact) with the operator's recovery public key
+# (out/recovery-key.pem is made once and stays on this machine). zstd level: 19 (smallest) for 'make initramfs',
+# 9 for 'make image'/'make run', which rebuild it every time.
+INITRAMFS_LEVEL ?= 9
+out/recovery-key.pem:
+	mkdir -p out
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out $@ 2>/dev/null && chmod 600 $@
+initramfs-emulator: guest out/recovery-key.pem
+	scripts/guest-config.py initramfs/init-emulator.json out/recovery-key.pem >out/init-emulator.json
+	initramfs/build --init $(EMU_REL)/vhsm-init --bin $(EMU_REL)/vhsmd=/usr/bin/vhsmd --bin /sbin/mke2fs \
+		--file out/init-emulator.json=/etc/vhsm/init.json --file initramfs/vhsmd-emulator.json=/etc/vhsm/vhsmd.json \
+		--strip --level $(INITRAMFS_LEVEL) -o out/initrd-emulator.img --list out/initrd-emulator.list
+
+# The production initramfs (sev-guest only, no emulator code) and the emulator flavour, both at zstd -19.
+initramfs: INITRAMFS_LEVEL = 19
+initramfs: initramfs-emulator out/recovery-key.pem
+	$(SWIFT) build -c release --product vhsm-init
+	$(SWIFT) build -c release --product vhsmd
+	scripts/guest-config.py initramfs/init.json out/recovery-key.pem >out/init.json
+	initramfs/build --init .build/release/vhsm-init --bin .build/release/vhsmd=/usr/bin/vhsmd --bin /sbin/mke2fs \
+		--file out/init.json=/etc/vhsm/init.json --file initramfs/vhsmd.json=/etc/vhsm/vhsmd.json \
+		--strip --level $(INITRAMFS_LEVEL) -o out/initrd.img --list out/initrd.list
+
+# A blank data disk (kept if it exists) and the launch manifest with the expected MEASUREMENT.
+image: build initramfs-emulator
+	@[ -e out/disk.img ] || image/make-disk out/disk.img
+	VHSM=$(BIN)/vhsm TESTDATA=$(TESTDATA) image/manifest --initrd out/initrd-emulator.img -o out/manifest.json
+
+# Boots the emulated confidential VM in QEMU (TCG) through the scenarios of issue 5.
+check-qemu: build guest
+	VHSM=$(BIN)/vhsm EMU_REL=$(EMU_REL) TESTDATA=$(TESTDATA) scripts/check-qemu.sh
+
+test: lint unit-test cli-test measure-test hvac-test sealed-test check-qemu
+
+run: image
+	VHSM=$(BIN)/vhsm scripts/run-vm.sh
 
 bench: deps
 	$(SWIFT) build -c release

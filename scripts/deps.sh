@@ -14,6 +14,14 @@ have curl || need+=(curl)
 have pip3 || have pip || need+=(python3-pip)
 # The Debian kernel: measured by 'vhsm measure' tests and benchmarks (and booted by the QEMU tests later).
 compgen -G "/boot/vmlinuz-*" >/dev/null || need+=(linux-image-amd64)
+# The QEMU tier: the emulator VM (qemu-system-x86_64 under TCG), initramfs compression and ELF tools,
+# busybox-static for the baseline boot, mke2fs for the sealed volume's filesystem.
+have qemu-system-x86_64 || need+=(qemu-system-x86)
+file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
+have zstd || need+=(zstd)
+have readelf || need+=(binutils)
+have file || need+=(file)
+[ -x /sbin/mke2fs ] || need+=(e2fsprogs)
 # Debian 12's generic OVMF images: measured by the vectors of group F.
 [ -f /usr/share/ovmf/OVMF.fd ] || need+=(ovmf)
 if [ ${#need[@]} -gt 0 ]; then

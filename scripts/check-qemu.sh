@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# The QEMU tier: the real Debian kernel, our initramfs (vhsm-init + vhsmd, emulator flavour) and a data disk, booted
+# under qemu-system-x86_64 (TCG) with the software Secure Processor on a virtio-serial port. Each scenario asserts
+# console lines and host-side effects (the disk's bytes, what vhsmd answers on the forwarded port):
+#   1 first boot formats, enrols and starts vhsmd; a transit key is created over HTTPS
+#   2 a reboot with the same inputs unlocks; the key is still there and decrypts what it encrypted
+#   3 one byte of one initramfs file changed: unlock refused with expected vs actual MEASUREMENT, disk unchanged
+#   4 another chip: refused, disk unchanged
+#   5 the header tampered on the host (cipher_null segment; separately a broken token MAC): refused before any key
+#   6 recovery: 'vhsm volume recover' with the operator's private key proves the recovery key opens the volume
+#   7 image seal: a changed initramfs signed with the same ID key/family/image at a higher SVN unlocks; a lower
+#     SVN is refused
+#   8 the ACPI power button stops vhsmd, closes the volume and powers off; the next boot mounts a clean filesystem
+# Usage: VHSM=.build/debug/vhsm EMU_REL=.build-emulator/release scripts/check-qemu.sh
+set -uo pipefail
+VHSM=$(realpath "${VHSM:?}")
+EMU_REL=$(realpath "${EMU_REL:?}")
+here=$(cd "$(dirname "$0")/.." && pwd)
+export TESTDATA=${TESTDATA:-$here/../shared/testdata}
+export VHSM
+work=$(mktemp -d /tmp/vhsm-qemu.XXXXXX)
+run=$work/run
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+url=https://127.0.0.1:$port
+cleanup() {
+  "$here/image/launch" stop --run-dir "$run" >/dev/null 2>&1
+  [ -n "${KEEP:-}" ] && echo "check-qemu: kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+passed=0
+failed=0
+started=$(date +%s)
+check() { if eval "$2"; then passed=$((passed + 1)); echo "  ok   $1"; else failed=$((failed + 1)); echo "  FAIL $1"; fi; }
+say() { echo "check-qemu: $*"; }
+digest() { sha256sum "$1" | cut -d' ' -f1; }
+
+# ---- artifacts ---------------------------------------------------------------------------------------------------
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/recovery-key.pem" 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/id-key.pem" 2>/dev/null
+initrd() { # initrd NAME VHSMD_JSON [guest-config KEY=JSON ...]
+  local name=$1 vhsmd_json=$2
+  shift 2
+  "$here/scripts/guest-config.py" "$here/initramfs/init-emulator.json" "$work/recovery-key.pem" "$@" \
+    >"$work/init-$name.json"
+  "$here/initramfs/build" --init "$EMU_REL/vhsm-init" --bin "$EMU_REL/vhsmd=/usr/bin/vhsmd" --bin /sbin/mke2fs \
+    --file "$work/init-$name.json=/etc/vhsm/init.json" --file "$vhsmd_json=/etc/vhsm/vhsmd.json" \
+    --strip --level 3 -o "$work/initrd-$name.img" 2>"$work/initrd-$name.log" ||
+    { cat "$work/initrd-$name.log"; exit 1; }
+}
+initrd base "$here/initramfs/vhsmd-emulator.json"
+cp "$work/initrd-base.img" "$work/initrd-first-build.img"
+initrd base "$here/initramfs/vhsmd-emulator.json"
+check "two initramfs builds from the same inputs are byte-identical" \
+  'cmp -s "$work/initrd-base.img" "$work/initrd-first-build.img"'
+# The same initramfs with one byte of one file changed (a space in vhsmd.json becomes a tab: still valid JSON).
+python3 -c 'import sys; t = open(sys.argv[1]).read(); i = t.index(" "); open(sys.argv[2], "w").write(t[:i] + "\t" + t[i + 1:])' \
+  "$here/initramfs/vhsmd-emulator.json" "$work/vhsmd-changed.json"
+initrd changed "$work/vhsmd-changed.json"
+say "initramfs $(du -h "$work/initrd-base.img" | cut -f1) (zstd -3 for the tests; 'make initramfs' uses -19)"
+"$here/image/manifest" --initrd "$work/initrd-base.img" -o "$work/manifest.json" >/dev/null ||
+  { say "cannot write the manifest"; exit 1; }
+
+# boot NAME DISK STATE [launch options]: starts the VM in the background; the console goes to $work/NAME.log.
+boot() {
+  local name=$1 disk=$2 state=$3
+  shift 3
+  console=$work/$name.log
+  "$here/image/launch" start --manifest "$work/manifest.json" --disk "$disk" --state "$work/$state" --port "$port" \
+    --run-dir "$run" --console "$console" --background --quiet "$@" >"$work/$name.launch" 2>&1 ||
+    { cat "$work/$name.launch"; return 1; }
+}
+wait_ready() { "$here/image/launch" wait --run-dir "$run" --pattern 'vhsmd: ready on' --timeout 240 >/dev/null; }
+wait_exit() { "$here/image/launch" wait --run-dir "$run" --exit --timeout 240 >/dev/null; }
+powerdown() { "$here/image/launch" powerdown --run-dir "$run" --timeout 90 >/dev/null 2>&1; }
+has() { grep -aq -- "$1" "$console"; }
+# vhsmd's certificate is self-signed inside the VM; trust it when its SHA-256 matches the fingerprint on the console.
+pin() {
+  local printed served
+  printed=$(grep -ao 'fingerprint [0-9A-F:]*' "$console" | tail -1 | cut -d' ' -f2)
+  served=$(openssl s_client -connect "127.0.0.1:$port" </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256 |
+    cut -d= -f2)
+  [ -n "$printed" ] && [ "$printed" = "$served" ]
+}
+api() { curl -sk --max-time 20 -H "X-Vault-Token: ${token:-}" "$@"; }
+
+# ---- 1: first boot -------------------------------------------------------------------------------------------------
+say "1: first boot on a blank disk"
+"$here/image/make-disk" "$work/disk.img" 64M >/dev/null
+boot first "$work/disk.img" chip && wait_ready
+check "vhsm-init formatted and enrolled the blank volume" 'has "is blank: formatting LUKS2" && has "enrolled as /dev/mapper/"'
+check "the recovery blob was printed once for the operator" '[ "$(grep -ac "BEGIN VHSM RECOVERY" "$console")" = 1 ]'
+check "stage times are printed" 'has "vhsm-init: attest " && has "vhsm-init: volume "'
+check "vhsmd serves HTTPS with the fingerprint printed on the console" 'pin'
+token=$(api -X PUT -d '{}' "$url/v1/sys/init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])' 2>/dev/null)
+check "sys/init through the forwarded port returns the root token" '[ -n "$token" ]'
+api -X POST -d '{"type":"transit"}' "$url/v1/sys/mounts/transit" >/dev/null
+api -X POST "$url/v1/transit/keys/sealed" >/dev/null
+ciphertext=$(api -X POST -d '{"plaintext":"c2VhbGVkIGJvb3Q="}' "$url/v1/transit/encrypt/sealed" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["ciphertext"])' 2>/dev/null)
+check "a transit key was created and encrypts over HTTPS" '[[ "$ciphertext" == vault:v1:* ]]'
+# 8 (first half): the ACPI power button.
+powerdown
+status=$?
+check "8: the power button powered the VM off cleanly" '[ "$status" = 0 ]'
+check "8: vhsmd was stopped and the volume closed before power-off" \
+  'has "shutdown: stopping" && has "vhsmd: stopped" && has "shutdown: unmount" && has "shutdown: close"'
+check "the volume verifies on the host (vhsm volume inspect)" '"$VHSM" volume inspect "$work/disk.img" >/dev/null'
+
+# ---- 2: reboot -----------------------------------------------------------------------------------------------------
+say "2: reboot with the same inputs"
+boot second "$work/disk.img" chip && wait_ready
+check "the volume was unlocked, not formatted" '! has "is blank" && has "unlocked as /dev/mapper/"'
+check "8: the filesystem needed no journal recovery after the power button" '! has "recovery complete"'
+plain=$(api -X POST -d "{\"ciphertext\":\"$ciphertext\"}" "$url/v1/transit/decrypt/sealed" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["plaintext"])' 2>/dev/null)
+check "the key survived the reboot and decrypts what it encrypted" '[ "$plain" = c2VhbGVkIGJvb3Q= ]'
+powerdown
+before=$(digest "$work/disk.img")
+
+# ---- 3: one byte of the initramfs changed --------------------------------------------------------------------------
+say "3: one byte of one initramfs file changed (measurement seal)"
+boot changed "$work/disk.img" chip --initrd "$work/initrd-changed.img" && wait_exit
+check "unlock refused with expected and actual MEASUREMENT" 'has "volume failed" && has "MEASUREMENT" && has "next:"'
+check "the disk's bytes are unchanged" '[ "$(digest "$work/disk.img")" = "$before" ]'
+check "the VM halted (no vhsmd)" '! has "vhsmd: ready"'
+
+# ---- 4: another chip -----------------------------------------------------------------------------------------------
+say "4: the same VM on another chip"
+boot other-chip "$work/disk.img" other && wait_exit
+check "refused on another chip" 'has "volume failed" && ! has "vhsmd: ready"'
+check "the disk's bytes are unchanged" '[ "$(digest "$work/disk.img")" = "$before" ]'
+
+# ---- 5: the header tampered on the host ----------------------------------------------------------------------------
+for mode in cipher-null break-mac; do
+  say "5: header tampered on the host: $mode"
+  cp --sparse=always "$work/disk.img" "$work/disk-$mode.img"
+  python3 "$here/scripts/luks-tamper.py" "$work/disk-$mode.img" "$mode" >/dev/null
+  tampered=$(digest "$work/disk-$mode.img")
+  boot "tamper-$mode" "$work/disk-$mode.img" chip && wait_exit
+  case $mode in
+    cipher-null) check "a cipher_null segment is refused by the header validation" 'has "cipher_null" && has "volume failed"' ;;
+    break-mac) check "a broken token MAC is refused" 'has "volume failed" && grep -aqi "mac" "$console"' ;;
+  esac
+  check "refused before any key was used (no unlock, no vhsmd)" '! has "unlocked as" && ! has "vhsmd: ready"'
+  check "the tampered disk was not written" '[ "$(digest "$work/disk-$mode.img")" = "$tampered" ]'
+  case $mode in
+    cipher-null) check "vhsm volume inspect refuses it on the host too (exit 1)" \
+      '"$VHSM" volume inspect "$work/disk-$mode.img" >/dev/null 2>&1; [ $? = 1 ]' ;;
+    break-mac) check "on the host the MAC cannot be checked without the sealing key, and inspect says so" \
+      '"$VHSM" volume inspect "$work/disk-$mode.img" | grep -q "(checked at unlock)"' ;;
+  esac
+done
+
+# ---- 6: recovery ---------------------------------------------------------------------------------------------------
+say "6: recovery with the operator's private key"
+check "vhsm volume recover proves the recovery key opens the volume" \
+  '"$VHSM" volume recover "$work/disk.img" --recovery-key "$work/recovery-key.pem" >"$work/recover.out" 2>&1'
+check "another private key cannot recover it" \
+  '! "$VHSM" volume recover "$work/disk.img" --recovery-key "$work/id-key.pem" >/dev/null 2>&1'
+
+# ---- 7: image seal -------------------------------------------------------------------------------------------------
+say "7: image seal with ID blocks (family and image fixed, SVN changes)"
+# vhsm-init seals the volume and vhsmd its barrier in image mode; the changed image differs by one byte.
+python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["seal_mode"] = "image"; json.dump(c, open(sys.argv[2], "w"), indent=1)' \
+  "$here/initramfs/vhsmd-emulator.json" "$work/vhsmd-image.json"
+sed 's/"image"/ "image"/' "$work/vhsmd-image.json" >"$work/vhsmd-image-changed.json"
+initrd image "$work/vhsmd-image.json" 'seal="image"'
+initrd image-changed "$work/vhsmd-image-changed.json" 'seal="image"'
+idblock() { # idblock NAME INITRD SVN: an ID block for that initrd's launch digest, signed with the one ID key
+  local ld
+  "$here/image/manifest" --initrd "$2" -o "$work/manifest-$1.json" >/dev/null
+  ld=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["measurement"])' "$work/manifest-$1.json")
+  "$VHSM" idblock create --measurement "$ld" --family-id 766873 --image-id 01 --svn "$3" --policy 0x30000 \
+    --id-key "$work/id-key.pem" --out "$work/id-$1" >/dev/null
+}
+idblock image2 "$work/initrd-image.img" 2
+idblock changed3 "$work/initrd-image-changed.img" 3
+idblock changed1 "$work/initrd-image-changed.img" 1
+"$here/image/make-disk" "$work/disk-image.img" 64M >/dev/null
+boot image-first "$work/disk-image.img" chip --initrd "$work/initrd-image.img" --id-block "$work/id-image2" && wait_ready
+check "an image-sealed volume was formatted at SVN 2 and vhsmd started" 'has "is blank: formatting LUKS2" && has "seal image" && pin'
+token=$(api -X PUT -d '{}' "$url/v1/sys/init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])' 2>/dev/null)
+api -X POST -d '{"type":"kv","options":{"version":"2"}}' "$url/v1/sys/mounts/secret" >/dev/null
+api -X POST -d '{"data":{"svn":"2"}}' "$url/v1/secret/data/release" >/dev/null
+powerdown
+boot image-update "$work/disk-image.img" chip --initrd "$work/initrd-image-changed.img" --id-block "$work/id-changed3" &&
+  wait_ready
+got=$(api "$url/v1/secret/data/release" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["data"]["svn"])' 2>/dev/null)
+check "a changed initramfs signed with the same ID key at SVN 3 unlocks, and vhsmd reads its data" \
+  '! has "is blank" && has "unlocked as" && [ "$got" = 2 ]'
+powerdown
+image_before=$(digest "$work/disk-image.img")
+boot image-rollback "$work/disk-image.img" chip --initrd "$work/initrd-image-changed.img" --id-block "$work/id-changed1" &&
+  wait_exit
+check "the same image at SVN 1 (below the enrolled 2) is refused" 'has "volume failed" && ! has "vhsmd: ready"'
+check "the disk's bytes are unchanged" '[ "$(digest "$work/disk-image.img")" = "$image_before" ]'
+
+say "$passed passed, $failed failed in $(($(date +%s) - started)) s"
+[ "$failed" = 0 ]

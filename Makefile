@@ -82,12 +82,13 @@ test: lint unit-test cli-test measure-test hvac-test sealed-test check-qemu
 run: image
 	VHSM=$(BIN)/vhsm scripts/run-vm.sh
 
-bench: deps
+bench: deps image
 	$(SWIFT) build -c release
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --product vhsm
 	VHSM=$$($(SWIFT) build -c release --show-bin-path)/vhsm BENCH=$$($(SWIFT) build -c release --show-bin-path)/vhsm-bench \
 		STATIC_VHSM=.build-static/release/vhsm TESTDATA=$(TESTDATA) scripts/bench.sh
 	VHSMD=$$($(SWIFT) build -c release --show-bin-path)/vhsmd scripts/bench-vhsmd.sh
+	VHSM=$(BIN)/vhsm scripts/bench-boot.sh 3
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift

@@ -151,6 +151,20 @@ for mode in cipher-null break-mac; do
   esac
 done
 
+# ---- bad input: a non-blank disk that is not LUKS, a malformed kernel command line -----------------------------
+say "bad input: foreign data on the disk; an unknown vhsm.* key on the command line"
+"$here/image/make-disk" "$work/disk-foreign.img" 64M >/dev/null
+printf 'precious data that is not LUKS' | dd of="$work/disk-foreign.img" bs=1 seek=1048576 conv=notrunc status=none
+foreign=$(digest "$work/disk-foreign.img")
+boot foreign "$work/disk-foreign.img" chip && wait_exit
+check "a non-blank disk without LUKS2 is refused, never formatted" 'has "volume failed" && ! has "is blank"'
+check "the foreign disk's bytes are unchanged" '[ "$(digest "$work/disk-foreign.img")" = "$foreign" ]'
+cmdline=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["cmdline"]["value"])' "$work/manifest.json")
+boot bad-cmdline "$work/disk.img" chip --append "$cmdline vhsm.sael=image" && wait_exit
+check "an unknown vhsm.* key is one config failure line with a hint, then halt" \
+  'has "vhsm-init: config failed:" && has "sael" && has "next:" && ! has "vhsmd: ready"'
+check "the disk's bytes are unchanged" '[ "$(digest "$work/disk.img")" = "$before" ]'
+
 # ---- 6: recovery ---------------------------------------------------------------------------------------------------
 say "6: recovery with the operator's private key"
 check "vhsm volume recover proves the recovery key opens the volume" \

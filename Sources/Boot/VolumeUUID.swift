@@ -12,16 +12,6 @@ enum VolumeUUID {
     /// A random (version 4, RFC 9562 variant) UUID from 16 random bytes.
     static func make(from random: [UInt8]) -> String {
         precondition(random.count == 16, "a UUID takes 16 random bytes")
-        var bytes = random
-        bytes[6] = bytes[6] & 0x0F | 0x40
-        bytes[8] = bytes[8] & 0x3F | 0x80
-        let hex = Hex.encode(bytes)
-        let cuts = [8, 12, 16, 20]
-        var out = ""
-        for (index, character) in hex.enumerated() {
-            if cuts.contains(index) { out.append("-") }
-            out.append(character)
-        }
-        return out
+        return Hex.randomUUID(from: random)
     }
 }

@@ -86,16 +86,7 @@ public struct CertificateTable: Hashable, Sendable {
         (try? Hex.decode(text.replacing("-", with: ""), count: 16)) ?? Array(repeating: 0, count: 16)
     }
 
-    static func guidString(_ bytes: [UInt8]) -> String {
-        let hex = Hex.encode(bytes)
-        let cuts = [8, 12, 16, 20]
-        var out = ""
-        for (index, character) in hex.enumerated() {
-            if cuts.contains(index) { out.append("-") }
-            out.append(character)
-        }
-        return out
-    }
+    static func guidString(_ bytes: [UInt8]) -> String { Hex.uuid(bytes) }
 
     /// Swaps the first three GUID fields between RFC 4122 and EFI mixed-endian order.
     static func swapMixedEndian(_ guid: [UInt8]) -> [UInt8] {

@@ -56,3 +56,26 @@ public enum HexError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension Hex {
+    /// The 8-4-4-4-12 lower-case hex form of 16 bytes (a GUID or UUID in byte order).
+    public static func uuid(_ bytes: [UInt8]) -> String {
+        precondition(bytes.count == 16, "a UUID is 16 bytes")
+        let hex = encode(bytes)
+        var out = ""
+        out.reserveCapacity(36)
+        for (index, character) in hex.enumerated() {
+            if [8, 12, 16, 20].contains(index) { out.append("-") }
+            out.append(character)
+        }
+        return out
+    }
+
+    /// A random (version 4, RFC 9562 variant) UUID made from 16 random bytes.
+    public static func randomUUID(from random: [UInt8]) -> String {
+        var bytes = random
+        bytes[6] = bytes[6] & 0x0F | 0x40
+        bytes[8] = bytes[8] & 0x3F | 0x80
+        return uuid(bytes)
+    }
+}

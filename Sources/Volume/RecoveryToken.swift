@@ -34,12 +34,7 @@ public struct RecoveryToken: Sendable, Equatable {
 
     init(_ fields: inout Fields) throws(Rejection) {
         try fields.expect("type", Self.type)
-        let keyslots = try fields.stringArray("keyslots")
-        guard keyslots.count == 1 else {
-            throw Rejection(
-                field: "\(fields.path) keyslots", found: "\(keyslots.count) keyslots", expected: "exactly one")
-        }
-        let keyslot = try objectID(keyslots[0], what: "\(fields.path) keyslot")
+        let keyslot = try fields.singleKeyslot()
         try self.init(fields: &fields, keyslot: keyslot)
         try fields.finish()
     }

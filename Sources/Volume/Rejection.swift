@@ -69,6 +69,15 @@ struct Fields {
         return number
     }
 
+    /// A token's `keyslots`: exactly one keyslot number.
+    mutating func singleKeyslot() throws(Rejection) -> Int {
+        let keyslots = try stringArray("keyslots")
+        guard keyslots.count == 1 else {
+            throw Rejection(field: "\(path) keyslots", found: "\(keyslots.count) keyslots", expected: "exactly one")
+        }
+        return try objectID(keyslots[0], what: "\(path) keyslot")
+    }
+
     mutating func stringArray(_ key: String) throws(Rejection) -> [String] {
         let value = try take(key)
         guard case .array(let elements) = value else {

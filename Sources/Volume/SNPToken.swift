@@ -78,12 +78,7 @@ public struct SNPToken: Sendable, Equatable {
 
     init(_ fields: inout Fields) throws(Rejection) {
         try fields.expect("type", Self.type)
-        let keyslots = try fields.stringArray("keyslots")
-        guard keyslots.count == 1 else {
-            throw Rejection(
-                field: "\(fields.path) keyslots", found: "\(keyslots.count) keyslots", expected: "exactly one")
-        }
-        keyslot = try objectID(keyslots[0], what: "\(fields.path) keyslot")
+        keyslot = try fields.singleKeyslot()
         try fields.expect("version", Self.version)
         let modeName = try fields.string("seal_mode")
         guard let mode = SealMode(rawValue: modeName) else {

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import SNP
 
 /// One API request after HTTP: Vault's logical operation, the path below `/v1/`, the body, the token.
 struct VaultRequest: Sendable {
@@ -75,18 +76,5 @@ struct Caller: Sendable {
 /// Request IDs: random (version 4) UUIDs in lower case, from BoringSSL's DRBG. Foundation's `UUID()` on Linux
 /// opens /dev/urandom for every identifier, which cost more than the AES of an encrypt request.
 enum RequestID {
-    static func make() -> String {
-        var bytes = TransitRandom.bytes(16)
-        bytes[6] = bytes[6] & 0x0F | 0x40
-        bytes[8] = bytes[8] & 0x3F | 0x80
-        let digits = Array("0123456789abcdef".utf8)
-        var text = [UInt8]()
-        text.reserveCapacity(36)
-        for (index, byte) in bytes.enumerated() {
-            if [4, 6, 8, 10].contains(index) { text.append(UInt8(ascii: "-")) }
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
+    static func make() -> String { Hex.randomUUID(from: TransitRandom.bytes(16)) }
 }

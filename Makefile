@@ -5,7 +5,7 @@ TESTDATA ?= $(abspath ../shared/testdata)
 MEASURE_CASES ?= 80
 
 .PHONY: all deps build test unit-test cli-test measure-test hvac-test sealed-test run bench format lint clean \
-	guest initramfs initramfs-emulator image check-qemu
+	guest test-guest initramfs initramfs-emulator image check-qemu
 
 all: build
 
@@ -31,13 +31,18 @@ measure-test: build
 hvac-test: build
 	VHSMD=$(BIN)/vhsmd scripts/hvac-test.sh
 
+# The emulator (test) flavour of the guest programs for the QEMU and sealed-storage tests: a debug build with the
+# Emulator trait in the main scratch path, where changing the trait recompiles only vhsm's own targets. It runs
+# after the tests of the default flavour; 'make build' switches back. (The emulator reaches vhsm-init and vhsmd
+# only through the trait; a default build has no emulator code in them.)
+test-guest: deps
+	$(SWIFT) build --traits Emulator --product vhsm-init
+	$(SWIFT) build --traits Emulator --product vhsmd
+	$(SWIFT) build --traits Emulator --product vhsm
+
 # vhsmd on sealed storage: config mode, the emulator's Secure Processor as the seal, kill -9 mid-stream, another chip.
-# The emulator reaches vhsmd only through the Emulator trait, so this builds a separate test flavour.
-EMULATOR_BIN = $(shell $(SWIFT) build --traits Emulator --scratch-path .build-emulator --show-bin-path 2>/dev/null)
-sealed-test: deps
-	$(SWIFT) build --traits Emulator --scratch-path .build-emulator --product vhsmd
-	$(SWIFT) build --traits Emulator --scratch-path .build-emulator --product vhsm
-	VHSMD=$(EMULATOR_BIN)/vhsmd VHSM=$(EMULATOR_BIN)/vhsm scripts/sealed-test.sh
+sealed-test: test-guest
+	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/sealed-test.sh
 
 # The guest programs: vhsm-init and vhsmd, release builds; the emulator flavour (trait Emulator) for the QEMU tier.
 EMU_REL = .build-emulator/release
@@ -73,9 +78,9 @@ image: build initramfs-emulator
 	@[ -e out/disk.img ] || image/make-disk out/disk.img
 	VHSM=$(BIN)/vhsm TESTDATA=$(TESTDATA) image/manifest --initrd out/initrd-emulator.img -o out/manifest.json
 
-# Boots the emulated confidential VM in QEMU (TCG) through the scenarios of issue 5.
-check-qemu: build guest
-	VHSM=$(BIN)/vhsm EMU_REL=$(EMU_REL) TESTDATA=$(TESTDATA) scripts/check-qemu.sh
+# Boots the emulated confidential VM in QEMU (TCG) through the scenarios of issue 5, with the test flavour.
+check-qemu: test-guest
+	VHSM=$(BIN)/vhsm GUEST_BIN=$(BIN) TESTDATA=$(TESTDATA) scripts/check-qemu.sh
 
 test: lint unit-test cli-test measure-test hvac-test sealed-test check-qemu
 

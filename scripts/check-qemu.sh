@@ -11,10 +11,11 @@
 #   7 image seal: a changed initramfs signed with the same ID key/family/image at a higher SVN unlocks; a lower
 #     SVN is refused
 #   8 the ACPI power button stops vhsmd, closes the volume and powers off; the next boot mounts a clean filesystem
-# Usage: VHSM=.build/debug/vhsm EMU_REL=.build-emulator/release scripts/check-qemu.sh
+# Usage: VHSM=.build/debug/vhsm GUEST_BIN=<folder with vhsm-init and vhsmd built with the Emulator trait>
+#        scripts/check-qemu.sh
 set -uo pipefail
 VHSM=$(realpath "${VHSM:?}")
-EMU_REL=$(realpath "${EMU_REL:?}")
+GUEST_BIN=$(realpath "${GUEST_BIN:?}")
 here=$(cd "$(dirname "$0")/.." && pwd)
 export TESTDATA=${TESTDATA:-$here/../shared/testdata}
 export VHSM
@@ -42,7 +43,7 @@ initrd() { # initrd NAME VHSMD_JSON [guest-config KEY=JSON ...]
   shift 2
   "$here/scripts/guest-config.py" "$here/initramfs/init-emulator.json" "$work/recovery-key.pem" "$@" \
     >"$work/init-$name.json"
-  "$here/initramfs/build" --init "$EMU_REL/vhsm-init" --bin "$EMU_REL/vhsmd=/usr/bin/vhsmd" --bin /sbin/mke2fs \
+  "$here/initramfs/build" --init "$GUEST_BIN/vhsm-init" --bin "$GUEST_BIN/vhsmd=/usr/bin/vhsmd" --bin /sbin/mke2fs \
     --file "$work/init-$name.json=/etc/vhsm/init.json" --file "$vhsmd_json=/etc/vhsm/vhsmd.json" \
     --strip --level 3 -o "$work/initrd-$name.img" 2>"$work/initrd-$name.log" ||
     { cat "$work/initrd-$name.log"; exit 1; }
@@ -64,6 +65,7 @@ say "initramfs $(du -h "$work/initrd-base.img" | cut -f1) (zstd -3 for the tests
 boot() {
   local name=$1 disk=$2 state=$3
   shift 3
+  "$here/image/launch" stop --run-dir "$run" >/dev/null 2>&1
   console=$work/$name.log
   "$here/image/launch" start --manifest "$work/manifest.json" --disk "$disk" --state "$work/$state" --port "$port" \
     --run-dir "$run" --console "$console" --background --quiet "$@" >"$work/$name.launch" 2>&1 ||

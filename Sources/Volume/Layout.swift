@@ -43,6 +43,8 @@ public enum Layout {
     public static let minimumDeviceSize = headerAreaSize + (30 << 20)
     /// What `probe` reads at each end of the device to decide "blank".
     public static let blankCheckSize = 1 << 20
+    /// How much `probe` reads at a time while it checks that the rest of a device is zero.
+    static let blankScanChunk = 4 << 20
 
     /// The size of one keyslot's area for a volume key of `keyBytes`: key × stripes, rounded up to 4 KiB.
     static func keyslotAreaSize(keyBytes: Int) -> Int {

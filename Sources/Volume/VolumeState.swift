@@ -1,9 +1,8 @@
 /// What `LUKSVolume.probe` found.
 public enum VolumeState: Sendable, Equatable {
-    /// Blank: the first and the last `Layout.blankCheckSize` bytes (1 MiB each, or the whole device if it is
-    /// smaller) are all zero. That covers every partition table (MBR, GPT and its backup at the end), LUKS1/2
-    /// headers, md/LVM labels and the superblocks of ext4, XFS and btrfs. A fresh sparse file or a new cloud disk
-    /// is blank; anything else is never formatted.
+    /// Blank: every byte of the device is zero. The whole device is read once (only when the head is zero: a
+    /// first boot), because data without any signature in the middle of a disk is still someone's data. A fresh
+    /// sparse file or a new cloud disk is blank; anything else is never formatted.
     case blank
     /// A LUKS2 binary header with this UUID (an unvalidated hint: `readHeader` validates).
     case luks2(uuid: String)
@@ -12,7 +11,8 @@ public enum VolumeState: Sendable, Equatable {
 }
 
 extension LUKSVolume {
-    /// Classifies the device as blank, LUKS2 or foreign, reading at most 2 MiB.
+    /// Classifies the device as blank, LUKS2 or foreign. A LUKS2 or recognisably foreign device is decided by its
+    /// first MiB; calling a device blank takes reading all of it.
     public func probe() throws(VolumeError) -> VolumeState {
         let file = DeviceFile(path: path)
         let size = try file.size()
@@ -24,12 +24,33 @@ extension LUKSVolume {
             return .luks2(uuid: BinaryHeader.cString(header.uuid)?.lowercased() ?? "(unreadable UUID)")
         }
         if let index = head.firstIndex(where: { $0 != 0 }) { return .foreign(Self.describe(head, firstNonZero: index)) }
+        // The end first (a GPT backup lives there), then everything between.
         let tailOffset = max(Int64(headCount), size - Int64(Layout.blankCheckSize))
         let tail = try file.read(offset: tailOffset, count: Int(size - tailOffset))
         if let index = tail.firstIndex(where: { $0 != 0 }) {
             return .foreign("non-zero byte at offset \(tailOffset + Int64(index)) in the last MiB (a GPT backup?)")
         }
+        var offset = Int64(headCount)
+        while offset < tailOffset {
+            let count = Int(min(Int64(Layout.blankScanChunk), tailOffset - offset))
+            let chunk = try file.read(offset: offset, count: count)
+            if let index = Self.firstNonZero(chunk) {
+                return .foreign("non-zero byte at offset \(offset + Int64(index))")
+            }
+            offset += Int64(count)
+        }
         return .blank
+    }
+
+    /// The index of the first non-zero byte, comparing eight bytes at a time.
+    static func firstNonZero(_ bytes: [UInt8]) -> Int? {
+        bytes.withUnsafeBytes { raw -> Int? in
+            let words = raw.count / 8
+            for word in 0..<words where raw.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self) != 0 {
+                return (word * 8..<word * 8 + 8).first { raw[$0] != 0 }
+            }
+            return (words * 8..<raw.count).first { raw[$0] != 0 }
+        }
     }
 
     private static func describe(_ head: [UInt8], firstNonZero: Int) -> String {

@@ -25,6 +25,28 @@ import Testing
         #expect(found.contains("\((32 << 20) - 100)"))
     }
 
+    /// Data with no signature in the middle of the disk (found by the QEMU scenario with a foreign disk): the
+    /// whole device is checked before it is called blank, so it is never formatted.
+    @Test(arguments: [1 << 20, (1 << 20) + 7, 9 << 20, (31 << 20) - 8])
+    func dataAnywhereMakesTheVolumeForeign(offset: Int) throws {
+        let image = try TemporaryImage()
+        try image.write(Array("precious".utf8), at: offset)
+        guard case .foreign(let found) = try image.volume.probe() else {
+            Issue.record("data at \(offset) must make the volume foreign")
+            return
+        }
+        #expect(found.hasPrefix("non-zero byte at offset \(offset)"))
+    }
+
+    @Test func theZeroScanFindsTheFirstNonZeroByte() {
+        #expect(LUKSVolume.firstNonZero([UInt8](repeating: 0, count: 100)) == nil)
+        for index in [0, 7, 8, 63, 64, 99] {
+            var bytes = [UInt8](repeating: 0, count: 100)
+            bytes[index] = 1
+            #expect(LUKSVolume.firstNonZero(bytes) == index)
+        }
+    }
+
     @Test func formatsAndReadsBackExactlyWhatItWrote() throws {
         let (image, result) = try Fixtures.formattedImage()
         #expect(try image.volume.probe() == .luks2(uuid: Fixtures.uuid))

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What `LUKSVolume.probe` found.
 public enum VolumeState: Sendable, Equatable {
     /// Blank: every byte of the device is zero. The whole device is read once (only when the head is zero: a
@@ -42,16 +46,22 @@ extension LUKSVolume {
         return .blank
     }
 
-    /// The index of the first non-zero byte, comparing eight bytes at a time.
+    /// The index of the first non-zero byte: libc's vectorised `memcmp` against zeros first (this scans whole
+    /// disks on a first boot, under TCG too), then the exact position in the chunk that differs.
     static func firstNonZero(_ bytes: [UInt8]) -> Int? {
         bytes.withUnsafeBytes { raw -> Int? in
-            let words = raw.count / 8
-            for word in 0..<words where raw.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self) != 0 {
-                return (word * 8..<word * 8 + 8).first { raw[$0] != 0 }
+            var start = 0
+            while start < raw.count {
+                let count = min(zeros.count, raw.count - start)
+                let equal = zeros.withUnsafeBytes { memcmp(raw.baseAddress! + start, $0.baseAddress!, count) == 0 }
+                if !equal { return (start..<start + count).first { raw[$0] != 0 } }
+                start += count
             }
-            return (words * 8..<raw.count).first { raw[$0] != 0 }
+            return nil
         }
     }
+
+    private static let zeros = [UInt8](repeating: 0, count: 64 << 10)
 
     private static func describe(_ head: [UInt8], firstNonZero: Int) -> String {
         func at(_ offset: Int, _ bytes: [UInt8]) -> Bool {

@@ -11,6 +11,8 @@
 #   7 image seal: a changed initramfs signed with the same ID key/family/image at a higher SVN unlocks; a lower
 #     SVN is refused
 #   8 the ACPI power button stops vhsmd, closes the volume and powers off; the next boot mounts a clean filesystem
+# and: a foreign (non-blank, non-LUKS) disk and a bad kernel command line are refused; hmac(sha256) integrity formats,
+# wipes once with progress and unlocks again; two initramfs builds are byte-identical.
 # Usage: VHSM=.build/debug/vhsm GUEST_BIN=<folder with vhsm-init and vhsmd built with the Emulator trait>
 #        scripts/check-qemu.sh
 set -uo pipefail
@@ -166,6 +168,19 @@ boot bad-cmdline "$work/disk.img" chip --append "$cmdline vhsm.sael=image" && wa
 check "an unknown vhsm.* key is one config failure line with a hint, then halt" \
   'has "vhsm-init: config failed:" && has "sael" && has "next:" && ! has "vhsmd: ready"'
 check "the disk's bytes are unchanged" '[ "$(digest "$work/disk.img")" = "$before" ]'
+
+# ---- integrity ----------------------------------------------------------------------------------------------------
+say "integrity: a first boot with vhsm.integrity formats with hmac(sha256), wipes once, and a reboot unlocks"
+"$here/image/make-disk" "$work/disk-integrity.img" 64M >/dev/null
+boot integrity-first "$work/disk-integrity.img" chip --append "$cmdline vhsm.integrity" && wait_ready
+check "formatted with integrity hmac(sha256) and the one-time wipe reported its progress" \
+  'has "integrity hmac(sha256)" && has "integrity wipe 100%" && has "enrolled as"'
+powerdown
+boot integrity-second "$work/disk-integrity.img" chip --append "$cmdline vhsm.integrity" && wait_ready
+check "the integrity-protected volume unlocks on the next boot" 'has "unlocked as" && ! has "is blank"'
+powerdown
+check "the host sees the integrity segment (vhsm volume inspect)" \
+  '"$VHSM" volume inspect "$work/disk-integrity.img" | grep -q "integrity hmac(sha256)"'
 
 # ---- 6: recovery ---------------------------------------------------------------------------------------------------
 say "6: recovery with the operator's private key"

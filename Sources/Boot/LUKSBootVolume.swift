@@ -34,7 +34,21 @@ struct LUKSBootVolume: BootVolume {
         let volume = LUKSVolume(path: device)
         let result = try volume.format(request, keys: keys)
         if result.needsIntegrityInitialization {
-            try volume.readHeader().initializeIntegrity(keys: keys, progress: { _, _ in true })
+            // The one-time wipe that gives every sector a valid MAC: progress on the console every 10%.
+            var reported = -1
+            let start = Monotonic.now()
+            try volume.readHeader().initializeIntegrity(
+                keys: keys,
+                progress: { done, total in
+                    let percent = total == 0 ? 100 : Int(done * 100 / total)
+                    if percent / 10 > reported / 10 || (percent == 100 && reported != 100) {
+                        reported = percent
+                        Console.say(
+                            "vhsm-init: integrity wipe \(percent)% (\(done >> 20) of \(total >> 20) MiB, "
+                                + "\(Monotonic.milliseconds(Monotonic.now() - start)) ms)")
+                    }
+                    return true
+                })
         }
         return result.recoveryBlob
     }

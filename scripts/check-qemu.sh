@@ -12,7 +12,8 @@
 #     SVN is refused
 #   8 the ACPI power button stops vhsmd, closes the volume and powers off; the next boot mounts a clean filesystem
 # and: a foreign (non-blank, non-LUKS) disk and a bad kernel command line are refused; hmac(sha256) integrity formats,
-# wipes once with progress and unlocks again; two initramfs builds are byte-identical.
+# wipes once with progress and unlocks again; switch_root into a root filesystem on a second disk; two initramfs
+# builds are byte-identical.
 # Usage: VHSM=.build/debug/vhsm GUEST_BIN=<folder with vhsm-init and vhsmd built with the Emulator trait>
 #        scripts/check-qemu.sh
 set -uo pipefail
@@ -181,6 +182,29 @@ check "the integrity-protected volume unlocks on the next boot" 'has "unlocked a
 powerdown
 check "the host sees the integrity segment (vhsm volume inspect)" \
   '"$VHSM" volume inspect "$work/disk-integrity.img" | grep -q "integrity hmac(sha256)"'
+
+# ---- switch_root --------------------------------------------------------------------------------------------------
+say "switch_root: unlock and mount the volume, then switch into a root filesystem on a second disk and exec its init"
+mkdir -p "$work/newroot/bin" "$work/newroot/sbin" "$work/newroot/dev" "$work/newroot/proc" "$work/newroot/sys" \
+  "$work/newroot/run" "$work/newroot/var/lib/vhsm"
+cp "$(readlink -f /bin/busybox)" "$work/newroot/bin/busybox"
+for tool in sh cat ls grep poweroff; do ln -sf busybox "$work/newroot/bin/$tool"; done
+cat >"$work/newroot/sbin/init" <<'INIT'
+#!/bin/sh
+echo "newroot-init: running as pid $$"
+grep -q ' /var/lib/vhsm ext4 ' /proc/mounts && echo "newroot-init: the sealed volume is mounted at /var/lib/vhsm"
+[ -e /init ] || echo "newroot-init: the initramfs is gone"
+poweroff -f
+INIT
+chmod 755 "$work/newroot/sbin/init"
+mke2fs -q -t ext4 -d "$work/newroot" "$work/root.img" 32M
+# A fresh data disk: the command line is measured, so the disk enrolled above would (rightly) be refused.
+"$here/image/make-disk" "$work/disk-switch.img" 64M >/dev/null
+boot switch-root "$work/disk-switch.img" chip --append "$cmdline vhsm.handoff=switch_root vhsm.handoff.root=/dev/vdb" \
+  --qemu-arg=-drive --qemu-arg="file=$work/root.img,if=none,format=raw,id=root" \
+  --qemu-arg=-device --qemu-arg=virtio-blk-pci,drive=root,addr=0x9 && wait_exit
+check "the new root's init runs as PID 1 with the unlocked volume mounted and the initramfs freed" \
+  'has "enrolled as" && has "newroot-init: running as pid 1" && has "sealed volume is mounted" && has "initramfs is gone"'
 
 # ---- 6: recovery ---------------------------------------------------------------------------------------------------
 say "6: recovery with the operator's private key"

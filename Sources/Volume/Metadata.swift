@@ -287,6 +287,13 @@ extension Metadata {
             id: id, keyslots: boundIDs.sorted(), iterations: Layout.pbkdf2Iterations, salt: salt, digest: value)
     }
 
+    /// A token must name a keyslot the header has.
+    private static func requireKeyslot(_ keyslot: Int, token id: Int, in metadata: Metadata) throws(Rejection) {
+        guard metadata.keyslot(keyslot) != nil else {
+            throw Rejection(field: "token \(id) keyslots", found: "keyslot \(keyslot)", expected: "an existing one")
+        }
+    }
+
     private static func tokens(_ value: JSON, into metadata: inout Metadata) throws(Rejection) {
         var all = try Fields(value, path: "tokens")
         for idText in all.keys {
@@ -300,10 +307,7 @@ extension Metadata {
                 }
                 var fields = try Fields(try all.value(idText), path: "token \(id) (vhsm-snp)")
                 let parsed = try SNPToken(&fields)
-                guard metadata.keyslot(parsed.keyslot) != nil else {
-                    throw Rejection(
-                        field: "token \(id) keyslots", found: "keyslot \(parsed.keyslot)", expected: "an existing one")
-                }
+                try requireKeyslot(parsed.keyslot, token: id, in: metadata)
                 metadata.snpToken = parsed
                 metadata.snpTokenID = id
             case RecoveryToken.type:
@@ -312,10 +316,7 @@ extension Metadata {
                 }
                 var fields = try Fields(try all.value(idText), path: "token \(id) (vhsm-recovery)")
                 let parsed = try RecoveryToken(&fields)
-                guard metadata.keyslot(parsed.keyslot) != nil else {
-                    throw Rejection(
-                        field: "token \(id) keyslots", found: "keyslot \(parsed.keyslot)", expected: "an existing one")
-                }
+                try requireKeyslot(parsed.keyslot, token: id, in: metadata)
                 metadata.recoveryToken = parsed
                 metadata.recoveryTokenID = id
             default:

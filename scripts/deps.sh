@@ -7,7 +7,7 @@ have swift || { echo "deps: swift is not on PATH; this project needs Swift 6.2 o
 have python3 || need+=(python3)
 have openssl || need+=(openssl)
 have curl || need+=(curl)
-# vhsmd's storage uses the system SQLite through GRDB.
+# vhsmd's storage uses the system SQLite (libsqlite3, through CLinux).
 [ -f /usr/include/sqlite3.h ] || need+=(libsqlite3-dev)
 # The LUKS2 volume library (Volume) wraps libcryptsetup.
 [ -f /usr/include/libcryptsetup.h ] || need+=(libcryptsetup-dev)

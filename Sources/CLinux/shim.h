@@ -144,4 +144,17 @@ static inline int clinux_spawn(pid_t *pid, const char *path, char *const argv[],
     return status;
 }
 
+/* ---- vhsmd (KeyService): the system SQLite (libsqlite3, linked by KeyService only). ---- */
+
+#include <sqlite3.h>
+
+/* SQLITE_TRANSIENT is a cast macro and does not import: bind copies of Swift-owned bytes through these. */
+static inline int clinux_sqlite3_bind_blob_copy(sqlite3_stmt *statement, int index, const void *bytes, int count) {
+    return sqlite3_bind_blob(statement, index, bytes, count, SQLITE_TRANSIENT);
+}
+
+static inline int clinux_sqlite3_bind_text_copy(sqlite3_stmt *statement, int index, const char *text, int count) {
+    return sqlite3_bind_text(statement, index, text, count, SQLITE_TRANSIENT);
+}
+
 #endif

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -125,7 +126,7 @@ struct VHSMD: AsyncParsableCommand {
             onServerRunning: { _ in
                 announce("vhsmd: ready on \(url)")
                 if let problem = ServiceNotification.send("READY=1\nSTATUS=serving \(url)\nMAINPID=\(getpid())") {
-                    FileHandle.standardError.write(Data("vhsmd: \(problem)\n".utf8))
+                    complain("vhsmd: \(problem)")
                 }
             })
         let group = ServiceGroup(
@@ -231,5 +232,21 @@ struct ServerConfig {
 /// Writes a console line at once, also into a file or pipe: the start lines (address, fingerprint, readiness) are
 /// what supervisors and scripts wait for.
 func announce(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    writeLine(text, to: STDOUT_FILENO)
+}
+
+/// Writes a line to standard error at once (problems that do not stop the service).
+func complain(_ text: String) {
+    writeLine(text, to: STDERR_FILENO)
+}
+
+private func writeLine(_ text: String, to descriptor: Int32) {
+    let bytes = Array((text + "\n").utf8)
+    var written = 0
+    while written < bytes.count {
+        let count = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else { return }
+        written += count
+    }
 }

@@ -1,5 +1,6 @@
 import CryptoExtras
-import Foundation
+import FoundationEssentials
+import Glibc
 public import SNP
 
 /// Reads and writes a `ChipState` in its state directory, and caches minted VCEKs there.
@@ -16,7 +17,7 @@ public struct ChipStore: Sendable {
         var tcb: String
     }
 
-    private func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+    private func path(_ name: String) -> String { directory.hasSuffix("/") ? directory + name : directory + "/" + name }
 
     public var exists: Bool { FileManager.default.fileExists(atPath: path("chip.json")) }
 
@@ -96,11 +97,9 @@ public struct ChipStore: Sendable {
             FileManager.default.createFile(
                 atPath: temporary, contents: Data(bytes), attributes: [.posixPermissions: secret ? 0o600 : 0o644])
         else { throw EmulatorError.stateUnwritable(path: temporary, detail: "cannot create the file") }
-        if FileManager.default.fileExists(atPath: target) {
-            _ = try FileManager.default.replaceItemAt(
-                URL(fileURLWithPath: target), withItemAt: URL(fileURLWithPath: temporary))
-        } else {
-            try FileManager.default.moveItem(atPath: temporary, toPath: target)
+        // rename(2) replaces an existing target atomically.
+        guard rename(temporary, target) == 0 else {
+            throw EmulatorError.stateUnwritable(path: target, detail: String(cString: strerror(errno)))
         }
     }
 }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `vhsm emulator serve`: answers framed requests for one launched guest on a unix socket, each connection
 /// on its own thread (QEMU keeps its connection for the VM's life; CLI clients come and go).
@@ -19,11 +20,33 @@ public final class EmulatorServer: Sendable {
             let descriptor = try listener.accept()
             let guest = self.guest
             let path = socketPath
-            Thread.detachNewThread {
+            try Self.detachThread(path: path) {
                 let connection = StreamConnection.accepted(descriptor, path: path)
                 Self.serve(connection, guest: guest)
             }
         }
+    }
+
+    /// Runs `body` on a new detached thread (a blocked connection must not hold up the others).
+    private static func detachThread(path: String, _ body: @escaping @Sendable () -> Void) throws(EmulatorError) {
+        final class Box: Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        var thread = pthread_t()
+        let status = pthread_create(
+            &thread, nil,
+            { argument in
+                let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
+                box.body()
+                return nil
+            }, box)
+        guard status == 0 else {
+            Unmanaged<Box>.fromOpaque(box).release()
+            throw .socket(path: path, operation: "start a thread for a connection on", errno: status)
+        }
+        pthread_detach(thread)
     }
 
     /// Serves frames until the peer closes; a protocol violation is answered with an error frame and closes.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A token's policies compiled for checks, following OpenBao's `vault/acl.go`: exact rules win outright; otherwise
 /// the longest prefix (`*`) rule and every matching `+` rule compete and the most specific wins. The same pattern in

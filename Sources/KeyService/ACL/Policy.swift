@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import SNP
 
 /// One `path "<pattern>" { ... }` stanza after parsing, keyed the way Vault's ACL keys it.
 struct PathRule: Sendable, Equatable {
@@ -285,7 +286,7 @@ struct Policy: Sendable, Equatable {
             case "\n": out += "\\n"
             case "\t": out += "\\t"
             case "\r": out += "\\r"
-            case _ where scalar.value < 0x20: out += String(format: "\\x%02x", scalar.value)
+            case _ where scalar.value < 0x20: out += "\\x" + Hex.encode([UInt8(scalar.value)])
             default: out.unicodeScalars.append(scalar)
             }
         }
@@ -348,9 +349,7 @@ struct Policy: Sendable, Equatable {
     /// OpenBao's `ParseAbsoluteTime`: RFC 3339 (with or without fractional seconds) or Unix seconds.
     private static func absoluteTime(_ text: String) -> Date? {
         if let seconds = Int64(text) { return Date(timeIntervalSince1970: TimeInterval(seconds)) }
-        let formatter = ISO8601DateFormatter()
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.date(from: text)
+        if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
+        return try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text)
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Named ACL policies (`sys/policies/acl/:name`, legacy `sys/policy/:name`), following OpenBao's policy store:
 /// names are lower-cased and trimmed, `root` is built in and immutable, `default` is created on start and cannot be
@@ -42,7 +42,7 @@ actor PolicyStore {
 
     /// Vault's normalisation of policy names.
     static func sanitize(_ name: String) -> String {
-        name.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        name.trimmedWhitespace.lowercased()
     }
 
     /// Vault decodes a `policy` that is valid standard base64 (e.g. `vault policy write` of a file) before parsing.

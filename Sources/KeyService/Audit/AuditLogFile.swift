@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// The append-only file under an audit device: mode 0600, opened `O_APPEND`, each line written whole and
@@ -12,8 +12,8 @@ final class AuditLogFile {
     init(path: String) throws(AuditError) {
         self.path = path
         let directory = Self.directory(of: path)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        let type = (try? FileManager.default.attributesOfItem(atPath: directory))?[.type] as? FileAttributeType
+        guard type == .typeDirectory else {
             throw .missingDirectory(file: path, directory: directory)
         }
         var created = true

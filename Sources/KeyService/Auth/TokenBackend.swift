@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// `auth/token/…`: create, look up, renew and revoke tokens, in Vault's request and response shapes.
 struct TokenBackend: Backend {
@@ -95,7 +95,7 @@ struct TokenBackend: Backend {
             }
             return out
         case .string(let text)?:
-            return text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            return text.split(separator: ",").map { $0.trimmedWhitespace }.filter { !$0.isEmpty }
         default: throw .badRequest("'\(key)' must be a list of strings")
         }
     }
@@ -119,9 +119,9 @@ struct TokenBackend: Backend {
         var data: [String: JSONValue] = [
             "accessor": .string(entry.accessor), "creation_time": .int(Int64(entry.creationTime.timeIntervalSince1970)),
             "creation_ttl": .int(entry.ttl ?? 0), "display_name": .string(entry.displayName), "entity_id": .string(""),
-            "expire_time": entry.expireTime.map { .string(ISO8601DateFormatter().string(from: $0)) } ?? .null,
+            "expire_time": entry.expireTime.map { .string(TransitTime.rfc3339($0)) } ?? .null,
             "explicit_max_ttl": .int(entry.explicitMaxTTL), "id": .string(id),
-            "issue_time": .string(ISO8601DateFormatter().string(from: entry.creationTime)),
+            "issue_time": .string(TransitTime.rfc3339(entry.creationTime)),
             "meta": entry.meta.isEmpty ? .null : .object(entry.meta), "num_uses": .int(entry.numUses),
             "orphan": .bool(entry.orphan), "path": .string(entry.path),
             "policies": .array(entry.policies.map(JSONValue.string)),
@@ -129,7 +129,7 @@ struct TokenBackend: Backend {
             "ttl": .int(remaining), "type": .string("service"),
         ]
         if let renewal = entry.lastRenewal {
-            data["last_renewal"] = .string(ISO8601DateFormatter().string(from: renewal))
+            data["last_renewal"] = .string(TransitTime.rfc3339(renewal))
             data["last_renewal_time"] = .int(Int64(renewal.timeIntervalSince1970))
         }
         return data

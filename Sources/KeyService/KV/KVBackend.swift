@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HTTPTypes
 
 /// KV version 2: versioned secrets with check-and-set, soft delete, undelete, destroy and metadata.
@@ -257,9 +257,7 @@ actor KVStore {
     }
 
     static func time(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
+        TransitTime.rfc3339(date)
     }
 
     static func goDuration(_ seconds: Int64) -> String {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SNP
 import SNPGuest
 
@@ -56,7 +56,7 @@ enum BarrierSeal {
     /// A data directory keeps the provider and mode it was first sealed with.
     static func provider(_ setting: String, mode: Mode = .measurement, directory: String) throws -> any SealProvider {
         let device = try device(setting)
-        let pinPath = (directory as NSString).appendingPathComponent("seal.json")
+        let pinPath = directory.hasSuffix("/") ? directory + "seal.json" : directory + "/seal.json"
         let pin: Pin
         if let data = FileManager.default.contents(atPath: pinPath) {
             pin = try JSONDecoder().decode(Pin.self, from: data)

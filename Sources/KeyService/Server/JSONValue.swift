@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import SNP
 
 /// A JSON value as Vault clients send it: `null` means absent, numbers and booleans may arrive as strings.
 enum JSONValue: Equatable, Sendable, Codable {
@@ -62,7 +63,7 @@ enum JSONValue: Equatable, Sendable, Codable {
             case "\r": out += Array("\\r".utf8)
             case "\t": out += Array("\\t".utf8)
             case _ where scalar.value < 0x20:
-                out += Array(String(format: "\\u%04x", scalar.value).utf8)
+                out += Array(("\\u00" + Hex.encode([UInt8(scalar.value)])).utf8)
             default: out += Array(String(scalar).utf8)
             }
         }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import SNP
 
 /// The secrets engines mounted at paths below `/v1/`, found by longest prefix, as Vault routes.
 actor MountTable {
@@ -110,6 +111,6 @@ actor MountTable {
 
     static func randomHex(_ count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return Hex.encode((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
 }

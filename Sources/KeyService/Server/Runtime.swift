@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What the server has once its barrier is open: the token store and the mount table.
 struct Services: Sendable {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Prometheus
 
 /// What `GET /v1/sys/metrics?format=prometheus` reports: requests by operation, mount class and status, their

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HTTPTypes
 
 /// Routes an API request: unauthenticated sys paths, then token authentication, authorisation, and the mount
@@ -124,7 +124,7 @@ struct VaultCore: Sendable {
     func audited(_ body: () async throws(AuditError) -> Void) async throws(VaultError) {
         do { try await body() } catch {
             metrics?.recordAuditFailure()
-            FileHandle.standardError.write(Data("vhsmd: audit failed: \(error)\n".utf8))
+            complain("vhsmd: audit failed: \(error)")
             throw VaultError(status: .internalServerError, messages: ["internal error"])
         }
     }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// One engine's view of the sealed store: JSON records below a path prefix (`logical/<mount uuid>/`), every value
 /// encrypted by the barrier with its full path as associated data.

@@ -1,25 +1,28 @@
 import FoundationEssentials
-import GRDB
 import Glibc
+import Synchronization
 
 /// The store on the sealed volume: one SQLite file (`vhsm.db` in the data directory) in WAL mode
 /// with synchronous=FULL, so a `put` that returned is in the fsync'd WAL and survives `kill -9`
 /// and power loss.
 ///
-/// Schema (see `SQLiteBackend.migrator`): `meta(key, value)` holding `schema_version`, and
+/// Schema (see `SQLiteBackend.migrations`): `meta(key, value)` holding `schema_version`, and
 /// `entries(path TEXT PRIMARY KEY, value BLOB NOT NULL)`. Values are opaque here; the barrier
 /// above seals them. The database, its WAL and shared-memory files are mode 0600, the directory 0700.
-/// Reads run concurrently on reader connections; writes and transactions are serialised on one
-/// writer connection.
+/// Reads run concurrently on reader connections (WAL readers never wait for the writer); writes and
+/// transactions are serialised on one writer connection.
 final class SQLiteBackend: StorageBackend {
     static let defaultDirectory = "/var/lib/vhsm"
     static let fileName = "vhsm.db"
-    /// The `schema_version` that `migrator` leaves in `meta`.
-    static let schemaVersion = 1
+    /// The `schema_version` that `migrations` leave in `meta`.
+    static var schemaVersion: Int { migrations.count }
+    /// Idle reader connections kept open for the next reads.
+    private static let idleReaderLimit = 8
 
     /// The database file.
     let file: String
-    private let pool: DatabasePool
+    private let writer: Mutex<SQLiteConnection>
+    private let idleReaders = Mutex<[SQLiteConnection]>([])
 
     /// Opens (creating it if needed) `vhsm.db` in `directory`, which is created with mode 0700 if missing.
     convenience init(directory: String = SQLiteBackend.defaultDirectory) throws(StorageError) {
@@ -32,24 +35,20 @@ final class SQLiteBackend: StorageBackend {
         try self.init(file: directory + "/" + Self.fileName)
     }
 
-    /// Opens (creating it if needed) the database at `file`, applies pending migrations and checks
-    /// that WAL and synchronous=FULL are in effect.
+    /// Opens (creating it if needed) the database at `file`, switches it to WAL with synchronous=FULL,
+    /// applies pending migrations and checks that WAL and synchronous=FULL are in effect.
     init(file: String) throws(StorageError) {
         self.file = file
         try Self.createPrivateFile(file)
-
-        var configuration = Configuration()
-        configuration.label = "vhsm"
-        configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        let connection: SQLiteConnection
         do {
-            pool = try DatabasePool(path: file, configuration: configuration)
-            // The pool turns WAL on after `prepareDatabase` and sets synchronous=NORMAL on the
-            // writer as it does: set FULL again on the writer, the only connection that commits.
-            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            connection = try SQLiteConnection(file: file)
+            _ = try connection.text("PRAGMA journal_mode = WAL")
+            try connection.execute("PRAGMA synchronous = FULL")
         } catch {
             throw .open(file: file, cause: error)
         }
+        writer = Mutex(connection)
         try migrate()
         try checkPragma("journal_mode", expected: "wal")
         try checkPragma("synchronous", expected: "2")
@@ -59,7 +58,7 @@ final class SQLiteBackend: StorageBackend {
 
     func get(_ path: String) throws -> [UInt8]? {
         do {
-            return try pool.read { db in try Self.get(path, in: db) }
+            return try read { db throws(SQLiteError) in try Self.get(path, in: db) }
         } catch {
             throw StorageError.sqlite(file: file, operation: "read", path: path, cause: error)
         }
@@ -67,7 +66,7 @@ final class SQLiteBackend: StorageBackend {
 
     func put(_ path: String, _ value: [UInt8]) throws {
         do {
-            try pool.write { db in try Self.put(path, value, in: db) }
+            try writer.withLock { db throws(SQLiteError) in try Self.put(path, value, in: db) }
         } catch {
             throw StorageError.sqlite(file: file, operation: "write", path: path, cause: error)
         }
@@ -75,7 +74,7 @@ final class SQLiteBackend: StorageBackend {
 
     func delete(_ path: String) throws {
         do {
-            try pool.write { db in try Self.delete(path, in: db) }
+            try writer.withLock { db throws(SQLiteError) in try Self.delete(path, in: db) }
         } catch {
             throw StorageError.sqlite(file: file, operation: "delete", path: path, cause: error)
         }
@@ -83,17 +82,29 @@ final class SQLiteBackend: StorageBackend {
 
     func list(prefix: String) throws -> [String] {
         do {
-            return try pool.read { db in try Self.list(prefix: prefix, in: db) }
+            return try read { db throws(SQLiteError) in try Self.list(prefix: prefix, in: db) }
         } catch {
             throw StorageError.sqlite(file: file, operation: "list", path: prefix, cause: error)
         }
     }
 
     func transaction<Result>(_ body: (any StorageTransaction) throws -> Result) throws -> Result {
-        do {
-            return try pool.write { db in try body(Transaction(db: db, file: file)) }
-        } catch let error as DatabaseError {
-            throw StorageError.sqlite(file: file, operation: "commit a transaction", path: nil, cause: error)
+        try writer.withLock { db in
+            do { try db.execute("BEGIN IMMEDIATE") } catch {
+                throw StorageError.sqlite(file: file, operation: "begin a transaction", path: nil, cause: error)
+            }
+            let result: Result
+            do {
+                result = try body(Transaction(db: db, file: file))
+            } catch {
+                try? db.execute("ROLLBACK")
+                throw error
+            }
+            do { try db.execute("COMMIT") } catch {
+                try? db.execute("ROLLBACK")
+                throw StorageError.sqlite(file: file, operation: "commit a transaction", path: nil, cause: error)
+            }
+            return result
         }
     }
 
@@ -101,9 +112,7 @@ final class SQLiteBackend: StorageBackend {
     func pragma(_ name: String) throws -> String {
         precondition(name.allSatisfy { $0.isLetter || $0 == "_" }, "not a pragma name: \(name)")
         do {
-            return try pool.writeWithoutTransaction { db in
-                try String.fetchOne(db, sql: "PRAGMA \(name)") ?? ""
-            }
+            return try writer.withLock { db throws(SQLiteError) in try db.text("PRAGMA \(name)") ?? "" }
         } catch {
             throw StorageError.sqlite(file: file, operation: "query PRAGMA \(name)", path: nil, cause: error)
         }
@@ -112,44 +121,87 @@ final class SQLiteBackend: StorageBackend {
     /// The `schema_version` recorded in `meta`.
     func storedSchemaVersion() throws -> Int? {
         do {
-            return try pool.read { db in
-                try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema_version'").flatMap { Int($0) }
+            return try read { db throws(SQLiteError) in
+                try db.text("SELECT value FROM meta WHERE key = 'schema_version'").flatMap { Int($0) }
             }
         } catch {
             throw StorageError.sqlite(file: file, operation: "read", path: "meta.schema_version", cause: error)
         }
     }
 
-    // MARK: - Schema
-
-    /// Every schema version, in order. Append migrations; never edit one that has shipped. Each
-    /// one runs in its own transaction and ends by recording its number as `schema_version`.
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
-                    CREATE TABLE entries (path TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
-                    INSERT INTO meta (key, value) VALUES ('schema_version', '1');
-                    """)
+    /// Runs `body` on an idle reader connection (opening one when none is idle), then keeps the
+    /// connection for the next read unless enough are idle.
+    private func read<T>(_ body: (SQLiteConnection) throws(SQLiteError) -> T) throws(SQLiteError) -> T {
+        let connection: SQLiteConnection
+        if let idle = idleReaders.withLock({ $0.popLast() }) {
+            connection = idle
+        } else {
+            connection = try Self.openReader(file)
         }
-        return migrator
+        let result = try body(connection)
+        idleReaders.withLock { idle in
+            if idle.count < Self.idleReaderLimit { idle.append(connection) }
+        }
+        return result
     }
 
+    private static func openReader(_ file: String) throws(SQLiteError) -> SQLiteConnection {
+        let connection = try SQLiteConnection(file: file)
+        try connection.execute("PRAGMA query_only = 1")
+        return connection
+    }
+
+    // MARK: - Schema
+
+    /// Every schema version's SQL, in order: `migrations[n]` takes the store from version n to n + 1.
+    /// Append migrations; never edit one that has shipped. Pending migrations run in one transaction
+    /// that ends by recording the new `schema_version` in `meta`.
+    static let migrations: [String] = [
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE entries (path TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
+        """
+    ]
+
     private func migrate() throws(StorageError) {
-        let migrator = Self.migrator
-        do {
-            let unknown = try pool.read { db in
-                try migrator.appliedIdentifiers(db).subtracting(migrator.migrations)
+        let file = file
+        try writer.withLock { db throws(StorageError) in
+            do {
+                try db.execute("BEGIN IMMEDIATE")
+            } catch {
+                throw .migration(file: file, cause: error)
             }
-            if !unknown.isEmpty { throw StorageError.newerSchema(file: file, unknownMigrations: unknown.sorted()) }
-            try migrator.migrate(pool)
-        } catch let error as StorageError {
-            throw error
-        } catch {
-            throw .migration(file: file, cause: error)
+            do {
+                let current = try Self.schemaVersion(in: db, file: file)
+                guard current <= Self.migrations.count else {
+                    throw StorageError.newerSchema(file: file, version: current, supported: Self.migrations.count)
+                }
+                for sql in Self.migrations.dropFirst(current) { try db.execute(sql) }
+                if current < Self.migrations.count {
+                    try db.run(
+                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                            + "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        [.text(String(Self.migrations.count))])
+                }
+                try db.execute("COMMIT")
+            } catch {
+                try? db.execute("ROLLBACK")
+                if let error = error as? StorageError { throw error }
+                throw .migration(file: file, cause: error)
+            }
         }
+    }
+
+    /// The version in `meta`, 0 for a new file (no `meta` table yet).
+    private static func schemaVersion(in db: SQLiteConnection, file: String) throws -> Int {
+        let hasMeta = try db.text("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'meta'") != nil
+        guard hasMeta else { return 0 }
+        let text = try db.text("SELECT value FROM meta WHERE key = 'schema_version'")
+        guard let text, let version = Int(text), version >= 0 else {
+            throw StorageError.migration(
+                file: file, cause: SQLiteError.corrupt("meta.schema_version is \(text ?? "missing")"))
+        }
+        return version
     }
 
     private func checkPragma(_ name: String, expected: String) throws(StorageError) {
@@ -182,37 +234,40 @@ final class SQLiteBackend: StorageBackend {
 
     // MARK: - SQL
 
-    fileprivate static func get(_ path: String, in db: Database) throws -> [UInt8]? {
-        try Data.fetchOne(db, sql: "SELECT value FROM entries WHERE path = ?", arguments: [path]).map { Array($0) }
+    fileprivate static func get(_ path: String, in db: SQLiteConnection) throws(SQLiteError) -> [UInt8]? {
+        var value: [UInt8]?
+        try db.forEachRow("SELECT value FROM entries WHERE path = ?", [.text(path)]) { row in
+            value = row.blob(0)
+            return false
+        }
+        return value
     }
 
-    fileprivate static func put(_ path: String, _ value: [UInt8], in db: Database) throws {
-        try db.execute(
-            sql:
-                "INSERT INTO entries (path, value) VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET value = excluded.value",
-            arguments: [path, Data(value)])
+    fileprivate static func put(_ path: String, _ value: [UInt8], in db: SQLiteConnection) throws(SQLiteError) {
+        try db.run(
+            "INSERT INTO entries (path, value) VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET value = excluded.value",
+            [.text(path), .blob(value)])
     }
 
-    fileprivate static func delete(_ path: String, in db: Database) throws {
-        try db.execute(sql: "DELETE FROM entries WHERE path = ?", arguments: [path])
+    fileprivate static func delete(_ path: String, in db: SQLiteConnection) throws(SQLiteError) {
+        try db.run("DELETE FROM entries WHERE path = ?", [.text(path)])
     }
 
     /// Paths sort by their UTF-8 bytes (BINARY collation), so every path under `prefix` sits in one
     /// run that starts at `prefix`: scan it on the primary key and stop at the first path past it.
-    fileprivate static func list(prefix: String, in db: Database) throws -> [String] {
+    fileprivate static func list(prefix: String, in db: SQLiteConnection) throws(SQLiteError) -> [String] {
         var paths = [String]()
-        let cursor = try String.fetchCursor(
-            db, sql: "SELECT path FROM entries WHERE path >= ? ORDER BY path", arguments: [prefix])
-        while let path = try cursor.next() {
-            guard path.utf8.starts(with: prefix.utf8) else { break }
+        try db.forEachRow("SELECT path FROM entries WHERE path >= ? ORDER BY path", [.text(prefix)]) { row in
+            guard let path = row.text(0), path.utf8.starts(with: prefix.utf8) else { return false }
             paths.append(path)
+            return true
         }
         return StorageListing.children(of: prefix, in: paths)
     }
 
     /// The writer connection inside `SQLiteBackend.transaction(_:)`.
     private struct Transaction: StorageTransaction {
-        var db: Database
+        var db: SQLiteConnection
         var file: String
 
         func get(_ path: String) throws -> [UInt8]? {

@@ -9,8 +9,8 @@ enum StorageError: Error, CustomStringConvertible {
     case file(path: String, operation: String, errno: Int32)
     /// SQLite refused to open the database file.
     case open(file: String, cause: any Error)
-    /// The file carries migrations this build does not know: a newer vhsmd wrote it.
-    case newerSchema(file: String, unknownMigrations: [String])
+    /// The file's schema version is newer than this build's: a newer vhsmd wrote it.
+    case newerSchema(file: String, version: Int, supported: Int)
     /// A schema migration failed; the transaction that ran it was rolled back.
     case migration(file: String, cause: any Error)
     /// The connection does not run with the durability settings acknowledged writes rely on.
@@ -27,9 +27,9 @@ enum StorageError: Error, CustomStringConvertible {
                 + "Is the data directory on the sealed volume and owned by vhsmd's user?"
         case .open(let file, let cause):
             "cannot open the SQLite store '\(file)': \(cause). Is the file a vhsmd database and the volume writable?"
-        case .newerSchema(let file, let unknown):
-            "the SQLite store '\(file)' was migrated by a newer vhsmd (unknown migrations: "
-                + "\(unknown.sorted().joined(separator: ", "))): run that version, or restore a backup made by this one"
+        case .newerSchema(let file, let version, let supported):
+            "the SQLite store '\(file)' was migrated by a newer vhsmd (schema version \(version); this build "
+                + "knows up to \(supported)): run that version, or restore a backup made by this one"
         case .migration(let file, let cause):
             "cannot migrate the SQLite store '\(file)' to this build's schema: \(cause). "
                 + "The file is unchanged; is the disk full?"

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HTTPTypes
 
 /// `sys/…`: health, seal status, init status, the mount table.

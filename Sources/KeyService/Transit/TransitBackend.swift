@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HTTPTypes
 
 /// The transit secrets engine's HTTP paths (vault-api.md §1.4), over the `TransitKey` engine.

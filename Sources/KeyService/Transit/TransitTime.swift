@@ -14,6 +14,11 @@ enum TransitTime {
         nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds + 1) / 1_000_000_000 - 1
     }
 
+    /// `date` as `rfc3339(_:)` prints it.
+    static func rfc3339(_ date: Date) -> String {
+        rfc3339(Int64((date.timeIntervalSince1970 * 1_000_000_000).rounded()))
+    }
+
     /// RFC 3339 in UTC with Go's `RFC3339Nano` fraction (trailing zeros dropped), e.g.
     /// `2026-11-29T17:49:18.258698402Z`.
     static func rfc3339(_ nanoseconds: Int64) -> String {

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Testing
 
 @testable import KeyService
@@ -10,13 +9,13 @@ struct SQLiteBackendTests {
         let backend = try SQLiteBackend(directory: directory.path)
         #expect(backend.file == directory.path + "/vhsm.db")
         #expect(try backend.storedSchemaVersion() == SQLiteBackend.schemaVersion)
-        let queue = try DatabaseQueue(path: backend.file)
-        let tables = try queue.read { db in
-            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        }
-        #expect(tables == ["entries", "grdb_migrations", "meta"])
-        let columns = try queue.read { db in try db.columns(in: "entries").map { "\($0.name) \($0.type)" } }
-        #expect(columns == ["path TEXT", "value BLOB"])
+        let db = try SQLiteConnection(file: backend.file)
+        #expect(
+            try strings(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") == ["entries", "meta"])
+        #expect(
+            try strings(db, "SELECT name || ' ' || type FROM pragma_table_info('entries')") == [
+                "path TEXT", "value BLOB",
+            ])
     }
 
     @Test func reopeningKeepsDataAndRunsNoMigrationTwice() throws {
@@ -25,24 +24,76 @@ struct SQLiteBackendTests {
         let reopened = try SQLiteBackend(directory: directory.path)
         #expect(try reopened.get("a") == [1])
         #expect(try reopened.storedSchemaVersion() == 1)
-        let applied = try DatabaseQueue(path: reopened.file).read { db in
-            try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
-        }
-        #expect(applied == ["v1"])
+        let versions = try strings(
+            SQLiteConnection(file: reopened.file), "SELECT value FROM meta WHERE key = 'schema_version'")
+        #expect(versions == ["1"])
     }
 
     @Test func fileFromANewerBuildIsRefused() throws {
         let directory = TemporaryDirectory()
         let file = try SQLiteBackend(directory: directory.path).file
-        try DatabaseQueue(path: file).write { db in
-            try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v2')")
-        }
+        try SQLiteConnection(file: file).run(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", [.text(String(SQLiteBackend.schemaVersion + 1))])
         #expect {
             try SQLiteBackend(file: file)
         } throws: { error in
-            guard case StorageError.newerSchema(file, ["v2"]) = error else { return false }
+            guard
+                case StorageError.newerSchema(file, SQLiteBackend.schemaVersion + 1, SQLiteBackend.schemaVersion) =
+                    error
+            else { return false }
             return "\(error)".contains("migrated by a newer vhsmd")
         }
+    }
+
+    @Test func unreadableSchemaVersionIsRefusedAndTheFileLeftAlone() throws {
+        let directory = TemporaryDirectory()
+        let backend = try SQLiteBackend(directory: directory.path)
+        try backend.put("kept", [7])
+        try SQLiteConnection(file: backend.file).run("UPDATE meta SET value = 'two' WHERE key = 'schema_version'")
+        #expect {
+            try SQLiteBackend(file: backend.file)
+        } throws: { error in
+            guard case StorageError.migration = error else { return false }
+            return "\(error)".contains("meta.schema_version is two")
+        }
+        #expect(try strings(SQLiteConnection(file: backend.file), "SELECT path FROM entries") == ["kept"])
+    }
+
+    @Test func emptyValuesAndTextWithNULRoundTrip() throws {
+        let directory = TemporaryDirectory()
+        let backend = try SQLiteBackend(directory: directory.path)
+        try backend.put("empty", [])
+        try backend.put("nul\u{0}path", [0, 1, 0])
+        #expect(try backend.get("empty") == [])
+        #expect(try backend.get("nul\u{0}path") == [0, 1, 0])
+        #expect(try backend.get("nul") == nil)
+        #expect(try backend.list(prefix: "") == ["empty", "nul\u{0}path"])
+    }
+
+    @Test func failedTransactionLeavesNothingBehind() throws {
+        struct Abort: Error {}
+        let directory = TemporaryDirectory()
+        let backend = try SQLiteBackend(directory: directory.path)
+        try backend.put("a", [1])
+        #expect(throws: Abort.self) {
+            try backend.transaction { transaction in
+                try transaction.put("a", [2])
+                try transaction.put("b", [3])
+                #expect(try transaction.get("a") == [2])
+                throw Abort()
+            }
+        }
+        #expect(try backend.get("a") == [1])
+        #expect(try backend.get("b") == nil)
+    }
+
+    private func strings(_ db: SQLiteConnection, _ sql: String) throws -> [String] {
+        var values = [String]()
+        try db.forEachRow(sql) { row in
+            values.append(row.text(0) ?? "NULL")
+            return true
+        }
+        return values
     }
 
     @Test func writerRunsWALWithSynchronousFullAndABusyTimeout() throws {

@@ -36,7 +36,7 @@ hvac-test: build
 # after the tests of the default flavour; 'make build' switches back. (The emulator reaches vhsm-init and vhsmd
 # only through the trait; a default build has no emulator code in them.)
 test-guest: deps
-	$(SWIFT) build --traits Emulator --product vhsm-init
+	$(SWIFT) build --traits Emulator --product vhsm-guest
 	$(SWIFT) build --traits Emulator --product vhsmd
 	$(SWIFT) build --traits Emulator --product vhsm
 
@@ -44,32 +44,31 @@ test-guest: deps
 sealed-test: test-guest
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/sealed-test.sh
 
-# The guest programs: vhsm-init and vhsmd, release builds; the emulator flavour (trait Emulator) for the QEMU tier.
+# The guest program: vhsm-guest, one binary that is vhsm-init as /init and vhsmd through the link
+# /usr/bin/vhsmd -> /init; release build, the emulator flavour (trait Emulator) for the QEMU tier.
 EMU_REL = .build-emulator/release
 guest: deps
-	$(SWIFT) build -c release --traits Emulator --scratch-path .build-emulator --product vhsm-init
-	$(SWIFT) build -c release --traits Emulator --scratch-path .build-emulator --product vhsmd
+	$(SWIFT) build -c release --traits Emulator --scratch-path .build-emulator --product vhsm-guest
 
 # The emulator-flavour initramfs (a separately named artifact) with the operator's recovery public key
-# (out/recovery-key.pem is made once and stays on this machine). zstd level: 19 (smallest) for 'make initramfs',
-# 9 for 'make image'/'make run', which rebuild it every time.
+# (out/recovery-key.pem is made once and stays on this machine). zstd level: 22 (--ultra, the smallest) for
+# 'make initramfs', 9 for 'make image'/'make run', which rebuild it every time.
 INITRAMFS_LEVEL ?= 9
 out/recovery-key.pem:
 	mkdir -p out
 	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out $@ 2>/dev/null && chmod 600 $@
 initramfs-emulator: guest out/recovery-key.pem
 	scripts/guest-config.py initramfs/init-emulator.json out/recovery-key.pem >out/init-emulator.json
-	initramfs/build --init $(EMU_REL)/vhsm-init --bin $(EMU_REL)/vhsmd=/usr/bin/vhsmd --bin /sbin/mke2fs \
+	initramfs/build --init $(EMU_REL)/vhsm-guest --symlink /usr/bin/vhsmd=/init --bin /sbin/mke2fs \
 		--file out/init-emulator.json=/etc/vhsm/init.json --file initramfs/vhsmd-emulator.json=/etc/vhsm/vhsmd.json \
 		--strip --level $(INITRAMFS_LEVEL) -o out/initrd-emulator.img --list out/initrd-emulator.list
 
-# The production initramfs (sev-guest only, no emulator code) and the emulator flavour, both at zstd -19.
-initramfs: INITRAMFS_LEVEL = 19
+# The production initramfs (sev-guest only, no emulator code) and the emulator flavour, both at zstd -22.
+initramfs: INITRAMFS_LEVEL = 22
 initramfs: initramfs-emulator out/recovery-key.pem
-	$(SWIFT) build -c release --product vhsm-init
-	$(SWIFT) build -c release --product vhsmd
+	$(SWIFT) build -c release --product vhsm-guest
 	scripts/guest-config.py initramfs/init.json out/recovery-key.pem >out/init.json
-	initramfs/build --init .build/release/vhsm-init --bin .build/release/vhsmd=/usr/bin/vhsmd --bin /sbin/mke2fs \
+	initramfs/build --init .build/release/vhsm-guest --symlink /usr/bin/vhsmd=/init --bin /sbin/mke2fs \
 		--file out/init.json=/etc/vhsm/init.json --file initramfs/vhsmd.json=/etc/vhsm/vhsmd.json \
 		--strip --level $(INITRAMFS_LEVEL) -o out/initrd.img --list out/initrd.list
 

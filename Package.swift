@@ -19,8 +19,11 @@ let package = Package(
     products: [
         .executable(name: "vhsm", targets: ["CLI"]),
         .executable(name: "vhsm-bench", targets: ["Bench"]),
-        .executable(name: "vhsmd", targets: ["KeyService"]),
-        .executable(name: "vhsm-init", targets: ["Boot"]),
+        .executable(name: "vhsmd", targets: ["VHSMDMain"]),
+        .executable(name: "vhsm-init", targets: ["VHSMInitMain"]),
+        // The initramfs's one binary: /init (vhsm-init) and /usr/bin/vhsmd (a link to it) share the Swift
+        // packages' code instead of carrying two copies.
+        .executable(name: "vhsm-guest", targets: ["VHSMGuestMain"]),
     ],
     traits: [
         .trait(
@@ -61,7 +64,7 @@ let package = Package(
             dependencies: ["SNP", "SNPGuest", "SNPEmulator", "Volume", argumentParser, system],
             swiftSettings: strict
         ),
-        .executableTarget(
+        .target(
             name: "KeyService",
             dependencies: [
                 "SNP", "SNPGuest", crypto, cryptoExtras, asn1, argumentParser,
@@ -79,7 +82,7 @@ let package = Package(
             swiftSettings: strict,
             linkerSettings: [.linkedLibrary("sqlite3")]
         ),
-        .executableTarget(
+        .target(
             name: "Boot",
             dependencies: [
                 "SNP", "SNPGuest", "CLinux", "Volume", "StrictJSON", system,
@@ -87,6 +90,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "VHSMDMain", dependencies: ["KeyService"], path: "Sources/Main/vhsmd", swiftSettings: strict),
+        .executableTarget(
+            name: "VHSMInitMain", dependencies: ["Boot"], path: "Sources/Main/vhsm-init", swiftSettings: strict),
+        .executableTarget(
+            name: "VHSMGuestMain", dependencies: ["Boot", "KeyService"], path: "Sources/Main/vhsm-guest",
+            swiftSettings: strict),
         .executableTarget(name: "Bench", dependencies: ["SNP", "SNPEmulator"], swiftSettings: strict),
         .testTarget(name: "SNPTests", dependencies: ["SNP", crypto], swiftSettings: strict),
         .testTarget(

@@ -14,7 +14,7 @@
 # and: a foreign (non-blank, non-LUKS) disk and a bad kernel command line are refused; hmac(sha256) integrity formats,
 # wipes once with progress and unlocks again; switch_root into a root filesystem on a second disk; two initramfs
 # builds are byte-identical.
-# Usage: VHSM=.build/debug/vhsm GUEST_BIN=<folder with vhsm-init and vhsmd built with the Emulator trait>
+# Usage: VHSM=.build/debug/vhsm GUEST_BIN=<folder with vhsm-guest built with the Emulator trait>
 #        scripts/check-qemu.sh
 set -uo pipefail
 VHSM=$(realpath "${VHSM:?}")
@@ -46,7 +46,7 @@ initrd() { # initrd NAME VHSMD_JSON [guest-config KEY=JSON ...]
   shift 2
   "$here/scripts/guest-config.py" "$here/initramfs/init-emulator.json" "$work/recovery-key.pem" "$@" \
     >"$work/init-$name.json"
-  "$here/initramfs/build" --init "$GUEST_BIN/vhsm-init" --bin "$GUEST_BIN/vhsmd=/usr/bin/vhsmd" --bin /sbin/mke2fs \
+  "$here/initramfs/build" --init "$GUEST_BIN/vhsm-guest" --symlink /usr/bin/vhsmd=/init --bin /sbin/mke2fs \
     --file "$work/init-$name.json=/etc/vhsm/init.json" --file "$vhsmd_json=/etc/vhsm/vhsmd.json" \
     --strip --level 3 -o "$work/initrd-$name.img" 2>"$work/initrd-$name.log" ||
     { cat "$work/initrd-$name.log"; exit 1; }

@@ -6,7 +6,12 @@ import Logging
 import ServiceLifecycle
 import UnixSignals
 
-@main
+/// vhsmd's entry point, called by the `vhsmd` executable and by the initramfs's multi-call `vhsm-guest` when it
+/// runs as `vhsmd`.
+public enum VHSMDProgram {
+    public static func main() async { await VHSMD.main() }
+}
+
 struct VHSMD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vhsmd",

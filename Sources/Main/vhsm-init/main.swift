@@ -1,0 +1,3 @@
+import Boot
+
+VHSMInitProgram.main()

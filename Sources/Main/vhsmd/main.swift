@@ -1,0 +1,3 @@
+import KeyService
+
+await VHSMDProgram.main()

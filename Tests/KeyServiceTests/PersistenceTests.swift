@@ -23,25 +23,25 @@ import Testing
         let rootKey = SymmetricKey(size: .bits256)
 
         let first = try open(file, rootKey: rootKey, fresh: true)
-        try await first.enable(path: "transit/", type: "transit", description: "", options: [:])
-        try await first.enable(path: "secret/", type: "kv", description: "", options: ["version": .string("2")])
-        let (transit, _) = try #require(await first.route("transit/keys/app"))
+        try first.enable(path: "transit/", type: "transit", description: "", options: [:])
+        try first.enable(path: "secret/", type: "kv", description: "", options: ["version": .string("2")])
+        let (transit, _) = try #require(first.route("transit/keys/app"))
         _ = try await transit.backend.handle(request(.update), path: "keys/app")
         let encrypted = try await transit.backend.handle(
             request(.update, .object(["plaintext": .string("c2VjcmV0")])), path: "encrypt/app")
         let ciphertext = try #require(encrypted.data?["ciphertext"])
-        let (kv, _) = try #require(await first.route("secret/data/db"))
+        let (kv, _) = try #require(first.route("secret/data/db"))
         _ = try await kv.backend.handle(
             request(.update, .object(["data": .object(["password": .string("hunter2")])])), path: "data/db")
 
         // A new process: the same file, the same root key.
         let second = try open(file, rootKey: rootKey, fresh: false)
-        try await second.load()
-        let (transitAgain, _) = try #require(await second.route("transit/keys/app"))
+        try second.load()
+        let (transitAgain, _) = try #require(second.route("transit/keys/app"))
         let decrypted = try await transitAgain.backend.handle(
             request(.update, .object(["ciphertext": ciphertext])), path: "decrypt/app")
         #expect(decrypted.data?["plaintext"] == .string("c2VjcmV0"))
-        let (kvAgain, _) = try #require(await second.route("secret/data/db"))
+        let (kvAgain, _) = try #require(second.route("secret/data/db"))
         let secret = try await kvAgain.backend.handle(request(.read), path: "data/db")
         #expect(secret.data?["data"] == .object(["password": .string("hunter2")]))
 

@@ -12,15 +12,15 @@ import Testing
 @Suite struct ServerTests {
     func makeApp() async throws -> (some ApplicationProtocol, String) {
         let storage = try DevStorage.make()
-        let services = try await Services.open(storage)
+        let services = try Services.open(storage)
         let tokens = services.tokens
-        let root = try await tokens.create(
+        let root = try tokens.create(
             id: "test-root",
             entry: TokenStore.Entry(
                 accessor: "acc", policies: ["root"], displayName: "root", creationTime: Date(), ttl: nil,
                 explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
                 path: "auth/token/root"))
-        try await services.mounts.enable(
+        try services.mounts.enable(
             path: "secret/", type: "kv", description: "", options: ["version": .string("2")])
         let core = VaultCore(
             runtime: Runtime(

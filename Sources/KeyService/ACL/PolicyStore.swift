@@ -1,9 +1,12 @@
 import FoundationEssentials
+import Synchronization
 
 /// Named ACL policies (`sys/policies/acl/:name`, legacy `sys/policy/:name`), following OpenBao's policy store:
 /// names are lower-cased and trimmed, `root` is built in and immutable, `default` is created on start and cannot be
-/// deleted, and every write bumps the policy's version (check-and-set via `cas`).
-actor PolicyStore {
+/// deleted, and every write bumps the policy's version (check-and-set via `cas`). A class behind a mutex (not an
+/// actor), so that a request reads its ACL without suspending; resolved ACLs are cached by the token's policy names
+/// until a policy changes or one of their rules expires.
+final class PolicyStore: Sendable {
     /// What is kept per policy (and what a persistence layer would save).
     struct Entry: Sendable, Equatable, Codable {
         var name: String
@@ -15,8 +18,16 @@ actor PolicyStore {
         var modified: Date
     }
 
-    private var entries: [String: Entry] = [:]
-    private var parsed: [String: Policy] = [:]
+    private struct State {
+        var entries: [String: Entry]
+        var parsed: [String: Policy]
+        /// Resolved ACLs by the token's policy names (in order), with the time the first of their rules expires.
+        var acls: [[String]: (acl: ACL, validUntil: Date?)] = [:]
+    }
+
+    private let state: Mutex<State>
+    /// Bounds the ACL cache (tokens with many distinct policy sets): it is cleared when it grows past this.
+    private static let aclCacheLimit = 1024
 
     /// A store holding the `default` policy (version 1) and the `saved` entries (e.g. restored from the barrier).
     init(restoring saved: [Entry]) throws(PolicyError) {
@@ -29,15 +40,13 @@ actor PolicyStore {
             entries[entry.name] = entry
             parsed[entry.name] = try Policy.parse(entry.raw, name: entry.name)
         }
-        self.entries = entries
-        self.parsed = parsed
+        state = Mutex(State(entries: entries, parsed: parsed))
     }
 
     /// A store holding only the `default` policy.
     init() {
         let entry = Entry(name: "default", raw: Policy.defaultRules, version: 1, casRequired: false, modified: Date())
-        entries = ["default": entry]
-        parsed = ["default": Policy.defaultPolicy]
+        state = Mutex(State(entries: ["default": entry], parsed: ["default": Policy.defaultPolicy]))
     }
 
     /// Vault's normalisation of policy names.
@@ -75,7 +84,15 @@ actor PolicyStore {
         let policy = try Policy.parse(raw, name: name)
         if name == "root" { throw PolicyError("cannot update \"root\" policy") }
 
-        let existing = entries[name]
+        return try state.withLock { (state) throws(PolicyError) -> Entry in
+            try Self.put(name: name, raw: raw, policy: policy, cas: cas, casRequired: casRequired, into: &state)
+        }
+    }
+
+    private static func put(
+        name: String, raw: String, policy: Policy, cas: Int?, casRequired: Bool, into state: inout State
+    ) throws(PolicyError) -> Entry {
+        let existing = state.entries[name]
         if cas == nil, existing?.casRequired == true || casRequired {
             throw PolicyError("check-and-set parameter required for this call")
         }
@@ -89,8 +106,9 @@ actor PolicyStore {
         }
         let entry = Entry(
             name: name, raw: raw, version: (existing?.version ?? 0) + 1, casRequired: casRequired, modified: Date())
-        entries[name] = entry
-        parsed[name] = policy
+        state.entries[name] = entry
+        state.parsed[name] = policy
+        state.acls = [:]
         return entry
     }
 
@@ -101,13 +119,13 @@ actor PolicyStore {
             return Entry(
                 name: "root", raw: "", version: 0, casRequired: false, modified: Date(timeIntervalSince1970: 0))
         }
-        return entries[name]
+        return state.withLock { $0.entries[name] }
     }
 
     /// The parsed policy, or nil when unknown.
     func policy(_ rawName: String) -> Policy? {
         let name = Self.sanitize(rawName)
-        return name == "root" ? .root : parsed[name]
+        return name == "root" ? .root : state.withLock { $0.parsed[name] }
     }
 
     /// The policies of a token, in order; unknown names are skipped (Vault ignores them too).
@@ -115,9 +133,20 @@ actor PolicyStore {
         names.compactMap { policy($0) }
     }
 
-    /// An ACL for a token holding `names`.
-    func acl(for names: [String]) -> ACL {
-        ACL(policies: policies(named: names))
+    /// An ACL for a token holding `names`, from the cache while no policy has changed and no rule has expired.
+    func acl(for names: [String], now: Date = Date()) -> ACL {
+        state.withLock { state in
+            if let cached = state.acls[names], cached.validUntil.map({ now < $0 }) ?? true { return cached.acl }
+            let policies = names.compactMap { rawName -> Policy? in
+                let name = Self.sanitize(rawName)
+                return name == "root" ? .root : state.parsed[name]
+            }
+            let acl = ACL(policies: policies, now: now)
+            let validUntil = policies.flatMap(\.rules).compactMap(\.expiration).filter { $0 > now }.min()
+            if state.acls.count >= Self.aclCacheLimit { state.acls = [:] }
+            state.acls[names] = (acl, validUntil)
+            return acl
+        }
     }
 
     /// Deletes a policy; deleting an unknown one succeeds. `root` and `default` cannot be deleted.
@@ -125,18 +154,21 @@ actor PolicyStore {
         let name = Self.sanitize(rawName)
         if name == "root" { throw PolicyError("cannot delete \"root\" policy") }
         if name == "default" { throw PolicyError("cannot delete default policy") }
-        entries[name] = nil
-        parsed[name] = nil
+        state.withLock { state in
+            state.entries[name] = nil
+            state.parsed[name] = nil
+            state.acls = [:]
+        }
     }
 
     /// Policy names as `LIST sys/policies/acl` and `GET sys/policy` return them: the stored names sorted, then
     /// `root` appended.
     func list() -> [String] {
-        entries.keys.sorted() + ["root"]
+        state.withLock { $0.entries.keys.sorted() } + ["root"]
     }
 
     /// Every stored entry (for persistence), sorted by name.
     func snapshot() -> [Entry] {
-        entries.values.sorted { $0.name < $1.name }
+        state.withLock { $0.entries.values.sorted { $0.name < $1.name } }
     }
 }

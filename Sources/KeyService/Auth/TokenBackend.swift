@@ -9,48 +9,48 @@ struct TokenBackend: Backend {
         let body = request.body
         switch (request.operation, path) {
         case (.update, "create"), (.update, "create-orphan"):
-            return try await create(request, caller: caller, orphan: path == "create-orphan")
+            return try create(request, caller: caller, orphan: path == "create-orphan")
         case (.read, "lookup-self"), (.update, "lookup-self"):
             return .data(Self.lookup(caller.entry, id: request.token ?? ""))
         case (.update, "lookup"):
-            guard let token = try body.string("token"), let entry = try await store.entry(token: token) else {
+            guard let token = try body.string("token"), let entry = try store.entry(token: token) else {
                 throw .badRequest("bad token")
             }
             return .data(Self.lookup(entry, id: token))
         case (.update, "lookup-accessor"):
-            guard let accessor = try body.string("accessor"), let entry = try await store.entry(accessor: accessor)
+            guard let accessor = try body.string("accessor"), let entry = try store.entry(accessor: accessor)
             else { throw .badRequest("invalid accessor") }
             return .data(Self.lookup(entry, id: ""))
         case (.update, "renew-self"):
-            let entry = try await store.renew(key: caller.key, increment: try body.duration("increment"))
+            let entry = try store.renew(key: caller.key, increment: try body.duration("increment"))
             return VaultReply(auth: Self.auth(entry, token: request.token ?? ""))
         case (.update, "renew"):
             guard let token = try body.string("token") else { throw .badRequest("missing token") }
-            let entry = try await store.renew(
-                key: await store.key(token: token), increment: try body.duration("increment"))
+            let entry = try store.renew(
+                key: store.key(token: token), increment: try body.duration("increment"))
             return VaultReply(auth: Self.auth(entry, token: token))
         case (.update, "revoke-self"):
-            try await store.revoke(key: caller.key)
+            try store.revoke(key: caller.key)
             return .noContent
         case (.update, "revoke"), (.update, "revoke-orphan"):
             guard let token = try body.string("token") else { throw .badRequest("missing token") }
-            try await store.revoke(key: await store.key(token: token), orphanChildren: path == "revoke-orphan")
+            try store.revoke(key: store.key(token: token), orphanChildren: path == "revoke-orphan")
             return .noContent
         case (.update, "revoke-accessor"):
-            guard let accessor = try body.string("accessor"), let key = try await store.key(accessor: accessor) else {
+            guard let accessor = try body.string("accessor"), let key = try store.key(accessor: accessor) else {
                 throw .badRequest("invalid accessor")
             }
-            try await store.revoke(key: key)
+            try store.revoke(key: key)
             return .noContent
         case (.list, "accessors"):
             guard caller.entry.isRoot else { throw .permissionDenied }
-            return .data(["keys": .array(try await store.accessorList().map(JSONValue.string))])
+            return .data(["keys": .array(try store.accessorList().map(JSONValue.string))])
         default:
             throw .unsupportedPath("auth/token/\(path)")
         }
     }
 
-    private func create(_ request: VaultRequest, caller: Caller, orphan: Bool) async throws(VaultError) -> VaultReply {
+    private func create(_ request: VaultRequest, caller: Caller, orphan: Bool) throws(VaultError) -> VaultReply {
         let body = request.body
         var policies = try Self.stringList(body, "policies") ?? caller.entry.policies.filter { $0 != "root" }
         if !caller.entry.isRoot {
@@ -80,7 +80,7 @@ struct TokenBackend: Backend {
             ttl: isRoot && body["ttl"] == nil ? nil : ttl, explicitMaxTTL: explicitMax,
             renewable: try body.bool("renewable") ?? true, numUses: try body.int("num_uses") ?? 0, meta: meta,
             parent: orphan || noParent ? nil : caller.key, orphan: orphan || noParent, path: "auth/token/create")
-        let token = try await store.create(id: try body.string("id"), entry: entry)
+        let token = try store.create(id: try body.string("id"), entry: entry)
         return VaultReply(auth: Self.auth(entry, token: token))
     }
 

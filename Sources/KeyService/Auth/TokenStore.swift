@@ -1,11 +1,13 @@
 import Crypto
 import FoundationEssentials
 import SNP
+import Synchronization
 
 /// Tokens, stored only as keyed hashes (HMAC-SHA256 under a per-store salt) in the sealed store: the token string
 /// itself is never kept, logged or compared in the clear. Records: `core/tokens/<hash hex>`,
-/// `core/accessors/<accessor>` → hash hex, and the salt at `core/token-salt`.
-actor TokenStore {
+/// `core/accessors/<accessor>` → hash hex, and the salt at `core/token-salt`. A class behind a mutex (not an actor),
+/// so that a request with a warm cache reads its token without suspending; writes hold the lock while they commit.
+final class TokenStore: Sendable {
     struct Entry: Codable, Sendable {
         var accessor: String
         var policies: [String]
@@ -25,33 +27,17 @@ actor TokenStore {
         var isRoot: Bool { policies.contains("root") }
     }
 
-    private let storage: EngineStorage
-    private let salt: SymmetricKey
-    /// Entries by record path, written through to the sealed store.
-    private var cache: [String: Entry] = [:]
-
-    private func load(_ path: String) throws(VaultError) -> Entry? {
-        if let cached = cache[path] { return cached }
-        let entry = try storage.read(Entry.self, path)
-        if let entry { cache[path] = entry }
-        return entry
-    }
-
-    private func store(_ entry: Entry, _ path: String) throws(VaultError) {
-        try storage.write(entry, path)
-        cache[path] = entry
-    }
-
-    private func drop(_ path: String) throws(VaultError) {
-        try storage.remove(path)
-        cache[path] = nil
-    }
     /// Default and maximum TTL of non-root tokens (Vault's system defaults: 32 days).
     static let maxTTL: Int64 = 768 * 3600
 
+    /// HMAC-SHA256 keyed with the store's salt, before any input: copied for each token (the key schedule is
+    /// computed once).
+    private let keyedHash: HMAC<SHA256>
+    private let records: Mutex<Records>
+
     /// Opens the token store, creating its salt on first use.
     init(storage: EngineStorage) throws(VaultError) {
-        self.storage = storage
+        let salt: SymmetricKey
         if let stored = try storage.read([UInt8].self, "core/token-salt") {
             salt = SymmetricKey(data: stored)
         } else {
@@ -59,19 +45,14 @@ actor TokenStore {
             try storage.write(fresh.withUnsafeBytes { Array($0) }, "core/token-salt")
             salt = fresh
         }
+        keyedHash = HMAC<SHA256>(key: salt)
+        records = Mutex(Records(storage: storage))
     }
 
     private func hash(_ token: String) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: Array(token.utf8), using: salt))
-    }
-
-    private func record(_ key: [UInt8]) -> String { "core/tokens/" + Hex.encode(key) }
-
-    /// A token hash back from its hex form in a record name or the accessor index.
-    private static func key(hex: String) throws(VaultError) -> [UInt8] {
-        do { return try Hex.decode(hex, count: 32) } catch {
-            throw .internalError("sealed storage holds a malformed token hash '\(hex)': \(error)")
-        }
+        var mac = keyedHash
+        mac.update(data: Array(token.utf8))
+        return Array(mac.finalize())
     }
 
     static func newToken(prefix: String = "s.") -> String {
@@ -84,15 +65,117 @@ actor TokenStore {
     func create(id: String? = nil, entry: Entry) throws(VaultError) -> String {
         let token = id ?? Self.newToken()
         let key = hash(token)
-        try store(entry, record(key))
-        try storage.write(Hex.encode(key), "core/accessors/" + entry.accessor)
+        try records.withLock { (records) throws(VaultError) in try records.create(key: key, entry: entry) }
         return token
+    }
+
+    /// What `authenticate` found when it may not write.
+    enum Lookup: Sendable {
+        case unknown
+        /// The entry and the token's hash (`key(token:)`).
+        case entry(Entry, key: [UInt8])
+        /// The token has a use limit or has expired: authenticating it changes the store.
+        case needsWrite
     }
 
     /// The live entry of a token, consuming one use when the token has a use limit. Expired tokens are removed.
     func authenticate(_ token: String?) throws(VaultError) -> Entry? {
         guard let token else { return nil }
         let key = hash(token)
+        return try records.withLock { (records) throws(VaultError) in try records.authenticate(key: key) }
+    }
+
+    /// `authenticate` without writing: `.needsWrite` when the token would be consumed or removed (the caller then
+    /// authenticates where it may block on storage).
+    func lookup(_ token: String?) throws(VaultError) -> Lookup {
+        guard let token else { return .unknown }
+        let key = hash(token)
+        return try records.withLock { (records) throws(VaultError) -> Lookup in
+            guard let entry = try records.load(records.record(key)) else { return .unknown }
+            if let expiry = entry.expireTime, expiry < Date() { return .needsWrite }
+            if entry.numUses > 0 { return .needsWrite }
+            return .entry(entry, key: key)
+        }
+    }
+
+    func entry(token: String) throws(VaultError) -> Entry? {
+        let key = hash(token)
+        return try records.withLock { (records) throws(VaultError) in try records.load(records.record(key)) }
+    }
+
+    func entry(accessor: String) throws(VaultError) -> Entry? {
+        try records.withLock { (records) throws(VaultError) -> Entry? in
+            guard let key = try records.key(accessor: accessor) else { return nil }
+            return try records.load(records.record(key))
+        }
+    }
+
+    func key(token: String) -> [UInt8] { hash(token) }
+
+    func key(accessor: String) throws(VaultError) -> [UInt8]? {
+        try records.withLock { (records) throws(VaultError) in try records.key(accessor: accessor) }
+    }
+
+    /// Revokes a token and, unless `orphanChildren`, every token created under it.
+    func revoke(key: [UInt8], orphanChildren: Bool = false) throws(VaultError) {
+        try records.withLock { (records) throws(VaultError) in
+            try records.revoke(key: key, orphanChildren: orphanChildren)
+        }
+    }
+
+    /// Extends a token's lease by `increment` (or its original TTL), capped by its explicit max TTL and the
+    /// system maximum.
+    func renew(key: [UInt8], increment: Int64?) throws(VaultError) -> Entry {
+        try records.withLock { (records) throws(VaultError) in try records.renew(key: key, increment: increment) }
+    }
+
+    func accessorList() throws(VaultError) -> [String] {
+        try records.withLock { (records) throws(VaultError) in
+            try records.storage.children("core/accessors/").filter { !$0.hasSuffix("/") }
+        }
+    }
+}
+
+/// The token records and their cache; only used under `TokenStore`'s lock.
+private struct Records: Sendable {
+    let storage: EngineStorage
+    /// Entries by record path, written through to the sealed store.
+    private var cache: [String: TokenStore.Entry] = [:]
+
+    init(storage: EngineStorage) { self.storage = storage }
+
+    func record(_ key: [UInt8]) -> String { "core/tokens/" + Hex.encode(key) }
+
+    mutating func load(_ path: String) throws(VaultError) -> TokenStore.Entry? {
+        if let cached = cache[path] { return cached }
+        let entry = try storage.read(TokenStore.Entry.self, path)
+        if let entry { cache[path] = entry }
+        return entry
+    }
+
+    private mutating func store(_ entry: TokenStore.Entry, _ path: String) throws(VaultError) {
+        try storage.write(entry, path)
+        cache[path] = entry
+    }
+
+    private mutating func drop(_ path: String) throws(VaultError) {
+        try storage.remove(path)
+        cache[path] = nil
+    }
+
+    /// A token hash back from its hex form in a record name or the accessor index.
+    private static func key(hex: String) throws(VaultError) -> [UInt8] {
+        do { return try Hex.decode(hex, count: 32) } catch {
+            throw .internalError("sealed storage holds a malformed token hash '\(hex)': \(error)")
+        }
+    }
+
+    mutating func create(key: [UInt8], entry: TokenStore.Entry) throws(VaultError) {
+        try store(entry, record(key))
+        try storage.write(Hex.encode(key), "core/accessors/" + entry.accessor)
+    }
+
+    mutating func authenticate(key: [UInt8]) throws(VaultError) -> TokenStore.Entry? {
         guard var entry = try load(record(key)) else { return nil }
         if let expiry = entry.expireTime, expiry < Date() {
             try revoke(key: key)
@@ -109,22 +192,12 @@ actor TokenStore {
         return entry
     }
 
-    func entry(token: String) throws(VaultError) -> Entry? { try load(record(hash(token))) }
-
-    func entry(accessor: String) throws(VaultError) -> Entry? {
-        guard let key = try key(accessor: accessor) else { return nil }
-        return try load(record(key))
-    }
-
-    func key(token: String) -> [UInt8] { hash(token) }
-
     func key(accessor: String) throws(VaultError) -> [UInt8]? {
         guard let hex = try storage.read(String.self, "core/accessors/" + accessor) else { return nil }
         return try Self.key(hex: hex)
     }
 
-    /// Revokes a token and, unless `orphanChildren`, every token created under it.
-    func revoke(key: [UInt8], orphanChildren: Bool = false) throws(VaultError) {
+    mutating func revoke(key: [UInt8], orphanChildren: Bool = false) throws(VaultError) {
         guard let entry = try load(record(key)) else { return }
         try drop(record(key))
         try storage.remove("core/accessors/" + entry.accessor)
@@ -141,23 +214,17 @@ actor TokenStore {
         }
     }
 
-    /// Extends a token's lease by `increment` (or its original TTL), capped by its explicit max TTL and the
-    /// system maximum.
-    func renew(key: [UInt8], increment: Int64?) throws(VaultError) -> Entry {
+    mutating func renew(key: [UInt8], increment: Int64?) throws(VaultError) -> TokenStore.Entry {
         guard var entry = try load(record(key)) else { throw .permissionDenied }
         guard entry.ttl != nil else { return entry }
         guard entry.renewable else { throw .badRequest("lease is not renewable") }
-        var ttl = increment ?? entry.ttl ?? Self.maxTTL
+        var ttl = increment ?? entry.ttl ?? TokenStore.maxTTL
         let age = Int64(Date().timeIntervalSince(entry.creationTime))
-        let cap = entry.explicitMaxTTL > 0 ? min(entry.explicitMaxTTL, Self.maxTTL) : Self.maxTTL
+        let cap = entry.explicitMaxTTL > 0 ? min(entry.explicitMaxTTL, TokenStore.maxTTL) : TokenStore.maxTTL
         ttl = max(0, min(ttl, cap - age))
         entry.lastRenewal = Date()
         entry.ttl = ttl
         try store(entry, record(key))
         return entry
-    }
-
-    func accessorList() throws(VaultError) -> [String] {
-        try storage.children("core/accessors/").filter { !$0.hasSuffix("/") }
     }
 }

@@ -6,6 +6,8 @@ struct KVBackend: Backend {
     let store: KVStore
 
     /// KV v2's existence check on `data/` and `metadata/` writes: does the secret have metadata?
+    var hasExistenceCheck: Bool { true }
+
     func existence(of path: String) async -> Bool? {
         let (section, rest) = Self.split(path)
         guard section == "data" || section == "metadata", let secret = try? Self.secretPath(rest) else { return nil }

@@ -5,10 +5,17 @@ protocol Backend: Sendable {
     /// Vault's existence check for a POST/PUT on `path`: true when the item exists (the ACL then requires `update`),
     /// false when the write would create it (`create`), nil when the path has no such check.
     func existence(of path: String) async -> Bool?
+    /// Serves the request on the calling thread (an event loop) when that needs no storage write and no wait;
+    /// nil: not served, call `handle`. Nothing may have changed when it returns nil.
+    func handleOnLoop(_ request: VaultRequest, path: String) throws(VaultError) -> VaultReply?
+    /// Whether `existence(of:)` has anything to say (false: it always answers nil, so the ACL check needs no wait).
+    var hasExistenceCheck: Bool { get }
 }
 
 extension Backend {
     func existence(of path: String) async -> Bool? { nil }
+    func handleOnLoop(_ request: VaultRequest, path: String) throws(VaultError) -> VaultReply? { nil }
+    var hasExistenceCheck: Bool { false }
 }
 
 /// One entry of the mount table (`sys/mounts`).

@@ -192,26 +192,3 @@ struct ListVerbRewriter: ByteToMessageDecoder {
         return nil
     }
 }
-
-/// HTTP/1.1 with the LIST rewriter in front of the parser.
-struct VaultHTTP1Channel: ServerChildChannel {
-    typealias Value = HTTP1Channel.Value
-    let inner: HTTP1Channel
-
-    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(ListVerbRewriter()))
-        }.flatMap { inner.setup(channel: channel, logger: logger) }
-    }
-
-    func handle(value: Value, logger: Logger) async {
-        await inner.handle(value: value, logger: logger)
-    }
-}
-
-extension HTTPServerBuilder {
-    /// HTTP/1.1 that accepts Vault's LIST verb.
-    static var vaultHTTP1: HTTPServerBuilder {
-        HTTPServerBuilder { responder in VaultHTTP1Channel(inner: HTTP1Channel(responder: responder)) }
-    }
-}

@@ -1,16 +1,18 @@
 import FoundationEssentials
 import SNP
+import Synchronization
 
-/// The secrets engines mounted at paths below `/v1/`, found by longest prefix, as Vault routes.
-actor MountTable {
-    private var mounts: [String: Mount] = [:]
+/// The secrets engines mounted at paths below `/v1/`, found by longest prefix, as Vault routes. A class behind a
+/// mutex (not an actor), so that routing a request never suspends; changes hold the lock while they commit.
+final class MountTable: Sendable {
+    private let table = Mutex<[String: Mount]>([:])
     /// Engine types that can be mounted, with a factory for an engine over its storage.
     private let factories: [String: Engines.Factory]
     /// The sealed store: the table at `core/mounts`, each engine below `logical/<uuid>/`.
     private let storage: EngineStorage
 
     /// What `core/mounts` keeps of each mount.
-    private struct Record: Codable {
+    private struct Record: Codable, Sendable {
         var path: String
         var type: String
         var description: String
@@ -26,6 +28,10 @@ actor MountTable {
 
     /// Restores the table from sealed storage (after an unseal).
     func load() throws(VaultError) {
+        try table.withLock { (mounts) throws(VaultError) in try load(into: &mounts) }
+    }
+
+    private func load(into mounts: inout [String: Mount]) throws(VaultError) {
         for record in try storage.read([Record].self, "core/mounts") ?? [] {
             guard let factory = factories[record.type] else { continue }
             mounts[record.path] = Mount(
@@ -35,7 +41,7 @@ actor MountTable {
         }
     }
 
-    private func persist() throws(VaultError) {
+    private func persist(_ mounts: [String: Mount]) throws(VaultError) {
         let records = mounts.values.map {
             Record(
                 path: $0.path, type: $0.type, description: $0.description, accessor: $0.accessor, uuid: $0.uuid,
@@ -47,8 +53,15 @@ actor MountTable {
     /// The mount serving `path` and the path relative to it.
     func route(_ path: String) -> (Mount, String)? {
         let candidate = path.hasSuffix("/") ? path : path + "/"
-        let match = mounts.keys.filter { candidate.hasPrefix($0) }.max { $0.count < $1.count }
-        guard let match, let mount = mounts[match] else { return nil }
+        let found = table.withLock { mounts -> (String, Mount)? in
+            var best: (String, Mount)?
+            for (prefix, mount) in mounts where candidate.hasPrefix(prefix) {
+                if let current = best, current.0.count >= prefix.count { continue }
+                best = (prefix, mount)
+            }
+            return best
+        }
+        guard let (match, mount) = found else { return nil }
         var relative = String(path.dropFirst(min(match.count, path.count)))
         if relative.hasSuffix("/") { relative.removeLast() }
         return (mount, relative)
@@ -56,6 +69,17 @@ actor MountTable {
 
     func enable(
         path rawPath: String, type: String, description: String, options: [String: JSONValue]
+    )
+        throws(VaultError)
+    {
+        try table.withLock { (mounts) throws(VaultError) in
+            try enable(path: rawPath, type: type, description: description, options: options, in: &mounts)
+        }
+    }
+
+    private func enable(
+        path rawPath: String, type: String, description: String, options: [String: JSONValue],
+        in mounts: inout [String: Mount]
     )
         throws(VaultError)
     {
@@ -88,19 +112,23 @@ actor MountTable {
         mounts[path] = Mount(
             path: path, type: type, description: description, accessor: "\(type)_\(Self.randomHex(4))",
             uuid: uuid, options: options, backend: factory(options, storage.scoped("logical/\(uuid)/")))
-        try persist()
+        try persist(mounts)
     }
 
     /// Unmounts `path` and destroys its data, as Vault does.
     func disable(path rawPath: String) throws(VaultError) {
-        guard let mount = mounts.removeValue(forKey: Self.normalise(rawPath)) else { return }
-        try persist()
+        let removed = try table.withLock { (mounts) throws(VaultError) -> Mount? in
+            guard let mount = mounts.removeValue(forKey: Self.normalise(rawPath)) else { return nil }
+            try persist(mounts)
+            return mount
+        }
+        guard let mount = removed else { return }
         let data = storage.scoped("logical/\(mount.uuid)/")
         for path in try data.allPaths("") { try data.remove(path) }
     }
 
     func list() -> [String: JSONValue] {
-        mounts.mapValues(\.listing)
+        table.withLock { $0.mapValues(\.listing) }
     }
 
     static func normalise(_ path: String) -> String {

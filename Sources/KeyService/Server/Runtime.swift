@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Synchronization
 
 /// What the server has once its barrier is open: the token store and the mount table.
 struct Services: Sendable {
@@ -9,9 +10,9 @@ struct Services: Sendable {
     let storage: EngineStorage
 
     /// Opens the services kept in `storage`.
-    static func open(_ storage: EngineStorage) async throws -> Services {
+    static func open(_ storage: EngineStorage) throws -> Services {
         let mounts = MountTable(storage: storage)
-        try await mounts.load()
+        try mounts.load()
         let saved = try storage.read([PolicyStore.Entry].self, "core/policies") ?? []
         return Services(
             tokens: try TokenStore(storage: storage), mounts: mounts, policies: try PolicyStore(restoring: saved),
@@ -19,23 +20,31 @@ struct Services: Sendable {
     }
 
     /// Writes the policy set back to the sealed store after a change.
-    func savePolicies() async throws(VaultError) {
-        try storage.write(await policies.snapshot().filter { $0.name != "default" }, "core/policies")
+    func savePolicies() throws(VaultError) {
+        try storage.write(policies.snapshot().filter { $0.name != "default" }, "core/policies")
     }
 }
 
 /// The server's life: uninitialised → (sys/init) → unsealed, or sealed when the root key does not open the store.
-actor Runtime {
-    private(set) var state: ServerState
-    private(set) var services: Services?
+/// A class behind a mutex (not an actor): every request reads the state and the services without suspending.
+final class Runtime: Sendable {
+    private struct Life {
+        var state: ServerState
+        var services: Services?
+    }
+
+    private let life: Mutex<Life>
+    var state: ServerState { life.withLock { $0.state } }
+    var services: Services? { life.withLock { $0.services } }
+    /// The state and the services, read together.
+    var current: (state: ServerState, services: Services?) { life.withLock { ($0.state, $0.services) } }
     /// The sealed store and its root key source, for `sys/init` in config mode; nil in dev mode.
     private let barrier: Barrier?
     private let seal: (any SealProvider)?
 
     /// Dev mode and already-unsealed stores.
     init(state: ServerState, services: Services) {
-        self.state = state
-        self.services = services
+        life = Mutex(Life(state: state, services: services))
         barrier = nil
         seal = nil
     }
@@ -44,44 +53,52 @@ actor Runtime {
     init(barrier: Barrier, seal: any SealProvider, storageType: String) throws {
         self.barrier = barrier
         self.seal = seal
+        let state: ServerState
         if try barrier.isInitialized {
             try barrier.unseal(rootKey: try seal.rootKey())
             state = ServerState(initialized: true, sealed: false, sealType: seal.name, storageType: storageType)
-            services = nil
         } else {
             state = ServerState(initialized: false, sealed: true, sealType: seal.name, storageType: storageType)
-            services = nil
         }
+        life = Mutex(Life(state: state, services: nil))
     }
 
     /// Opens the services of an unsealed store.
-    func start() async throws {
-        guard let barrier, !state.sealed else { return }
-        services = try await Services.open(EngineStorage(backend: barrier, prefix: ""))
+    func start() throws {
+        try life.withLock { life in try start(&life) }
+    }
+
+    private func start(_ life: inout Life) throws {
+        guard let barrier, !life.state.sealed else { return }
+        life.services = try Services.open(EngineStorage(backend: barrier, prefix: ""))
     }
 
     /// `PUT sys/init`: initialises the barrier under the seal's root key and issues the one root token.
-    func initialize() async throws(VaultError) -> VaultReply {
+    func initialize() throws(VaultError) -> VaultReply {
         guard let barrier, let seal else { throw .badRequest("Vault is already initialized") }
-        guard !state.initialized else { throw .badRequest("Vault is already initialized") }
-        do {
-            try barrier.initialize(rootKey: try seal.rootKey())
-        } catch {
-            throw .internalError("cannot initialise the sealed store with the '\(seal.name)' seal: \(error)")
+        return try life.withLock { (life) throws(VaultError) -> VaultReply in
+            guard !life.state.initialized else { throw .badRequest("Vault is already initialized") }
+            do {
+                try barrier.initialize(rootKey: try seal.rootKey())
+            } catch {
+                throw .internalError("cannot initialise the sealed store with the '\(seal.name)' seal: \(error)")
+            }
+            life.state.initialized = true
+            life.state.sealed = false
+            do { try start(&life) } catch { throw .internalError("\(error)") }
+            guard let services = life.services else {
+                throw .internalError("the store did not open after initialisation")
+            }
+            let root = TokenStore.Entry(
+                accessor: TokenStore.newToken(prefix: ""), policies: ["root"], displayName: "root",
+                creationTime: Date(), ttl: nil, explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:],
+                parent: nil, orphan: true, path: "auth/token/root")
+            let token = try services.tokens.create(entry: root)
+            return VaultReply(
+                bare: .object([
+                    "root_token": .string(token), "keys": .array([]), "keys_base64": .array([]),
+                    "recovery_keys": .array([]), "recovery_keys_base64": .array([]),
+                ]))
         }
-        state.initialized = true
-        state.sealed = false
-        do { try await start() } catch { throw .internalError("\(error)") }
-        guard let services else { throw .internalError("the store did not open after initialisation") }
-        let root = TokenStore.Entry(
-            accessor: TokenStore.newToken(prefix: ""), policies: ["root"], displayName: "root", creationTime: Date(),
-            ttl: nil, explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
-            path: "auth/token/root")
-        let token = try await services.tokens.create(entry: root)
-        return VaultReply(
-            bare: .object([
-                "root_token": .string(token), "keys": .array([]), "keys_base64": .array([]),
-                "recovery_keys": .array([]), "recovery_keys_base64": .array([]),
-            ]))
     }
 }

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Prometheus
+import Synchronization
 
 /// What `GET /v1/sys/metrics?format=prometheus` reports: requests by operation, mount class and status, their
 /// latency, audit failures, the seal state and the start time. Labels take values from small fixed sets (the
@@ -12,6 +13,15 @@ final class ServiceMetrics: Sendable {
         .milliseconds(250), .milliseconds(500), .seconds(1),
     ]
     private let auditFailures: Counter
+    /// The series already made, by operation, area and status (the registry's lookup builds label arrays and
+    /// takes its lock on every call).
+    private let series = Mutex<[SeriesKey: (requests: Counter, duration: DurationHistogram)]>([:])
+
+    private struct SeriesKey: Hashable {
+        var operation: String
+        var area: String
+        var status: Int
+    }
     private let sealed: Gauge
 
     init(start: Date = Date()) {
@@ -32,19 +42,32 @@ final class ServiceMetrics: Sendable {
 
     /// One answered API request. `area` is "sys", "auth/token", a mount type ("transit", "kv") or "unrouted".
     func record(operation: String, area: String, status: Int, duration: Duration) {
+        let key = SeriesKey(operation: operation, area: area, status: status)
+        let (requests, histogram) = series.withLock { series in
+            if let found = series[key] { return found }
+            let made = makeSeries(operation: operation, area: area, status: status)
+            series[key] = made
+            return made
+        }
+        requests.increment()
+        histogram.record(duration)
+    }
+
+    private func makeSeries(
+        operation: String, area: String, status: Int
+    ) -> (requests: Counter, duration: DurationHistogram) {
         let labels = [("operation", operation), ("area", area), ("code", String(status))]
-        registry.makeCounter(
+        let requests = registry.makeCounter(
             descriptor: .init(
                 namespace: "vhsmd", metricName: "requests", unitName: "total",
                 helpText: "API requests answered, by operation, area and HTTP status."),
-            labels: labels
-        ).increment()
-        registry.makeDurationHistogram(
+            labels: labels)
+        let duration = registry.makeDurationHistogram(
             descriptor: .init(
                 namespace: "vhsmd", metricName: "request_duration", unitName: "seconds",
                 helpText: "Time from a request's arrival to its answer, by operation and area."),
-            labels: [("operation", operation), ("area", area)], buckets: latencyBuckets
-        ).record(duration)
+            labels: [("operation", operation), ("area", area)], buckets: latencyBuckets)
+        return (requests, duration)
     }
 
     func recordAuditFailure() { auditFailures.increment() }

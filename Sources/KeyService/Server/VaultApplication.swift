@@ -1,6 +1,7 @@
 import FoundationEssentials
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
@@ -12,7 +13,8 @@ struct VaultRequestContext: RequestContext {
     var maxUploadSize: Int { 32 << 20 }
 }
 
-/// Builds the HTTP application: every `/v1/**` request, whatever its verb (LIST included), goes to `VaultCore`.
+/// Builds the HTTP application. Served connections go through `VaultHTTP1Channel` (the /v1 API on the event loop,
+/// see VaultHTTPHandler.swift); the router serves the same API to Hummingbird's in-process test client.
 func buildApplication(
     core: VaultCore, host: String, port: Int, logger: Logger, tls: TLSConfiguration? = nil,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
@@ -27,75 +29,120 @@ func buildApplication(
             await respond(to: request, context: context, core: core)
         }
     }
+    let server = HTTPServerBuilder.vaultHTTP1(core: core)
     return Application(
-        router: router, server: try tls.map { try .tls(.vaultHTTP1, tlsConfiguration: $0) } ?? .vaultHTTP1,
+        router: router, server: try tls.map { try .tls(server, tlsConfiguration: $0) } ?? server,
         configuration: .init(address: .hostname(host, port: port), serverName: "vhsmd"),
         onServerRunning: onServerRunning, logger: logger)
+}
+
+extension VaultRequest {
+    /// An API request from HTTP: the logical operation (LIST arrives as LINK or `?list=true`), the path below
+    /// `/v1/` without trailing slashes, the JSON body (nil: it was over the limit), the token from `X-Vault-Token` or
+    /// `Authorization: Bearer`. `header` returns a field's values joined by ", ", or nil.
+    init(
+        method: HTTPRequest.Method, uri: URI, body: [UInt8]?, header: (String) -> String?
+    ) throws(VaultError) {
+        let query = Dictionary(
+            uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { a, _ in a })
+        guard let operation = VaultRequest.operation(method: method, query: query) else {
+            throw VaultError.unsupportedOperation(uri.path)
+        }
+        var path = String(uri.path.dropFirst("/v1/".count))
+        while path.hasSuffix("/") { path.removeLast() }
+        guard let body else {
+            throw VaultError(status: .contentTooLarge, messages: ["request body too large (limit 32 MiB)"])
+        }
+        let json = try JSONValue.parse(body)
+        var token = header("X-Vault-Token")
+        if token == nil, let authorization = header("Authorization"), authorization.hasPrefix("Bearer ") {
+            token = String(authorization.dropFirst(7))
+        }
+        self.init(operation: operation, path: path, body: json, query: query, token: token, isHead: method == .head)
+    }
 }
 
 /// Turns an HTTP request into a `VaultRequest`, and the reply or error into Vault's JSON.
 func respond(to request: Request, context: VaultRequestContext, core: VaultCore) async -> Response {
     var requestID = ""
     do {
-        let query = Dictionary(
-            request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { a, _ in a })
-        guard let operation = VaultRequest.operation(method: request.method, query: query) else {
-            throw VaultError.unsupportedOperation(request.uri.path)
-        }
-        var path = String(request.uri.path.dropFirst("/v1/".count))
-        while path.hasSuffix("/") { path.removeLast() }
-        let buffer: ByteBuffer
-        do { buffer = try await request.body.collect(upTo: context.maxUploadSize) } catch {
-            throw VaultError(status: .contentTooLarge, messages: ["request body too large (limit 32 MiB)"])
-        }
-        let body = try JSONValue.parse(Array(buffer.readableBytesView))
-        var token = request.headers[HTTPField.Name("X-Vault-Token")!]
-        if token == nil, let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer ") {
-            token = String(authorization.dropFirst(7))
-        }
-        let vaultRequest = VaultRequest(
-            operation: operation, path: path, body: body, query: query, token: token,
-            isHead: request.method == .head)
+        // nil when over the limit (the request is refused with 413 after the verb is checked).
+        let body = try? await Array(request.body.collect(upTo: context.maxUploadSize).readableBytesView)
+        let vaultRequest = try VaultRequest(
+            method: request.method, uri: request.uri, body: body,
+            header: { name in
+                let values = request.headers[values: HTTPField.Name(name)!]
+                return values.isEmpty ? nil : values.joined(separator: ", ")
+            })
         requestID = vaultRequest.id
         let reply = try await core.handle(vaultRequest)
         let response = encode(reply, id: vaultRequest.id)
         return vaultRequest.isHead ? Response(status: response.status, headers: response.headers) : response
-    } catch let error as VaultError {
-        return encode(error, id: requestID.isEmpty ? RequestID.make() : requestID)
     } catch {
-        return encode(VaultError.internalError("\(error)"), id: requestID.isEmpty ? RequestID.make() : requestID)
+        return encode(error, id: requestID.isEmpty ? RequestID.make() : requestID)
     }
 }
 
-private func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {
-    // hvac reads `errors` only when Content-Type is exactly application/json.
-    Response(
-        status: status, headers: [.contentType: "application/json"],
-        body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.serialized)))
-}
+/// An answer as bytes, for both HTTP paths.
+struct VaultHTTPAnswer: Sendable {
+    var status: HTTPResponse.Status
+    var contentType: String?
+    var body: [UInt8]
 
-func encode(_ reply: VaultReply, id: String) -> Response {
-    if reply.status == .noContent { return Response(status: .noContent) }
-    if let raw = reply.raw {
-        return Response(
-            status: reply.status, headers: [.contentType: raw.contentType],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: raw.bytes)))
+    init(status: HTTPResponse.Status, contentType: String?, body: [UInt8]) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
     }
-    if let bare = reply.bare { return json(reply.status, bare) }
-    return json(reply.status, envelope(id: id, data: reply.data, auth: reply.auth, extra: reply.topLevel))
-}
 
-func encode(_ error: VaultError, id: String) -> Response {
-    if let data = error.data {
-        var body = envelope(id: id, data: data, auth: nil, extra: [:])
-        if case .object(var members) = body {
-            members["errors"] = .array(error.messages.map(JSONValue.string))
-            body = .object(members)
+    init(_ outcome: Result<VaultReply, VaultError>, id: String) {
+        switch outcome {
+        case .success(let reply): self.init(reply, id: id)
+        case .failure(let error): self.init(error, id: id)
         }
-        return json(error.status, body)
     }
-    return json(error.status, .object(["errors": .array(error.messages.map(JSONValue.string))]))
+
+    /// hvac reads `errors` only when Content-Type is exactly application/json.
+    private static func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> VaultHTTPAnswer {
+        VaultHTTPAnswer(status: status, contentType: "application/json", body: value.serialized)
+    }
+
+    init(_ reply: VaultReply, id: String) {
+        if reply.status == .noContent {
+            self.init(status: .noContent, contentType: nil, body: [])
+        } else if let raw = reply.raw {
+            self.init(status: reply.status, contentType: raw.contentType, body: raw.bytes)
+        } else if let bare = reply.bare {
+            self = Self.json(reply.status, bare)
+        } else {
+            self = Self.json(reply.status, envelope(id: id, data: reply.data, auth: reply.auth, extra: reply.topLevel))
+        }
+    }
+
+    init(_ error: VaultError, id: String) {
+        if let data = error.data {
+            var body = envelope(id: id, data: data, auth: nil, extra: [:])
+            if case .object(var members) = body {
+                members["errors"] = .array(error.messages.map(JSONValue.string))
+                body = .object(members)
+            }
+            self = Self.json(error.status, body)
+        } else {
+            self = Self.json(error.status, .object(["errors": .array(error.messages.map(JSONValue.string))]))
+        }
+    }
+
+    var response: Response {
+        guard let contentType else { return Response(status: status) }
+        return Response(
+            status: status, headers: [.contentType: contentType],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
 }
+
+func encode(_ reply: VaultReply, id: String) -> Response { VaultHTTPAnswer(reply, id: id).response }
+
+func encode(_ error: VaultError, id: String) -> Response { VaultHTTPAnswer(error, id: id).response }
 
 /// Vault's success envelope.
 func envelope(id: String, data: JSONValue?, auth: JSONValue?, extra: [String: JSONValue]) -> JSONValue {

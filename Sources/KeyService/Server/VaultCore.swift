@@ -35,26 +35,82 @@ struct VaultCore: Sendable {
         }
     }
 
+    /// Serves the request on the calling thread (an event loop) when it needs no storage write, no audit line and
+    /// nothing that waits: sys/health and the other unauthenticated reads, and the transit operations that only read
+    /// their key. nil: nothing happened (no metrics either), call `handle`.
+    func handleOnLoop(_ request: VaultRequest) -> Result<VaultReply, VaultError>? {
+        let start = metrics == nil ? nil : ContinuousClock.now
+        var area = "unrouted"
+        let outcome: Result<VaultReply, VaultError>
+        do {
+            guard let reply = try dispatchOnLoop(request, area: &area) else { return nil }
+            outcome = .success(reply)
+        } catch {
+            outcome = .failure(error)
+        }
+        if let metrics, let start {
+            let status: Int
+            switch outcome {
+            case .success(let reply): status = reply.status.code
+            case .failure(let error): status = error.status.code
+            }
+            metrics.record(
+                operation: request.operation.rawValue, area: area, status: status, duration: .now - start)
+        }
+        return outcome
+    }
+
+    private func dispatchOnLoop(_ request: VaultRequest, area: inout String) throws(VaultError) -> VaultReply? {
+        let path = request.path
+        guard !audit.audits(path) else { return nil }
+        let (state, services) = runtime.current
+        if Self.unauthenticated.contains(path) {
+            guard path != "sys/init", request.operation == .read || request.operation == .list else { return nil }
+            area = "sys"
+            return try SysBackend(state: state, mounts: nil).respond(request, path: String(path.dropFirst(4)))
+        }
+        guard let services, !path.hasPrefix("sys/"), !path.hasPrefix("auth/") else { return nil }
+        // Only a mount that can serve on the loop is worth authenticating for here.
+        guard let (mount, relative) = services.mounts.route(path), !mount.backend.hasExistenceCheck else { return nil }
+        var request = request
+        switch try services.tokens.lookup(request.token) {
+        case .needsWrite: return nil
+        // No such token: the answer `handle` gives (counted as unrouted, as there).
+        case .unknown: throw .permissionDenied
+        case .entry(let entry, let key): request.caller = Caller(key: key, entry: entry)
+        }
+        guard let entry = request.caller?.entry else { return nil }
+        let acl = services.policies.acl(for: entry.policies)
+        request.acl = acl
+        // A denial: the answer `handle` gives (unrouted too).
+        guard Self.authorize(request, acl: acl, exists: nil) else { throw Self.aclDenied }
+        guard let reply = try mount.backend.handleOnLoop(request, path: relative) else { return nil }
+        area = mount.type
+        return reply
+    }
+
     /// `area` names what served the request for the metrics: "sys", "auth/token" or the mount's type.
     private func dispatch(_ request: VaultRequest, area: inout String) async throws(VaultError) -> VaultReply {
         var request = request
         let path = request.path
-        let state = await runtime.state
+        let (state, currentServices) = runtime.current
         if path.hasPrefix("sys/") { area = "sys" }
-        if path == "sys/init", request.operation == .update { return try await runtime.initialize() }
+        if path == "sys/init", request.operation == .update { return try runtime.initialize() }
         if Self.unauthenticated.contains(path) {
             return try await SysBackend(state: state, mounts: nil).handle(request, path: String(path.dropFirst(4)))
         }
-        guard let services = await runtime.services else {
+        guard let services = currentServices else {
             throw VaultError(status: .serviceUnavailable, messages: ["Vault is sealed"])
         }
         var allowed = false
-        let entry = try await services.tokens.authenticate(request.token)
+        let entry = try services.tokens.authenticate(request.token)
         if let entry {
-            request.caller = Caller(key: await services.tokens.key(token: request.token ?? ""), entry: entry)
-            let acl = await services.policies.acl(for: entry.policies)
+            request.caller = Caller(key: services.tokens.key(token: request.token ?? ""), entry: entry)
+            let acl = services.policies.acl(for: entry.policies)
             var exists: Bool?
-            if request.operation == .update, !acl.isRoot, let (mount, relative) = await services.mounts.route(path) {
+            if request.operation == .update, !acl.isRoot, let (mount, relative) = services.mounts.route(path),
+                mount.backend.hasExistenceCheck
+            {
                 exists = await mount.backend.existence(of: relative)
             }
             allowed = Self.authorize(request, acl: acl, exists: exists)
@@ -63,7 +119,7 @@ struct VaultCore: Sendable {
         if path == "sys/internal/specs/openapi", request.operation == .read {
             // Vault serves its document to anyone, listing the paths the caller's token can reach.
             let document = OpenAPIDocument.build(
-                mounts: await services.mounts.list(), acl: entry == nil ? nil : request.acl)
+                mounts: services.mounts.list(), acl: entry == nil ? nil : request.acl)
             return VaultReply(bare: document)
         }
         let denial: VaultError = entry == nil ? .permissionDenied : Self.aclDenied
@@ -73,7 +129,7 @@ struct VaultCore: Sendable {
         }
         // Audited: the request line is durable before anything happens, the response line before the answer leaves.
         var record = AuditRequest(request, id: request.id)
-        if let (mount, _) = await services.mounts.route(path) {
+        if let (mount, _) = services.mounts.route(path) {
             record.mountPoint = mount.path
             record.mountType = mount.type
         }
@@ -114,7 +170,7 @@ struct VaultCore: Sendable {
             area = "auth/token"
             return try await TokenBackend(store: services.tokens).handle(request, path: String(path.dropFirst(11)))
         }
-        guard let (mount, relative) = await services.mounts.route(path) else { throw .unsupportedPath(path) }
+        guard let (mount, relative) = services.mounts.route(path) else { throw .unsupportedPath(path) }
         area = mount.type
         return try await mount.backend.handle(request, path: relative)
     }

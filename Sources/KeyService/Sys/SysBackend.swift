@@ -12,6 +12,11 @@ struct SysBackend: Backend {
     var metrics: ServiceMetrics? = nil
 
     func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
+        try respond(request, path: path)
+    }
+
+    /// Everything `sys/` serves is answered without waiting (storage writes included).
+    func respond(_ request: VaultRequest, path: String) throws(VaultError) -> VaultReply {
         switch (request.operation, path) {
         case (.read, "health"): return health(request)
         case (.read, "seal-status"): return VaultReply(bare: .object(sealStatus))
@@ -32,7 +37,7 @@ struct SysBackend: Backend {
                 ]))
         case (.read, "mounts"):
             guard let mounts else { throw .permissionDenied }
-            let listing = await mounts.list()
+            let listing = mounts.list()
             return VaultReply(data: .object(listing), topLevel: listing)
         case (.update, _) where path.hasPrefix("mounts/"):
             let mountPath = String(path.dropFirst("mounts/".count))
@@ -41,15 +46,15 @@ struct SysBackend: Backend {
             var options: [String: JSONValue] = [:]
             if case .object(let object)? = request.body["options"] { options = object }
             guard let mounts else { throw .permissionDenied }
-            try await mounts.enable(
+            try mounts.enable(
                 path: mountPath, type: type, description: try request.body.string("description") ?? "",
                 options: options)
             return .noContent
         case (.delete, _) where path.hasPrefix("mounts/"):
-            try await mounts?.disable(path: String(path.dropFirst("mounts/".count)))
+            try mounts?.disable(path: String(path.dropFirst("mounts/".count)))
             return .noContent
         case _ where path.hasPrefix("policies/acl") || path.hasPrefix("policy"):
-            return try await policies(request, path: path)
+            return try policies(request, path: path)
         case (.read, "audit"):
             return .data(audit.listing.objectMembers)
         case (.update, _) where path.hasPrefix("audit-hash/"):
@@ -77,7 +82,7 @@ struct SysBackend: Backend {
     }
 
     /// `sys/policies/acl[/:name]` and the legacy `sys/policy[/:name]` (whose read answers `rules`).
-    private func policies(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
+    private func policies(_ request: VaultRequest, path: String) throws(VaultError) -> VaultReply {
         guard let services else { throw .permissionDenied }
         let legacy = path.hasPrefix("policy")
         let prefix = legacy ? "policy" : "policies/acl"
@@ -87,7 +92,7 @@ struct SysBackend: Backend {
         do {
             switch (request.operation, name.isEmpty) {
             case (.list, true), (.read, true):
-                let names = await store.list()
+                let names = store.list()
                 if legacy {
                     let list = JSONValue.array(names.map(JSONValue.string))
                     return VaultReply(
@@ -95,7 +100,7 @@ struct SysBackend: Backend {
                 }
                 return .data(["keys": .array(names.map(JSONValue.string))])
             case (.read, false):
-                guard let entry = await store.entry(name) else { throw VaultError.notFound }
+                guard let entry = store.entry(name) else { throw VaultError.notFound }
                 if legacy { return .data(["name": .string(entry.name), "rules": .string(entry.raw)]) }
                 return .data([
                     "name": .string(entry.name), "policy": .string(entry.raw), "version": .int(Int64(entry.version)),
@@ -106,14 +111,14 @@ struct SysBackend: Backend {
                 if text == nil, case .object? = request.body["policy"], let policy = request.body["policy"] {
                     text = String(decoding: policy.serialized, as: UTF8.self)
                 }
-                try await store.put(
+                try store.put(
                     name: name, policy: text ?? "", cas: (try request.body.int("cas")).map(Int.init),
                     casRequired: try request.body.bool("cas_required") ?? false)
-                try await services.savePolicies()
+                try services.savePolicies()
                 return .noContent
             case (.delete, false):
-                try await store.delete(name)
-                try await services.savePolicies()
+                try store.delete(name)
+                try services.savePolicies()
                 return .noContent
             default:
                 throw VaultError.unsupportedPath("sys/" + path)

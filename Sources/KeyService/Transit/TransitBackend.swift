@@ -1,13 +1,38 @@
 import FoundationEssentials
 import HTTPTypes
+import Synchronization
 
 /// The transit secrets engine's HTTP paths (vault-api.md §1.4), over the `TransitKey` engine.
 struct TransitBackend: Backend {
     let store: TransitStore
 
     func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
+        try serve(request, path: path)
+    }
+
+    /// Serves on the calling thread what needs no storage write: encrypt (with an existing key), decrypt, rewrap,
+    /// sign, verify, HMAC, hash, random, datakey and key reads of cached keys. nil for the rest.
+    func handleOnLoop(_ request: VaultRequest, path: String) throws(VaultError) -> VaultReply? {
+        let parts = Self.segments(path)
+        guard parts.count >= 2 || parts.first == "random" || parts.first == "hash" else { return nil }
+        switch (request.operation, parts.first ?? "") {
+        case (.update, "encrypt"), (.update, "decrypt"), (.update, "rewrap"), (.update, "sign"), (.update, "verify"),
+            (.update, "hmac"):
+            // A missing key is created by encrypt (a write), or read from storage: served off the event loop.
+            guard store.cachedKey(parts[1]) != nil else { return nil }
+        case (.update, "datakey"):
+            guard parts.count == 3, store.cachedKey(parts[2]) != nil else { return nil }
+        case (.update, "random"), (.update, "hash"): break
+        case (.read, "keys"):
+            guard parts.count == 2, store.cachedKey(parts[1]) != nil else { return nil }
+        default: return nil
+        }
+        return try serve(request, path: path)
+    }
+
+    private func serve(_ request: VaultRequest, path: String) throws(VaultError) -> VaultReply {
         do {
-            return try await route(request, Self.segments(path))
+            return try route(request, Self.segments(path))
         } catch let error as TransitError {
             throw VaultError(status: HTTPResponse.Status(code: error.status), messages: [error.message])
         } catch let error as VaultError {
@@ -19,34 +44,34 @@ struct TransitBackend: Backend {
 
     static func segments(_ path: String) -> [String] { path.split(separator: "/").map(String.init) }
 
-    private func route(_ request: VaultRequest, _ parts: [String]) async throws -> VaultReply {
+    private func route(_ request: VaultRequest, _ parts: [String]) throws -> VaultReply {
         let body = request.body
         switch (request.operation, parts.first ?? "", parts.count) {
         case (.list, "keys", 1):
-            let names = try await store.names()
+            let names = try store.names()
             guard !names.isEmpty else { throw VaultError.notFound }
             return .data(["keys": .array(names.map(JSONValue.string))])
         case (.update, "keys", 2):
             let options = try Self.createOptions(body)
-            if let existing = try await store.key(parts[1]) { return try Self.read(existing) }
+            if let existing = try store.key(parts[1]) { return try Self.read(existing) }
             let key = try TransitKey.create(name: parts[1], options: options)
-            try await store.put(key)
+            try store.put(key)
             return try Self.read(key)
         case (.read, "keys", 2):
-            guard let key = try await store.key(parts[1]) else { throw VaultError.notFound }
+            guard let key = try store.key(parts[1]) else { throw VaultError.notFound }
             return try Self.read(key)
         case (.delete, "keys", 2):
-            guard let key = try await store.key(parts[1]) else { return .noContent }
+            guard let key = try store.key(parts[1]) else { return .noContent }
             try key.checkDeletable()
-            try await store.delete(parts[1])
+            try store.delete(parts[1])
             return .noContent
         case (.update, "keys", 3):
-            return try await keyAction(parts[1], action: parts[2], body: body)
-        case (.update, "encrypt", 2): return try await encrypt(parts[1], body: body, request: request)
-        case (.update, "decrypt", 2): return try await decrypt(parts[1], body: body)
-        case (.update, "rewrap", 2): return try await rewrap(parts[1], body: body)
+            return try keyAction(parts[1], action: parts[2], body: body)
+        case (.update, "encrypt", 2): return try encrypt(parts[1], body: body, request: request)
+        case (.update, "decrypt", 2): return try decrypt(parts[1], body: body)
+        case (.update, "rewrap", 2): return try rewrap(parts[1], body: body)
         case (.update, "datakey", 3):
-            let key = try await existing(parts[2], missing: "encryption key not found")
+            let key = try existing(parts[2], missing: "encryption key not found")
             let kind = try TransitKey.DataKeyKind(pathWord: parts[1])
             let (plaintext, result) = try key.dataKey(
                 kind: kind, bits: Int(try body.int("bits") ?? 256), context: try Self.bytes(body, "context"),
@@ -68,7 +93,7 @@ struct TransitBackend: Backend {
                 try Self.bytes(body, "input") ?? [], algorithm: algorithm, format: try body.string("format") ?? "hex")
             return .data(["sum": .string(sum)])
         case (.update, "hmac", 2), (.update, "hmac", 3):
-            let key = try await existing(parts[1], missing: "HMAC key not found")
+            let key = try existing(parts[1], missing: "HMAC key not found")
             let algorithm = try TransitHashAlgorithm(
                 name: parts.count > 2 ? parts[2] : try body.string("algorithm") ?? "")
             let version = Int(try body.int("key_version") ?? 0)
@@ -77,16 +102,16 @@ struct TransitBackend: Backend {
                     key.hmac(try Self.bytes(item, "input") ?? [], algorithm: algorithm, keyVersion: version))
             }
         case (.update, "sign", 2), (.update, "sign", 3):
-            let key = try await existing(parts[1], missing: "signing key not found")
+            let key = try existing(parts[1], missing: "signing key not found")
             let version = Int(try body.int("key_version") ?? 0)
             return try Self.batch(body, single: "input") { item throws -> [String: JSONValue] in
                 var options = try Self.signOptions(body, hashPath: parts.count > 2 ? parts[2] : nil)
                 options.context = try Self.bytes(item, "context") ?? options.context
-                return try Self.object(
-                    key.sign(try Self.bytes(item, "input") ?? [], options: options, keyVersion: version))
+                return Self.members(
+                    try key.sign(try Self.bytes(item, "input") ?? [], options: options, keyVersion: version))
             }
         case (.update, "verify", 2), (.update, "verify", 3):
-            let key = try await existing(parts[1], missing: "signature verification failed")
+            let key = try existing(parts[1], missing: "signature verification failed")
             let input = try Self.bytes(body, "input") ?? []
             if let hmac = try body.string("hmac") {
                 let algorithm = try TransitHashAlgorithm(
@@ -99,24 +124,24 @@ struct TransitBackend: Backend {
             let options = try Self.signOptions(body, hashPath: parts.count > 2 ? parts[2] : nil)
             return .data(["valid": .bool(try key.verify(input, signature: signature, options: options))])
         case (.read, "export", 3), (.read, "export", 4):
-            let key = try await existing(parts[2], missing: "no such key")
+            let key = try existing(parts[2], missing: "no such key")
             let kind = try TransitKey.ExportKind(pathWord: parts[1])
             return .data(try Self.object(key.export(kind, version: parts.count > 3 ? parts[3] : nil)))
         case (.read, "backup", 2):
-            let key = try await existing(parts[1], missing: "no such key")
+            let key = try existing(parts[1], missing: "no such key")
             return .data(["backup": .string(try key.backup())])
         case (.update, "restore", _):
             guard let backup = try body.string("backup") else {
                 throw TransitError.badRequest("'backup' must be supplied")
             }
             let key = try TransitKey.restore(backup, name: parts.count > 1 ? parts[1] : nil)
-            if try await store.key(key.name) != nil, try body.bool("force") != true {
+            if try store.key(key.name) != nil, try body.bool("force") != true {
                 throw TransitError.internalError("key \"\(key.name)\" already exists")
             }
-            try await store.put(key)
+            try store.put(key)
             return .noContent
         case (.read, "wrapping_key", 1):
-            return .data(["public_key": .string(try await store.wrappingKey().publicKeyPEM)])
+            return .data(["public_key": .string(try store.wrappingKey().publicKeyPEM)])
         default:
             throw VaultError.unsupportedPath(parts.joined(separator: "/"))
         }
@@ -124,10 +149,10 @@ struct TransitBackend: Backend {
 
     // MARK: Keys
 
-    private func keyAction(_ name: String, action: String, body: JSONValue) async throws -> VaultReply {
+    private func keyAction(_ name: String, action: String, body: JSONValue) throws -> VaultReply {
         switch action {
         case "config":
-            var key = try await existing(name, missing: "no such key")
+            var key = try existing(name, missing: "no such key")
             _ = try key.updateConfig(
                 TransitKey.ConfigUpdate(
                     minDecryptionVersion: (try body.int("min_decryption_version")).map(Int.init),
@@ -135,23 +160,23 @@ struct TransitBackend: Backend {
                     deletionAllowed: try body.bool("deletion_allowed"), exportable: try body.bool("exportable"),
                     allowPlaintextBackup: try body.bool("allow_plaintext_backup"),
                     autoRotatePeriod: (try body.duration("auto_rotate_period")).map(Int.init)))
-            try await store.put(key)
+            try store.put(key)
             return try Self.read(key)
         case "rotate":
-            var key = try await existing(name, missing: "no such key")
+            var key = try existing(name, missing: "no such key")
             try key.rotate()
-            try await store.put(key)
+            try store.put(key)
             return try Self.read(key)
         case "trim":
-            var key = try await existing(name, missing: "no such key")
+            var key = try existing(name, missing: "no such key")
             guard let minimum = try body.int("min_available_version") else {
                 throw TransitError.badRequest("missing min_available_version")
             }
             try key.trim(minAvailableVersion: Int(minimum))
-            try await store.put(key)
+            try store.put(key)
             return try Self.read(key)
         case "import":
-            guard try await store.key(name) == nil else {
+            guard try store.key(name) == nil else {
                 throw TransitError.badRequest(
                     "the import path cannot be used with an existing key; use import-version to rotate an existing imported key"
                 )
@@ -161,39 +186,39 @@ struct TransitBackend: Backend {
             }
             let key = try TransitKey.importKey(
                 name: name, ciphertext: ciphertext, hashFunction: try body.string("hash_function") ?? "SHA256",
-                wrappingKey: try await store.wrappingKey(),
+                wrappingKey: try store.wrappingKey(),
                 options: TransitKey.ImportOptions(
                     type: try TransitKeyType(name: try body.string("type") ?? "aes256-gcm96"),
                     derived: try body.bool("derived") ?? false, exportable: try body.bool("exportable") ?? false,
                     allowPlaintextBackup: try body.bool("allow_plaintext_backup") ?? false,
                     autoRotatePeriod: Int(try body.duration("auto_rotate_period") ?? 0),
                     allowRotation: try body.bool("allow_rotation") ?? false))
-            try await store.put(key)
+            try store.put(key)
             return .noContent
         case "import_version":
-            var key = try await existing(name, missing: "no such key")
+            var key = try existing(name, missing: "no such key")
             guard let ciphertext = try body.string("ciphertext") else {
                 throw TransitError.badRequest("missing ciphertext")
             }
             try key.importVersion(
                 ciphertext: ciphertext, hashFunction: try body.string("hash_function") ?? "SHA256",
-                wrappingKey: try await store.wrappingKey())
-            try await store.put(key)
+                wrappingKey: try store.wrappingKey())
+            try store.put(key)
             return .noContent
         default:
             throw VaultError.unsupportedPath("keys/\(name)/\(action)")
         }
     }
 
-    private func existing(_ name: String, missing: String) async throws -> TransitKey {
-        guard let key = try await store.key(name) else { throw TransitError.badRequest(missing) }
+    private func existing(_ name: String, missing: String) throws -> TransitKey {
+        guard let key = try store.key(name) else { throw TransitError.badRequest(missing) }
         return key
     }
 
     // MARK: Encryption
 
-    private func encrypt(_ name: String, body: JSONValue, request: VaultRequest) async throws -> VaultReply {
-        var key = try await store.key(name)
+    private func encrypt(_ name: String, body: JSONValue, request: VaultRequest) throws -> VaultReply {
+        var key = try store.key(name)
         if key == nil {
             // Upsert: a missing key is created, which needs `create` on this path (`update` is not enough).
             if let acl = request.acl, !acl.allows(.create, path: request.path) { throw VaultCore.aclDenied }
@@ -202,7 +227,7 @@ struct TransitBackend: Backend {
                 type: try TransitKeyType(name: try body.string("type") ?? "aes256-gcm96"), derived: derived)
             options.convergentEncryption = try body.bool("convergent_encryption") ?? false
             let created = try TransitKey.create(name: name, options: options)
-            try await store.put(created)
+            try store.put(created)
             key = created
         }
         let encryptionKey = key!
@@ -219,8 +244,8 @@ struct TransitBackend: Backend {
         }
     }
 
-    private func decrypt(_ name: String, body: JSONValue) async throws -> VaultReply {
-        let key = try await existing(name, missing: "encryption key not found")
+    private func decrypt(_ name: String, body: JSONValue) throws -> VaultReply {
+        let key = try existing(name, missing: "encryption key not found")
         return try Self.batch(body, single: "ciphertext") { item throws -> [String: JSONValue] in
             guard let ciphertext = try item.string("ciphertext") else {
                 throw TransitError.badRequest("missing ciphertext to decrypt")
@@ -233,8 +258,8 @@ struct TransitBackend: Backend {
         }
     }
 
-    private func rewrap(_ name: String, body: JSONValue) async throws -> VaultReply {
-        let key = try await existing(name, missing: "encryption key not found")
+    private func rewrap(_ name: String, body: JSONValue) throws -> VaultReply {
+        let key = try existing(name, missing: "encryption key not found")
         let version = Int(try body.int("key_version") ?? 0)
         return try Self.batch(body, single: "ciphertext") { item throws -> [String: JSONValue] in
             guard let ciphertext = try item.string("ciphertext") else {
@@ -321,6 +346,15 @@ struct TransitBackend: Backend {
         return options
     }
 
+    /// A signature as `object` would give it, without the JSON round trip (sign is a hot path).
+    static func members(_ result: TransitKey.SignResult) -> [String: JSONValue] {
+        var members: [String: JSONValue] = [
+            "signature": .string(result.signature), "key_version": .int(Int64(result.keyVersion)),
+        ]
+        if let publicKey = result.publicKey { members["public_key"] = .string(publicKey) }
+        return members
+    }
+
     static func read(_ key: TransitKey) throws -> VaultReply { .data(try object(key.readResponse())) }
 
     /// An engine result as the JSON object Vault returns.
@@ -331,37 +365,50 @@ struct TransitBackend: Backend {
     }
 }
 
-/// One transit mount's keys and its BYOK wrapping key, kept in the sealed store below the mount's prefix.
-actor TransitStore {
+/// One transit mount's keys and its BYOK wrapping key, kept in the sealed store below the mount's prefix. A class
+/// behind a mutex (not an actor), so that a request finds its key without suspending; writes hold the lock while
+/// they commit, so the cache never falls behind the store.
+final class TransitStore: Sendable {
     private let storage: EngineStorage
     /// Decoded keys, written through: the sealed store stays the source of truth across restarts.
-    private var cache: [String: TransitKey] = [:]
+    private let cache = Mutex<[String: TransitKey]>([:])
 
     init(storage: EngineStorage) { self.storage = storage }
 
     func key(_ name: String) throws(VaultError) -> TransitKey? {
-        if let cached = cache[name] { return cached }
-        let key = try storage.read(TransitKey.self, "keys/" + name)
-        cache[name] = key
-        return key
+        try cache.withLock { (cache) throws(VaultError) -> TransitKey? in
+            if let cached = cache[name] { return cached }
+            let key = try storage.read(TransitKey.self, "keys/" + name)
+            cache[name] = key
+            return key
+        }
     }
 
+    /// The key when it is in the cache (no storage read).
+    func cachedKey(_ name: String) -> TransitKey? { cache.withLock { $0[name] } }
+
     func put(_ key: TransitKey) throws(VaultError) {
-        try storage.write(key, "keys/" + key.name)
-        cache[key.name] = key
+        try cache.withLock { (cache) throws(VaultError) in
+            try storage.write(key, "keys/" + key.name)
+            cache[key.name] = key
+        }
     }
 
     func delete(_ name: String) throws(VaultError) {
-        try storage.remove("keys/" + name)
-        cache[name] = nil
+        try cache.withLock { (cache) throws(VaultError) in
+            try storage.remove("keys/" + name)
+            cache[name] = nil
+        }
     }
     func names() throws(VaultError) -> [String] { try storage.children("keys/").filter { !$0.hasSuffix("/") } }
 
     /// The mount's RSA-4096 wrapping key, generated on first use and kept for the mount's life.
     func wrappingKey() throws -> TransitWrappingKey {
-        if let stored = try storage.read(TransitWrappingKey.self, "wrapping_key") { return stored }
-        let generated = try TransitWrappingKey.generate()
-        try storage.write(generated, "wrapping_key")
-        return generated
+        try cache.withLock { _ in
+            if let stored = try storage.read(TransitWrappingKey.self, "wrapping_key") { return stored }
+            let generated = try TransitWrappingKey.generate()
+            try storage.write(generated, "wrapping_key")
+            return generated
+        }
     }
 }

@@ -209,4 +209,16 @@ import Testing
         #expect(operation.apply([0x00, 0x41]) == [0x0A, 0xE6])
         #expect(operation.apply([0x0C, 0xA1]) == nil)  // s ≥ n
     }
+
+    /// The sign path builds its answer directly; it must be what the JSON round trip gives, with and without the
+    /// public key.
+    @Test func signResultMembersMatchTheEncodedObject() throws {
+        let plain = TransitKey.SignResult(signature: "vault:v1:abc", keyVersion: 3, publicKey: nil)
+        let derived = TransitKey.SignResult(signature: "vault:v2:def", keyVersion: 2, publicKey: "cHVi")
+        for result in [plain, derived] {
+            #expect(TransitBackend.members(result) == (try TransitBackend.object(result)))
+        }
+        #expect(TransitBackend.members(plain)["public_key"] == nil)
+        #expect(TransitBackend.members(derived)["public_key"] == .string("cHVi"))
+    }
 }

@@ -80,5 +80,5 @@ own=$(awk -F, '$1 == "vhsm" {print $10}' "$csv" | median)
 echo
 echo "median boot-to-ready: vhsm $v s, baseline $b s: ratio $(awk -v a="$v" -v b="$b" 'BEGIN{printf "%.2f", a/b}')x"
 echo "median vhsm-init own work (attest + derive + validate/unlock + mount), unlocking boots: $own ms (goal < 500 ms)"
-echo "initramfs: $(du -b "$out/initrd-emulator.img" | cut -f1) bytes ($(du -h "$out/initrd-emulator.img" | cut -f1)) emulator flavour as built by 'make image'; 'make initramfs' prints both flavours at zstd -19"
+echo "initramfs: $(du -b "$out/initrd-emulator.img" | cut -f1) bytes ($(du -h "$out/initrd-emulator.img" | cut -f1)) emulator flavour as built by 'make image'; 'make initramfs' prints both flavours at zstd -22"
 echo "csv: $csv"

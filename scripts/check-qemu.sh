@@ -60,7 +60,7 @@ check "two initramfs builds from the same inputs are byte-identical" \
 python3 -c 'import sys; t = open(sys.argv[1]).read(); i = t.index(" "); open(sys.argv[2], "w").write(t[:i] + "\t" + t[i + 1:])' \
   "$here/initramfs/vhsmd-emulator.json" "$work/vhsmd-changed.json"
 initrd changed "$work/vhsmd-changed.json"
-say "initramfs $(du -h "$work/initrd-base.img" | cut -f1) (zstd -3 for the tests; 'make initramfs' uses -19)"
+say "initramfs $(du -h "$work/initrd-base.img" | cut -f1) (zstd -3 for the tests; 'make initramfs' uses -22)"
 "$here/image/manifest" --initrd "$work/initrd-base.img" -o "$work/manifest.json" >/dev/null ||
   { say "cannot write the manifest"; exit 1; }
 

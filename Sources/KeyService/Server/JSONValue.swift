@@ -1,5 +1,4 @@
 import FoundationEssentials
-import SNP
 
 /// A JSON value as Vault clients send it: `null` means absent, numbers and booleans may arrive as strings.
 enum JSONValue: Equatable, Sendable, Codable {

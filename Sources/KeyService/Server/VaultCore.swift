@@ -16,23 +16,12 @@ struct VaultCore: Sendable {
     static let aclDenied = VaultError(status: .forbidden, messages: ["1 error occurred:\n\t* permission denied\n\n"])
 
     func handle(_ request: VaultRequest) async throws(VaultError) -> VaultReply {
-        guard let metrics else {
-            var area = ""
-            return try await dispatch(request, area: &area)
-        }
-        let start = ContinuousClock.now
+        let start = metrics == nil ? nil : ContinuousClock.now
         var area = "unrouted"
-        do {
-            let reply = try await dispatch(request, area: &area)
-            metrics.record(
-                operation: request.operation.rawValue, area: area, status: reply.status.code,
-                duration: .now - start)
-            return reply
-        } catch {
-            metrics.record(
-                operation: request.operation.rawValue, area: area, status: error.status.code, duration: .now - start)
-            throw error
-        }
+        let outcome: Result<VaultReply, VaultError>
+        do { outcome = .success(try await dispatch(request, area: &area)) } catch { outcome = .failure(error) }
+        record(request, area: area, outcome: outcome, since: start)
+        return try outcome.get()
     }
 
     /// Serves the request on the calling thread (an event loop) when it needs no storage write, no audit line and
@@ -48,16 +37,22 @@ struct VaultCore: Sendable {
         } catch {
             outcome = .failure(error)
         }
-        if let metrics, let start {
-            let status: Int
-            switch outcome {
-            case .success(let reply): status = reply.status.code
-            case .failure(let error): status = error.status.code
-            }
-            metrics.record(
-                operation: request.operation.rawValue, area: area, status: status, duration: .now - start)
-        }
+        record(request, area: area, outcome: outcome, since: start)
         return outcome
+    }
+
+    /// Counts the answer in the metrics (`start` is nil when there are none).
+    private func record(
+        _ request: VaultRequest, area: String, outcome: Result<VaultReply, VaultError>,
+        since start: ContinuousClock.Instant?
+    ) {
+        guard let metrics, let start else { return }
+        let status: Int
+        switch outcome {
+        case .success(let reply): status = reply.status.code
+        case .failure(let error): status = error.status.code
+        }
+        metrics.record(operation: request.operation.rawValue, area: area, status: status, duration: .now - start)
     }
 
     private func dispatchOnLoop(_ request: VaultRequest, area: inout String) throws(VaultError) -> VaultReply? {

@@ -46,9 +46,15 @@ sealed-test: test-guest
 
 # The guest program: vhsm-guest, one binary that is vhsm-init as /init and vhsmd through the link
 # /usr/bin/vhsmd -> /init; release build, the emulator flavour (trait Emulator) for the QEMU tier.
+# Built as one sealed link unit: full LTO, public symbols internalised at link time (no other Swift code ever
+# links against the guest) and conditional runtime records (a protocol conformance is kept only if its type and
+# its protocol are), so the linker drops what the guest never uses, such as X509's CMS and OCSP code:
+# 21.8 -> 15.0 MB stripped. Each flavour has its own scratch path, so these flags never touch .build.
+GUEST_BUILD = -c release --experimental-lto-mode=full --product vhsm-guest \
+	-Xswiftc -Xfrontend -Xswiftc -internalize-at-link -Xswiftc -Xfrontend -Xswiftc -conditional-runtime-records
 EMU_REL = .build-emulator/release
 guest: deps
-	$(SWIFT) build -c release --traits Emulator --scratch-path .build-emulator --product vhsm-guest
+	$(SWIFT) build $(GUEST_BUILD) --traits Emulator --scratch-path .build-emulator
 
 # The emulator-flavour initramfs (a separately named artifact) with the operator's recovery public key
 # (out/recovery-key.pem is made once and stays on this machine). zstd level: 22 (--ultra, the smallest) for
@@ -66,9 +72,9 @@ initramfs-emulator: guest out/recovery-key.pem
 # The production initramfs (sev-guest only, no emulator code) and the emulator flavour, both at zstd -22.
 initramfs: INITRAMFS_LEVEL = 22
 initramfs: initramfs-emulator out/recovery-key.pem
-	$(SWIFT) build -c release --product vhsm-guest
+	$(SWIFT) build $(GUEST_BUILD) --scratch-path .build-guest
 	scripts/guest-config.py initramfs/init.json out/recovery-key.pem >out/init.json
-	initramfs/build --init .build/release/vhsm-guest --symlink /usr/bin/vhsmd=/init --bin /sbin/mke2fs \
+	initramfs/build --init .build-guest/release/vhsm-guest --symlink /usr/bin/vhsmd=/init --bin /sbin/mke2fs \
 		--file out/init.json=/etc/vhsm/init.json --file initramfs/vhsmd.json=/etc/vhsm/vhsmd.json \
 		--strip --level $(INITRAMFS_LEVEL) -o out/initrd.img --list out/initrd.list
 

@@ -11,7 +11,8 @@
 #   7 image seal: a changed initramfs signed with the same ID key/family/image at a higher SVN unlocks; a lower
 #     SVN is refused
 #   8 the ACPI power button stops vhsmd, closes the volume and powers off; the next boot mounts a clean filesystem
-# and: a foreign (non-blank, non-LUKS) disk and a bad kernel command line are refused; hmac(sha256) integrity formats,
+# and: a foreign (non-blank, non-LUKS) disk and a bad kernel command line are refused; the platform seal, and the
+# volume named by vhsm.volume=UUID=… (an unknown UUID is refused); hmac(sha256) integrity formats,
 # wipes once with progress and unlocks again; switch_root into a root filesystem on a second disk; two initramfs
 # builds are byte-identical.
 # Usage: VHSM=.build/debug/vhsm GUEST_BIN=<folder with vhsm-guest built with the Emulator trait>
@@ -169,6 +170,28 @@ boot bad-cmdline "$work/disk.img" chip --append "$cmdline vhsm.sael=image" && wa
 check "an unknown vhsm.* key is one config failure line with a hint, then halt" \
   'has "vhsm-init: config failed:" && has "sael" && has "next:" && ! has "vhsmd: ready"'
 check "the disk's bytes are unchanged" '[ "$(digest "$work/disk.img")" = "$before" ]'
+
+# ---- the volume named by its LUKS UUID -----------------------------------------------------------------------------
+# The command line is part of the launch measurement, so this runs on a volume enrolled with the platform seal:
+# first boot with the default /dev/vda, then boots that name the volume by UUID on the command line.
+say "platform seal, and the volume named by UUID= on the kernel command line"
+"$here/image/make-disk" "$work/disk-uuid.img" 64M >/dev/null
+boot uuid-first "$work/disk-uuid.img" chip --append "$cmdline vhsm.seal=platform" && wait_ready
+check "a first boot with vhsm.seal=platform enrols the volume with the platform seal" \
+  'has "is blank: formatting LUKS2" && has "seal platform"'
+powerdown
+uuid=$("$VHSM" volume inspect "$work/disk-uuid.img" --json |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["uuid"])')
+enrolled=$(digest "$work/disk-uuid.img")
+boot wrong-uuid "$work/disk-uuid.img" chip \
+  --append "$cmdline vhsm.seal=platform vhsm.volume=UUID=00000000-0000-4000-8000-000000000000" && wait_exit
+check "an unknown UUID is one volume failure line naming the devices looked at, then halt" \
+  'has "no block device holds LUKS UUID 00000000-0000-4000-8000-000000000000" && has "next:" && ! has "vhsmd: ready"'
+check "the disk's bytes are unchanged" '[ "$(digest "$work/disk-uuid.img")" = "$enrolled" ]'
+boot by-uuid "$work/disk-uuid.img" chip --append "$cmdline vhsm.seal=platform vhsm.volume=UUID=${uuid^^}" && wait_ready
+check "vhsm.volume=UUID=<upper case> finds the enrolled volume among the block devices and unlocks it" \
+  'has "unlocked as /dev/mapper/" && ! has "is blank"'
+powerdown
 
 # ---- integrity ----------------------------------------------------------------------------------------------------
 say "integrity: a first boot with vhsm.integrity formats with hmac(sha256), wipes once, and a reboot unlocks"

@@ -148,6 +148,10 @@ static inline int clinux_spawn(pid_t *pid, const char *path, char *const argv[],
 
 #include <sqlite3.h>
 
+/* ---- vhsmd (KeyService): getrandom(2), which Glibc's module does not export. ---- */
+
+#include <sys/random.h>
+
 /* SQLITE_TRANSIENT is a cast macro and does not import: bind copies of Swift-owned bytes through these. */
 static inline int clinux_sqlite3_bind_blob_copy(sqlite3_stmt *statement, int index, const void *bytes, int count) {
     return sqlite3_bind_blob(statement, index, bytes, count, SQLITE_TRANSIENT);

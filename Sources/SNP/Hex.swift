@@ -2,14 +2,17 @@
 public enum Hex {
     /// Encodes bytes as lower-case hex without separators.
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
         for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
+            out.append(digit(byte >> 4))
+            out.append(digit(byte & 0x0F))
         }
         return String(decoding: out, as: UTF8.self)
     }
+
+    /// The lower-case ASCII hex digit for a value below 16.
+    @inline(__always) static func digit(_ value: UInt8) -> UInt8 { value < 10 ? 0x30 + value : 0x57 + value }
 
     /// Decodes hex (upper or lower case, optional `0x` prefix). `count`, when given, is the required byte count.
     public static func decode(_ text: String, count: Int? = nil) throws(HexError) -> [UInt8] {
@@ -61,14 +64,19 @@ extension Hex {
     /// The 8-4-4-4-12 lower-case hex form of 16 bytes (a GUID or UUID in byte order).
     public static func uuid(_ bytes: [UInt8]) -> String {
         precondition(bytes.count == 16, "a UUID is 16 bytes")
-        let hex = encode(bytes)
-        var out = ""
-        out.reserveCapacity(36)
-        for (index, character) in hex.enumerated() {
-            if [8, 12, 16, 20].contains(index) { out.append("-") }
-            out.append(character)
+        return String(unsafeUninitializedCapacity: 36) { out in
+            var at = 0
+            for (index, byte) in bytes.enumerated() {
+                if index == 4 || index == 6 || index == 8 || index == 10 {
+                    out[at] = UInt8(ascii: "-")
+                    at += 1
+                }
+                out[at] = digit(byte >> 4)
+                out[at + 1] = digit(byte & 0x0F)
+                at += 2
+            }
+            return at
         }
-        return out
     }
 
     /// A random (version 4, RFC 9562 variant) UUID made from 16 random bytes.

@@ -3,7 +3,7 @@ import Crypto
 /// One ECDSA private key on P-256, P-384 or P-521, stored as its raw big-endian scalar (32, 48 or 66 bytes).
 ///
 /// swift-crypto has a type per curve; this enum is the one place that switches over them.
-enum ECDSAKey {
+enum ECDSAKey: Sendable {
     case p256(P256.Signing.PrivateKey)
     case p384(P384.Signing.PrivateKey)
     case p521(P521.Signing.PrivateKey)

@@ -63,7 +63,7 @@ extension TransitKey {
         var publicKey: String?
         switch type {
         case .ecdsaP256, .ecdsaP384, .ecdsaP521:
-            let signature = try ECDSAKey(type, raw: version.key).sign(digest: signedDigest(input, options))
+            let signature = try version.ecdsaKey(type).sign(digest: signedDigest(input, options))
             raw = options.marshaling == .jws ? signature : TransitDER.ecdsaSignature(raw: signature)
         case .ed25519:
             let key: Curve25519.Signing.PrivateKey
@@ -129,7 +129,7 @@ extension TransitKey {
             } else {
                 raw = try TransitDER.ecdsaRaw(signature: bytes, scalarByteCount: width)
             }
-            return try ECDSAKey(type, raw: version.key).isValid(rawSignature: raw, digest: signedDigest(input, options))
+            return try version.ecdsaKey(type).isValid(rawSignature: raw, digest: signedDigest(input, options))
         case .ed25519:
             let publicKey =
                 config.derived

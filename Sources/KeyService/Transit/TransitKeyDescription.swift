@@ -128,7 +128,7 @@ extension TransitKey {
             }
             return TransitBase64.encode(version.key.suffix(32))
         case .ecdsaP256, .ecdsaP384, .ecdsaP521:
-            return try ECDSAKey(type, raw: version.key).publicKeyPEM
+            return try version.ecdsaKey(type).publicKeyPEM
         case .rsa2048, .rsa3072, .rsa4096:
             return try RSAKey(der: version.key).publicKeyPEM
         default:

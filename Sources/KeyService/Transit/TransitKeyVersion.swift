@@ -1,4 +1,5 @@
 import Crypto
+import Synchronization
 
 /// One version of a transit key.
 ///
@@ -7,11 +8,14 @@ import Crypto
 /// (32/48/66 bytes); for RSA the PKCS#1 `RSAPrivateKey` TransitDER. Byte fields are base64 in JSON.
 struct TransitKeyVersion: Codable, Sendable, Equatable {
     var version: Int
-    var key: [UInt8]
+    let key: [UInt8]
     /// The per-version key behind `/hmac` and convergent encryption.
     var hmacKey: [UInt8]
     /// Unix time in nanoseconds.
     var creationTime: Int64
+    /// The parsed ECDSA key, built on first use and shared by the copies of this version (`key` never changes).
+    /// Parsing a raw scalar computes its public point, which costs about as much as the signature itself.
+    private let ecdsaCache = ECDSAKeyCache()
 
     enum CodingKeys: String, CodingKey {
         case version, key
@@ -36,6 +40,16 @@ struct TransitKeyVersion: Codable, Sendable, Equatable {
         } catch {
             throw DecodingError.dataCorruptedError(forKey: .key, in: container, debugDescription: "\(error)")
         }
+    }
+
+    static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.version == rhs.version && lhs.key == rhs.key && lhs.hmacKey == rhs.hmacKey
+            && lhs.creationTime == rhs.creationTime
+    }
+
+    /// This version's ECDSA private key (`type` is the transit key's type).
+    func ecdsaKey(_ type: TransitKeyType) throws(TransitError) -> ECDSAKey {
+        try ecdsaCache.key(type, raw: key)
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -84,12 +98,14 @@ enum Ed25519Material {
     }
 }
 
-/// Random bytes from the system CSPRNG (`getrandom` on Linux).
-enum TransitRandom {
-    /// `count` bytes from BoringSSL's DRBG (RAND_bytes, seeded from the kernel) in one call: nonces and keys are
-    /// drawn on every request, and a system call per byte (SystemRandomNumberGenerator) costs more than the AES.
-    static func bytes(_ count: Int) -> [UInt8] {
-        guard count > 0 else { return [] }
-        return SymmetricKey(size: SymmetricKeySize(bitCount: count * 8)).withUnsafeBytes { Array($0) }
+/// A parsed ECDSA key for one key version, filled on first use.
+final class ECDSAKeyCache: Sendable {
+    private let parsed = Mutex<ECDSAKey?>(nil)
+
+    func key(_ type: TransitKeyType, raw: [UInt8]) throws(TransitError) -> ECDSAKey {
+        if let key = parsed.withLock({ $0 }) { return key }
+        let key = try ECDSAKey(type, raw: raw)
+        parsed.withLock { $0 = key }
+        return key
     }
 }

@@ -31,12 +31,11 @@ measure-test: build
 hvac-test: build
 	VHSMD=$(BIN)/vhsmd scripts/hvac-test.sh
 
-# The emulator (test) flavour of the guest programs for the QEMU and sealed-storage tests: a debug build with the
-# Emulator trait in the main scratch path, where changing the trait recompiles only vhsm's own targets. It runs
-# after the tests of the default flavour; 'make build' switches back. (The emulator reaches vhsm-init and vhsmd
-# only through the trait; a default build has no emulator code in them.)
+# The emulator (test) flavour of vhsmd and vhsm for the sealed-storage tests: a debug build with the Emulator trait
+# in the main scratch path, where changing the trait recompiles only vhsm's own targets. It runs after the tests of
+# the default flavour; 'make build' switches back. (The emulator reaches vhsm-init and vhsmd only through the trait;
+# a default build has no emulator code in them.) The QEMU tier boots the release guest ('make guest').
 test-guest: deps
-	$(SWIFT) build --traits Emulator --product vhsm-guest
 	$(SWIFT) build --traits Emulator --product vhsmd
 	$(SWIFT) build --traits Emulator --product vhsm
 
@@ -83,21 +82,25 @@ image: build initramfs-emulator
 	@[ -e out/disk.img ] || image/make-disk out/disk.img
 	VHSM=$(BIN)/vhsm TESTDATA=$(TESTDATA) image/manifest --initrd out/initrd-emulator.img -o out/manifest.json
 
-# Boots the emulated confidential VM in QEMU (TCG) through the scenarios of issue 5, with the test flavour.
-check-qemu: test-guest
-	VHSM=$(BIN)/vhsm GUEST_BIN=$(BIN) TESTDATA=$(TESTDATA) scripts/check-qemu.sh
+# Boots the emulated confidential VM in QEMU (TCG) through the scenarios of issue 5, with the guest binary that
+# 'make image' and 'make run' ship: the release build of the emulator flavour, linked as one sealed unit.
+check-qemu: test-guest guest
+	VHSM=$(BIN)/vhsm GUEST_BIN=$(EMU_REL) TESTDATA=$(TESTDATA) scripts/check-qemu.sh
 
 test: lint unit-test cli-test measure-test hvac-test sealed-test check-qemu
 
 run: image
 	VHSM=$(BIN)/vhsm scripts/run-vm.sh
 
+# The key service is benchmarked as it ships: the production guest binary, started under the name vhsmd.
 bench: deps image
 	$(SWIFT) build -c release
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --product vhsm
 	VHSM=$$($(SWIFT) build -c release --show-bin-path)/vhsm BENCH=$$($(SWIFT) build -c release --show-bin-path)/vhsm-bench \
 		STATIC_VHSM=.build-static/release/vhsm TESTDATA=$(TESTDATA) scripts/bench.sh
-	VHSMD=$$($(SWIFT) build -c release --show-bin-path)/vhsmd scripts/bench-vhsmd.sh
+	$(SWIFT) build $(GUEST_BUILD) --scratch-path .build-guest
+	mkdir -p out/bench-bin && ln -sf $(abspath .build-guest/release/vhsm-guest) out/bench-bin/vhsmd
+	VHSMD=out/bench-bin/vhsmd scripts/bench-vhsmd.sh
 	VHSM=$(BIN)/vhsm scripts/bench-boot.sh 3
 
 format:

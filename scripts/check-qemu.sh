@@ -171,12 +171,17 @@ check "an unknown vhsm.* key is one config failure line with a hint, then halt" 
   'has "vhsm-init: config failed:" && has "sael" && has "next:" && ! has "vhsmd: ready"'
 check "the disk's bytes are unchanged" '[ "$(digest "$work/disk.img")" = "$before" ]'
 
+# first_boot NAME DISK WORDS: a fresh blank 64 MiB DISK, booted with WORDS added to the command line until vhsmd is up.
+first_boot() {
+  "$here/image/make-disk" "$2" 64M >/dev/null
+  boot "$1" "$2" chip --append "$cmdline $3" && wait_ready
+}
+
 # ---- the volume named by its LUKS UUID -----------------------------------------------------------------------------
 # The command line is part of the launch measurement, so this runs on a volume enrolled with the platform seal:
 # first boot with the default /dev/vda, then boots that name the volume by UUID on the command line.
 say "platform seal, and the volume named by UUID= on the kernel command line"
-"$here/image/make-disk" "$work/disk-uuid.img" 64M >/dev/null
-boot uuid-first "$work/disk-uuid.img" chip --append "$cmdline vhsm.seal=platform" && wait_ready
+first_boot uuid-first "$work/disk-uuid.img" vhsm.seal=platform
 check "a first boot with vhsm.seal=platform enrols the volume with the platform seal" \
   'has "is blank: formatting LUKS2" && has "seal platform"'
 powerdown
@@ -195,8 +200,7 @@ powerdown
 
 # ---- integrity ----------------------------------------------------------------------------------------------------
 say "integrity: a first boot with vhsm.integrity formats with hmac(sha256), wipes once, and a reboot unlocks"
-"$here/image/make-disk" "$work/disk-integrity.img" 64M >/dev/null
-boot integrity-first "$work/disk-integrity.img" chip --append "$cmdline vhsm.integrity" && wait_ready
+first_boot integrity-first "$work/disk-integrity.img" vhsm.integrity
 check "formatted with integrity hmac(sha256) and the one-time wipe reported its progress" \
   'has "integrity hmac(sha256)" && has "integrity wipe 100%" && has "enrolled as"'
 powerdown

@@ -40,6 +40,17 @@ static inline int clinux_finit_module(int fd, const char *params, int flags) {
 
 static const int CLINUX_MODULE_INIT_COMPRESSED_FILE = MODULE_INIT_COMPRESSED_FILE;
 
+/* The number of CPUs this process may run on (sched_getaffinity(2)); 0 if unknown. CPU_COUNT needs _GNU_SOURCE
+ * before the first libc header, which a module's header cannot guarantee, so the mask is counted here. */
+static inline int clinux_affinity_cpu_count(void) {
+    unsigned long mask[16] = {0}; /* 1024 CPUs */
+    long bytes = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+    if (bytes <= 0) return 0;
+    int count = 0;
+    for (long i = 0; i < bytes / (long)sizeof(unsigned long); i++) count += __builtin_popcountl(mask[i]);
+    return count;
+}
+
 /* reboot(2) commands (sys/reboot.h spells them as casts Swift does not import reliably). */
 static const int CLINUX_RB_POWER_OFF = RB_POWER_OFF;
 static const int CLINUX_RB_AUTOBOOT = RB_AUTOBOOT;

@@ -1,3 +1,4 @@
+import CLinux
 import FoundationEssentials
 import HTTPTypes
 import Hummingbird
@@ -5,6 +6,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOPosix
 
 /// The request context: Vault's 32 MiB body limit.
 struct VaultRequestContext: RequestContext {
@@ -33,7 +35,22 @@ func buildApplication(
     return Application(
         router: router, server: try tls.map { try .tls(server, tlsConfiguration: $0) } ?? server,
         configuration: .init(address: .hostname(host, port: port), serverName: "vhsmd"),
-        onServerRunning: onServerRunning, logger: logger)
+        onServerRunning: onServerRunning, eventLoopGroupProvider: .shared(ServerThreads.group), logger: logger)
+}
+
+/// The event loops that serve connections: one thread per CPU this process may run on.
+///
+/// NIO's singleton group has one thread per CPU of the machine (or of the cgroup's quota), even when the process
+/// is confined to fewer CPUs (`taskset`, a systemd `CPUAffinity=`); two loops on one CPU then take turns in
+/// scheduler time slices of milliseconds, and a request waits for its loop's turn. Go sizes GOMAXPROCS by the
+/// same affinity mask.
+enum ServerThreads {
+    static let count: Int = {
+        let allowed = Int(clinux_affinity_cpu_count())
+        return allowed > 0 ? min(allowed, System.coreCount) : System.coreCount
+    }()
+
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: count)
 }
 
 extension VaultRequest {

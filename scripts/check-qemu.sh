@@ -10,7 +10,8 @@
 #   6 recovery: 'vhsm volume recover' with the operator's private key proves the recovery key opens the volume
 #   7 image seal: a changed initramfs signed with the same ID key/family/image at a higher SVN unlocks; a lower
 #     SVN is refused
-#   8 the ACPI power button stops vhsmd, closes the volume and powers off; the next boot mounts a clean filesystem
+#   8 the ACPI power button stops vhsmd, closes the volume and powers off; the next boot mounts a clean filesystem;
+#     Ctrl-Alt-Del (SIGINT to PID 1) does the same
 # and: a foreign (non-blank, non-LUKS) disk and a bad kernel command line are refused; the platform seal, and the
 # volume named by vhsm.volume=UUID=… (an unknown UUID is refused); hmac(sha256) integrity formats,
 # wipes once with progress and unlocks again; switch_root into a root filesystem on a second disk; two initramfs
@@ -196,7 +197,11 @@ check "the disk's bytes are unchanged" '[ "$(digest "$work/disk-uuid.img")" = "$
 boot by-uuid "$work/disk-uuid.img" chip --append "$cmdline vhsm.seal=platform vhsm.volume=UUID=${uuid^^}" && wait_ready
 check "vhsm.volume=UUID=<upper case> finds the enrolled volume among the block devices and unlocks it" \
   'has "unlocked as /dev/mapper/" && ! has "is blank"'
-powerdown
+# The signal path of an orderly shutdown: Ctrl-Alt-Del is SIGINT to PID 1 (vhsm-init disabled the kernel's reboot).
+"$here/image/launch" powerdown --run-dir "$run" --ctrl-alt-del --timeout 90 >/dev/null 2>&1
+status=$?
+check "Ctrl-Alt-Del (SIGINT to PID 1) stops vhsmd, unmounts, closes the volume and powers off" \
+  '[ "$status" = 0 ] && has "shutdown: SIGINT" && has "vhsmd: stopped" && has "shutdown: unmount" && has "shutdown: close"'
 
 # ---- integrity ----------------------------------------------------------------------------------------------------
 say "integrity: a first boot with vhsm.integrity formats with hmac(sha256), wipes once, and a reboot unlocks"

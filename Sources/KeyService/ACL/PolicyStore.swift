@@ -124,8 +124,13 @@ final class PolicyStore: Sendable {
 
     /// The parsed policy, or nil when unknown.
     func policy(_ rawName: String) -> Policy? {
-        let name = Self.sanitize(rawName)
-        return name == "root" ? .root : state.withLock { $0.parsed[name] }
+        state.withLock { Self.resolve(rawName, in: $0.parsed) }
+    }
+
+    /// A policy name looked up as Vault does: sanitised, `root` built in.
+    private static func resolve(_ rawName: String, in parsed: [String: Policy]) -> Policy? {
+        let name = sanitize(rawName)
+        return name == "root" ? .root : parsed[name]
     }
 
     /// The policies of a token, in order; unknown names are skipped (Vault ignores them too).
@@ -137,10 +142,7 @@ final class PolicyStore: Sendable {
     func acl(for names: [String], now: Date = Date()) -> ACL {
         state.withLock { state in
             if let cached = state.acls[names], cached.validUntil.map({ now < $0 }) ?? true { return cached.acl }
-            let policies = names.compactMap { rawName -> Policy? in
-                let name = Self.sanitize(rawName)
-                return name == "root" ? .root : state.parsed[name]
-            }
+            let policies = names.compactMap { Self.resolve($0, in: state.parsed) }
             let acl = ACL(policies: policies, now: now)
             let validUntil = policies.flatMap(\.rules).compactMap(\.expiration).filter { $0 > now }.min()
             if state.acls.count >= Self.aclCacheLimit { state.acls = [:] }

@@ -24,6 +24,7 @@ final class TokenStore: Sendable {
         var path: String
         var lastRenewal: Date?
         var expireTime: Date? { ttl.map { (lastRenewal ?? creationTime).addingTimeInterval(TimeInterval($0)) } }
+        var isExpired: Bool { expireTime.map { $0 < Date() } ?? false }
         var isRoot: Bool { policies.contains("root") }
     }
 
@@ -78,11 +79,13 @@ final class TokenStore: Sendable {
         case needsWrite
     }
 
-    /// The live entry of a token, consuming one use when the token has a use limit. Expired tokens are removed.
-    func authenticate(_ token: String?) throws(VaultError) -> Entry? {
+    /// The live entry of a token and its hash (`key(token:)`), consuming one use when the token has a use limit.
+    /// Expired tokens are removed.
+    func authenticate(_ token: String?) throws(VaultError) -> (entry: Entry, key: [UInt8])? {
         guard let token else { return nil }
         let key = hash(token)
-        return try records.withLock { (records) throws(VaultError) in try records.authenticate(key: key) }
+        let entry = try records.withLock { (records) throws(VaultError) in try records.authenticate(key: key) }
+        return entry.map { ($0, key) }
     }
 
     /// `authenticate` without writing: `.needsWrite` when the token would be consumed or removed (the caller then
@@ -92,9 +95,8 @@ final class TokenStore: Sendable {
         let key = hash(token)
         return try records.withLock { (records) throws(VaultError) -> Lookup in
             guard let entry = try records.load(records.record(key)) else { return .unknown }
-            if let expiry = entry.expireTime, expiry < Date() { return .needsWrite }
-            if entry.numUses > 0 { return .needsWrite }
-            return .entry(entry, key: key)
+            // An expired token is removed when used, a use-limited one loses a use: both write.
+            return entry.isExpired || entry.numUses > 0 ? .needsWrite : .entry(entry, key: key)
         }
     }
 
@@ -177,7 +179,7 @@ private struct Records: Sendable {
 
     mutating func authenticate(key: [UInt8]) throws(VaultError) -> TokenStore.Entry? {
         guard var entry = try load(record(key)) else { return nil }
-        if let expiry = entry.expireTime, expiry < Date() {
+        if entry.isExpired {
             try revoke(key: key)
             return nil
         }

@@ -68,13 +68,15 @@ struct VaultCore: Sendable {
         // Only a mount that can serve on the loop is worth authenticating for here.
         guard let (mount, relative) = services.mounts.route(path), !mount.backend.hasExistenceCheck else { return nil }
         var request = request
+        let entry: TokenStore.Entry
         switch try services.tokens.lookup(request.token) {
         case .needsWrite: return nil
         // No such token: the answer `handle` gives (counted as unrouted, as there).
         case .unknown: throw .permissionDenied
-        case .entry(let entry, let key): request.caller = Caller(key: key, entry: entry)
+        case .entry(let found, let key):
+            entry = found
+            request.caller = Caller(key: key, entry: found)
         }
-        guard let entry = request.caller?.entry else { return nil }
         let acl = services.policies.acl(for: entry.policies)
         request.acl = acl
         // A denial: the answer `handle` gives (unrouted too).
@@ -98,9 +100,10 @@ struct VaultCore: Sendable {
             throw VaultError(status: .serviceUnavailable, messages: ["Vault is sealed"])
         }
         var allowed = false
-        let entry = try services.tokens.authenticate(request.token)
-        if let entry {
-            request.caller = Caller(key: services.tokens.key(token: request.token ?? ""), entry: entry)
+        let authenticated = try services.tokens.authenticate(request.token)
+        let entry = authenticated?.entry
+        if let (entry, key) = authenticated {
+            request.caller = Caller(key: key, entry: entry)
             let acl = services.policies.acl(for: entry.policies)
             var exists: Bool?
             if request.operation == .update, !acl.isRoot, let (mount, relative) = services.mounts.route(path),

@@ -7,7 +7,7 @@ struct TransitBackend: Backend {
     let store: TransitStore
 
     func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
-        try serve(request, path: path)
+        try serve(request, Self.segments(path))
     }
 
     /// Serves on the calling thread what needs no storage write: encrypt (with an existing key), decrypt, rewrap,
@@ -27,12 +27,12 @@ struct TransitBackend: Backend {
             guard parts.count == 2, store.cachedKey(parts[1]) != nil else { return nil }
         default: return nil
         }
-        return try serve(request, path: path)
+        return try serve(request, parts)
     }
 
-    private func serve(_ request: VaultRequest, path: String) throws(VaultError) -> VaultReply {
+    private func serve(_ request: VaultRequest, _ parts: [String]) throws(VaultError) -> VaultReply {
         do {
-            return try route(request, Self.segments(path))
+            return try route(request, parts)
         } catch let error as TransitError {
             throw VaultError(status: HTTPResponse.Status(code: error.status), messages: [error.message])
         } catch let error as VaultError {

@@ -137,8 +137,5 @@ final class MountTable: Sendable {
         return path.hasSuffix("/") ? path : path + "/"
     }
 
-    static func randomHex(_ count: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        return Hex.encode((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
-    }
+    static func randomHex(_ count: Int) -> String { Hex.encode(TransitRandom.bytes(count)) }
 }

@@ -113,8 +113,7 @@ struct TLSIdentity {
             try ExtendedKeyUsage([.serverAuth])
             SubjectAlternativeNames(alternativeNames)
         }
-        var serial = [UInt8](repeating: 0, count: 16)
-        for index in serial.indices { serial[index] = UInt8.random(in: 0...255) }
+        var serial = TransitRandom.bytes(16)
         serial[0] &= 0x7f
         return try Certificate(
             version: .v3, serialNumber: Certificate.SerialNumber(bytes: serial),

@@ -46,8 +46,7 @@ enum RSASignaturePadding {
         guard hLen > 0, digest.count == hLen, saltCount >= 0, emLen >= hLen + saltCount + 2 else {
             throw .badRequest("requested salt length \(salt) is invalid")
         }
-        var generator = SystemRandomNumberGenerator()
-        let saltBytes = (0..<saltCount).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let saltBytes = TransitRandom.bytes(saltCount)
         let h = hash.digest([UInt8](repeating: 0, count: 8) + digest + saltBytes)
         var db = [UInt8](repeating: 0, count: emLen - saltCount - hLen - 2) + [0x01] + saltBytes
         let mask = mgf1(seed: h, count: db.count, hash: hash)

@@ -6,10 +6,14 @@
 # lines before answering; OpenBao writes its lines without fsync), and GET sys/health (the HTTP stack's own cost);
 # each at 1, 16 and 64 keep-alive connections, on a fresh dev server of each kind with
 # the same setup. Prints a table (throughput, p50/p99, ratios), RSS idle and under load, and batch encrypt against
-# `openssl speed -evp aes-256-gcm` at 32 bytes; saves out/bench-vhsmd.csv and out/bench-vhsmd-summary.csv.
+# `openssl speed -evp aes-256-gcm` at 32 bytes; saves out/bench-vhsmd.csv,
+# out/bench-vhsmd-runs.csv and out/bench-vhsmd-summary.csv.
 #
 # Usage: VHSMD=path/to/vhsmd scripts/bench-vhsmd.sh      (default: .build/release/vhsmd under the package root)
-# Knobs (environment): BENCH_DURATION (s per cell, 5), BENCH_WARMUP (s, 1), BENCH_CONNS ("1 16 64"),
+# The goal cells (encrypt, decrypt, sign) run BENCH_REPEAT times (3), the servers alternating, on a fresh server
+# each time; the table shows the medians and the spread of the throughput ratio; every run is in
+# out/bench-vhsmd-runs.csv.
+# Knobs (environment): BENCH_DURATION (s per cell, 5), BENCH_WARMUP (s, 1), BENCH_CONNS ("1 16 64"), BENCH_REPEAT (3),
 #   BENCH_SCENARIOS ("encrypt decrypt sign batch-encrypt kv-write kv-read"), WRK_THREADS (1 when pinned, else 2),
 #   BENCH_NO_PIN=1 (do not pin with taskset), BENCH_OUT (output directory, default out/ under the package root).
 set -euo pipefail
@@ -17,6 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 VHSMD=${VHSMD:-$root/.build/release/vhsmd}
 DURATION=${BENCH_DURATION:-5}
+REPEAT=${BENCH_REPEAT:-3}
 WARMUP=${BENCH_WARMUP:-1}
 CONNS=${BENCH_CONNS:-"1 16 64"}
 SCENARIOS=${BENCH_SCENARIOS:-"encrypt decrypt sign batch-encrypt kv-write kv-read encrypt-audited health"}
@@ -222,6 +227,8 @@ field() { sed -n 's/.*[ ]'"$1"'=\([^ ]*\).*/\1/p' "$2"; }
 
 # ---- the run -----------------------------------------------------------------------------------------------------
 mkdir -p "$out"
+runs_csv=$out/bench-vhsmd-runs.csv
+echo "scenario,conns,run,server,rps,p50_us,p99_us,server_cpu_pct,wrk_cpu_pct,non2xx,socket_errors" >"$runs_csv"
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== vhsmd vs OpenBao, Vault API on loopback =="
 echo "vhsmd:    $VHSMD"
@@ -230,41 +237,66 @@ echo "client:   $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $WRK_THREADS 
 echo "cpus:     $ncpu; $pinning"
 echo "load:     load average at start $load_start (1/5/15 min); other work on these cores skews both servers"
 echo "cells:    ${WARMUP}s warm-up + ${DURATION}s measured, fresh dev server per cell; connections: $CONNS"
+echo "repeats:  encrypt, decrypt and sign run $REPEAT times per cell (servers alternating); the table shows medians"
 echo
 
-declare -A R
+declare -A R RUNS
 status_errors=0
+# median FIELD LINES: the median of field FIELD (1-based) over the lines on stdin (the mean of the middle two when
+# the count is even).
+median() { awk -v f="$1" '{print $f}' | sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 for s in $SCENARIOS; do
+  reps=1
+  case $s in encrypt | decrypt | sign) reps=$REPEAT ;; esac
   for c in $CONNS; do
-    for kind in vhsmd openbao; do
-      AUDIT=
-      [ "$s" = encrypt-audited ] && AUDIT=1
-      start_server "$kind"
-      setup_server
-      sleep 0.3
-      idle_rss=$(rss_kib "$SRV_PID" VmRSS)
-      scenario "$s"
-      preflight "$s"
-      [ "$WARMUP" = 0 ] || run_wrk "$c" "$WARMUP" "$work/warm.out"
-      t0=$(cpu_ticks "$SRV_PID")
-      run_wrk "$c" "$DURATION" "$work/wrk.out"
-      t1=$(cpu_ticks "$SRV_PID")
-      end_rss=$(rss_kib "$SRV_PID" VmRSS)
-      hwm=$(rss_kib "$SRV_PID" VmHWM)
-      read -r wu ws wr <"$work/wrk.out.time"
-      f=$work/wrk.out
-      rps=$(field rps "$f") p50=$(field p50_us "$f") p99=$(field p99_us "$f")
-      serr=$(field status_errors "$f")
-      oerr=$(($(field connect_errors "$f") + $(field read_errors "$f") + $(field write_errors "$f") + $(field timeouts "$f")))
-      srv_cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$clk_tck" -v d="$(field duration_us "$f")" 'BEGIN{printf "%.0f", (b-a)/hz/(d/1e6)*100}')
-      wrk_cpu=$(awk -v u="$wu" -v s="$ws" -v r="$wr" 'BEGIN{printf "%.0f", (u+s)/r*100}')
-      R[$s/$c/$kind]="$rps $p50 $p99 $serr $oerr $srv_cpu $wrk_cpu $idle_rss $end_rss $hwm"
-      status_errors=$((status_errors + serr))
-      printf '  %-14s c=%-3s %-8s %9.0f req/s  p50 %7.3f ms  p99 %8.3f ms  server CPU %3s%%  wrk CPU %3s%%%s\n' \
-        "$s" "$c" "$kind" "$rps" "$(awk -v x="$p50" 'BEGIN{print x/1000}')" "$(awk -v x="$p99" 'BEGIN{print x/1000}')" \
-        "$srv_cpu" "$wrk_cpu" "$([ "$serr$oerr" = 00 ] || echo "  ERRORS: $serr non-2xx, $oerr socket/timeouts")"
-      stop_server
+    for r in $(seq "$reps"); do
+      # Alternate the servers' order between repetitions, so drift in the machine's state falls on both.
+      order="vhsmd openbao"
+      [ $((r % 2)) = 0 ] && order="openbao vhsmd"
+      for kind in $order; do
+        AUDIT=
+        [ "$s" = encrypt-audited ] && AUDIT=1
+        start_server "$kind"
+        setup_server
+        sleep 0.3
+        idle_rss=$(rss_kib "$SRV_PID" VmRSS)
+        scenario "$s"
+        preflight "$s"
+        [ "$WARMUP" = 0 ] || run_wrk "$c" "$WARMUP" "$work/warm.out"
+        t0=$(cpu_ticks "$SRV_PID")
+        run_wrk "$c" "$DURATION" "$work/wrk.out"
+        t1=$(cpu_ticks "$SRV_PID")
+        end_rss=$(rss_kib "$SRV_PID" VmRSS)
+        hwm=$(rss_kib "$SRV_PID" VmHWM)
+        read -r wu ws wr <"$work/wrk.out.time"
+        f=$work/wrk.out
+        rps=$(field rps "$f") p50=$(field p50_us "$f") p99=$(field p99_us "$f")
+        serr=$(field status_errors "$f")
+        oerr=$(($(field connect_errors "$f") + $(field read_errors "$f") + $(field write_errors "$f") + $(field timeouts "$f")))
+        srv_cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$clk_tck" -v d="$(field duration_us "$f")" 'BEGIN{printf "%.0f", (b-a)/hz/(d/1e6)*100}')
+        wrk_cpu=$(awk -v u="$wu" -v s="$ws" -v r="$wr" 'BEGIN{printf "%.0f", (u+s)/r*100}')
+        RUNS[$s/$c/$kind]+="$rps $p50 $p99 $serr $oerr $srv_cpu $wrk_cpu $idle_rss $end_rss $hwm"$'\n'
+        echo "$s,$c,$r,$kind,$rps,$p50,$p99,$srv_cpu,$wrk_cpu,$serr,$oerr" >>"$runs_csv"
+        status_errors=$((status_errors + serr))
+        printf '  %-14s c=%-3s %-8s %9.0f req/s  p50 %7.3f ms  p99 %8.3f ms  server CPU %3s%%  wrk CPU %3s%%%s%s\n' \
+          "$s" "$c" "$kind" "$rps" "$(awk -v x="$p50" 'BEGIN{print x/1000}')" "$(awk -v x="$p99" 'BEGIN{print x/1000}')" \
+          "$srv_cpu" "$wrk_cpu" "$([ "$reps" = 1 ] || echo "  (run $r of $reps)")" \
+          "$([ "$serr$oerr" = 00 ] || echo "  ERRORS: $serr non-2xx, $oerr socket/timeouts")"
+        stop_server
+      done
     done
+    # The cell's figures: medians of throughput, latency and CPU over its runs, errors summed, memory of the last.
+    for kind in vhsmd openbao; do
+      lines=${RUNS[$s/$c/$kind]}
+      m() { printf '%s' "$lines" | median "$1"; }
+      sum() { printf '%s' "$lines" | awk -v f="$1" '{t += $f} END {print t}'; }
+      last=$(printf '%s' "$lines" | tail -1)
+      R[$s/$c/$kind]="$(m 1) $(m 2) $(m 3) $(sum 4) $(sum 5) $(m 6) $(m 7) $(cut -d' ' -f8-10 <<<"$last")"
+    done
+    # The spread of the throughput ratio over the runs, each vhsmd run against the OpenBao run beside it.
+    R[$s/$c/spread]=$(paste -d' ' <(printf '%s' "${RUNS[$s/$c/vhsmd]}" | awk '{print $1}') \
+      <(printf '%s' "${RUNS[$s/$c/openbao]}" | awk '{print $1}') |
+      awk 'NR == 1 {lo = hi = $1 / $2} {r = $1 / $2; if (r < lo) lo = r; if (r > hi) hi = r} END {printf "%.2f %.2f %d", lo, hi, NR}')
   done
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -282,24 +314,29 @@ ms() { awk -v x="$1" 'BEGIN{printf "%.2f", x/1000}'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN{ printf "%.2f", a/b*100 }'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0) print "inf"; else printf "%.2f", a/b }'; }
 csv=$out/bench-vhsmd.csv
-echo "scenario,conns,vhsmd_rps,openbao_rps,rps_ratio,vhsmd_p50_ms,vhsmd_p99_ms,openbao_p50_ms,openbao_p99_ms,p99_ratio,goal_met,vhsmd_server_cpu_pct,openbao_server_cpu_pct,vhsmd_wrk_cpu_pct,openbao_wrk_cpu_pct,vhsmd_non2xx,openbao_non2xx,vhsmd_socket_errors,openbao_socket_errors,vhsmd_rss_end_kib,openbao_rss_end_kib" >"$csv"
+echo "scenario,conns,vhsmd_rps,openbao_rps,rps_ratio,vhsmd_p50_ms,vhsmd_p99_ms,openbao_p50_ms,openbao_p99_ms,p99_ratio,goal_met,vhsmd_server_cpu_pct,openbao_server_cpu_pct,vhsmd_wrk_cpu_pct,openbao_wrk_cpu_pct,vhsmd_non2xx,openbao_non2xx,vhsmd_socket_errors,openbao_socket_errors,vhsmd_rss_end_kib,openbao_rss_end_kib,runs,rps_ratio_min,rps_ratio_max" >"$csv"
 echo
 echo "== results (rps ratio = vhsmd/OpenBao, higher is better; p99 ratio = vhsmd/OpenBao, lower is better) =="
 echo "   goal on encrypt, decrypt, sign: rps ratio >= 3 and p99 ratio <= 0.33; CPU% = share of one core (server / wrk)"
-hdr='%-14s %5s %10s %10s %7s %17s %17s %8s %5s %11s %11s\n'
-printf "$hdr" scenario conns "vhsmd rps" "bao rps" ratio "vhsmd p50/p99 ms" "bao p50/p99 ms" "p99 rat" goal "srv% v/b" "wrk% v/b"
+echo "   figures are medians over the runs; 'ratio range' is the lowest and highest ratio of a vhsmd run to its OpenBao run"
+hdr='%-14s %5s %10s %10s %7s %11s %17s %17s %8s %5s %11s %11s\n'
+printf "$hdr" scenario conns "vhsmd rps" "bao rps" ratio "ratio range" "vhsmd p50/p99 ms" "bao p50/p99 ms" "p99 rat" goal \
+  "srv% v/b" "wrk% v/b"
 for s in $SCENARIOS; do
   for c in $CONNS; do
     read -r vr v50 v99 vse voe vsc vwc _ vend _ <<<"${R[$s/$c/vhsmd]}"
     read -r br b50 b99 bse boe bsc bwc _ bend _ <<<"${R[$s/$c/openbao]}"
     rr=$(div "$vr" "$br") pr=$(div "$v99" "$b99")
+    read -r rlo rhi nruns <<<"${R[$s/$c/spread]}"
+    range=-
+    [ "$nruns" -gt 1 ] && range="$rlo-$rhi"
     goal=-
     case $s in encrypt | decrypt | sign)
       goal=$(awk -v r="$rr" -v p="$pr" 'BEGIN{print (r >= 3 && p <= 1/3) ? "yes" : "no"}') ;;
     esac
-    printf "$hdr" "$s" "$c" "$(printf %.0f "$vr")" "$(printf %.0f "$br")" "${rr}x" "$(ms "$v50") / $(ms "$v99")" \
+    printf "$hdr" "$s" "$c" "$(printf %.0f "$vr")" "$(printf %.0f "$br")" "${rr}x" "$range" "$(ms "$v50") / $(ms "$v99")" \
       "$(ms "$b50") / $(ms "$b99")" "$pr" "$goal" "$vsc/$bsc" "$vwc/$bwc"
-    echo "$s,$c,$vr,$br,$rr,$(ms "$v50"),$(ms "$v99"),$(ms "$b50"),$(ms "$b99"),$pr,$goal,$vsc,$bsc,$vwc,$bwc,$vse,$bse,$voe,$boe,$vend,$bend" >>"$csv"
+    echo "$s,$c,$vr,$br,$rr,$(ms "$v50"),$(ms "$v99"),$(ms "$b50"),$(ms "$b99"),$pr,$goal,$vsc,$bsc,$vwc,$bwc,$vse,$bse,$voe,$boe,$vend,$bend,$nruns,$rlo,$rhi" >>"$csv"
   done
 done
 
@@ -352,7 +389,7 @@ echo "openssl_aes256gcm_32B_ops_per_s,$ossl_ops,,\"openssl speed -evp aes-256-gc
 
 echo
 echo "load average at end $load_end (start $load_start)"
-echo "saved $csv and $summary"
+echo "saved $csv, $runs_csv and $summary"
 if [ "$status_errors" -gt 0 ]; then
   die "$status_errors responses were not 2xx (wrk status errors): the figures above include failed requests"
 fi

@@ -65,8 +65,9 @@ extension TransitKey {
             nonceBytes = TransitRandom.bytes(12)
         }
         let payload = try seal(
-            plaintext, key: Array(keyBytes.prefix(encryptionByteCount)), nonce: nonceBytes,
-            associatedData: associatedData ?? [])
+            plaintext,
+            key: keyBytes.count == encryptionByteCount ? keyBytes : Array(keyBytes.prefix(encryptionByteCount)),
+            nonce: nonceBytes, associatedData: associatedData ?? [])
         return EncryptionResult(
             ciphertext: TransitCiphertext.encode(version: version, payload: payload), keyVersion: version)
     }
@@ -154,6 +155,8 @@ extension TransitKey {
             }
             let box = try AES.GCM.seal(
                 plaintext, using: symmetric, nonce: try AES.GCM.Nonce(data: nonce), authenticating: associatedData)
+            // nonce ‖ ciphertext ‖ tag; `combined` is that whenever the nonce is 12 bytes, as here.
+            if let combined = box.combined { return Array(combined) }
             return nonce + Array(box.ciphertext) + Array(box.tag)
         } catch {
             throw .internalError("encryption failed: \(error)")

@@ -1,5 +1,6 @@
 import Crypto
 import CryptoExtras
+import Foundation
 import Testing
 
 @testable import KeyService
@@ -63,6 +64,27 @@ import Testing
         #expect(throws: TransitError.self) { try TransitBase64.decode("aGVsbG8") }
         #expect(TransitBase64.encodeRawURL([0xFB, 0xFF]) == "-_8")
         #expect(try TransitBase64.decodeRawURL("-_8") == [0xFB, 0xFF])
+        #expect(try TransitBase64.decode("aGVs\r\nbG8=\n") == Array("hello".utf8))
+        #expect(throws: TransitError.badRequest("illegal base64 data at input byte 8")) {
+            try TransitBase64.decode("aGVsbG8=x")
+        }
+        #expect(throws: TransitError.badRequest("illegal base64 data at input byte 5")) {
+            try TransitBase64.decode("aGVsb===")
+        }
+    }
+
+    /// Every length from 0 to 64 bytes, random contents: the same text as Foundation's encoder, and back.
+    @Test func base64AgreesWithFoundation() throws {
+        for length in 0...64 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255) }
+            let foundation = Data(bytes).base64EncodedString()
+            #expect(TransitBase64.encode(bytes) == foundation)
+            #expect(try TransitBase64.decode(foundation) == bytes)
+            let url = foundation.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "")
+            #expect(TransitBase64.encodeRawURL(bytes) == url)
+            #expect(try TransitBase64.decodeRawURL(url) == bytes)
+        }
     }
 }
 

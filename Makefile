@@ -100,7 +100,7 @@ bench: deps image
 		STATIC_VHSM=.build-static/release/vhsm TESTDATA=$(TESTDATA) scripts/bench.sh
 	$(SWIFT) build $(GUEST_BUILD) --scratch-path .build-guest
 	mkdir -p out/bench-bin && ln -sf $(abspath .build-guest/release/vhsm-guest) out/bench-bin/vhsmd
-	VHSMD=out/bench-bin/vhsmd scripts/bench-vhsmd.sh
+	VHSMD=out/bench-bin/vhsmd BENCH_BIN=$$($(SWIFT) build -c release --show-bin-path)/vhsm-bench scripts/bench-vhsmd.sh
 	VHSM=$(BIN)/vhsm scripts/bench-boot.sh 3
 
 format:

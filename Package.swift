@@ -101,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "VHSMGuestMain", dependencies: ["Boot", "KeyService"], path: "Sources/Main/vhsm-guest",
             swiftSettings: strict),
-        .executableTarget(name: "Bench", dependencies: ["SNP", "SNPEmulator"], swiftSettings: strict),
+        .executableTarget(name: "Bench", dependencies: ["SNP", "SNPEmulator", crypto], swiftSettings: strict),
         .testTarget(name: "SNPTests", dependencies: ["SNP", crypto], swiftSettings: strict),
         .testTarget(
             name: "SNPGuestTests", dependencies: ["SNPGuest", "SNP", "CLinux", system], swiftSettings: strict),

@@ -9,7 +9,9 @@
 # `openssl speed -evp aes-256-gcm` at 32 bytes; saves out/bench-vhsmd.csv,
 # out/bench-vhsmd-runs.csv and out/bench-vhsmd-summary.csv.
 #
-# Usage: VHSMD=path/to/vhsmd scripts/bench-vhsmd.sh      (default: .build/release/vhsmd under the package root)
+# Usage: VHSMD=path/to/vhsmd [BENCH_BIN=path/to/vhsm-bench] scripts/bench-vhsmd.sh
+#   (VHSMD defaults to .build/release/vhsmd under the package root; with BENCH_BIN, the batch table also shows
+#   swift-crypto's own AES.GCM.seal rate, the ceiling through the library vhsmd uses)
 # The goal cells (encrypt, decrypt, sign) run BENCH_REPEAT times (3), the servers alternating, on a fresh server
 # each time; the table shows the medians and the spread of the throughput ratio; every run is in
 # out/bench-vhsmd-runs.csv.
@@ -308,6 +310,14 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 ossl_ops=$(awk -F: '$1 == "+R" && $4 > 0 {r = $2/$4} $1 == "+F" {f = $4/32} END {if (r) printf "%.0f", r; else if (f) printf "%.0f", f}' \
   "$work/ossl.out")
 [ -n "$ossl_ops" ] || { cat "$work/ossl.out" >&2; die "could not read a rate from openssl speed's output"; }
+# The same operation through swift-crypto's AES.GCM.seal (what vhsmd calls per item), on the same CPU: the ceiling of
+# batch encrypt through that library, before any HTTP, JSON or base64. Needs vhsm-bench (BENCH_BIN; make bench sets it).
+lib_ops=
+if [ -n "${BENCH_BIN:-}" ]; then
+  [ -x "$BENCH_BIN" ] || die "BENCH_BIN=$BENCH_BIN is not an executable vhsm-bench"
+  lib_ops=$("${SRV_PIN[@]}" "$BENCH_BIN" seal --seconds 2 | awk '/seal/ {printf "%.0f", $NF}')
+  [ -n "$lib_ops" ] || die "vhsm-bench seal printed no rate"
+fi
 
 # ---- report ------------------------------------------------------------------------------------------------------
 ms() { awk -v x="$1" 'BEGIN{printf "%.2f", x/1000}'; }
@@ -380,6 +390,11 @@ case " $SCENARIOS " in *" batch-encrypt "*)
   ;;
 *) echo "(batch-encrypt not among BENCH_SCENARIOS; openssl: $ossl_ops ops/s)" ;;
 esac
+if [ -n "$lib_ops" ]; then
+  echo "swift-crypto AES.GCM.seal alone (vhsm-bench seal, same CPU): $lib_ops op/s = $(pct "$lib_ops" "$ossl_ops")% of openssl," \
+    "the library's own ceiling for batch encrypt$([ "$best" = 0 ] || echo "; vhsmd's best batch rate is $(pct "$best" "$lib_ops")% of it")"
+  echo "swift_crypto_seal_32B_ops_per_s,$lib_ops,,\"vhsm-bench seal: AES.GCM.seal of 32 bytes, counter nonces, one thread; $(pct "$lib_ops" "$ossl_ops")% of openssl\"" >>"$summary"
+fi
 echo "openssl_aes256gcm_32B_ops_per_s,$ossl_ops,,\"openssl speed -evp aes-256-gcm -bytes 32 -seconds 2, per second of CPU user time, one thread\"" >>"$summary"
 {
   echo "load_average_start,\"$load_start\",,\"1/5/15 min\""

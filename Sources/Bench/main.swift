@@ -1,7 +1,12 @@
-// vhsm-bench: in-process throughput of report verification, for `make bench`.
+// vhsm-bench: in-process throughput figures for `make bench`.
 //
-// Each round does what a verifier receiving evidence does, and what the Python peer (scripts/verify_snp.py
-// --bench) does: parse the report and the ARK, ASK and VCEK from bytes, check the chain and the signature.
+// `verify`: each round does what a verifier receiving evidence does, and what the Python peer
+// (scripts/verify_snp.py --bench) does: parse the report and the ARK, ASK and VCEK from bytes, check the chain and
+// the signature.
+// `seal`: AES-256-GCM of one 32-byte plaintext through swift-crypto's `AES.GCM.seal`, the call vhsmd makes per
+// transit item, with a fresh random nonce each time: the ceiling of batch encrypt through the library vhsmd uses,
+// set beside `openssl speed -evp aes-256-gcm -bytes 32` by scripts/bench-vhsmd.sh.
+import Crypto
 import Foundation
 import SNP
 
@@ -15,12 +20,47 @@ func option(_ name: String, in arguments: [String]) -> String? {
     return arguments[index + 1]
 }
 
+/// Runs `body` repeatedly for `seconds`; returns the rounds per second.
+func rate(seconds: Double, _ body: () throws -> Void) rethrows -> Double {
+    let clock = ContinuousClock()
+    var rounds = 0
+    let start = clock.now
+    while clock.now - start < .seconds(seconds) {
+        for _ in 0..<64 { try body() }
+        rounds += 64
+    }
+    let elapsed = clock.now - start
+    return Double(rounds) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.first == "seal" {
+    let seconds = Double(option("--seconds", in: arguments) ?? "2") ?? 2
+    let key = SymmetricKey(size: .bits256)
+    let plaintext = [UInt8](repeating: 0x5A, count: 32)
+    var sink = 0
+    // As openssl speed does: no nonce generation in the loop (a counter makes each nonce distinct); the key
+    // schedule, the sealing and the nonce ‖ ciphertext ‖ tag output are swift-crypto's.
+    var counter = [UInt8](repeating: 0, count: 12)
+    let perSecond = try rate(seconds: seconds) {
+        for index in 0..<8 {
+            counter[index] &+= 1
+            if counter[index] != 0 { break }
+        }
+        let box = try AES.GCM.seal(plaintext, using: key, nonce: try AES.GCM.Nonce(data: counter))
+        sink &+= box.combined?.count ?? 0
+    }
+    guard sink > 0 else { fail("AES.GCM.seal produced nothing") }
+    print("swift-crypto AES.GCM.seal 32 bytes/s: \(String(format: "%.1f", perSecond))")
+    exit(0)
+}
 guard arguments.first == "verify",
     let reportPath = option("--report", in: arguments), let arkPath = option("--ark", in: arguments),
     let askPath = option("--ask", in: arguments), let vcekPath = option("--vcek", in: arguments)
 else {
-    fail("usage: vhsm-bench verify --report R --ark ARK.pem --ask ASK.pem --vcek VCEK.der [--at RFC3339] [--seconds S]")
+    fail(
+        "usage: vhsm-bench verify --report R --ark ARK.pem --ask ASK.pem --vcek VCEK.der [--at RFC3339] [--seconds S]\n"
+            + "       vhsm-bench seal [--seconds S]")
 }
 func read(_ path: String) -> [UInt8] {
     guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }

@@ -24,6 +24,20 @@ import Testing
         #expect(throws: JSONParser.Failure.self) { try parse(text) }
     }
 
+    /// Strings without escapes are validated in place, those with escapes byte by byte: both refuse invalid
+    /// UTF-8 and raw control characters.
+    @Test func stringsAreValidatedWithAndWithoutEscapes() throws {
+        #expect(
+            try parse(#"["plain", "with \"escape\"", "é"]"#)
+                == .array([.string("plain"), .string("with \"escape\""), .string("é")]))
+        for bytes: [UInt8] in [
+            [0x22, 0xFF, 0x22], [0x22, 0x5C, 0x6E, 0xC3, 0x22], [0x22, 0x61, 0x09, 0x22],
+            [0x22, 0x5C, 0x6E, 0x09, 0x22],
+        ] {
+            #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(bytes) }
+        }
+    }
+
     @Test func refusesExcessiveNesting() {
         let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
         #expect(throws: JSONParser.Failure.self) { try parse(deep) }

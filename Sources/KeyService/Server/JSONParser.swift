@@ -20,7 +20,12 @@ struct JSONParser {
     private init(bytes: [UInt8]) { self.bytes = bytes }
 
     private mutating func skipWhitespace() {
-        while index < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[index]) { index += 1 }
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x0A, 0x0D, 0x09: index += 1
+            default: return
+            }
+        }
     }
 
     private mutating func expect(_ literal: String) throws(Failure) {
@@ -106,6 +111,18 @@ struct JSONParser {
 
     private mutating func string() throws(Failure) -> String {
         index += 1  // opening quote
+        // Most strings have no escapes: validate the bytes up to the closing quote in place.
+        var end = index
+        while end < bytes.count {
+            let byte = bytes[end]
+            if byte == UInt8(ascii: "\"") {
+                guard let text = String(validating: bytes[index..<end], as: UTF8.self) else { throw Failure() }
+                index = end + 1
+                return text
+            }
+            if byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+            end += 1
+        }
         var out: [UInt8] = []
         while index < bytes.count {
             let byte = bytes[index]

@@ -64,10 +64,11 @@ struct VHSMD: AsyncParsableCommand {
             let storage = try DevStorage.make()
             let services = try Services.open(storage)
             let tokens = services.tokens
+            // As `bao server -dev` makes it: through the token store's create path, so it reads back as such.
             let rootEntry = TokenStore.Entry(
-                accessor: TokenStore.newToken(prefix: ""), policies: ["root"], displayName: "root",
+                accessor: TokenStore.newToken(prefix: ""), policies: ["root"], displayName: "token",
                 creationTime: Date(), ttl: nil, explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:],
-                parent: nil, orphan: true, path: "auth/token/root")
+                parent: nil, orphan: true, path: "auth/token/create")
             let rootToken = try tokens.create(id: devRootTokenId, entry: rootEntry)
             try services.mounts.enable(
                 path: "secret/", type: "kv", description: "key/value secret storage", options: ["version": .string("2")]

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HTTPTypes
 
 /// `auth/token/…`: create, look up, renew and revoke tokens, in Vault's request and response shapes.
 struct TokenBackend: Backend {
@@ -13,8 +14,12 @@ struct TokenBackend: Backend {
         case (.read, "lookup-self"), (.update, "lookup-self"):
             return .data(Self.lookup(caller.entry, id: request.token ?? ""))
         case (.update, "lookup"):
-            guard let token = try body.string("token"), let entry = try store.entry(token: token) else {
-                throw .badRequest("bad token")
+            // No token (or an empty one) looks up the caller, as lookup-self.
+            guard let token = try body.string("token"), !token.isEmpty else {
+                return .data(Self.lookup(caller.entry, id: request.token ?? ""))
+            }
+            guard let entry = try store.entry(token: token) else {
+                throw VaultError(status: .forbidden, messages: ["bad token"])
             }
             return .data(Self.lookup(entry, id: token))
         case (.update, "lookup-accessor"):
@@ -34,6 +39,9 @@ struct TokenBackend: Backend {
             return .noContent
         case (.update, "revoke"), (.update, "revoke-orphan"):
             guard let token = try body.string("token") else { throw .badRequest("missing token") }
+            let entry = try store.entry(token: token)
+            if entry?.isBatch == true { throw .badRequest("batch tokens cannot be revoked") }
+            if entry == nil, path == "revoke-orphan" { throw .badRequest("token to revoke not found") }
             try store.revoke(key: store.key(token: token), orphanChildren: path == "revoke-orphan")
             return .noContent
         case (.update, "revoke-accessor"):
@@ -52,7 +60,8 @@ struct TokenBackend: Backend {
 
     private func create(_ request: VaultRequest, caller: Caller, orphan: Bool) throws(VaultError) -> VaultReply {
         let body = request.body
-        var policies = try Self.stringList(body, "policies") ?? caller.entry.policies.filter { $0 != "root" }
+        // Without `policies` the child inherits its parent's, root included.
+        var policies = try Self.stringList(body, "policies") ?? caller.entry.policies
         if !caller.entry.isRoot {
             // A token cannot grant policies its creator does not hold.
             guard Set(policies).isSubset(of: Set(caller.entry.policies)) else {
@@ -66,22 +75,52 @@ struct TokenBackend: Backend {
             policies.append("default")
         }
         policies = Array(Set(policies)).sorted()
+        let isRoot = policies.contains("root")
+        let type: String?
+        switch try body.string("type") {
+        case nil, "", "service", "default": type = nil
+        case "batch":
+            guard !isRoot else { throw .badRequest("batch tokens cannot be root tokens") }
+            type = "batch"
+        default: throw .badRequest("invalid 'token_type' value")
+        }
         let explicitMax = try body.duration("explicit_max_ttl") ?? 0
-        var ttl = try body.duration("ttl") ?? TokenStore.maxTTL
+        let period = try body.duration("period") ?? 0
+        if period > 0, !caller.entry.isRoot {
+            throw .badRequest("root or sudo privileges required to create periodic token")
+        }
+        var ttl = period > 0 ? period : try body.duration("ttl") ?? TokenStore.maxTTL
         if ttl == 0 { ttl = TokenStore.maxTTL }
         if explicitMax > 0 { ttl = min(ttl, explicitMax) }
-        let isRoot = policies.contains("root")
         var meta: [String: JSONValue] = [:]
         if case .object(let object)? = body["meta"] { meta = object }
         let noParent = try body.bool("no_parent") ?? false
-        let entry = TokenStore.Entry(
+        let renewable = try body.bool("renewable") ?? true
+        var entry = TokenStore.Entry(
             accessor: TokenStore.newToken(prefix: ""), policies: policies,
-            displayName: "token" + ((try body.string("display_name")).map { "-" + $0 } ?? ""), creationTime: Date(),
-            ttl: isRoot && body["ttl"] == nil ? nil : ttl, explicitMaxTTL: explicitMax,
-            renewable: try body.bool("renewable") ?? true, numUses: try body.int("num_uses") ?? 0, meta: meta,
-            parent: orphan || noParent ? nil : caller.key, orphan: orphan || noParent, path: "auth/token/create")
+            displayName: Self.displayName(try body.string("display_name")), creationTime: Date(),
+            // A root token created without a TTL never expires (and so is not renewable).
+            ttl: isRoot && body["ttl"] == nil && period == 0 ? nil : ttl, explicitMaxTTL: explicitMax,
+            renewable: type == nil && renewable, numUses: try body.int("num_uses") ?? 0,
+            meta: meta, parent: orphan || noParent ? nil : caller.key, orphan: orphan || noParent,
+            path: "auth/token/create")
+        entry.period = period > 0 ? period : nil
+        entry.type = type
         let token = try store.create(id: try body.string("id"), entry: entry)
         return VaultReply(auth: Self.auth(entry, token: token))
+    }
+
+    /// Vault's token display name: "token-" and the requested name with every character other than letters,
+    /// digits and '-' turned into '-', and one trailing '-' removed (Go's `strings.TrimSuffix`).
+    static func displayName(_ requested: String?) -> String {
+        guard let requested, !requested.isEmpty else { return "token" }
+        var name = String(
+            ("token-" + requested).unicodeScalars.map { scalar -> Character in
+                scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "-")
+                    ? Character(scalar) : "-"
+            })
+        if name.hasSuffix("-") { name.removeLast() }
+        return name
     }
 
     static func stringList(_ body: JSONValue, _ key: String) throws(VaultError) -> [String]? {
@@ -108,7 +147,7 @@ struct TokenBackend: Backend {
             "token_policies": .array(entry.policies.map(JSONValue.string)),
             "metadata": entry.meta.isEmpty ? .null : .object(entry.meta), "lease_duration": .int(entry.ttl ?? 0),
             "renewable": .bool(entry.renewable && entry.ttl != nil), "entity_id": .string(""),
-            "token_type": .string("service"), "orphan": .bool(entry.orphan), "mfa_requirement": .null,
+            "token_type": .string(entry.type ?? "service"), "orphan": .bool(entry.orphan), "mfa_requirement": .null,
             "num_uses": .int(entry.numUses),
         ])
     }
@@ -126,8 +165,9 @@ struct TokenBackend: Backend {
             "orphan": .bool(entry.orphan), "path": .string(entry.path),
             "policies": .array(entry.policies.map(JSONValue.string)),
             "renewable": .bool(entry.renewable && entry.ttl != nil),
-            "ttl": .int(remaining), "type": .string("service"),
+            "ttl": .int(remaining), "type": .string(entry.type ?? "service"),
         ]
+        if let period = entry.period { data["period"] = .int(period) }
         if let renewal = entry.lastRenewal {
             data["last_renewal"] = .string(TransitTime.rfc3339(renewal))
             data["last_renewal_time"] = .int(Int64(renewal.timeIntervalSince1970))

@@ -23,6 +23,11 @@ final class TokenStore: Sendable {
         var orphan: Bool
         var path: String
         var lastRenewal: Date?
+        /// A periodic token's period in seconds: each renewal sets its TTL back to it (nil: not periodic).
+        var period: Int64? = nil
+        /// Vault's token type: nil or "service", or "batch" (not renewable, not revocable on its own).
+        var type: String? = nil
+        var isBatch: Bool { type == "batch" }
         var expireTime: Date? { ttl.map { (lastRenewal ?? creationTime).addingTimeInterval(TimeInterval($0)) } }
         var isExpired: Bool { expireTime.map { $0 < Date() } ?? false }
         var isRoot: Bool { policies.contains("root") }
@@ -64,9 +69,14 @@ final class TokenStore: Sendable {
 
     /// Creates a token; `id` is honoured for the dev root token (`--dev-root-token-id`).
     func create(id: String? = nil, entry: Entry) throws(VaultError) -> String {
-        let token = id ?? Self.newToken()
+        let token = id ?? Self.newToken(prefix: entry.isBatch ? "b." : "s.")
         let key = hash(token)
-        try records.withLock { (records) throws(VaultError) in try records.create(key: key, entry: entry) }
+        try records.withLock { (records) throws(VaultError) in
+            if id != nil, try records.load(records.record(key)) != nil {
+                throw .badRequest("cannot create a token with a duplicate ID")
+            }
+            try records.create(key: key, entry: entry)
+        }
         return token
     }
 
@@ -217,13 +227,16 @@ private struct Records: Sendable {
     }
 
     mutating func renew(key: [UInt8], increment: Int64?) throws(VaultError) -> TokenStore.Entry {
-        guard var entry = try load(record(key)) else { throw .permissionDenied }
-        guard entry.ttl != nil else { return entry }
-        guard entry.renewable else { throw .badRequest("lease is not renewable") }
-        var ttl = increment ?? entry.ttl ?? TokenStore.maxTTL
+        guard var entry = try load(record(key)) else { throw .badRequest("token not found") }
+        guard !entry.isBatch else { throw .badRequest("batch tokens cannot be renewed") }
+        guard entry.ttl != nil, entry.renewable else { throw .badRequest("lease is not renewable") }
+        // A periodic token goes back to its period, whatever the increment.
+        var ttl = entry.period ?? increment ?? entry.ttl ?? TokenStore.maxTTL
         let age = Int64(Date().timeIntervalSince(entry.creationTime))
-        let cap = entry.explicitMaxTTL > 0 ? min(entry.explicitMaxTTL, TokenStore.maxTTL) : TokenStore.maxTTL
-        ttl = max(0, min(ttl, cap - age))
+        if entry.period == nil || entry.explicitMaxTTL > 0 {
+            let cap = entry.explicitMaxTTL > 0 ? min(entry.explicitMaxTTL, TokenStore.maxTTL) : TokenStore.maxTTL
+            ttl = max(0, min(ttl, cap - age))
+        }
         entry.lastRenewal = Date()
         entry.ttl = ttl
         try store(entry, record(key))

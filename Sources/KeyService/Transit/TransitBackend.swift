@@ -61,7 +61,9 @@ struct TransitBackend: Backend {
             guard let key = try store.key(parts[1]) else { throw VaultError.notFound }
             return try Self.read(key)
         case (.delete, "keys", 2):
-            guard let key = try store.key(parts[1]) else { return .noContent }
+            guard let key = try store.key(parts[1]) else {
+                throw TransitError.badRequest("error deleting policy \(parts[1]): could not delete key; not found")
+            }
             try key.checkDeletable()
             try store.delete(parts[1])
             return .noContent
@@ -75,7 +77,7 @@ struct TransitBackend: Backend {
             let kind = try TransitKey.DataKeyKind(pathWord: parts[1])
             let (plaintext, result) = try key.dataKey(
                 kind: kind, bits: Int(try body.int("bits") ?? 256), context: try Self.bytes(body, "context"),
-                associatedData: try Self.bytes(body, "associated_data"), nonce: try Self.bytes(body, "nonce"),
+                associatedData: try Self.bytes(body, "associated_data"), nonce: nil,
                 keyVersion: Int(try body.int("key_version") ?? 0))
             var data = try Self.object(result)
             if let plaintext { data["plaintext"] = .string(TransitBase64.encode(plaintext)) }
@@ -93,7 +95,7 @@ struct TransitBackend: Backend {
                 try Self.bytes(body, "input") ?? [], algorithm: algorithm, format: try body.string("format") ?? "hex")
             return .data(["sum": .string(sum)])
         case (.update, "hmac", 2), (.update, "hmac", 3):
-            let key = try existing(parts[1], missing: "HMAC key not found")
+            let key = try existing(parts[1], missing: "encryption key not found")
             let algorithm = try TransitHashAlgorithm(
                 name: parts.count > 2 ? parts[2] : try body.string("algorithm") ?? "")
             let version = Int(try body.int("key_version") ?? 0)
@@ -104,7 +106,8 @@ struct TransitBackend: Backend {
         case (.update, "sign", 2), (.update, "sign", 3):
             let key = try existing(parts[1], missing: "signing key not found")
             let version = Int(try body.int("key_version") ?? 0)
-            return try Self.batch(body, single: "input") { item throws -> [String: JSONValue] in
+            return try Self.batch(body, single: "input", failedItemsAre400: false) {
+                item throws -> [String: JSONValue] in
                 var options = try Self.signOptions(body, hashPath: parts.count > 2 ? parts[2] : nil)
                 options.context = try Self.bytes(item, "context") ?? options.context
                 return Self.members(
@@ -112,19 +115,26 @@ struct TransitBackend: Backend {
             }
         case (.update, "verify", 2), (.update, "verify", 3):
             let key = try existing(parts[1], missing: "signature verification failed")
-            let input = try Self.bytes(body, "input") ?? []
-            if let hmac = try body.string("hmac") {
-                let algorithm = try TransitHashAlgorithm(
-                    name: parts.count > 2 ? parts[2] : try body.string("algorithm") ?? "")
-                return .data(["valid": .bool(try key.verifyHMAC(input, hmac: hmac, algorithm: algorithm))])
+            let hashPath = parts.count > 2 ? parts[2] : nil
+            // One item or `batch_input`; a failed item is reported in its result, with status 200 (as Vault).
+            return try Self.batch(body, single: "input", failedItemsAre400: false) {
+                item throws -> [String: JSONValue] in
+                let input = try Self.bytes(item, "input") ?? []
+                if let hmac = try item.string("hmac") {
+                    // The algorithm: the path's, else `hash_algorithm`, else the older `algorithm`.
+                    let algorithm = try TransitHashAlgorithm(
+                        name: hashPath ?? (try body.string("hash_algorithm") ?? body.string("algorithm") ?? ""))
+                    return ["valid": .bool(try key.verifyHMAC(input, hmac: hmac, algorithm: algorithm))]
+                }
+                guard let signature = try item.string("signature") else {
+                    throw TransitError.badRequest("missing signature to validate")
+                }
+                var options = try Self.signOptions(body, hashPath: hashPath)
+                options.context = try Self.bytes(item, "context") ?? options.context
+                return ["valid": .bool(try key.verify(input, signature: signature, options: options))]
             }
-            guard let signature = try body.string("signature") else {
-                throw TransitError.badRequest("missing signature to validate")
-            }
-            let options = try Self.signOptions(body, hashPath: parts.count > 2 ? parts[2] : nil)
-            return .data(["valid": .bool(try key.verify(input, signature: signature, options: options))])
         case (.read, "export", 3), (.read, "export", 4):
-            let key = try existing(parts[2], missing: "no such key")
+            guard let key = try store.key(parts[2]) else { throw VaultError.notFound }
             let kind = try TransitKey.ExportKind(pathWord: parts[1])
             return .data(try Self.object(key.export(kind, version: parts.count > 3 ? parts[3] : nil)))
         case (.read, "backup", 2):
@@ -217,6 +227,8 @@ struct TransitBackend: Backend {
 
     // MARK: Encryption
 
+    /// A `nonce` in the body is ignored here, in rewrap and in datakey, as OpenBao ignores it: it only ever served
+    /// Vault's legacy convergent keys, and vhsmd's convergent keys derive their nonce from the plaintext.
     private func encrypt(_ name: String, body: JSONValue, request: VaultRequest) throws -> VaultReply {
         var key = try store.key(name)
         if key == nil {
@@ -238,7 +250,7 @@ struct TransitBackend: Backend {
             }
             let result = try encryptionKey.encrypt(
                 try TransitBase64.decode(plaintext), context: try Self.bytes(item, "context"),
-                associatedData: try Self.bytes(item, "associated_data"), nonce: try Self.bytes(item, "nonce"),
+                associatedData: try Self.bytes(item, "associated_data"), nonce: nil,
                 keyVersion: Int(try item.int("key_version") ?? Int64(version)))
             return ["ciphertext": .string(result.ciphertext), "key_version": .int(Int64(result.keyVersion))]
         }
@@ -268,7 +280,7 @@ struct TransitBackend: Backend {
             return try Self.object(
                 key.rewrap(
                     ciphertext, context: try Self.bytes(item, "context"),
-                    associatedData: try Self.bytes(item, "associated_data"), nonce: try Self.bytes(item, "nonce"),
+                    associatedData: try Self.bytes(item, "associated_data"), nonce: nil,
                     keyVersion: Int(try item.int("key_version") ?? Int64(version))))
         }
     }
@@ -282,12 +294,16 @@ struct TransitBackend: Backend {
 
     /// Runs `operation` on the body, or on every `batch_input` item: results keep their order and `reference`;
     /// any failed item makes the answer a 400 with every result in `data.batch_results` (Vault's partial failure).
+    /// Sign and verify answer 200 with the failed items' errors in their results (`failedItemsAre400: false`);
+    /// the other batch operations answer 400. An empty `batch_input` is refused.
     static func batch(
-        _ body: JSONValue, single: String, _ operation: (JSONValue) throws -> [String: JSONValue]
+        _ body: JSONValue, single: String, failedItemsAre400: Bool = true,
+        _ operation: (JSONValue) throws -> [String: JSONValue]
     ) throws
         -> VaultReply
     {
         guard let items = batchItems(body) else { return .data(try operation(body)) }
+        guard !items.isEmpty else { throw TransitError.badRequest("missing batch input to process") }
         var results: [JSONValue] = []
         var failed = false
         for item in items {
@@ -303,6 +319,7 @@ struct TransitBackend: Backend {
             results.append(.object(result))
         }
         let data: JSONValue = .object(["batch_results": .array(results)])
+        if failed, !failedItemsAre400 { return VaultReply(data: data) }
         if failed, try body.int("partial_failure_response_code") == nil {
             throw VaultError(status: .badRequest, messages: [], data: data)
         }

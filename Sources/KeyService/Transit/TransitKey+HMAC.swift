@@ -3,14 +3,13 @@
 /// Every version's HMAC key is its own random 32 bytes (for `hmac` keys, the key material itself); the
 /// output is `vault:v<N>:` + base64(HMAC-H(hmacKey, input)).
 extension TransitKey {
-    /// `{"hmac", "key_version"}`.
+    /// `{"hmac"}`: the version is inside the `vault:v<N>:` prefix, and Vault's answer has no `key_version`.
     struct HMACResult: Encodable, Sendable, Equatable {
         var hmac: String
         var keyVersion: Int
 
         enum CodingKeys: String, CodingKey {
             case hmac
-            case keyVersion = "key_version"
         }
     }
 
@@ -74,8 +73,9 @@ enum TransitUtilities {
 
     /// `POST random`: `count` bytes (1…1 MiB) in `base64` (default) or `hex`.
     static func randomBytes(count: Int = 32, format: String = "base64") throws(TransitError) -> String {
-        guard count >= 1 else { throw .badRequest("\"bytes\" cannot be less than 1") }
-        guard count <= 1 << 20 else { throw .badRequest("\"bytes\" should be less than \(1 << 20)") }
+        // OpenBao's limits and words: at most 128 KiB per request.
+        guard count >= 1 else { throw .badRequest("'bytes' cannot be less than 1") }
+        guard count <= 128 << 10 else { throw .badRequest("'bytes' should be less than \(128 << 10)") }
         return try render(TransitRandom.bytes(count), format: format.isEmpty ? "base64" : format)
     }
 
@@ -87,7 +87,7 @@ enum TransitUtilities {
         case "base64":
             return TransitBase64.encode(bytes)
         default:
-            throw .badRequest("unsupported encoding format \(format); must be \"hex\" or \"base64\"")
+            throw .badRequest("unsupported encoding format \"\(format)\"; must be \"hex\" or \"base64\"")
         }
     }
 }

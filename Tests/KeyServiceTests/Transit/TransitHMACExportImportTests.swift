@@ -47,7 +47,7 @@ import Testing
         #expect(throws: TransitError.self) { try TransitUtilities.hash([1], format: "binary") }
         #expect(try TransitBase64.decode(TransitUtilities.randomBytes()).count == 32)
         #expect(try TransitUtilities.randomBytes(count: 16, format: "hex").count == 32)
-        #expect(throws: TransitError.badRequest("\"bytes\" cannot be less than 1")) {
+        #expect(throws: TransitError.badRequest("'bytes' cannot be less than 1")) {
             try TransitUtilities.randomBytes(count: 0)
         }
     }

@@ -65,7 +65,15 @@ struct KVBackend: Backend {
             return .data(metadata)
         case (.update, "metadata"):
             var custom: [String: JSONValue]?
-            if case .object(let object)? = body["custom_metadata"] { custom = object }
+            if case .object(let object)? = body["custom_metadata"] {
+                // Vault keeps custom metadata as strings: numbers and booleans are stored in their text form.
+                var strings: [String: JSONValue] = [:]
+                for key in object.keys {
+                    guard let text = try JSONValue.object(object).string(key) else { continue }
+                    strings[key] = .string(text)
+                }
+                custom = strings
+            }
             try await store.updateMetadata(
                 try Self.secretPath(rest), maxVersions: try body.int("max_versions"),
                 casRequired: try body.bool("cas_required"),
@@ -113,7 +121,8 @@ actor KVStore {
     }
 
     struct Configuration: Codable, Sendable {
-        var maxVersions: Int64 = 10
+        /// 0 = Vault's default of 10 versions (reported as 0, as Vault does).
+        var maxVersions: Int64 = 0
         var casRequired = false
         var deleteVersionAfter: Int64 = 0
     }
@@ -164,7 +173,7 @@ actor KVStore {
         let version = Version(data: data, created: Date(), deleted: nil, destroyed: false)
         secret.versions[secret.current] = version
         secret.updated = version.created
-        let limit = secret.maxVersions > 0 ? secret.maxVersions : settings.maxVersions
+        let limit = secret.maxVersions > 0 ? secret.maxVersions : settings.maxVersions > 0 ? settings.maxVersions : 10
         while limit > 0, secret.current - secret.oldest + 1 > limit {
             secret.versions[secret.oldest] = nil
             secret.oldest += 1
@@ -231,7 +240,7 @@ actor KVStore {
             "cas_required": .bool(secret.casRequired), "created_time": .string(Self.time(secret.created)),
             "current_version": .int(secret.current), "custom_metadata": secret.custom.map(JSONValue.object) ?? .null,
             "delete_version_after": .string(Self.goDuration(secret.deleteVersionAfter)),
-            "max_versions": .int(secret.maxVersions), "oldest_version": .int(secret.oldest),
+            "max_versions": .int(secret.maxVersions), "oldest_version": .int(secret.oldest <= 1 ? 0 : secret.oldest),
             "updated_time": .string(Self.time(secret.updated)), "versions": .object(versions),
         ]
     }
@@ -262,12 +271,10 @@ actor KVStore {
         TransitTime.rfc3339(date)
     }
 
+    /// Go's `time.Duration.String()` for whole seconds: "0s", "45s", "1m30s", "2h0m0s".
     static func goDuration(_ seconds: Int64) -> String {
-        guard seconds > 0 else { return "0s" }
-        var parts = ""
-        if seconds >= 3600 { parts += "\(seconds / 3600)h" }
-        if seconds % 3600 >= 60 { parts += "\((seconds % 3600) / 60)m" }
-        if seconds % 60 > 0 || parts.isEmpty { parts += "\(seconds % 60)s" }
-        return parts
+        if seconds >= 3600 { return "\(seconds / 3600)h\((seconds % 3600) / 60)m\(seconds % 60)s" }
+        if seconds >= 60 { return "\(seconds / 60)m\(seconds % 60)s" }
+        return "\(max(0, seconds))s"
     }
 }

@@ -571,6 +571,110 @@ def metrics_in_the_prometheus_format(c):
     expect("# TYPE " in response.text, response.text[:200])
 
 
+# behaviours found by a differential probe of hvac's API against OpenBao ------------------------------------------
+
+@check
+def child_tokens_inherit_their_parents_policies(c):
+    tokens = c.client.auth.token
+    timed = tokens.create(ttl="1h")["auth"]
+    expect(timed["policies"] == ["root"] and timed["lease_duration"] == 3600, timed)
+    # A root child without a TTL never expires, so it cannot be renewed.
+    lasting = tokens.create()["auth"]
+    expect(lasting["lease_duration"] == 0 and lasting["renewable"] is False, lasting)
+    raises(exceptions.InvalidRequest, tokens.renew, lasting["client_token"])
+    expect(tokens.create(no_default_policy=True)["auth"]["policies"] == ["root"], "no_default_policy")
+
+
+@check
+def token_ids_types_periods_and_display_names(c):
+    tokens = c.client.auth.token
+    raises(exceptions.Forbidden, tokens.lookup, "no-such-token")
+    custom = "custom-" + secrets.token_hex(4)
+    tokens.create(id=custom, policies=["default"], ttl="1h")
+    raises(exceptions.InvalidRequest, tokens.create, id=custom, policies=["default"], ttl="1h")
+    raises(exceptions.InvalidRequest, tokens.create, type="weird", policies=["default"])
+    periodic = tokens.create(period="30m", policies=["default"])["auth"]["client_token"]
+    expect(tokens.lookup(periodic)["data"]["period"] == 1800, "period")
+    batch = tokens.create(type="batch", policies=["default"], ttl="1h")["auth"]["client_token"]
+    expect(tokens.lookup(batch)["data"]["type"] == "batch", "batch type")
+    raises(exceptions.InvalidRequest, tokens.renew, batch)
+    named = tokens.create(display_name="My Name!", policies=["default"], ttl="1h")["auth"]["client_token"]
+    expect(tokens.lookup(named)["data"]["display_name"] == "token-My-Name", "display name")
+
+
+@check
+def transit_hmac_verify_reads_hash_algorithm(c):
+    t = c.client.secrets.transit
+    t.create_key("probe-hmac", mount_point=c.transit)
+    result = t.generate_hmac("probe-hmac", b64(b"hi"), algorithm="sha2-512", mount_point=c.transit)["data"]
+    expect(set(result) == {"hmac"}, result)
+    verified = t.verify_signed_data(
+        "probe-hmac", b64(b"hi"), hmac=result["hmac"], hash_algorithm="sha2-512", mount_point=c.transit)
+    expect(verified["data"]["valid"] is True, verified)
+
+
+@check
+def transit_edges_match_openbao(c):
+    t = c.client.secrets.transit
+    raises(exceptions.InvalidRequest, t.delete_key, "no-such-key", mount_point=c.transit)
+    raises(exceptions.InvalidPath, t.export_key, "no-such-key", "encryption-key", mount_point=c.transit)
+    t.create_key("probe-aes", mount_point=c.transit)
+    raises(exceptions.InvalidRequest, t.encrypt_data, "probe-aes", batch_input=[], mount_point=c.transit)
+    raises(exceptions.InvalidRequest, t.generate_random_bytes, n_bytes=200000, mount_point=c.transit)
+    # A nonce is ignored (it only served Vault's legacy convergent keys).
+    sealed = t.encrypt_data("probe-aes", b64(b"x"), nonce=b64(b"123456789012"), mount_point=c.transit)
+    expect(sealed["data"]["ciphertext"].startswith("vault:v1:"), sealed)
+
+
+@check
+def transit_sign_and_verify_batches_report_failed_items(c):
+    t = c.client.secrets.transit
+    t.create_key("probe-ed", key_type="ed25519", mount_point=c.transit)
+    signed = t.sign_data(
+        "probe-ed", batch_input=[{"input": b64(b"a")}, {"input": "!!"}], mount_point=c.transit)["data"]
+    results = signed["batch_results"]
+    expect(results[0]["signature"].startswith("vault:v1:") and results[1].get("error"), results)
+    body = {"batch_input": [{"input": b64(b"a"), "signature": results[0]["signature"]},
+                            {"input": b64(b"b"), "signature": results[0]["signature"]}]}
+    verified = c.client.adapter.post(f"/v1/{c.transit}/verify/probe-ed", json=body)["data"]["batch_results"]
+    expect([item["valid"] for item in verified] == [True, False], verified)
+
+
+@check
+def kv_configuration_and_metadata_in_vaults_forms(c):
+    kv = c.client.secrets.kv.v2
+    mount = "kvprobe-" + secrets.token_hex(4)
+    c.client.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+    expect(kv.read_configuration(mount_point=mount)["data"]["max_versions"] == 0, "default max_versions")
+    kv.configure(delete_version_after="2h", mount_point=mount)
+    expect(kv.read_configuration(mount_point=mount)["data"]["delete_version_after"] == "2h0m0s", "duration")
+    kv.create_or_update_secret("p", secret={"a": "1"}, mount_point=mount)
+    kv.update_metadata("p", custom_metadata={"n": 1}, mount_point=mount)
+    metadata = kv.read_secret_metadata("p", mount_point=mount)["data"]
+    expect(metadata["oldest_version"] == 0 and metadata["custom_metadata"] == {"n": "1"}, metadata)
+    c.client.sys.disable_secrets_engine(path=mount)
+
+
+@check
+def mount_tuning_auth_methods_capabilities_and_tools(c):
+    sys_ = c.client.sys
+    tuned = sys_.read_mount_configuration(c.kv)["data"]
+    expect(tuned["default_lease_ttl"] == 2764800 and tuned["options"] == {"version": "2"}, tuned)
+    sys_.tune_mount_configuration(c.kv, default_lease_ttl="1h", description="tuned")
+    tuned = sys_.read_mount_configuration(c.kv)["data"]
+    expect(tuned["default_lease_ttl"] == 3600 and tuned["description"] == "tuned", tuned)
+    expect("token/" in sys_.list_auth_methods()["data"], "token auth method")
+    limited = c.client.auth.token.create(policies=["default"], ttl="1h")["auth"]["client_token"]
+    caps = sys_.get_capabilities(["secret/data/x"], token=limited)["data"]
+    expect(caps["capabilities"] == ["deny"], caps)
+    raises(exceptions.InvalidRequest, sys_.get_capabilities, ["secret/data/x"], token="no-such-token")
+    raises(exceptions.InvalidRequest, sys_.disable_secrets_engine, "sys")
+    random = c.client.adapter.post("/v1/sys/tools/random/16", json={"format": "hex"})["data"]["random_bytes"]
+    expect(len(random) == 32, random)
+    digest = c.client.adapter.post("/v1/sys/tools/hash/sha2-256", json={"input": b64(b"abc")})["data"]["sum"]
+    expect(digest == hashlib.sha256(b"abc").hexdigest(), digest)
+
+
 @check
 def transit_disable_mount(c):
     c.client.sys.disable_secrets_engine(path=c.transit)

@@ -27,6 +27,22 @@ struct Mount: Sendable {
     var uuid: String
     var options: [String: JSONValue]
     var backend: any Backend
+    /// Lease TTLs set through `sys/mounts/<path>/tune`, in seconds (0: the system's).
+    var defaultLeaseTTL: Int64 = 0
+    var maxLeaseTTL: Int64 = 0
+
+    /// The system's default and maximum lease TTL (Vault's 768 h), which a mount's 0 stands for.
+    static let systemLeaseTTL: Int64 = 768 * 3600
+
+    /// `sys/mounts/<path>/tune`'s answer.
+    var tuning: [String: JSONValue] {
+        [
+            "default_lease_ttl": .int(defaultLeaseTTL > 0 ? defaultLeaseTTL : Self.systemLeaseTTL),
+            "max_lease_ttl": .int(maxLeaseTTL > 0 ? maxLeaseTTL : Self.systemLeaseTTL),
+            "description": .string(description), "force_no_cache": .bool(false),
+            "options": options.isEmpty ? .null : .object(options),
+        ]
+    }
 
     var listing: JSONValue {
         .object([
@@ -35,7 +51,8 @@ struct Mount: Sendable {
             "external_entropy_access": .bool(false),
             "options": options.isEmpty ? .null : .object(options),
             "config": .object([
-                "default_lease_ttl": .int(0), "max_lease_ttl": .int(0), "force_no_cache": .bool(false),
+                "default_lease_ttl": .int(defaultLeaseTTL), "max_lease_ttl": .int(maxLeaseTTL),
+                "force_no_cache": .bool(false),
             ]),
         ])
     }

@@ -19,6 +19,8 @@ final class MountTable: Sendable {
         var accessor: String
         var uuid: String
         var options: [String: JSONValue]
+        var defaultLeaseTTL: Int64?
+        var maxLeaseTTL: Int64?
     }
 
     init(storage: EngineStorage, factories: [String: Engines.Factory] = Engines.factories) {
@@ -37,7 +39,8 @@ final class MountTable: Sendable {
             mounts[record.path] = Mount(
                 path: record.path, type: record.type, description: record.description, accessor: record.accessor,
                 uuid: record.uuid, options: record.options,
-                backend: factory(record.options, storage.scoped("logical/\(record.uuid)/")))
+                backend: factory(record.options, storage.scoped("logical/\(record.uuid)/")),
+                defaultLeaseTTL: record.defaultLeaseTTL ?? 0, maxLeaseTTL: record.maxLeaseTTL ?? 0)
         }
     }
 
@@ -45,7 +48,7 @@ final class MountTable: Sendable {
         let records = mounts.values.map {
             Record(
                 path: $0.path, type: $0.type, description: $0.description, accessor: $0.accessor, uuid: $0.uuid,
-                options: $0.options)
+                options: $0.options, defaultLeaseTTL: $0.defaultLeaseTTL, maxLeaseTTL: $0.maxLeaseTTL)
         }
         try storage.write(records.sorted { $0.path < $1.path }, "core/mounts")
     }
@@ -125,6 +128,48 @@ final class MountTable: Sendable {
         guard let mount = removed else { return }
         let data = storage.scoped("logical/\(mount.uuid)/")
         for path in try data.allPaths("") { try data.remove(path) }
+    }
+
+    /// `sys/mounts/<path>/tune` (read), also `sys/mounts/<path>`: 400 for a path nothing is mounted at.
+    func tuning(path rawPath: String) throws(VaultError) -> [String: JSONValue] {
+        let path = Self.normalise(rawPath)
+        guard let mount = table.withLock({ $0[path] }) else {
+            throw .badRequest("cannot fetch sysview for path \"\(path)\"")
+        }
+        return mount.tuning
+    }
+
+    /// `sys/mounts/<path>/tune` (write): the description, the lease TTLs and options other than KV's version.
+    func tune(
+        path rawPath: String, description: String?, defaultLeaseTTL: Int64?, maxLeaseTTL: Int64?,
+        options: [String: JSONValue]?
+    ) throws(VaultError) {
+        let path = Self.normalise(rawPath)
+        try table.withLock { (mounts) throws(VaultError) in
+            guard var mount = mounts[path] else {
+                throw .badRequest("tune of path \"\(path)\" failed: no mount entry found")
+            }
+            if let description { mount.description = description }
+            if let defaultLeaseTTL { mount.defaultLeaseTTL = defaultLeaseTTL }
+            if let maxLeaseTTL { mount.maxLeaseTTL = maxLeaseTTL }
+            let maxTTL = mount.maxLeaseTTL > 0 ? mount.maxLeaseTTL : Mount.systemLeaseTTL
+            guard mount.defaultLeaseTTL <= maxTTL else {
+                throw .badRequest(
+                    "backend max lease TTL of \(maxTTL) would be less than backend default lease TTL of \(mount.defaultLeaseTTL)"
+                )
+            }
+            for (key, value) in options ?? [:] {
+                if key == "version", mount.type == "kv" {
+                    guard value == .string("2") || value == .int(2) else {
+                        throw .badRequest("only KV version 2 is supported")
+                    }
+                    continue
+                }
+                mount.options[key] = value
+            }
+            mounts[path] = mount
+            try persist(mounts)
+        }
     }
 
     func list() -> [String: JSONValue] {

@@ -167,12 +167,37 @@ enum OpenAPIDocument {
             unauthenticated: true),
         Route(path: "mounts", summary: "The mounted secrets engines.", verbs: [.read]),
         Route(
-            path: "mounts/{path}", summary: "Enable or disable a secrets engine (transit, kv version 2).",
-            verbs: [.update, .delete],
+            path: "mounts/{path}", summary: "Enable, read or disable a secrets engine (transit, kv version 2).",
+            verbs: [.read, .update, .delete],
             fields: [
                 Field("type", "string", "transit or kv"), Field("description", "string", "Free text."),
                 Field("options", "object", "{\"version\": \"2\"} for kv"),
             ], sudo: true),
+        Route(
+            path: "mounts/{path}/tune", summary: "A secrets engine's lease TTLs, description and options.",
+            verbs: [.read, .update],
+            fields: [
+                Field("default_lease_ttl", "string", "Seconds or a duration; \"system\" for the system's."),
+                Field("max_lease_ttl", "string", "Seconds or a duration."),
+                Field("description", "string", "Free text."),
+                Field("options", "object", "Engine options (kv keeps version 2)."),
+            ], sudo: true),
+        Route(path: "auth", summary: "The enabled auth methods (the token store).", verbs: [.read]),
+        Route(
+            path: "capabilities", summary: "Another token's capabilities on paths.", verbs: [.update],
+            fields: [Field("token", "string", "The token."), Field("paths", "array", "Paths to check.")]),
+        Route(
+            path: "capabilities-accessor", summary: "A token's capabilities on paths, by its accessor.",
+            verbs: [.update],
+            fields: [Field("accessor", "string", "The token's accessor."), Field("paths", "array", "Paths to check.")]),
+        Route(
+            path: "tools/random/{bytes}", summary: "Random bytes from the service's generator.", verbs: [.update],
+            fields: [Field("bytes", "integer", "How many (1 to 131072)."), Field("format", "string", "base64 or hex.")]),
+        Route(
+            path: "tools/hash/{algorithm}", summary: "A digest of the input.", verbs: [.update],
+            fields: [
+                Field("input", "string", "Base64 input."), Field("format", "string", "hex or base64."),
+            ]),
         Route(path: "policies/acl", summary: "ACL policy names.", verbs: [.list]),
         Route(
             path: "policies/acl/{name}", summary: "An ACL policy (HCL or JSON).", verbs: [.read, .update, .delete],

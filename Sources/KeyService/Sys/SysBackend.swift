@@ -39,9 +39,25 @@ struct SysBackend: Backend {
             guard let mounts else { throw .permissionDenied }
             let listing = mounts.list()
             return VaultReply(data: .object(listing), topLevel: listing)
+        case (.read, _) where path.hasPrefix("mounts/"):
+            guard let mounts else { throw .permissionDenied }
+            var mountPath = String(path.dropFirst("mounts/".count))
+            if mountPath.hasSuffix("/tune") { mountPath.removeLast("/tune".count) }
+            return .data(try mounts.tuning(path: mountPath))
+        case (.update, _) where path.hasPrefix("mounts/") && path.hasSuffix("/tune"):
+            guard let mounts else { throw .permissionDenied }
+            let body = request.body
+            var options: [String: JSONValue]?
+            if case .object(let object)? = body["options"] { options = object }
+            try mounts.tune(
+                path: String(path.dropFirst("mounts/".count).dropLast("/tune".count)),
+                description: try body.string("description"),
+                defaultLeaseTTL: try Self.leaseTTL(body, "default_lease_ttl"),
+                maxLeaseTTL: try Self.leaseTTL(body, "max_lease_ttl"), options: options)
+            return .noContent
         case (.update, _) where path.hasPrefix("mounts/"):
             let mountPath = String(path.dropFirst("mounts/".count))
-            guard !mountPath.hasSuffix("/tune"), !mountPath.isEmpty else { throw .unsupportedPath("sys/" + path) }
+            guard !mountPath.isEmpty else { throw .unsupportedPath("sys/" + path) }
             guard let type = try request.body.string("type") else { throw .badRequest("missing type") }
             var options: [String: JSONValue] = [:]
             if case .object(let object)? = request.body["options"] { options = object }
@@ -51,8 +67,50 @@ struct SysBackend: Backend {
                 options: options)
             return .noContent
         case (.delete, _) where path.hasPrefix("mounts/"):
-            try mounts?.disable(path: String(path.dropFirst("mounts/".count)))
+            let mountPath = MountTable.normalise(String(path.dropFirst("mounts/".count)))
+            for reserved in ["sys/", "auth/", "cubbyhole/", "identity/"] where mountPath == reserved {
+                throw .badRequest("cannot unmount \"\(reserved)\"")
+            }
+            try mounts?.disable(path: mountPath)
             return .noContent
+        case (.read, "auth"):
+            // The token store is the one auth method, mounted at auth/token/ as in every Vault.
+            let token: JSONValue = .object([
+                "type": .string("token"), "description": .string("token based credentials"),
+                "accessor": .string("auth_token_vhsmd"), "local": .bool(false), "seal_wrap": .bool(false),
+                "external_entropy_access": .bool(false), "options": .null,
+                "config": .object([
+                    "default_lease_ttl": .int(0), "max_lease_ttl": .int(0), "force_no_cache": .bool(false),
+                    "token_type": .string("default-service"),
+                ]),
+            ])
+            return VaultReply(data: .object(["token/": token]), topLevel: ["token/": token])
+        case (.update, _) where path == "tools/random" || path.hasPrefix("tools/random/"):
+            // sys/tools/random[/source][/bytes][/format], as transit's random.
+            var count = Int(try request.body.int("bytes") ?? 32)
+            var format = try request.body.string("format") ?? "base64"
+            for part in path.split(separator: "/").dropFirst(2) {
+                if let number = Int(part) {
+                    count = number
+                } else if part == "hex" || part == "base64" {
+                    format = String(part)
+                }
+            }
+            return .data([
+                "random_bytes": .string(
+                    try Self.tool { () throws(TransitError) in
+                        try TransitUtilities.randomBytes(count: count, format: format)
+                    })
+            ])
+        case (.update, _) where path == "tools/hash" || path.hasPrefix("tools/hash/"):
+            let parts = path.split(separator: "/")
+            let algorithm = parts.count > 2 ? String(parts[2]) : try request.body.string("algorithm") ?? "sha2-256"
+            let input = try request.body.string("input") ?? ""
+            let format = try request.body.string("format") ?? "hex"
+            let sum = try Self.tool { () throws(TransitError) in
+                try TransitUtilities.hash(try TransitBase64.decode(input), algorithm: algorithm, format: format)
+            }
+            return .data(["sum": .string(sum)])
         case _ where path.hasPrefix("policies/acl") || path.hasPrefix("policy"):
             return try policies(request, path: path)
         case (.read, "audit"):
@@ -75,10 +133,45 @@ struct SysBackend: Backend {
             var data: [String: JSONValue] = [:]
             for path in paths { data[path] = .array(acl.capabilityNames(for: path).map(JSONValue.string)) }
             if paths.count == 1 { data["capabilities"] = data[paths[0]] }
-            return .data(data)
+            return VaultReply(data: .object(data), topLevel: data)
+        case (.update, "capabilities"), (.update, "capabilities-accessor"):
+            // Another token's capabilities, named by the token itself or by its accessor.
+            guard let services else { throw .permissionDenied }
+            let entry: TokenStore.Entry?
+            if path == "capabilities" {
+                guard let token = try request.body.string("token") else { throw .badRequest("missing token") }
+                entry = try services.tokens.entry(token: token)
+                if entry == nil { throw .badRequest("invalid token") }
+            } else {
+                guard let accessor = try request.body.string("accessor") else { throw .badRequest("missing accessor") }
+                entry = try services.tokens.entry(accessor: accessor)
+                if entry == nil { throw .badRequest("invalid accessor") }
+            }
+            let acl = services.policies.acl(for: entry?.policies ?? [])
+            var paths: [String] = []
+            if case .array(let list)? = request.body["paths"] {
+                paths = list.compactMap { if case .string(let text) = $0 { text } else { nil } }
+            } else if let single = try request.body.string("path") {
+                paths = [single]
+            }
+            var data: [String: JSONValue] = [:]
+            for path in paths { data[path] = .array(acl.capabilityNames(for: path).map(JSONValue.string)) }
+            if paths.count == 1 { data["capabilities"] = data[paths[0]] }
+            return VaultReply(data: .object(data), topLevel: data)
         default:
             throw .unsupportedPath("sys/" + path)
         }
+    }
+
+    /// A lease TTL given as seconds or a duration string; "" or "system" keep the system's.
+    static func leaseTTL(_ body: JSONValue, _ key: String) throws(VaultError) -> Int64? {
+        if let text = try? body.string(key), text == "system" || text.isEmpty { return 0 }
+        return try body.duration(key)
+    }
+
+    /// Runs a transit utility for `sys/tools`, with its errors as Vault's 400s.
+    static func tool(_ work: () throws(TransitError) -> String) throws(VaultError) -> String {
+        do { return try work() } catch { throw .badRequest(error.message) }
     }
 
     /// `sys/policies/acl[/:name]` and the legacy `sys/policy[/:name]` (whose read answers `rules`).

@@ -11,6 +11,7 @@ import hashlib
 import hmac as hmac_module
 import secrets
 import sys
+import time
 import traceback
 import warnings
 
@@ -673,6 +674,57 @@ def mount_tuning_auth_methods_capabilities_and_tools(c):
     expect(len(random) == 32, random)
     digest = c.client.adapter.post("/v1/sys/tools/hash/sha2-256", json={"input": b64(b"abc")})["data"]["sum"]
     expect(digest == hashlib.sha256(b"abc").hexdigest(), digest)
+
+
+@check
+def accessor_renewal_missing_accessors_and_tidy(c):
+    tokens = c.client.auth.token
+    created = tokens.create(policies=["default"], ttl="1h")["auth"]
+    renewed = tokens.renew_accessor(created["accessor"], increment="2h")["auth"]
+    expect(3600 < renewed["lease_duration"] <= 7200, renewed)
+    raises(exceptions.InvalidRequest, tokens.renew_accessor, "no-such-accessor")
+    # A 200 with a body comes back parsed; the 202 of tidy as the response itself.
+    missing = tokens.revoke_accessor("no-such-accessor")
+    expect(missing["warnings"] and missing["data"] is None, missing)
+    tidied = tokens.tidy()
+    expect(tidied.status_code == 202 and tidied.json()["warnings"], tidied)
+
+
+@check
+def leases_audit_devices_and_auth_methods_say_what_they_refuse(c):
+    sys_ = c.client.sys
+    raises(exceptions.InvalidRequest, sys_.read_lease, "no/such/lease")
+    raises(exceptions.InvalidRequest, sys_.renew_lease, "no/such/lease")
+    sys_.revoke_lease("no/such/lease")
+    raises(exceptions.InvalidRequest, sys_.enable_audit_device, "file", path="api-audit",
+           options={"file_path": "/tmp/never-written.log"})
+    tuning = sys_.read_auth_method_tuning("token")["data"]
+    expect(tuning["token_type"] == "default-service" and tuning["max_lease_ttl"] > 0, tuning)
+    raises(exceptions.InvalidRequest, sys_.disable_auth_method, "token")
+
+
+@check
+def remount_kv_v2_alias_subkeys_and_transit_config(c):
+    sys_ = c.client.sys
+    kv = c.client.secrets.kv.v2
+    first, second = "mv-" + secrets.token_hex(4), "mv-" + secrets.token_hex(4)
+    sys_.enable_secrets_engine("kv-v2", path=first)
+    expect(sys_.retrieve_mount_option(first, "version") == "2", "kv-v2 is KV version 2")
+    kv.create_or_update_secret("sk", secret={"a": {"b": {"c": 1}}, "d": 2}, mount_point=first)
+    raises(exceptions.InvalidRequest, sys_.move_backend, "no-such-mount", second)
+    sys_.move_backend(first, second)
+    for _ in range(50):  # OpenBao moves in the background
+        if f"{second}/" in sys_.list_mounted_secrets_engines()["data"]:
+            break
+        time.sleep(0.1)
+    expect(kv.read_secret_version("sk", mount_point=second)["data"]["data"]["d"] == 2, "data moved with the mount")
+    subkeys = c.client.adapter.get(f"/v1/{second}/subkeys/sk")["data"]["subkeys"]
+    expect(subkeys == {"a": {"b": {"c": None}}, "d": None}, subkeys)
+    shallow = c.client.adapter.get(f"/v1/{second}/subkeys/sk", params={"depth": 1})["data"]["subkeys"]
+    expect(shallow == {"a": None, "d": None}, shallow)
+    sys_.disable_secrets_engine(second)
+    expect(c.client.adapter.get(f"/v1/{c.transit}/cache-config")["data"]["size"] == 0, "cache-config")
+    expect(c.client.adapter.get(f"/v1/{c.transit}/config/keys")["data"]["disable_upsert"] is False, "config/keys")
 
 
 @check

@@ -45,11 +45,26 @@ struct TokenBackend: Backend {
             try store.revoke(key: store.key(token: token), orphanChildren: path == "revoke-orphan")
             return .noContent
         case (.update, "revoke-accessor"):
-            guard let accessor = try body.string("accessor"), let key = try store.key(accessor: accessor) else {
-                throw .badRequest("invalid accessor")
+            guard let accessor = try body.string("accessor") else { throw .badRequest("missing accessor") }
+            guard let key = try store.key(accessor: accessor) else {
+                return .warning("No token found with this accessor")
             }
             try store.revoke(key: key)
             return .noContent
+        case (.update, "renew-accessor"):
+            guard let accessor = try body.string("accessor"), let key = try store.key(accessor: accessor) else {
+                throw .badRequest("invalid accessor")
+            }
+            // The token itself is not known from its accessor: the answer's client_token is empty, as in Vault.
+            let entry = try store.renew(key: key, increment: try body.duration("increment"))
+            return VaultReply(auth: Self.auth(entry, token: ""))
+        case (.update, "tidy"):
+            guard caller.entry.isRoot else { throw .permissionDenied }
+            let removed = try store.tidy()
+            // Done before answering (Vault starts it in the background): the same 202 and a warning.
+            return .warning(
+                "Tidy operation finished: \(removed) expired token\(removed == 1 ? "" : "s") removed.",
+                status: .accepted)
         case (.list, "accessors"):
             guard caller.entry.isRoot else { throw .permissionDenied }
             return .data(["keys": .array(try store.accessorList().map(JSONValue.string))])

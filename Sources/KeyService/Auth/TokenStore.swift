@@ -141,6 +141,11 @@ final class TokenStore: Sendable {
         try records.withLock { (records) throws(VaultError) in try records.renew(key: key, increment: increment) }
     }
 
+    /// Removes every expired token now (they are otherwise removed when next used); returns how many.
+    func tidy() throws(VaultError) -> Int {
+        try records.withLock { (records) throws(VaultError) in try records.tidy() }
+    }
+
     func accessorList() throws(VaultError) -> [String] {
         try records.withLock { (records) throws(VaultError) in
             try records.storage.children("core/accessors/").filter { !$0.hasSuffix("/") }
@@ -224,6 +229,16 @@ private struct Records: Sendable {
                 try revoke(key: childKey)
             }
         }
+    }
+
+    mutating func tidy() throws(VaultError) -> Int {
+        var removed = 0
+        for name in try storage.children("core/tokens/") where !name.hasSuffix("/") {
+            guard let entry = try load("core/tokens/" + name), entry.isExpired else { continue }
+            try revoke(key: try Self.key(hex: name))
+            removed += 1
+        }
+        return removed
     }
 
     mutating func renew(key: [UInt8], increment: Int64?) throws(VaultError) -> TokenStore.Entry {

@@ -32,11 +32,15 @@ struct KVBackend: Backend {
             let cas = try (body["options"] ?? .object([:])).int("cas")
             return .data(try await store.write(try Self.secretPath(rest), data: data, cas: cas))
         case (.read, "data"):
-            let version = try request.query["version"].map { text throws(VaultError) -> Int64 in
-                guard let value = Int64(text) else { throw .badRequest("version must be an integer") }
-                return value
-            }
-            return try await store.read(try Self.secretPath(rest), version: version)
+            return try await store.read(try Self.secretPath(rest), version: try Self.queryInteger(request, "version"))
+        case (.read, "subkeys"):
+            // The secret's keys without its values: nested objects down to `depth` levels (0: all), leaves null.
+            let reply = try await store.read(
+                try Self.secretPath(rest), version: try Self.queryInteger(request, "version"))
+            guard case .object(let members)? = reply.data, let data = members["data"] else { throw .notFound }
+            let depth = try Self.queryInteger(request, "depth") ?? 0
+            guard depth >= 0 else { throw .badRequest("depth must be a non-negative integer") }
+            return .data(["subkeys": Self.subkeys(data, depth: depth), "metadata": members["metadata"] ?? .null])
         case (.delete, "data"):
             try await store.softDelete(try Self.secretPath(rest), versions: nil)
             return .noContent
@@ -276,5 +280,25 @@ actor KVStore {
         if seconds >= 3600 { return "\(seconds / 3600)h\((seconds % 3600) / 60)m\(seconds % 60)s" }
         if seconds >= 60 { return "\(seconds / 60)m\(seconds % 60)s" }
         return "\(max(0, seconds))s"
+    }
+}
+
+extension KVBackend {
+    /// An integer query parameter (`?version=`, `?depth=`).
+    static func queryInteger(_ request: VaultRequest, _ name: String) throws(VaultError) -> Int64? {
+        try request.query[name].map { text throws(VaultError) -> Int64 in
+            guard let value = Int64(text) else { throw .badRequest("\(name) must be an integer") }
+            return value
+        }
+    }
+
+    /// Vault's `subkeys` view of a secret: every key kept, values replaced by null, objects followed to `depth`.
+    static func subkeys(_ value: JSONValue, depth: Int64, level: Int64 = 1) -> JSONValue {
+        guard case .object(let members) = value else { return .null }
+        return .object(
+            members.mapValues { child in
+                guard depth == 0 || level < depth, case .object = child else { return .null }
+                return subkeys(child, depth: depth, level: level + 1)
+            })
     }
 }

@@ -94,10 +94,16 @@ final class MountTable: Sendable {
         if let taken = mounts.keys.first(where: { path.hasPrefix($0) || $0.hasPrefix(path) }) {
             throw .badRequest("path is already in use at \(taken)")
         }
+        var type = type
+        var options = options
+        if type == "kv-v2" {
+            // Vault's catalog name for KV version 2.
+            type = "kv"
+            options["version"] = .string("2")
+        }
         guard let factory = factories[type] else {
             throw .badRequest("plugin not found in the catalog: \(type)")
         }
-        var options = options
         if type == "kv" {
             let version = options["version"].flatMap { value -> String? in
                 switch value {
@@ -168,6 +174,25 @@ final class MountTable: Sendable {
                 mount.options[key] = value
             }
             mounts[path] = mount
+            try persist(mounts)
+        }
+    }
+
+    /// `sys/remount`: the mount keeps its engine, data and UUID under the new path.
+    func move(from rawFrom: String, to rawTo: String) throws(VaultError) {
+        let from = Self.normalise(rawFrom)
+        let to = Self.normalise(rawTo)
+        try table.withLock { (mounts) throws(VaultError) in
+            guard var mount = mounts[from] else { throw .badRequest("no matching mount at \"\(from)\"") }
+            for reserved in ["sys/", "auth/", "cubbyhole/", "identity/"] where to.hasPrefix(reserved) {
+                throw .badRequest("cannot mount '\(to)': '\(reserved)' is reserved")
+            }
+            if let taken = mounts.keys.first(where: { $0 != from && (to.hasPrefix($0) || $0.hasPrefix(to)) }) {
+                throw .badRequest("path already in use at \"\(taken)\"")
+            }
+            mounts[from] = nil
+            mount.path = to
+            mounts[to] = mount
             try persist(mounts)
         }
     }

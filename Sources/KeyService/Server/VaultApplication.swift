@@ -140,7 +140,8 @@ struct VaultHTTPAnswer: Sendable {
         if let data = error.data {
             var body = envelope(id: id, data: data, auth: nil, extra: [:])
             if case .object(var members) = body {
-                members["errors"] = .array(error.messages.map(JSONValue.string))
+                // Vault leaves `errors` out of an answer that carries data and no message (batch failures).
+                if !error.messages.isEmpty { members["errors"] = .array(error.messages.map(JSONValue.string)) }
                 body = .object(members)
             }
             self = Self.json(error.status, body)
@@ -167,6 +168,6 @@ func envelope(id: String, data: JSONValue?, auth: JSONValue?, extra: [String: JS
         "request_id": .string(id), "lease_id": .string(""), "renewable": .bool(false),
         "lease_duration": .int(0), "data": data ?? .null, "wrap_info": .null, "warnings": .null, "auth": auth ?? .null,
     ]
-    for (key, value) in extra where members[key] == nil { members[key] = value }
+    for (key, value) in extra where members[key] == nil || key == "warnings" { members[key] = value }
     return .object(members)
 }

@@ -65,6 +65,11 @@ struct VaultReply: Sendable {
     static let noContent = VaultReply(status: .noContent)
 
     static func data(_ object: [String: JSONValue]) -> VaultReply { VaultReply(data: .object(object)) }
+
+    /// An answer with no data and Vault's `warnings`.
+    static func warning(_ text: String, status: HTTPResponse.Status = .ok) -> VaultReply {
+        VaultReply(status: status, topLevel: ["warnings": .array([.string(text)])])
+    }
 }
 
 /// Who is calling: the token's entry and its hashed key (the token itself is not kept).

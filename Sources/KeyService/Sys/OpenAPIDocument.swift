@@ -183,6 +183,19 @@ enum OpenAPIDocument {
                 Field("options", "object", "Engine options (kv keeps version 2)."),
             ], sudo: true),
         Route(path: "auth", summary: "The enabled auth methods (the token store).", verbs: [.read]),
+        Route(path: "auth/token/tune", summary: "The token auth method's lease TTLs and token type.", verbs: [.read]),
+        Route(
+            path: "remount", summary: "Move a secrets engine, with its data, to another path.", verbs: [.update],
+            fields: [Field("from", "string", "The mount's path."), Field("to", "string", "The new path.")], sudo: true),
+        Route(
+            path: "leases/lookup", summary: "Lease lookup (vhsmd issues no leases: always 'invalid lease').",
+            verbs: [.update], fields: [Field("lease_id", "string", "The lease.")]),
+        Route(
+            path: "leases/renew", summary: "Lease renewal (vhsmd issues no leases).", verbs: [.update],
+            fields: [Field("lease_id", "string", "The lease.")]),
+        Route(
+            path: "leases/revoke", summary: "Lease revocation (vhsmd issues no leases).", verbs: [.update],
+            fields: [Field("lease_id", "string", "The lease.")]),
         Route(
             path: "capabilities", summary: "Another token's capabilities on paths.", verbs: [.update],
             fields: [Field("token", "string", "The token."), Field("paths", "array", "Paths to check.")]),
@@ -226,8 +239,14 @@ enum OpenAPIDocument {
                 Field("renewable", "boolean", "Renewable."), Field("num_uses", "integer", "Use limit."),
                 Field("no_parent", "boolean", "Create an orphan."), Field("meta", "object", "Metadata."),
                 Field("display_name", "string", "Display name."),
+                Field("period", "string", "Renewal period (root only): each renewal goes back to it."),
+                Field("type", "string", "service (default) or batch."),
             ]),
         Route(path: "create-orphan", summary: "Create an orphan token.", verbs: [.update]),
+        Route(
+            path: "renew-accessor", summary: "Renew a token by accessor.", verbs: [.update],
+            fields: [Field("accessor", "string", "Accessor."), Field("increment", "string", "Requested TTL.")]),
+        Route(path: "tidy", summary: "Remove expired tokens now.", verbs: [.update], sudo: true),
         Route(
             path: "lookup", summary: "Look up a token.", verbs: [.update], fields: [Field("token", "string", "Token.")]),
         Route(path: "lookup-self", summary: "Look up the calling token.", verbs: [.read]),
@@ -262,6 +281,8 @@ enum OpenAPIDocument {
 
     static let transit: [Route] = [
         Route(path: "keys", summary: "Transit key names.", verbs: [.list]),
+        Route(path: "cache-config", summary: "The key cache's size (0: unlimited).", verbs: [.read]),
+        Route(path: "config/keys", summary: "Whether encrypt may create keys (upsert).", verbs: [.read]),
         Route(
             path: "keys/{name}", summary: "Create, read or delete a transit key.", verbs: [.read, .update, .delete],
             fields: [
@@ -353,6 +374,9 @@ enum OpenAPIDocument {
                 Field("max_versions", "integer", "Versions kept."), Field("cas_required", "boolean", "Require cas."),
                 Field("delete_version_after", "string", "Deletion delay."),
             ]),
+        Route(
+            path: "subkeys/{path}", summary: "A secret version's keys, without the values (?depth=, ?version=).",
+            verbs: [.read]),
         Route(
             path: "data/{path}", summary: "Read or write a secret version.", verbs: [.read, .update, .delete],
             fields: [Field("data", "object", "The secret."), Field("options", "object", "{\"cas\": N}")],

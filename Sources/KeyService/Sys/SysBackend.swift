@@ -73,6 +73,47 @@ struct SysBackend: Backend {
             }
             try mounts?.disable(path: mountPath)
             return .noContent
+        case (.read, "auth/token/tune"):
+            let tuning: [String: JSONValue] = [
+                "default_lease_ttl": .int(TokenStore.maxTTL), "max_lease_ttl": .int(TokenStore.maxTTL),
+                "description": .string("token based credentials"), "force_no_cache": .bool(false),
+                "token_type": .string("default-service"),
+            ]
+            return VaultReply(data: .object(tuning), topLevel: tuning)
+        case (.update, "auth/token/tune"):
+            throw .badRequest("vhsmd does not tune the token auth method: token TTLs are set per token")
+        case (.delete, "auth/token"), (.delete, "auth/token/"):
+            throw .badRequest("token credential backend cannot be disabled")
+        case (.update, _) where path.hasPrefix("auth/"):
+            // vhsmd's one auth method is the token store.
+            let type = try request.body.string("type") ?? String(path.dropFirst("auth/".count))
+            throw .badRequest("vhsmd has only the token auth method: cannot enable '\(type)'")
+        case (.update, "remount"):
+            guard let mounts else { throw .permissionDenied }
+            guard let from = try request.body.string("from"), let to = try request.body.string("to") else {
+                throw .badRequest("both 'from' and 'to' must be set")
+            }
+            try mounts.move(from: from, to: to)
+            // Done before answering (Vault queues it): the same shape, with an id that names this move.
+            let id: JSONValue = .string(RequestID.make())
+            return VaultReply(data: .object(["migration_id": id]), topLevel: ["migration_id": id])
+        case (.update, "leases/lookup"):
+            // vhsmd issues no leases (tokens are not leases here, and no engine returns leased secrets).
+            throw .badRequest("invalid lease")
+        case (.update, "leases/renew"):
+            throw .badRequest("lease not found")
+        case (.update, "leases/revoke"):
+            return .noContent
+        case (.update, _) where path.hasPrefix("audit/"):
+            throw .badRequest(
+                "cannot enable audit device via API; use declarative, config-based audit device management instead")
+        case (.delete, _) where path.hasPrefix("audit/"):
+            let name = String(path.dropFirst("audit/".count))
+            guard audit.device(named: name) == nil else {
+                throw .badRequest(
+                    "cannot disable audit device '\(name)' via API: it is configured in vhsmd's configuration file")
+            }
+            return .noContent
         case (.read, "auth"):
             // The token store is the one auth method, mounted at auth/token/ as in every Vault.
             let token: JSONValue = .object([

@@ -47,6 +47,12 @@ struct TransitBackend: Backend {
     private func route(_ request: VaultRequest, _ parts: [String]) throws -> VaultReply {
         let body = request.body
         switch (request.operation, parts.first ?? "", parts.count) {
+        case (.read, "cache-config", 1):
+            // Keys are cached without a size limit, which Vault writes as 0.
+            return .data(["size": .int(0)])
+        case (.read, "config", 2) where parts[1] == "keys":
+            // Encrypting with a missing key creates it (upsert), as Vault does by default.
+            return .data(["disable_upsert": .bool(false)])
         case (.list, "keys", 1):
             let names = try store.names()
             guard !names.isEmpty else { throw VaultError.notFound }

@@ -728,6 +728,18 @@ def remount_kv_v2_alias_subkeys_and_transit_config(c):
 
 
 @check
+def barrier_key_status_and_rotation(c):
+    sys_ = c.client.sys
+    before = sys_.get_encryption_key_status()["data"]
+    expect(before["term"] >= 1 and before["install_time"], before)
+    sys_.rotate_encryption_key()
+    after = sys_.get_encryption_key_status()["data"]
+    expect(after["term"] == before["term"] + 1, (before, after))
+    # Everything written before the rotation still reads back.
+    expect(c.client.secrets.kv.v2.read_secret_version("app/db", mount_point=c.kv)["data"]["data"], "old values")
+
+
+@check
 def transit_disable_mount(c):
     c.client.sys.disable_secrets_engine(path=c.transit)
     expect(f"{c.transit}/" not in c.client.sys.list_mounted_secrets_engines()["data"], "transit still mounted")

@@ -20,7 +20,14 @@ final class Barrier: StorageBackend {
     struct KeyStatus: Sendable, Equatable {
         var term: UInt32
         var installed: Date
+        /// Values sealed under this term since this process started or rotated to it.
+        var encryptions: Int = 0
     }
+
+    /// Values sealed under the active term by this process (reset by `rotate`).
+    private let encryptions = Atomic<Int>(0)
+
+    fileprivate func countEncryption() { encryptions.add(1, ordering: .relaxed) }
 
     private enum State: Sendable {
         case sealed
@@ -83,6 +90,7 @@ final class Barrier: StorageBackend {
             let term = keyring.rotate()
             try backend.put(Self.keyringPath, Self.sealKeyring(keyring, rootKey: rootKey))
             state = .unsealed(rootKey: rootKey, keyring: keyring)
+            encryptions.store(0, ordering: .relaxed)
             return KeyStatus(term: term.number, installed: term.installed)
         }
     }
@@ -90,7 +98,8 @@ final class Barrier: StorageBackend {
     /// The active term.
     func keyStatus() throws -> KeyStatus {
         let active = try unsealedKeyring(for: Self.keyringPath).active
-        return KeyStatus(term: active.number, installed: active.installed)
+        return KeyStatus(
+            term: active.number, installed: active.installed, encryptions: encryptions.load(ordering: .relaxed))
     }
 
     // MARK: - StorageBackend
@@ -103,6 +112,7 @@ final class Barrier: StorageBackend {
     func put(_ path: String, _ value: [UInt8]) throws {
         let keyring = try keyring(for: path)
         try backend.put(path, Self.seal(value, path: path, keyring: keyring))
+        countEncryption()
     }
 
     func delete(_ path: String) throws {
@@ -118,7 +128,7 @@ final class Barrier: StorageBackend {
     func transaction<Result>(_ body: (any StorageTransaction) throws -> Result) throws -> Result {
         let keyring = try unsealedKeyring(for: "")
         return try backend.transaction { inner in
-            try body(SealingTransaction(inner: inner, keyring: keyring))
+            try body(SealingTransaction(inner: inner, keyring: keyring, barrier: self))
         }
     }
 
@@ -128,6 +138,7 @@ final class Barrier: StorageBackend {
     private struct SealingTransaction: StorageTransaction {
         var inner: any StorageTransaction
         var keyring: Keyring
+        let barrier: Barrier
 
         func get(_ path: String) throws -> [UInt8]? {
             try Barrier.checkNotReserved(path)
@@ -137,6 +148,7 @@ final class Barrier: StorageBackend {
         func put(_ path: String, _ value: [UInt8]) throws {
             try Barrier.checkNotReserved(path)
             try inner.put(path, Barrier.seal(value, path: path, keyring: keyring))
+            barrier.countEncryption()
         }
 
         func delete(_ path: String) throws {

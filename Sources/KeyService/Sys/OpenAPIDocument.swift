@@ -183,6 +183,11 @@ enum OpenAPIDocument {
                 Field("options", "object", "Engine options (kv keeps version 2)."),
             ], sudo: true),
         Route(path: "auth", summary: "The enabled auth methods (the token store).", verbs: [.read]),
+        Route(
+            path: "key-status",
+            summary: "The barrier's active key term, when it was installed, and values sealed under it since start.",
+            verbs: [.read]),
+        Route(path: "rotate", summary: "Add a barrier key term; new writes use it.", verbs: [.update], sudo: true),
         Route(path: "auth/token/tune", summary: "The token auth method's lease TTLs and token type.", verbs: [.read]),
         Route(
             path: "remount", summary: "Move a secrets engine, with its data, to another path.", verbs: [.update],

@@ -73,6 +73,16 @@ struct SysBackend: Backend {
             }
             try mounts?.disable(path: mountPath)
             return .noContent
+        case (.read, "key-status"):
+            let status = try Self.barrierStatus(services) { barrier in try barrier.keyStatus() }
+            let data: [String: JSONValue] = [
+                "term": .int(Int64(status.term)), "install_time": .string(TransitTime.rfc3339(status.installed)),
+                "encryptions": .int(Int64(status.encryptions)),
+            ]
+            return VaultReply(data: .object(data), topLevel: data)
+        case (.update, "rotate"):
+            _ = try Self.barrierStatus(services) { barrier in try barrier.rotate() }
+            return .noContent
         case (.read, "auth/token/tune"):
             let tuning: [String: JSONValue] = [
                 "default_lease_ttl": .int(TokenStore.maxTTL), "max_lease_ttl": .int(TokenStore.maxTTL),
@@ -202,6 +212,16 @@ struct SysBackend: Backend {
         default:
             throw .unsupportedPath("sys/" + path)
         }
+    }
+
+    /// Runs `work` on the barrier under the services' storage (`sys/key-status`, `sys/rotate`).
+    static func barrierStatus(
+        _ services: Services?, _ work: (Barrier) throws -> Barrier.KeyStatus
+    ) throws(VaultError) -> Barrier.KeyStatus {
+        guard let barrier = services?.storage.backend as? Barrier else {
+            throw .internalError("the store has no encryption barrier")
+        }
+        do { return try work(barrier) } catch { throw .internalError("the barrier's keyring: \(error)") }
     }
 
     /// A lease TTL given as seconds or a duration string; "" or "system" keep the system's.

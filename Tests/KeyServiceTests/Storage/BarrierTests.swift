@@ -104,6 +104,21 @@ struct BarrierTests {
         #expect(throws: BarrierError.wrongRootKey) { try Barrier(backend: memory).unseal(rootKey: rootKey) }
     }
 
+    /// `sys/key-status`'s `encryptions`: values sealed under the active term, in and out of transactions.
+    @Test func encryptionsAreCountedPerTerm() throws {
+        let barrier = try unsealedBarrier()
+        let before = try barrier.keyStatus().encryptions
+        try barrier.put("a", [1])
+        try barrier.transaction { transaction in
+            try transaction.put("b", [2])
+            try transaction.put("c", [3])
+        }
+        _ = try barrier.get("a")
+        #expect(try barrier.keyStatus().encryptions == before + 3)
+        try barrier.rotate()
+        #expect(try barrier.keyStatus().encryptions == 0)
+    }
+
     @Test func rotationKeepsOldValuesReadableAndSealsNewOnesUnderTheNewTerm() throws {
         let barrier = try unsealedBarrier()
         try barrier.put("old", [1])

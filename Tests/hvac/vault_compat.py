@@ -740,6 +740,30 @@ def barrier_key_status_and_rotation(c):
 
 
 @check
+def token_roles(c):
+    tokens = c.client.auth.token
+    name = "role-" + secrets.token_hex(4)
+    tokens.create_or_update_role(name, allowed_policies=["default", "p1"], orphan=True, token_period="1h",
+                                 path_suffix="sfx")
+    role = tokens.read_role(name)["data"]
+    expect(role["allowed_policies"] == ["default", "p1"] and role["orphan"] is True and role["token_period"] == 3600
+           and role["path_suffix"] == "sfx" and role["token_type"] == "default-service", role)
+    expect(name in tokens.list_roles()["data"]["keys"], "listed")
+    created = tokens.create(role_name=name, policies=["p1"])["auth"]
+    expect(created["policies"] == ["default", "p1"] and created["orphan"] is True, created)
+    looked = tokens.lookup(created["client_token"])["data"]
+    expect(looked["role"] == name and looked["path"] == f"auth/token/create/{name}/sfx", looked)
+    # The role's period: a renewal goes back to it whatever the increment.
+    renewed = tokens.renew(created["client_token"], increment="5h")["auth"]
+    expect(0 < renewed["lease_duration"] <= 3600, renewed)
+    raises(exceptions.InvalidRequest, tokens.create, role_name=name, policies=["p2"])
+    raises(exceptions.InvalidRequest, tokens.create, role_name="no-such-role")
+    tokens.delete_role(name)
+    raises(exceptions.InvalidPath, tokens.read_role, name)
+    tokens.delete_role(name)  # deleting a missing role is not an error
+
+
+@check
 def transit_disable_mount(c):
     c.client.sys.disable_secrets_engine(path=c.transit)
     expect(f"{c.transit}/" not in c.client.sys.list_mounted_secrets_engines()["data"], "transit still mounted")

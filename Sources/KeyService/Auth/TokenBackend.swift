@@ -11,6 +11,27 @@ struct TokenBackend: Backend {
         switch (request.operation, path) {
         case (.update, "create"), (.update, "create-orphan"):
             return try create(request, caller: caller, orphan: path == "create-orphan")
+        case (.update, _) where path.hasPrefix("create/"):
+            let name = String(path.dropFirst("create/".count))
+            guard let role = try store.role(name) else { throw .badRequest("unknown role \(name)") }
+            return try create(request, caller: caller, orphan: false, role: (name, role))
+        case (.list, "roles"):
+            let names = try store.roleNames()
+            guard !names.isEmpty else { throw .notFound }
+            return .data(["keys": .array(names.map(JSONValue.string))])
+        case (.read, _) where path.hasPrefix("roles/"):
+            guard let role = try store.role(String(path.dropFirst("roles/".count))) else { throw .notFound }
+            return .data(role.description(name: String(path.dropFirst("roles/".count))))
+        case (.update, _) where path.hasPrefix("roles/"):
+            let name = String(path.dropFirst("roles/".count))
+            guard !name.isEmpty, !name.contains("/") else { throw .badRequest("invalid role name") }
+            var role = try store.role(name) ?? TokenStore.Role()
+            try role.update(from: body)
+            try store.putRole(name, role)
+            return .noContent
+        case (.delete, _) where path.hasPrefix("roles/"):
+            try store.deleteRole(String(path.dropFirst("roles/".count)))
+            return .noContent
         case (.read, "lookup-self"), (.update, "lookup-self"):
             return .data(Self.lookup(caller.entry, id: request.token ?? ""))
         case (.update, "lookup"):
@@ -73,35 +94,49 @@ struct TokenBackend: Backend {
         }
     }
 
-    private func create(_ request: VaultRequest, caller: Caller, orphan: Bool) throws(VaultError) -> VaultReply {
+    private func create(
+        _ request: VaultRequest, caller: Caller, orphan requestedOrphan: Bool,
+        role: (name: String, role: TokenStore.Role)? = nil
+    ) throws(VaultError) -> VaultReply {
         let body = request.body
-        // Without `policies` the child inherits its parent's, root included.
-        var policies = try Self.stringList(body, "policies") ?? caller.entry.policies
+        let noDefault = try body.bool("no_default_policy") == true || role?.role.tokenNoDefaultPolicy == true
+        // Without `policies` the child inherits its parent's, root included (with a role: the role's allowed ones).
+        var policies: [String]
+        if let (_, role) = role {
+            policies = try role.policies(
+                requested: try Self.stringList(body, "policies"), parent: caller.entry.policies, noDefault: noDefault)
+        } else {
+            policies = try Self.stringList(body, "policies") ?? caller.entry.policies
+        }
         if !caller.entry.isRoot {
-            // A token cannot grant policies its creator does not hold.
-            guard Set(policies).isSubset(of: Set(caller.entry.policies)) else {
+            // A token cannot grant policies its creator does not hold (through a role, the role decides).
+            guard role != nil || Set(policies).isSubset(of: Set(caller.entry.policies)) else {
                 throw .badRequest("child policies must be subset of parent")
             }
             guard try body.string("id") == nil else {
                 throw .badRequest("root or sudo privileges required to specify token id")
             }
         }
-        if try body.bool("no_default_policy") != true, !policies.contains("default"), !policies.contains("root") {
+        if !noDefault, !policies.contains("default"), !policies.contains("root") {
             policies.append("default")
         }
         policies = Array(Set(policies)).sorted()
         let isRoot = policies.contains("root")
         let type: String?
-        switch try body.string("type") {
-        case nil, "", "service", "default": type = nil
-        case "batch":
+        switch try body.string("type") ?? role?.role.tokenType {
+        case nil, "", "service", "default", "default-service": type = nil
+        case "batch", "default-batch":
             guard !isRoot else { throw .badRequest("batch tokens cannot be root tokens") }
             type = "batch"
         default: throw .badRequest("invalid 'token_type' value")
         }
-        let explicitMax = try body.duration("explicit_max_ttl") ?? 0
-        let period = try body.duration("period") ?? 0
-        if period > 0, !caller.entry.isRoot {
+        var explicitMax = try body.duration("explicit_max_ttl") ?? 0
+        if let roleMax = role?.role.tokenExplicitMaxTTL, roleMax > 0 {
+            explicitMax = explicitMax > 0 ? min(explicitMax, roleMax) : roleMax
+        }
+        var period = try body.duration("period") ?? 0
+        if let rolePeriod = role?.role.tokenPeriod, rolePeriod > 0 { period = rolePeriod }
+        if period > 0, !caller.entry.isRoot, role?.role.tokenPeriod ?? 0 == 0 {
             throw .badRequest("root or sudo privileges required to create periodic token")
         }
         var ttl = period > 0 ? period : try body.duration("ttl") ?? TokenStore.maxTTL
@@ -110,7 +145,8 @@ struct TokenBackend: Backend {
         var meta: [String: JSONValue] = [:]
         if case .object(let object)? = body["meta"] { meta = object }
         let noParent = try body.bool("no_parent") ?? false
-        let renewable = try body.bool("renewable") ?? true
+        let orphan = requestedOrphan || role?.role.orphan == true
+        let renewable = (try body.bool("renewable") ?? true) && role?.role.renewable != false
         var entry = TokenStore.Entry(
             accessor: TokenStore.newToken(prefix: ""), policies: policies,
             displayName: Self.displayName(try body.string("display_name")), creationTime: Date(),
@@ -118,9 +154,10 @@ struct TokenBackend: Backend {
             ttl: isRoot && body["ttl"] == nil && period == 0 ? nil : ttl, explicitMaxTTL: explicitMax,
             renewable: type == nil && renewable, numUses: try body.int("num_uses") ?? 0,
             meta: meta, parent: orphan || noParent ? nil : caller.key, orphan: orphan || noParent,
-            path: "auth/token/create")
+            path: "auth/token/create" + (role.map { "/" + $0.name + $0.role.pathSuffixPart } ?? ""))
         entry.period = period > 0 ? period : nil
         entry.type = type
+        entry.role = role?.name
         let token = try store.create(id: try body.string("id"), entry: entry)
         return VaultReply(auth: Self.auth(entry, token: token))
     }
@@ -182,7 +219,9 @@ struct TokenBackend: Backend {
             "renewable": .bool(entry.renewable && entry.ttl != nil),
             "ttl": .int(remaining), "type": .string(entry.type ?? "service"),
         ]
-        if let period = entry.period { data["period"] = .int(period) }
+        // A period that came from a role is the role's: lookup shows it only for tokens asked with one (as OpenBao).
+        if let period = entry.period, entry.role == nil { data["period"] = .int(period) }
+        if let role = entry.role { data["role"] = .string(role) }
         if let renewal = entry.lastRenewal {
             data["last_renewal"] = .string(TransitTime.rfc3339(renewal))
             data["last_renewal_time"] = .int(Int64(renewal.timeIntervalSince1970))

@@ -27,6 +27,8 @@ final class TokenStore: Sendable {
         var period: Int64? = nil
         /// Vault's token type: nil or "service", or "batch" (not renewable, not revocable on its own).
         var type: String? = nil
+        /// The token role it was created through (`auth/token/create/:role`).
+        var role: String? = nil
         var isBatch: Bool { type == "batch" }
         var expireTime: Date? { ttl.map { (lastRenewal ?? creationTime).addingTimeInterval(TimeInterval($0)) } }
         var isExpired: Bool { expireTime.map { $0 < Date() } ?? false }
@@ -139,6 +141,103 @@ final class TokenStore: Sendable {
     /// system maximum.
     func renew(key: [UInt8], increment: Int64?) throws(VaultError) -> Entry {
         try records.withLock { (records) throws(VaultError) in try records.renew(key: key, increment: increment) }
+    }
+
+    /// A token role (`auth/token/roles/:name`): what tokens created through it get, and which policies they may ask
+    /// for.
+    struct Role: Codable, Sendable {
+        var allowedPolicies: [String] = []
+        var disallowedPolicies: [String] = []
+        var orphan = false
+        var renewable = true
+        var pathSuffix = ""
+        var tokenPeriod: Int64 = 0
+        var tokenExplicitMaxTTL: Int64 = 0
+        var tokenNoDefaultPolicy = false
+        var tokenType = "default-service"
+
+        var pathSuffixPart: String { pathSuffix.isEmpty ? "" : "/" + pathSuffix }
+
+        mutating func update(from body: JSONValue) throws(VaultError) {
+            if let list = try TokenBackend.stringList(body, "allowed_policies") { allowedPolicies = list }
+            if let list = try TokenBackend.stringList(body, "disallowed_policies") { disallowedPolicies = list }
+            if let value = try body.bool("orphan") { orphan = value }
+            if let value = try body.bool("renewable") { renewable = value }
+            if let value = try body.string("path_suffix") {
+                guard !value.contains("..") else { throw .badRequest("error reading path_suffix") }
+                pathSuffix = value
+            }
+            // The token_ names and Vault's older ones.
+            if let value = try body.duration("period") { tokenPeriod = value }
+            if let value = try body.duration("token_period") { tokenPeriod = value }
+            if let value = try body.duration("explicit_max_ttl") { tokenExplicitMaxTTL = value }
+            if let value = try body.duration("token_explicit_max_ttl") { tokenExplicitMaxTTL = value }
+            if let value = try body.bool("token_no_default_policy") { tokenNoDefaultPolicy = value }
+            if let value = try body.string("token_type") {
+                guard ["default-service", "default-batch", "service", "batch", "default"].contains(value) else {
+                    throw .badRequest("invalid 'token_type' value \"\(value)\"")
+                }
+                tokenType = value == "default" ? "default-service" : value
+            }
+        }
+
+        /// The policies a token created through the role gets: those asked for (else the allowed ones, else the
+        /// parent's), checked against the allowed list (with "default" added) or else the disallowed one.
+        func policies(requested: [String]?, parent: [String], noDefault: Bool) throws(VaultError) -> [String] {
+            func withDefault(_ list: [String]) -> [String] {
+                Array(Set(list + (noDefault ? [] : ["default"]))).sorted()
+            }
+            if !allowedPolicies.isEmpty {
+                let asked = withDefault(requested ?? allowedPolicies)
+                let allowed = withDefault(allowedPolicies)
+                guard Set(asked).isSubset(of: Set(allowed)) else {
+                    func quoted(_ list: [String]) -> String { list.map { "\"\($0)\"" }.joined(separator: " ") }
+                    throw .badRequest(
+                        "token policies ([\(quoted(asked))]) must be subset of the role's allowed policies "
+                            + "([\(quoted(allowed))]) or glob policies ([])")
+                }
+                return asked
+            }
+            let asked = requested ?? parent
+            if let refused = asked.first(where: { disallowedPolicies.contains($0) }) {
+                throw .badRequest("token policy \(refused) is disallowed by this role")
+            }
+            return asked
+        }
+
+        func description(name: String) -> [String: JSONValue] {
+            func list(_ values: [String]) -> JSONValue { .array(values.map(JSONValue.string)) }
+            return [
+                "name": .string(name), "allowed_policies": list(allowedPolicies), "allowed_policies_glob": .array([]),
+                "disallowed_policies": list(disallowedPolicies), "disallowed_policies_glob": .array([]),
+                "allowed_entity_aliases": .null, "orphan": .bool(orphan), "renewable": .bool(renewable),
+                "path_suffix": .string(pathSuffix), "period": .int(0), "explicit_max_ttl": .int(0),
+                "token_period": .int(tokenPeriod), "token_explicit_max_ttl": .int(tokenExplicitMaxTTL),
+                "token_no_default_policy": .bool(tokenNoDefaultPolicy), "token_type": .string(tokenType),
+            ]
+        }
+    }
+
+    func role(_ name: String) throws(VaultError) -> Role? {
+        try records.withLock { (records) throws(VaultError) in
+            try records.storage.read(Role.self, "core/token-roles/" + name)
+        }
+    }
+
+    func putRole(_ name: String, _ role: Role) throws(VaultError) {
+        try records.withLock { (records) throws(VaultError) in
+            try records.storage.write(role, "core/token-roles/" + name)
+        }
+    }
+
+    func deleteRole(_ name: String) throws(VaultError) {
+        try records.withLock { (records) throws(VaultError) in try records.storage.remove("core/token-roles/" + name) }
+    }
+
+    func roleNames() throws(VaultError) -> [String] {
+        try records.withLock { (records) throws(VaultError) in
+            try records.storage.children("core/token-roles/").filter { !$0.hasSuffix("/") }.sorted()
+        }
     }
 
     /// Removes every expired token now (they are otherwise removed when next used); returns how many.

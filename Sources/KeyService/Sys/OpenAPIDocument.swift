@@ -252,6 +252,20 @@ enum OpenAPIDocument {
             path: "renew-accessor", summary: "Renew a token by accessor.", verbs: [.update],
             fields: [Field("accessor", "string", "Accessor."), Field("increment", "string", "Requested TTL.")]),
         Route(path: "tidy", summary: "Remove expired tokens now.", verbs: [.update], sudo: true),
+        Route(path: "create/{role_name}", summary: "Create a token through a token role.", verbs: [.update]),
+        Route(path: "roles", summary: "Token role names.", verbs: [.list]),
+        Route(
+            path: "roles/{role_name}", summary: "A token role.", verbs: [.read, .update, .delete],
+            fields: [
+                Field("allowed_policies", "array", "Policies its tokens may have (\"default\" is added)."),
+                Field("disallowed_policies", "array", "Policies its tokens may not have."),
+                Field("orphan", "boolean", "Its tokens have no parent."),
+                Field("renewable", "boolean", "Its tokens may be renewed."),
+                Field("path_suffix", "string", "Added to its tokens' path."),
+                Field("token_period", "string", "Its tokens' period."),
+                Field("token_explicit_max_ttl", "string", "Its tokens' hard limit."),
+                Field("token_type", "string", "default-service, default-batch, service or batch."),
+            ]),
         Route(
             path: "lookup", summary: "Look up a token.", verbs: [.update], fields: [Field("token", "string", "Token.")]),
         Route(path: "lookup-self", summary: "Look up the calling token.", verbs: [.read]),

@@ -764,6 +764,28 @@ def token_roles(c):
 
 
 @check
+def kv_version_1(c):
+    mount = "kv1-" + secrets.token_hex(4)
+    c.client.sys.enable_secrets_engine("kv", path=mount, description="v1",
+                                       config={"default_lease_ttl": "1h", "max_lease_ttl": "2h"})
+    # Without a version, kv is version 1 and the mount has no options.
+    expect(c.client.sys.retrieve_mount_option(mount, "version") is None, "no version option")
+    tuned = c.client.sys.read_mount_configuration(mount)["data"]
+    expect(tuned["default_lease_ttl"] == 3600 and tuned["max_lease_ttl"] == 7200, tuned)
+    v1 = c.client.secrets.kv.v1
+    v1.create_or_update_secret("app/one", secret={"a": "b"}, mount_point=mount)
+    v1.create_or_update_secret("app/two", secret={"n": 1, "ttl": "30m"}, mount_point=mount)
+    read = v1.read_secret("app/one", mount_point=mount)
+    expect(read["data"] == {"a": "b"} and read["lease_duration"] == 3600, read)
+    timed = v1.read_secret("app/two", mount_point=mount)
+    expect(timed["data"]["n"] == 1 and timed["lease_duration"] == 1800, timed)
+    expect(sorted(v1.list_secrets("app", mount_point=mount)["data"]["keys"]) == ["one", "two"], "list")
+    v1.delete_secret("app/one", mount_point=mount)
+    raises(exceptions.InvalidPath, v1.read_secret, "app/one", mount_point=mount)
+    c.client.sys.disable_secrets_engine(path=mount)
+
+
+@check
 def transit_disable_mount(c):
     c.client.sys.disable_secrets_engine(path=c.transit)
     expect(f"{c.transit}/" not in c.client.sys.list_mounted_secrets_engines()["data"], "transit still mounted")

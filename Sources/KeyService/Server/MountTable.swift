@@ -112,10 +112,11 @@ final class MountTable: Sendable {
                 default: nil
                 }
             }
-            guard version == nil || version == "2" else {
-                throw .badRequest("only KV version 2 is supported: enable it with options {\"version\": \"2\"}")
+            // Without a version, KV is version 1 and the mount has no options, as in Vault.
+            guard version == nil || version == "1" || version == "2" else {
+                throw .badRequest("unsupported KV version \(version ?? ""): vhsmd serves versions 1 and 2")
             }
-            options["version"] = .string("2")
+            if let version { options["version"] = .string(version) }
         }
         let uuid = UUID().uuidString.lowercased()
         mounts[path] = Mount(
@@ -166,8 +167,12 @@ final class MountTable: Sendable {
             }
             for (key, value) in options ?? [:] {
                 if key == "version", mount.type == "kv" {
-                    guard value == .string("2") || value == .int(2) else {
-                        throw .badRequest("only KV version 2 is supported")
+                    let current = mount.options["version"] == .string("2") ? JSONValue.string("2") : .string("1")
+                    let asked: JSONValue = if case .int(let number) = value { .string(String(number)) } else { value }
+                    guard asked == current else {
+                        throw .badRequest(
+                            "vhsmd cannot change the KV version of a mount in place: enable a new mount of the "
+                                + "version you want and copy the secrets over")
                     }
                     continue
                 }

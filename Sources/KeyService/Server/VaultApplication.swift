@@ -132,7 +132,11 @@ struct VaultHTTPAnswer: Sendable {
         } else if let bare = reply.bare {
             self = Self.json(reply.status, bare)
         } else {
-            self = Self.json(reply.status, envelope(id: id, data: reply.data, auth: reply.auth, extra: reply.topLevel))
+            self = Self.json(
+                reply.status,
+                envelope(
+                    id: id, data: reply.data, auth: reply.auth, extra: reply.topLevel,
+                    leaseDuration: max(0, reply.leaseDuration ?? 0)))
         }
     }
 
@@ -163,10 +167,13 @@ func encode(_ reply: VaultReply, id: String) -> Response { VaultHTTPAnswer(reply
 func encode(_ error: VaultError, id: String) -> Response { VaultHTTPAnswer(error, id: id).response }
 
 /// Vault's success envelope.
-func envelope(id: String, data: JSONValue?, auth: JSONValue?, extra: [String: JSONValue]) -> JSONValue {
+func envelope(
+    id: String, data: JSONValue?, auth: JSONValue?, extra: [String: JSONValue], leaseDuration: Int64 = 0
+) -> JSONValue {
     var members: [String: JSONValue] = [
         "request_id": .string(id), "lease_id": .string(""), "renewable": .bool(false),
-        "lease_duration": .int(0), "data": data ?? .null, "wrap_info": .null, "warnings": .null, "auth": auth ?? .null,
+        "lease_duration": .int(leaseDuration), "data": data ?? .null, "wrap_info": .null, "warnings": .null,
+        "auth": auth ?? .null,
     ]
     for (key, value) in extra where members[key] == nil || key == "warnings" { members[key] = value }
     return .object(members)

@@ -170,7 +170,11 @@ struct VaultCore: Sendable {
         }
         guard let (mount, relative) = services.mounts.route(path) else { throw .unsupportedPath(path) }
         area = mount.type
-        return try await mount.backend.handle(request, path: relative)
+        var reply = try await mount.backend.handle(request, path: relative)
+        if reply.leaseDuration == VaultReply.mountDefaultLease {
+            reply.leaseDuration = mount.defaultLeaseTTL > 0 ? mount.defaultLeaseTTL : Mount.systemLeaseTTL
+        }
+        return reply
     }
 
     /// An audit failure fails the request (Vault: a request no device can record is refused); the cause goes to

@@ -57,6 +57,11 @@ struct VaultReply: Sendable {
     /// Endpoints like `sys/metrics?format=prometheus` answer with text, not JSON.
     var raw: RawBody?
 
+    /// The envelope's `lease_duration` (seconds); `mountDefaultLease` asks for the mount's default lease TTL.
+    var leaseDuration: Int64?
+
+    static let mountDefaultLease: Int64 = -1
+
     struct RawBody: Sendable {
         var contentType: String
         var bytes: [UInt8]

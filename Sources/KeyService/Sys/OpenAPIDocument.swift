@@ -44,7 +44,14 @@ enum OpenAPIDocument {
             guard case .object(let fields) = listing, case .string(let type)? = fields["type"] else { continue }
             switch type {
             case "transit": add(mount, transit, tag: "secrets")
-            case "kv": add(mount, kv, tag: "secrets")
+            case "kv":
+                let isVersion2: Bool
+                if case .object(let options)? = fields["options"], options["version"] == .string("2") {
+                    isVersion2 = true
+                } else {
+                    isVersion2 = false
+                }
+                add(mount, isVersion2 ? kv : kvVersion1, tag: "secrets")
             default: continue
             }
         }
@@ -384,6 +391,13 @@ enum OpenAPIDocument {
             fields: [Field("backup", "string", "Backup."), Field("name", "string", "New name.")]),
         Route(path: "restore/{name}", summary: "Restore a key backup under a name.", verbs: [.update]),
         Route(path: "wrapping_key", summary: "The RSA-4096 public key for BYOK imports.", verbs: [.read]),
+    ]
+
+    static let kvVersion1: [Route] = [
+        Route(
+            path: "{path}", summary: "A secret (KV version 1): read, write, delete, or list below it.",
+            verbs: [.read, .update, .delete, .list],
+            fields: [Field("ttl", "string", "Optional: the lease duration reads report.")])
     ]
 
     static let kv: [Route] = [

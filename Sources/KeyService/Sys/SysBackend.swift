@@ -65,6 +65,21 @@ struct SysBackend: Backend {
             try mounts.enable(
                 path: mountPath, type: type, description: try request.body.string("description") ?? "",
                 options: options)
+            // `config` sets the lease TTLs at once, as a tune would.
+            if let config = request.body["config"], case .object = config {
+                let defaultTTL = try Self.leaseTTL(config, "default_lease_ttl")
+                let maxTTL = try Self.leaseTTL(config, "max_lease_ttl")
+                if defaultTTL != nil || maxTTL != nil {
+                    do {
+                        try mounts.tune(
+                            path: mountPath, description: nil, defaultLeaseTTL: defaultTTL, maxLeaseTTL: maxTTL,
+                            options: nil)
+                    } catch {
+                        try? mounts.disable(path: mountPath)
+                        throw error
+                    }
+                }
+            }
             return .noContent
         case (.delete, _) where path.hasPrefix("mounts/"):
             let mountPath = MountTable.normalise(String(path.dropFirst("mounts/".count)))

@@ -190,16 +190,7 @@ struct SysBackend: Backend {
             return .data(["hash": .string(device.hash(input))])
         case (.update, "capabilities-self"):
             guard let acl = request.acl else { throw .permissionDenied }
-            var paths: [String] = []
-            if case .array(let list)? = request.body["paths"] {
-                paths = list.compactMap { if case .string(let text) = $0 { text } else { nil } }
-            } else if let single = try request.body.string("path") {
-                paths = [single]
-            }
-            var data: [String: JSONValue] = [:]
-            for path in paths { data[path] = .array(acl.capabilityNames(for: path).map(JSONValue.string)) }
-            if paths.count == 1 { data["capabilities"] = data[paths[0]] }
-            return VaultReply(data: .object(data), topLevel: data)
+            return try Self.capabilities(acl, request.body)
         case (.update, "capabilities"), (.update, "capabilities-accessor"):
             // Another token's capabilities, named by the token itself or by its accessor.
             guard let services else { throw .permissionDenied }
@@ -213,20 +204,25 @@ struct SysBackend: Backend {
                 entry = try services.tokens.entry(accessor: accessor)
                 if entry == nil { throw .badRequest("invalid accessor") }
             }
-            let acl = services.policies.acl(for: entry?.policies ?? [])
-            var paths: [String] = []
-            if case .array(let list)? = request.body["paths"] {
-                paths = list.compactMap { if case .string(let text) = $0 { text } else { nil } }
-            } else if let single = try request.body.string("path") {
-                paths = [single]
-            }
-            var data: [String: JSONValue] = [:]
-            for path in paths { data[path] = .array(acl.capabilityNames(for: path).map(JSONValue.string)) }
-            if paths.count == 1 { data["capabilities"] = data[paths[0]] }
-            return VaultReply(data: .object(data), topLevel: data)
+            return try Self.capabilities(services.policies.acl(for: entry?.policies ?? []), request.body)
         default:
             throw .unsupportedPath("sys/" + path)
         }
+    }
+
+    /// The capabilities `acl` grants on the body's `paths` (or `path`): per path, and as `capabilities` when there is
+    /// one path; in `data` and at the top level, as Vault answers.
+    static func capabilities(_ acl: ACL, _ body: JSONValue) throws(VaultError) -> VaultReply {
+        var paths: [String] = []
+        if case .array(let list)? = body["paths"] {
+            paths = list.compactMap { if case .string(let text) = $0 { text } else { nil } }
+        } else if let single = try body.string("path") {
+            paths = [single]
+        }
+        var data: [String: JSONValue] = [:]
+        for path in paths { data[path] = .array(acl.capabilityNames(for: path).map(JSONValue.string)) }
+        if paths.count == 1 { data["capabilities"] = data[paths[0]] }
+        return VaultReply(data: .object(data), topLevel: data)
     }
 
     /// Runs `work` on the barrier under the services' storage (`sys/key-status`, `sys/rotate`).

@@ -109,8 +109,9 @@ struct TokenBackend: Backend {
             policies = try Self.stringList(body, "policies") ?? caller.entry.policies
         }
         if !caller.entry.isRoot {
-            // A token cannot grant policies its creator does not hold (through a role, the role decides).
-            guard role != nil || Set(policies).isSubset(of: Set(caller.entry.policies)) else {
+            // A token cannot grant policies its creator does not hold, unless a role lists them as allowed.
+            let roleAllows = role.map { !$0.role.allowedPolicies.isEmpty } ?? false
+            guard roleAllows || Set(policies).isSubset(of: Set(caller.entry.policies)) else {
                 throw .badRequest("child policies must be subset of parent")
             }
             guard try body.string("id") == nil else {

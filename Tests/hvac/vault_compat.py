@@ -786,6 +786,18 @@ def kv_version_1(c):
 
 
 @check
+def legacy_policy_reads_repeat_their_fields_at_the_top_level(c):
+    name = "legacy-" + secrets.token_hex(4)
+    rules = 'path "legacy/*" { capabilities = ["read"] }'
+    c.client.sys.create_or_update_policy(name, rules)
+    read = c.client.sys.read_policy(name)
+    expect(read["rules"] == rules and read["name"] == name and read["data"]["rules"] == rules, read)
+    acl = c.client.sys.read_acl_policy(name)["data"]
+    expect(acl["policy"] == rules and acl["allow_wildcards_in_identity_templates"] is False, acl)
+    c.client.sys.delete_policy(name)
+
+
+@check
 def transit_disable_mount(c):
     c.client.sys.disable_secrets_engine(path=c.transit)
     expect(f"{c.transit}/" not in c.client.sys.list_mounted_secrets_engines()["data"], "transit still mounted")

@@ -266,11 +266,20 @@ struct SysBackend: Backend {
                 return .data(["keys": .array(names.map(JSONValue.string))])
             case (.read, false):
                 guard let entry = store.entry(name) else { throw VaultError.notFound }
-                if legacy { return .data(["name": .string(entry.name), "rules": .string(entry.raw)]) }
-                return .data([
-                    "name": .string(entry.name), "policy": .string(entry.raw), "version": .int(Int64(entry.version)),
+                var fields: [String: JSONValue] = [
+                    "name": .string(entry.name), "version": .int(Int64(entry.version)),
                     "cas_required": .bool(entry.casRequired),
-                ])
+                    // vhsmd has no identity templating; the flags read as Vault's defaults.
+                    "allow_slashes_in_identity_templates": .bool(false),
+                    "allow_wildcards_in_identity_templates": .bool(false),
+                ]
+                guard legacy else {
+                    fields["policy"] = .string(entry.raw)
+                    return .data(fields)
+                }
+                // The legacy path repeats its fields at the top level (older clients read `rules` there).
+                fields["rules"] = .string(entry.raw)
+                return VaultReply(data: .object(fields), topLevel: fields)
             case (.update, false):
                 var text = try request.body.string("policy") ?? request.body.string("rules")
                 if text == nil, case .object? = request.body["policy"], let policy = request.body["policy"] {

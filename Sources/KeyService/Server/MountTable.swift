@@ -88,7 +88,7 @@ final class MountTable: Sendable {
     {
         let path = Self.normalise(rawPath)
         guard !path.isEmpty, path != "/" else { throw .badRequest("missing path") }
-        for reserved in ["sys/", "auth/", "cubbyhole/", "identity/"] where path.hasPrefix(reserved) {
+        for reserved in Self.reserved where path.hasPrefix(reserved) {
             throw .badRequest("cannot mount '\(path)': '\(reserved)' is reserved")
         }
         if let taken = mounts.keys.first(where: { path.hasPrefix($0) || $0.hasPrefix(path) }) {
@@ -189,7 +189,7 @@ final class MountTable: Sendable {
         let to = Self.normalise(rawTo)
         try table.withLock { (mounts) throws(VaultError) in
             guard var mount = mounts[from] else { throw .badRequest("no matching mount at \"\(from)\"") }
-            for reserved in ["sys/", "auth/", "cubbyhole/", "identity/"] where to.hasPrefix(reserved) {
+            for reserved in Self.reserved where to.hasPrefix(reserved) {
                 throw .badRequest("cannot mount '\(to)': '\(reserved)' is reserved")
             }
             if let taken = mounts.keys.first(where: { $0 != from && (to.hasPrefix($0) || $0.hasPrefix(to)) }) {
@@ -205,6 +205,9 @@ final class MountTable: Sendable {
     func list() -> [String: JSONValue] {
         table.withLock { $0.mapValues(\.listing) }
     }
+
+    /// Vault's built-in paths: nothing may be mounted at or below them, and they cannot be unmounted.
+    static let reserved = ["sys/", "auth/", "cubbyhole/", "identity/"]
 
     static func normalise(_ path: String) -> String {
         var path = path

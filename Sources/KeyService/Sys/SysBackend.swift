@@ -83,9 +83,7 @@ struct SysBackend: Backend {
             return .noContent
         case (.delete, _) where path.hasPrefix("mounts/"):
             let mountPath = MountTable.normalise(String(path.dropFirst("mounts/".count)))
-            for reserved in ["sys/", "auth/", "cubbyhole/", "identity/"] where mountPath == reserved {
-                throw .badRequest("cannot unmount \"\(reserved)\"")
-            }
+            guard !MountTable.reserved.contains(mountPath) else { throw .badRequest("cannot unmount \"\(mountPath)\"") }
             try mounts?.disable(path: mountPath)
             return .noContent
         case (.read, "key-status"):
@@ -153,30 +151,12 @@ struct SysBackend: Backend {
             return VaultReply(data: .object(["token/": token]), topLevel: ["token/": token])
         case (.update, _) where path == "tools/random" || path.hasPrefix("tools/random/"):
             // sys/tools/random[/source][/bytes][/format], as transit's random.
-            var count = Int(try request.body.int("bytes") ?? 32)
-            var format = try request.body.string("format") ?? "base64"
-            for part in path.split(separator: "/").dropFirst(2) {
-                if let number = Int(part) {
-                    count = number
-                } else if part == "hex" || part == "base64" {
-                    format = String(part)
-                }
-            }
-            return .data([
-                "random_bytes": .string(
-                    try Self.tool { () throws(TransitError) in
-                        try TransitUtilities.randomBytes(count: count, format: format)
-                    })
-            ])
+            let words = path.split(separator: "/").dropFirst(2).map(String.init)
+            return try TransitBackend.answering { try TransitBackend.random(request.body, pathWords: words) }
         case (.update, _) where path == "tools/hash" || path.hasPrefix("tools/hash/"):
             let parts = path.split(separator: "/")
-            let algorithm = parts.count > 2 ? String(parts[2]) : try request.body.string("algorithm") ?? "sha2-256"
-            let input = try request.body.string("input") ?? ""
-            let format = try request.body.string("format") ?? "hex"
-            let sum = try Self.tool { () throws(TransitError) in
-                try TransitUtilities.hash(try TransitBase64.decode(input), algorithm: algorithm, format: format)
-            }
-            return .data(["sum": .string(sum)])
+            let algorithm = parts.count > 2 ? String(parts[2]) : nil
+            return try TransitBackend.answering { try TransitBackend.hash(request.body, pathAlgorithm: algorithm) }
         case _ where path.hasPrefix("policies/acl") || path.hasPrefix("policy"):
             return try policies(request, path: path)
         case (.read, "audit"):
@@ -194,17 +174,19 @@ struct SysBackend: Backend {
         case (.update, "capabilities"), (.update, "capabilities-accessor"):
             // Another token's capabilities, named by the token itself or by its accessor.
             guard let services else { throw .permissionDenied }
-            let entry: TokenStore.Entry?
+            let entry: TokenStore.Entry
             if path == "capabilities" {
                 guard let token = try request.body.string("token") else { throw .badRequest("missing token") }
-                entry = try services.tokens.entry(token: token)
-                if entry == nil { throw .badRequest("invalid token") }
+                guard let found = try services.tokens.entry(token: token) else { throw .badRequest("invalid token") }
+                entry = found
             } else {
                 guard let accessor = try request.body.string("accessor") else { throw .badRequest("missing accessor") }
-                entry = try services.tokens.entry(accessor: accessor)
-                if entry == nil { throw .badRequest("invalid accessor") }
+                guard let found = try services.tokens.entry(accessor: accessor) else {
+                    throw .badRequest("invalid accessor")
+                }
+                entry = found
             }
-            return try Self.capabilities(services.policies.acl(for: entry?.policies ?? []), request.body)
+            return try Self.capabilities(services.policies.acl(for: entry.policies), request.body)
         default:
             throw .unsupportedPath("sys/" + path)
         }
@@ -239,11 +221,6 @@ struct SysBackend: Backend {
     static func leaseTTL(_ body: JSONValue, _ key: String) throws(VaultError) -> Int64? {
         if let text = try? body.string(key), text == "system" || text.isEmpty { return 0 }
         return try body.duration(key)
-    }
-
-    /// Runs a transit utility for `sys/tools`, with its errors as Vault's 400s.
-    static func tool(_ work: () throws(TransitError) -> String) throws(VaultError) -> String {
-        do { return try work() } catch { throw .badRequest(error.message) }
     }
 
     /// `sys/policies/acl[/:name]` and the legacy `sys/policy[/:name]` (whose read answers `rules`).

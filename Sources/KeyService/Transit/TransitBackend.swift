@@ -31,8 +31,13 @@ struct TransitBackend: Backend {
     }
 
     private func serve(_ request: VaultRequest, _ parts: [String]) throws(VaultError) -> VaultReply {
+        try Self.answering { try route(request, parts) }
+    }
+
+    /// Runs transit work with its errors as Vault's: a `TransitError` keeps its status and message.
+    static func answering(_ work: () throws -> VaultReply) throws(VaultError) -> VaultReply {
         do {
-            return try route(request, parts)
+            return try work()
         } catch let error as TransitError {
             throw VaultError(status: HTTPResponse.Status(code: error.status), messages: [error.message])
         } catch let error as VaultError {
@@ -88,18 +93,8 @@ struct TransitBackend: Backend {
             var data = try Self.object(result)
             if let plaintext { data["plaintext"] = .string(TransitBase64.encode(plaintext)) }
             return .data(data)
-        case (.update, "random", _):
-            var count = Int(try body.int("bytes") ?? 32)
-            var format = try body.string("format") ?? "base64"
-            for part in parts.dropFirst() {
-                if let number = Int(part) { count = number } else if part == "hex" || part == "base64" { format = part }
-            }
-            return .data(["random_bytes": .string(try TransitUtilities.randomBytes(count: count, format: format))])
-        case (.update, "hash", _):
-            let algorithm = parts.count > 1 ? parts[1] : (try body.string("algorithm") ?? "sha2-256")
-            let sum = try TransitUtilities.hash(
-                try Self.bytes(body, "input") ?? [], algorithm: algorithm, format: try body.string("format") ?? "hex")
-            return .data(["sum": .string(sum)])
+        case (.update, "random", _): return try Self.random(body, pathWords: parts.dropFirst())
+        case (.update, "hash", _): return try Self.hash(body, pathAlgorithm: parts.count > 1 ? parts[1] : nil)
         case (.update, "hmac", 2), (.update, "hmac", 3):
             let key = try existing(parts[1], missing: "encryption key not found")
             let algorithm = try TransitHashAlgorithm(
@@ -292,6 +287,24 @@ struct TransitBackend: Backend {
     }
 
     // MARK: Helpers
+
+    /// `random[/source][/bytes][/format]`, here and in `sys/tools`: the path's words win over the body's fields.
+    static func random(_ body: JSONValue, pathWords: some Sequence<String>) throws -> VaultReply {
+        var count = Int(try body.int("bytes") ?? 32)
+        var format = try body.string("format") ?? "base64"
+        for word in pathWords {
+            if let number = Int(word) { count = number } else if word == "hex" || word == "base64" { format = word }
+        }
+        return .data(["random_bytes": .string(try TransitUtilities.randomBytes(count: count, format: format))])
+    }
+
+    /// `hash[/algorithm]`, here and in `sys/tools`.
+    static func hash(_ body: JSONValue, pathAlgorithm: String?) throws -> VaultReply {
+        let algorithm = try pathAlgorithm ?? body.string("algorithm") ?? "sha2-256"
+        let sum = try TransitUtilities.hash(
+            try bytes(body, "input") ?? [], algorithm: algorithm, format: try body.string("format") ?? "hex")
+        return .data(["sum": .string(sum)])
+    }
 
     static func batchItems(_ body: JSONValue) -> [JSONValue]? {
         guard case .array(let items)? = body["batch_input"] else { return nil }

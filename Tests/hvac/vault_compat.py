@@ -798,6 +798,62 @@ def legacy_policy_reads_repeat_their_fields_at_the_top_level(c):
 
 
 @check
+def response_wrapping_of_a_token_and_of_data(c):
+    # auth/token/create with wrap_ttl: only wrap_info comes back; the holder unwraps it once with that token alone.
+    wrapped = c.client.auth.token.create(policies=["default"], ttl="1h", wrap_ttl="5m")
+    info = wrapped["wrap_info"]
+    expect(wrapped["auth"] is None and wrapped["data"] is None, wrapped)
+    expect(info["ttl"] == 300 and info["creation_path"] == "auth/token/create" and info["wrapped_accessor"], info)
+    holder = hvac.Client(url=c.url, token=info["token"])
+    auth = holder.sys.unwrap()["auth"]
+    expect(auth["accessor"] == info["wrapped_accessor"] and auth["policies"] == ["default"], auth)
+    expect(hvac.Client(url=c.url, token=auth["client_token"]).auth.token.lookup_self()["data"]["ttl"] > 0, auth)
+    raises(hvac.exceptions.InvalidRequest, holder.sys.unwrap)
+    # sys/wrapping/wrap needs a TTL; lookup is unauthenticated and does not spend the token; a token in the body is
+    # unwrapped on the caller's authority.
+    raises(hvac.exceptions.InvalidRequest, c.client.adapter.post, "/v1/sys/wrapping/wrap", json={"a": "b"})
+    token = c.client.sys.wrap(payload={"a": "b", "n": 1}, ttl="90s")["wrap_info"]["token"]
+    looked = requests.post(f"{c.url}/v1/sys/wrapping/lookup", json={"token": token}).json()["data"]
+    expect(looked["creation_path"] == "sys/wrapping/wrap" and looked["creation_ttl"] == 90, looked)
+    rewrapped = c.client.adapter.post("/v1/sys/wrapping/rewrap", json={"token": token})["wrap_info"]
+    expect(rewrapped["ttl"] == 90 and rewrapped["token"] != token, rewrapped)
+    raises(hvac.exceptions.InvalidRequest, c.client.sys.unwrap, token=token)
+    expect(c.client.sys.unwrap(token=rewrapped["token"])["data"] == {"a": "b", "n": 1}, "rewrapped data")
+    # Any read can be wrapped (here transit encrypt); a 204 stays a 204; a bad TTL header is a 400.
+    key = "wrap-" + secrets.token_hex(4)
+    c.client.secrets.transit.create_key(name=key, mount_point=c.transit)
+    sealed = c.client.adapter.post(f"/v1/{c.transit}/encrypt/{key}", json={"plaintext": b64(b"hi")}, wrap_ttl="1m")
+    plain = hvac.Client(url=c.url, token=sealed["wrap_info"]["token"]).sys.unwrap()["data"]
+    expect(plain["ciphertext"].startswith("vault:v1:"), plain)
+    response = requests.post(
+        f"{c.url}/v1/sys/policies/acl/wrap-{key}", headers={"X-Vault-Token": c.token, "X-Vault-Wrap-TTL": "60"},
+        json={"policy": 'path "x" { capabilities = ["read"] }'})
+    expect(response.status_code == 204, response.status_code)
+    response = requests.post(
+        f"{c.url}/v1/sys/wrapping/wrap", headers={"X-Vault-Token": c.token, "X-Vault-Wrap-TTL": "abc"}, json={})
+    expect(response.status_code == 400 and "X-Vault-Wrap-TTL" in response.json()["errors"][0], response.text)
+    c.client.sys.delete_policy(f"wrap-{key}")
+
+
+@check
+def policies_with_wrapping_ttl_bounds_admit_only_wrapped_requests(c):
+    name = "wrapbounds-" + secrets.token_hex(4)
+    bad = 'path "sys/wrapping/wrap" { capabilities = ["update"]  min_wrapping_ttl = "2h"  max_wrapping_ttl = "1h" }'
+    raises(hvac.exceptions.InvalidRequest, c.client.sys.create_or_update_acl_policy, name, bad)
+    rules = 'path "sys/wrapping/wrap" { capabilities = ["update"]  min_wrapping_ttl = "1m"  max_wrapping_ttl = "1h" }'
+    c.client.sys.create_or_update_acl_policy(name, rules)
+    token = c.client.auth.token.create(policies=[name], no_default_policy=True)["auth"]["client_token"]
+    limited = hvac.Client(url=c.url, token=token)
+    raises(hvac.exceptions.Forbidden, limited.adapter.post, "/v1/sys/wrapping/wrap", json={"a": 1})
+    for ttl, allowed in (("30s", False), ("60", True), ("1h", True), ("3601", False)):
+        if allowed:
+            expect(limited.sys.wrap(payload={"a": 1}, ttl=ttl)["wrap_info"]["ttl"] > 0, ttl)
+        else:
+            raises(hvac.exceptions.Forbidden, limited.sys.wrap, payload={"a": 1}, ttl=ttl)
+    c.client.sys.delete_acl_policy(name)
+
+
+@check
 def transit_disable_mount(c):
     c.client.sys.disable_secrets_engine(path=c.transit)
     expect(f"{c.transit}/" not in c.client.sys.list_mounted_secrets_engines()["data"], "transit still mounted")

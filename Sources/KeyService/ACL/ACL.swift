@@ -7,7 +7,9 @@ struct ACL: Sendable {
     /// The merged grant of one pattern.
     struct Permissions: Sendable, Equatable {
         var capabilities: Set<Capability>
-        var requiresWrapping = false
+        /// Wrapping-TTL bounds in seconds (0: none); with either, only a wrapped request within them is allowed.
+        var minWrappingTTL: Int64 = 0
+        var maxWrappingTTL: Int64 = 0
         var requiredParameters: [String] = []
         /// `allowed_parameters` / `denied_parameters`: lower-cased name → permitted (denied) values; an empty list
         /// means any value, the name `*` any parameter.
@@ -70,7 +72,8 @@ struct ACL: Sendable {
             for rule in policy.rules {
                 if let expiration = rule.expiration, now > expiration { continue }
                 let permissions = Permissions(
-                    capabilities: rule.capabilities, requiresWrapping: rule.requiresWrapping,
+                    capabilities: rule.capabilities, minWrappingTTL: rule.minWrappingTTL,
+                    maxWrappingTTL: rule.maxWrappingTTL,
                     requiredParameters: rule.requiredParameters,
                     allowedParameters: (rule.allowedParameters ?? [:]).mapValues { $0.map(ParameterValue.init) },
                     deniedParameters: (rule.deniedParameters ?? [:]).mapValues { $0.map(ParameterValue.init) })
@@ -96,7 +99,13 @@ struct ACL: Sendable {
         } else {
             existing.capabilities.formUnion(new.capabilities)
         }
-        existing.requiresWrapping = existing.requiresWrapping || new.requiresWrapping
+        // Vault keeps the loosest bounds: the lowest minimum and the highest maximum.
+        if new.minWrappingTTL > 0, existing.minWrappingTTL == 0 || new.minWrappingTTL < existing.minWrappingTTL {
+            existing.minWrappingTTL = new.minWrappingTTL
+        }
+        if new.maxWrappingTTL > 0, new.maxWrappingTTL > existing.maxWrappingTTL {
+            existing.maxWrappingTTL = new.maxWrappingTTL
+        }
         for parameter in new.requiredParameters where !existing.requiredParameters.contains(parameter) {
             existing.requiredParameters.append(parameter)
         }
@@ -155,14 +164,17 @@ struct ACL: Sendable {
 
     /// May the token perform `operation` on `path`? (Vault's `AllowOperation`.) With `parameters` (the request's
     /// data: the JSON body's members, or a read's query), a read, create or update is also checked against the
-    /// rule's required, denied and allowed parameters.
-    func allows(_ operation: ACLOperation, path: String, parameters: [String: JSONValue]? = nil) -> Bool {
+    /// rule's required, denied and allowed parameters. `wrapTTL` is the request's `X-Vault-Wrap-TTL` (nil: not
+    /// wrapped), checked against the rule's wrapping-TTL bounds.
+    func allows(
+        _ operation: ACLOperation, path: String, parameters: [String: JSONValue]? = nil, wrapTTL: Int64? = nil
+    ) -> Bool {
         if isRoot { return true }
         guard let permissions = permissions(for: path, operation: operation) else { return false }
         let granted = permissions.capabilities
         guard !granted.contains(.deny), granted.contains(operation.capability) else { return false }
-        // Response wrapping is not offered, so a rule demanding a wrapping TTL admits no request.
-        guard !permissions.requiresWrapping else { return false }
+        if permissions.minWrappingTTL > 0, (wrapTTL ?? 0) < permissions.minWrappingTTL { return false }
+        if permissions.maxWrappingTTL > 0, wrapTTL == nil || wrapTTL! > permissions.maxWrappingTTL { return false }
         guard let parameters, [.read, .create, .update].contains(operation) else { return true }
         return Self.parametersAllowed(parameters, by: permissions)
     }

@@ -16,9 +16,10 @@ struct PathRule: Sendable, Equatable {
     var allowedParameters: [String: [HCL.Value]]?
     var deniedParameters: [String: [HCL.Value]]?
     var requiredParameters: [String]
-    /// A non-zero `min_wrapping_ttl`/`max_wrapping_ttl`: Vault then only allows response-wrapped requests, which this
-    /// server does not offer, so such a rule grants no operation.
-    var requiresWrapping: Bool
+    /// `min_wrapping_ttl` / `max_wrapping_ttl` in seconds (0: none). With either, Vault allows only response-wrapped
+    /// requests (`X-Vault-Wrap-TTL`) whose TTL lies within the bounds.
+    var minWrappingTTL: Int64 = 0
+    var maxWrappingTTL: Int64 = 0
     /// OpenBao's per-path `expiration`; an expired rule is ignored.
     var expiration: Date?
 }
@@ -211,8 +212,7 @@ struct Policy: Sendable, Equatable {
         var capabilityNames: [String] = []
         var oldPolicy = ""
         var rule = PathRule(
-            path: key, isPrefix: false, hasSegmentWildcards: false, capabilities: [], requiredParameters: [],
-            requiresWrapping: false)
+            path: key, isPrefix: false, hasSegmentWildcards: false, capabilities: [], requiredParameters: [])
         for field in fields {
             let name = field.keys[0]
             switch name {
@@ -226,8 +226,10 @@ struct Policy: Sendable, Equatable {
                 rule.allowedParameters = try parameters(field.value, key: key, field: name)
             case "denied_parameters":
                 rule.deniedParameters = try parameters(field.value, key: key, field: name)
-            case "min_wrapping_ttl", "max_wrapping_ttl":
-                if !isZeroDuration(field.value) { rule.requiresWrapping = true }
+            case "min_wrapping_ttl":
+                rule.minWrappingTTL = try duration(field.value, key: key, field: name)
+            case "max_wrapping_ttl":
+                rule.maxWrappingTTL = try duration(field.value, key: key, field: name)
             case "expiration":
                 let text = try strings(field.value, key: key, field: name).last ?? ""
                 guard !text.isEmpty else { break }
@@ -240,6 +242,9 @@ struct Policy: Sendable, Equatable {
             }
         }
         if let expiration = rule.expiration, now > expiration { return nil }
+        if rule.minWrappingTTL > 0, rule.maxWrappingTTL > 0, rule.maxWrappingTTL < rule.minWrappingTTL {
+            throw PolicyError("path \(quote(key)): max_wrapping_ttl cannot be less than min_wrapping_ttl")
+        }
 
         var path = key
         if path.hasPrefix("/") { path.removeFirst() }
@@ -335,15 +340,19 @@ struct Policy: Sendable, Equatable {
         return result
     }
 
-    /// Is a wrapping TTL absent or zero (`0`, `"0s"`, `""`, null)? Anything else counts as set.
-    private static func isZeroDuration(_ value: HCL.Value) -> Bool {
+    /// A wrapping TTL: a Go duration or seconds, as a string or a number; null or empty is 0.
+    private static func duration(_ value: HCL.Value, key: String, field: String) throws(PolicyError) -> Int64 {
+        let text: String
         switch value {
-        case .null: true
-        case .number(let text), .string(let text):
-            text.allSatisfy { $0.isASCII && ($0.isNumber || "._smhun".contains($0)) }
-                && !text.contains { $0.isNumber && $0 != "0" }
-        default: false
+        case .null: return 0
+        case .number(let number), .string(let number): text = number
+        default: throw PolicyError("path \(quote(key)): \(field) must be a duration")
         }
+        guard !text.isEmpty else { return 0 }
+        guard let seconds = JSONValue.parseDuration(text), seconds >= 0 else {
+            throw PolicyError("path \(quote(key)): error parsing \(field): invalid duration \(quote(text))")
+        }
+        return seconds
     }
 
     /// OpenBao's `ParseAbsoluteTime`: RFC 3339 (with or without fractional seconds) or Unix seconds.

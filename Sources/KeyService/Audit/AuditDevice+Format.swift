@@ -19,6 +19,12 @@ extension AuditDevice {
             }
             body["auth"] = .object(auth)
         }
+        if case .object(var info)? = response.wrapInfo {
+            for key in ["token", "accessor", "wrapped_accessor"] {
+                if case .string(let value)? = info[key], !value.isEmpty { info[key] = .string(hash(value)) }
+            }
+            body["wrap_info"] = .object(info)
+        }
         var line: [String: JSONValue] = [
             "time": .string(time), "type": .string("response"), "auth": auth(entry), "request": request(entry),
             "response": .object(body),

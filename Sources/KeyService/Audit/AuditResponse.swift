@@ -3,13 +3,15 @@ struct AuditResponse: Sendable {
     var data: JSONValue?
     /// The `auth` block of an answer that issued a token; its `client_token` and `accessor` are hashed.
     var auth: JSONValue?
+    /// A response-wrapped answer's `wrap_info`; its `token`, `accessor` and `wrapped_accessor` are hashed.
+    var wrapInfo: JSONValue? = nil
     /// Present when the request failed (`permission denied`, `cipher: message authentication failed`).
     var error: String?
 }
 
 extension AuditResponse {
     init(_ reply: VaultReply) {
-        self.init(data: reply.bare ?? reply.data, auth: reply.auth, error: nil)
+        self.init(data: reply.bare ?? reply.data, auth: reply.auth, wrapInfo: reply.wrapInfo, error: nil)
     }
 
     /// A failed request: its messages as Vault's `error` string, and any `data` the error carries (batch results,

@@ -82,6 +82,36 @@ final class TokenStore: Sendable {
         return token
     }
 
+    /// Creates a wrapping token and the record of the answer it wraps, in one step.
+    func create(entry: Entry, wrapping wrapped: WrappedResponse) throws(VaultError) -> String {
+        let token = Self.newToken()
+        let key = hash(token)
+        try records.withLock { (records) throws(VaultError) in
+            try records.create(key: key, entry: entry)
+            try records.storage.write(wrapped, Self.wrappingRecord(key))
+        }
+        return token
+    }
+
+    /// The answer a live wrapping token wraps; `consume` revokes the token in the same step. A token that is not a
+    /// wrapping token is left alone; an expired one is removed.
+    func wrapped(token: String, consume: Bool) throws(VaultError) -> WrappedResponse {
+        let key = hash(token)
+        return try records.withLock { (records) throws(VaultError) in
+            guard let entry = try records.load(records.record(key)), entry.policies == [Self.wrappingPolicy] else {
+                throw Self.invalidWrappingToken
+            }
+            guard !entry.isExpired,
+                let wrapped = try records.storage.read(WrappedResponse.self, Self.wrappingRecord(key))
+            else {
+                try records.revoke(key: key)
+                throw Self.invalidWrappingToken
+            }
+            if consume { try records.revoke(key: key) }
+            return wrapped
+        }
+    }
+
     /// What `authenticate` found when it may not write.
     enum Lookup: Sendable {
         case unknown
@@ -317,6 +347,7 @@ private struct Records: Sendable {
         guard let entry = try load(record(key)) else { return }
         try drop(record(key))
         try storage.remove("core/accessors/" + entry.accessor)
+        if entry.policies == [TokenStore.wrappingPolicy] { try storage.remove(TokenStore.wrappingRecord(key)) }
         for name in try storage.children("core/tokens/") where !name.hasSuffix("/") {
             guard var child = try load("core/tokens/" + name), child.parent == key else { continue }
             let childKey = try Self.key(hex: name)

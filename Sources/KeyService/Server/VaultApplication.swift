@@ -76,6 +76,7 @@ extension VaultRequest {
             token = String(authorization.dropFirst(7))
         }
         self.init(operation: operation, path: path, body: json, query: query, token: token, isHead: method == .head)
+        wrapTTL = try Self.wrapTTL(header("X-Vault-Wrap-TTL"))
     }
 }
 
@@ -131,6 +132,9 @@ struct VaultHTTPAnswer: Sendable {
             self.init(status: reply.status, contentType: raw.contentType, body: raw.bytes)
         } else if let bare = reply.bare {
             self = Self.json(reply.status, bare)
+        } else if let wrapInfo = reply.wrapInfo {
+            // OpenBao answers a wrapped request with an empty request_id.
+            self = Self.json(reply.status, envelope(id: "", data: nil, auth: nil, extra: ["wrap_info": wrapInfo]))
         } else {
             self = Self.json(
                 reply.status,
@@ -175,6 +179,8 @@ func envelope(
         "lease_duration": .int(leaseDuration), "data": data ?? .null, "wrap_info": .null, "warnings": .null,
         "auth": auth ?? .null,
     ]
-    for (key, value) in extra where members[key] == nil || key == "warnings" { members[key] = value }
+    for (key, value) in extra where members[key] == nil || key == "warnings" || key == "wrap_info" {
+        members[key] = value
+    }
     return .object(members)
 }

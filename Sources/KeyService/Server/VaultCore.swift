@@ -57,7 +57,8 @@ struct VaultCore: Sendable {
 
     private func dispatchOnLoop(_ request: VaultRequest, area: inout String) throws(VaultError) -> VaultReply? {
         let path = request.path
-        guard !audit.audits(path) else { return nil }
+        // Wrapping an answer writes the wrapping token.
+        guard !audit.audits(path), request.wrapTTL == nil else { return nil }
         let (state, services) = runtime.current
         if Self.unauthenticated.contains(path) {
             guard path != "sys/init", request.operation == .read || request.operation == .list else { return nil }
@@ -100,7 +101,10 @@ struct VaultCore: Sendable {
             throw VaultError(status: .serviceUnavailable, messages: ["Vault is sealed"])
         }
         var allowed = false
-        let authenticated = try services.tokens.authenticate(request.token)
+        // The holder of a wrapping token looks it up or unwraps it with that token alone: it is not authenticated
+        // (that would spend its one use) and no ACL applies; the backend checks it is a live wrapping token.
+        let wrappingTokenCall = Self.usesWrappingToken(request)
+        let authenticated = wrappingTokenCall ? nil : try services.tokens.authenticate(request.token)
         let entry = authenticated?.entry
         if let (entry, key) = authenticated {
             request.caller = Caller(key: key, entry: entry)
@@ -114,6 +118,7 @@ struct VaultCore: Sendable {
             allowed = Self.authorize(request, acl: acl, exists: exists)
             request.acl = acl
         }
+        if wrappingTokenCall { allowed = true }
         if path == "sys/internal/specs/openapi", request.operation == .read {
             // Vault serves its document to anyone, listing the paths the caller's token can reach.
             let document = OpenAPIDocument.build(
@@ -151,8 +156,33 @@ struct VaultCore: Sendable {
         return try outcome.get()
     }
 
-    /// sys/, auth/token/ and the mounted engines.
+    /// `sys/wrapping/lookup`, and `sys/wrapping/unwrap` without a `token` in the body: the wrapping token is the
+    /// request's own.
+    static func usesWrappingToken(_ request: VaultRequest) -> Bool {
+        guard request.operation == .update else { return false }
+        switch request.path {
+        case "sys/wrapping/lookup": return true
+        case "sys/wrapping/unwrap":
+            if case .string(let token)? = request.body.objectMembers["token"], !token.isEmpty { return false }
+            return true
+        default: return false
+        }
+    }
+
+    /// Routes the request, then response-wraps the answer when the request asked for it (`X-Vault-Wrap-TTL`) and
+    /// there is something to wrap: a 200 in Vault's envelope that is not a wrapping already (a 204 stays a 204).
     private func route(
+        _ request: VaultRequest, services: Services, state: ServerState, area: inout String
+    ) async throws(VaultError) -> VaultReply {
+        let reply = try await serve(request, services: services, state: state, area: &area)
+        guard let ttl = request.wrapTTL, reply.status == .ok, reply.wrapInfo == nil, reply.bare == nil,
+            reply.raw == nil
+        else { return reply }
+        return try services.tokens.wrap(reply, path: request.path, ttl: ttl)
+    }
+
+    /// sys/, auth/token/ and the mounted engines.
+    private func serve(
         _ request: VaultRequest, services: Services, state: ServerState, area: inout String
     ) async throws(VaultError)
         -> VaultReply
@@ -194,19 +224,23 @@ struct VaultCore: Sendable {
     static func authorize(_ request: VaultRequest, acl: ACL, exists: Bool? = nil) -> Bool {
         let path = request.operation == .list ? request.path + "/" : request.path
         let allowed: Bool
+        let wrap = request.wrapTTL
         switch request.operation {
         case .update:
             let data = request.body.objectMembers
             if let exists {
-                allowed = acl.allows(exists ? .update : .create, path: path, parameters: data)
+                allowed = acl.allows(exists ? .update : .create, path: path, parameters: data, wrapTTL: wrap)
             } else {
                 allowed =
-                    acl.allows(.update, path: path, parameters: data)
-                    || acl.allows(.create, path: path, parameters: data)
+                    acl.allows(.update, path: path, parameters: data, wrapTTL: wrap)
+                    || acl.allows(.create, path: path, parameters: data, wrapTTL: wrap)
             }
         case .read:
-            allowed = acl.allows(.read, path: path, parameters: request.query.mapValues(JSONValue.string))
-        default: allowed = acl.allows(ACLOperation(rawValue: request.operation.rawValue) ?? .read, path: path)
+            allowed = acl.allows(
+                .read, path: path, parameters: request.query.mapValues(JSONValue.string), wrapTTL: wrap)
+        default:
+            allowed = acl.allows(
+                ACLOperation(rawValue: request.operation.rawValue) ?? .read, path: path, wrapTTL: wrap)
         }
         guard allowed else { return false }
         return !SudoPaths.requiresSudo(request.path) || acl.hasSudo(.read, path: path) || acl.isRoot

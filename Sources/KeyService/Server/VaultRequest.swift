@@ -16,6 +16,8 @@ struct VaultRequest: Sendable {
     var token: String?
     /// Was the request a HEAD (answered like GET, without a body)?
     var isHead: Bool = false
+    /// `X-Vault-Wrap-TTL` in seconds: the answer is to be response-wrapped (nil: not asked).
+    var wrapTTL: Int64? = nil
     /// The authenticated caller, set by the dispatcher before a backend sees the request.
     var caller: Caller?
     /// The caller's ACL, for backends that must tell create from update (transit's encrypt upsert).
@@ -56,6 +58,8 @@ struct VaultReply: Sendable {
     var bare: JSONValue?
     /// Endpoints like `sys/metrics?format=prometheus` answer with text, not JSON.
     var raw: RawBody?
+    /// A response-wrapped answer: the wrapping token's `wrap_info` (data and auth are then empty).
+    var wrapInfo: JSONValue?
 
     /// The envelope's `lease_duration` (seconds); `mountDefaultLease` asks for the mount's default lease TTL.
     var leaseDuration: Int64?

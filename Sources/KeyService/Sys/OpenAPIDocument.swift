@@ -234,6 +234,19 @@ enum OpenAPIDocument {
         Route(
             path: "capabilities-self", summary: "The caller's capabilities on paths.", verbs: [.update],
             fields: [Field("paths", "array", "Paths to check.")]),
+        Route(
+            path: "wrapping/wrap", summary: "Wrap the given data in a single-use token (needs X-Vault-Wrap-TTL).",
+            verbs: [.update]),
+        Route(
+            path: "wrapping/lookup", summary: "A wrapping token's creation path, time and TTL (no token needed).",
+            verbs: [.update], fields: [Field("token", "string", "The wrapping token.")], unauthenticated: true),
+        Route(
+            path: "wrapping/unwrap",
+            summary: "The wrapped answer, once (the wrapping token as X-Vault-Token, or in the body).",
+            verbs: [.update], fields: [Field("token", "string", "The wrapping token.")]),
+        Route(
+            path: "wrapping/rewrap", summary: "A new wrapping token for the same answer; the old one is spent.",
+            verbs: [.update], fields: [Field("token", "string", "The wrapping token.")]),
         Route(path: "audit", summary: "The enabled audit devices.", verbs: [.read], sudo: true),
         Route(
             path: "audit-hash/{path}", summary: "HMAC a value with an audit device's salt.", verbs: [.update],

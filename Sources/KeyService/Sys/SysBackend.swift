@@ -168,6 +168,8 @@ struct SysBackend: Backend {
                 throw .badRequest("the \"input\" parameter is required")
             }
             return .data(["hash": .string(device.hash(input))])
+        case (.update, _) where path.hasPrefix("wrapping/"):
+            return try wrapping(request, path: String(path.dropFirst("wrapping/".count)))
         case (.update, "capabilities-self"):
             guard let acl = request.acl else { throw .permissionDenied }
             return try Self.capabilities(acl, request.body)
@@ -325,4 +327,38 @@ struct ServerState: Sendable {
     var storageType: String
     var clusterName = "vhsm-cluster-" + MountTable.randomHex(4)
     var clusterID = UUID().uuidString.lowercased()
+}
+
+extension SysBackend {
+    /// `sys/wrapping/*`: wrap any data, look up, unwrap or rewrap a wrapping token (see `TokenStore.wrap`).
+    func wrapping(_ request: VaultRequest, path: String) throws(VaultError) -> VaultReply {
+        guard let tokens = services?.tokens else { throw .unsupportedPath("sys/wrapping/" + path) }
+        var bodyToken: String?
+        switch request.body.objectMembers["token"] {
+        case nil, .null?: bodyToken = nil
+        case .string(let token)?: bodyToken = token.isEmpty ? nil : token
+        default: throw .badRequest("field 'token' must be a string")
+        }
+        switch path {
+        case "wrap":
+            // The answer is the data itself, which the router then wraps.
+            guard request.wrapTTL != nil else { throw .badRequest("endpoint requires response wrapping to be used") }
+            return VaultReply(data: request.body == .null ? .object([:]) : request.body)
+        case "lookup":
+            guard let token = bodyToken ?? request.token, !token.isEmpty else {
+                throw VaultError(status: .forbidden, messages: ["error validating wrapping token: token is empty"])
+            }
+            return .data(try tokens.wrapped(token: token).description)
+        case "unwrap":
+            return try tokens.unwrap(token: bodyToken ?? request.token ?? "").reply
+        case "rewrap":
+            // A new token for the same answer, with the original's path and TTL; the old token is spent.
+            var wrapped = try tokens.unwrap(token: bodyToken ?? "")
+            wrapped.creationTime = Date()
+            return try tokens.wrap(
+                wrapped, wrappedAccessor: wrapped.response.objectMembers["auth"]?.objectMembers["accessor"])
+        default:
+            throw .unsupportedPath("sys/wrapping/" + path)
+        }
+    }
 }

@@ -43,7 +43,7 @@ import Testing
         #expect(kv.allowedParameters?["*"] == [])
         #expect(kv.deniedParameters?["force"] == [])
         #expect(kv.requiredParameters == ["ttl"])
-        #expect(!kv.requiresWrapping)
+        #expect(kv.minWrappingTTL == 0 && kv.maxWrappingTTL == 0)
     }
 
     @Test func parsesTheVaultDocsExamples() throws {
@@ -160,12 +160,29 @@ import Testing
         #expect(policy.rules.isEmpty)
     }
 
-    @Test func wrappingTTLMakesTheRuleUnusable() throws {
-        let policy = try Policy.parse(#"path "a" { capabilities = ["read"]  max_wrapping_ttl = "1h" }"#)
-        #expect(policy.rules[0].requiresWrapping)
+    @Test func wrappingTTLBoundsAdmitOnlyWrappedRequestsWithinThem() throws {
+        let policy = try Policy.parse(
+            #"path "a" { capabilities = ["read"]  min_wrapping_ttl = "1m"  max_wrapping_ttl = 3600 }"#)
+        #expect(policy.rules[0].minWrappingTTL == 60 && policy.rules[0].maxWrappingTTL == 3600)
         let acl = ACL(policies: [policy])
         #expect(!acl.allows(.read, path: "a"))
+        #expect(!acl.allows(.read, path: "a", wrapTTL: 30))
+        #expect(acl.allows(.read, path: "a", wrapTTL: 60))
+        #expect(acl.allows(.read, path: "a", wrapTTL: 3600))
+        #expect(!acl.allows(.read, path: "a", wrapTTL: 3601))
+        // The capabilities endpoints do not look at wrapping.
         #expect(acl.capabilities(for: "a") == [.read])
+        // Merged with a looser rule on the same path: the lowest minimum and the highest maximum.
+        let loose = try Policy.parse(#"path "a" { capabilities = ["read"]  min_wrapping_ttl = "10s" }"#, name: "b")
+        let merged = ACL(policies: [policy, loose])
+        #expect(merged.allows(.read, path: "a", wrapTTL: 10))
+        #expect(!merged.allows(.read, path: "a"))
+        #expect(throws: PolicyError.self) {
+            try Policy.parse(#"path "a" { capabilities = ["read"]  min_wrapping_ttl = "2h"  max_wrapping_ttl = "1h" }"#)
+        }
+        #expect(throws: PolicyError.self) {
+            try Policy.parse(#"path "a" { capabilities = ["read"]  max_wrapping_ttl = "soon" }"#)
+        }
     }
 
     @Test func heredocsAndEscapes() throws {

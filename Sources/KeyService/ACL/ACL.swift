@@ -174,7 +174,7 @@ struct ACL: Sendable {
         let granted = permissions.capabilities
         guard !granted.contains(.deny), granted.contains(operation.capability) else { return false }
         if permissions.minWrappingTTL > 0, (wrapTTL ?? 0) < permissions.minWrappingTTL { return false }
-        if permissions.maxWrappingTTL > 0, wrapTTL == nil || wrapTTL! > permissions.maxWrappingTTL { return false }
+        if permissions.maxWrappingTTL > 0, (wrapTTL ?? .max) > permissions.maxWrappingTTL { return false }
         guard let parameters, [.read, .create, .update].contains(operation) else { return true }
         return Self.parametersAllowed(parameters, by: permissions)
     }

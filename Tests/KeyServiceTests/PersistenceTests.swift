@@ -17,6 +17,45 @@ import Testing
         return MountTable(storage: EngineStorage(backend: barrier, prefix: ""))
     }
 
+    @Test func aVersion1KVMountIsUpgradedInPlaceAndStaysUpgraded() async throws {
+        let directory = TemporaryDirectory()
+        let file = directory.path + "/vhsm.db"
+        let rootKey = SymmetricKey(size: .bits256)
+        let first = try open(file, rootKey: rootKey, fresh: true)
+        try first.enable(path: "old/", type: "kv", description: "", options: [:])
+        let (v1, _) = try #require(first.route("old/x"))
+        for (path, value) in [("x", "1"), ("dir/y", "2")] {
+            _ = try await v1.backend.handle(request(.update, .object(["a": .string(value)])), path: path)
+        }
+        #expect(throws: VaultError.self) {
+            try first.tune(
+                path: "old", description: nil, defaultLeaseTTL: nil, maxLeaseTTL: nil,
+                options: ["version": .string("3")])
+        }
+        let warning = try first.tune(
+            path: "old", description: nil, defaultLeaseTTL: nil, maxLeaseTTL: nil, options: ["version": .string("2")])
+        #expect(warning?.contains("2 secret(s)") == true)
+        let (v2, _) = try #require(first.route("old/data/dir/y"))
+        let read = try await v2.backend.handle(request(.read), path: "data/dir/y")
+        #expect(read.data?["data"] == .object(["a": .string("2")]))
+        #expect(read.data?["metadata"]?["version"] == .int(1))
+        // Version 2 stays: no downgrade, and a restart opens the mount as version 2.
+        #expect(throws: VaultError.self) {
+            try first.tune(
+                path: "old", description: nil, defaultLeaseTTL: nil, maxLeaseTTL: nil, options: ["version": .int(1)])
+        }
+        let second = try open(file, rootKey: rootKey, fresh: false)
+        try second.load()
+        let (again, _) = try #require(second.route("old/data/x"))
+        let written = try await again.backend.handle(
+            request(.update, .object(["data": .object(["a": .string("one")])])), path: "data/x")
+        #expect(written.data?["version"] == .int(2))
+        let first1 = try await again.backend.handle(
+            VaultRequest(operation: .read, path: "", body: .object([:]), query: ["version": "1"], token: nil),
+            path: "data/x")
+        #expect(first1.data?["data"] == .object(["a": .string("1")]))
+    }
+
     @Test func mountsKeysAndSecretsSurviveARestart() async throws {
         let directory = TemporaryDirectory()
         let file = directory.path + "/vhsm.db"

@@ -302,3 +302,22 @@ extension KVBackend {
             })
     }
 }
+
+extension KVStore {
+    /// Vault's in-place upgrade of a version 1 mount (`sys/mounts/<path>/tune` with `options.version` "2"): every
+    /// secret becomes version 1 of a versioned secret, created now, in the same record. Returns how many.
+    static func upgrade(version1 storage: EngineStorage) throws(VaultError) -> Int {
+        let now = Date()
+        var upgraded = 0
+        for path in try storage.allPaths("secrets/") {
+            guard let data = try storage.read([String: JSONValue].self, "secrets/" + path) else { continue }
+            var secret = Secret(created: now, updated: now)
+            secret.versions[1] = Version(data: data, created: now, deleted: nil, destroyed: false)
+            secret.current = 1
+            secret.oldest = 1
+            try storage.write(secret, "secrets/" + path)
+            upgraded += 1
+        }
+        return upgraded
+    }
+}

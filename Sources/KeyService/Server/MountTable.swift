@@ -146,13 +146,16 @@ final class MountTable: Sendable {
         return mount.tuning
     }
 
-    /// `sys/mounts/<path>/tune` (write): the description, the lease TTLs and options other than KV's version.
+    /// `sys/mounts/<path>/tune` (write): the description, the lease TTLs and options. Asking a KV version 1 mount for
+    /// version 2 upgrades it in place (`KVStore.upgrade`), done before this returns, under the table's lock; the
+    /// answer is then a warning. A version 2 mount cannot go back to 1.
+    @discardableResult
     func tune(
         path rawPath: String, description: String?, defaultLeaseTTL: Int64?, maxLeaseTTL: Int64?,
         options: [String: JSONValue]?
-    ) throws(VaultError) {
+    ) throws(VaultError) -> String? {
         let path = Self.normalise(rawPath)
-        try table.withLock { (mounts) throws(VaultError) in
+        return try table.withLock { (mounts) throws(VaultError) -> String? in
             guard var mount = mounts[path] else {
                 throw .badRequest("tune of path \"\(path)\" failed: no mount entry found")
             }
@@ -165,21 +168,42 @@ final class MountTable: Sendable {
                     "backend max lease TTL of \(maxTTL) would be less than backend default lease TTL of \(mount.defaultLeaseTTL)"
                 )
             }
+            var upgrade = false
             for (key, value) in options ?? [:] {
                 if key == "version", mount.type == "kv" {
-                    let current = mount.options["version"] == .string("2") ? JSONValue.string("2") : .string("1")
-                    let asked: JSONValue = if case .int(let number) = value { .string(String(number)) } else { value }
-                    guard asked == current else {
-                        throw .badRequest(
-                            "vhsmd cannot change the KV version of a mount in place: enable a new mount of the "
-                                + "version you want and copy the secrets over")
+                    let current = mount.options["version"] == .string("2") ? "2" : "1"
+                    let asked: String? =
+                        switch value {
+                        case .string(let text): text
+                        case .int(let number): String(number)
+                        default: nil
+                        }
+                    switch (current, asked) {
+                    case (_, let asked?) where asked == current: break
+                    case ("1", "2"?): upgrade = true
+                    case ("2", "1"?): throw .badRequest("cannot downgrade mount from version 2")
+                    default:
+                        let shown = asked ?? String(decoding: value.serialized, as: UTF8.self)
+                        throw .badRequest("invalid version provided: \(shown)")
                     }
                     continue
                 }
                 mount.options[key] = value
             }
+            var warning: String?
+            if upgrade {
+                let data = storage.scoped("logical/\(mount.uuid)/")
+                let count = try KVStore.upgrade(version1: data)
+                mount.options["version"] = .string("2")
+                guard let factory = factories[mount.type] else { throw .internalError("no kv engine") }
+                mount.backend = factory(mount.options, data)
+                warning =
+                    "Upgraded mount from version 1 to version 2: \(count) secret(s) are now version 1 of a "
+                    + "versioned secret (vhsmd upgrades before answering)."
+            }
             mounts[path] = mount
             try persist(mounts)
+            return warning
         }
     }
 

@@ -49,12 +49,12 @@ struct SysBackend: Backend {
             let body = request.body
             var options: [String: JSONValue]?
             if case .object(let object)? = body["options"] { options = object }
-            try mounts.tune(
+            let warning = try mounts.tune(
                 path: String(path.dropFirst("mounts/".count).dropLast("/tune".count)),
                 description: try body.string("description"),
                 defaultLeaseTTL: try Self.leaseTTL(body, "default_lease_ttl"),
                 maxLeaseTTL: try Self.leaseTTL(body, "max_lease_ttl"), options: options)
-            return .noContent
+            return warning.map { .warning($0) } ?? .noContent
         case (.update, _) where path.hasPrefix("mounts/"):
             let mountPath = String(path.dropFirst("mounts/".count))
             guard !mountPath.isEmpty else { throw .unsupportedPath("sys/" + path) }

@@ -63,6 +63,24 @@ import Testing
         #expect(try !key.verify(message, signature: sha384))
     }
 
+    @Test func sha3DigestsSignAndVerifyWithEveryPadding() throws {
+        // The DigestInfo of an RSA PKCS#1 v1.5 signature is checked against Python's cryptography by the hvac suite.
+        #expect(TransitHashAlgorithm.sha3_256.digestInfoPrefix.count == 19)
+        #expect(TransitHashAlgorithm.sha3_512.digestInfoPrefix.prefix(2) == [0x30, 0x51])
+        var options = TransitKey.SignOptions()
+        options.hashAlgorithm = .sha3_384
+        let ecdsa = try key(.ecdsaP256)
+        let signature = try ecdsa.sign(message, options: options).signature
+        #expect(try ecdsa.verify(message, signature: signature, options: options))
+        #expect(try !ecdsa.verify(message, signature: signature))
+        let rsa = try key(.rsa2048)
+        for padding in [TransitKey.SignatureAlgorithm.pss, .pkcs1v15] {
+            options.signatureAlgorithm = padding
+            let signed = try rsa.sign(message, options: options).signature
+            #expect(try rsa.verify(message, signature: signed, options: options))
+        }
+    }
+
     @Test func ed25519IsPureAndVerifiesWithSwiftCrypto() throws {
         let key = try key(.ed25519)
         let raw = try TransitBase64.decode(String(try key.sign(message).signature.dropFirst(9)))
@@ -170,7 +188,8 @@ import Testing
         #expect(try TransitHashAlgorithm(name: "") == .sha2_256)
         #expect(try TransitHashAlgorithm(name: "sha2-512") == .sha2_512)
         #expect(throws: TransitError.self) { try TransitHashAlgorithm(name: "sha2-224") }
-        #expect(throws: TransitError.self) { try TransitHashAlgorithm(name: "sha3-256") }
+        #expect(try TransitHashAlgorithm(name: "sha3-256") == .sha3_256)
+        #expect(throws: TransitError.self) { try TransitHashAlgorithm(name: "sha3-224") }
         #expect(throws: TransitError.badRequest("invalid hash algorithm \"md5\"")) {
             try TransitHashAlgorithm(name: "md5")
         }

@@ -742,6 +742,29 @@ def leases_audit_devices_and_auth_methods_say_what_they_refuse(c):
 
 
 @check
+def tuning_the_token_auth_method_sets_token_ttls(c):
+    sys_ = c.client.sys
+    sys_.tune_auth_method("token", default_lease_ttl="1h", max_lease_ttl="2h", description="tuned tokens")
+    try:
+        tuning = sys_.read_auth_method_tuning("token")["data"]
+        expect(tuning["default_lease_ttl"] == 3600 and tuning["max_lease_ttl"] == 7200, tuning)
+        expect(sys_.list_auth_methods()["data"]["token/"]["description"] == "tuned tokens", "description")
+        create = c.client.auth.token.create
+        expect(create(policies=["default"])["auth"]["lease_duration"] == 3600, "default TTL")
+        expect(create(policies=["default"], ttl="5h")["auth"]["lease_duration"] == 7200, "capped TTL")
+        token = create(policies=["default"], ttl="90m")["auth"]["client_token"]
+        renewed = c.client.auth.token.renew(token, increment="10h")["auth"]["lease_duration"]
+        expect(renewed <= 7200, renewed)
+        raises(exceptions.InvalidRequest, sys_.tune_auth_method, "token", default_lease_ttl="3h")
+        raises(exceptions.InvalidRequest, sys_.tune_auth_method, "token", token_type="batch")
+    finally:
+        sys_.tune_auth_method("token", default_lease_ttl="system", max_lease_ttl="system",
+                              description="token based credentials")
+    tuning = sys_.read_auth_method_tuning("token")["data"]
+    expect(tuning["default_lease_ttl"] == 2764800 and tuning["max_lease_ttl"] == 2764800, tuning)
+
+
+@check
 def remount_kv_v2_alias_subkeys_and_transit_config(c):
     sys_ = c.client.sys
     kv = c.client.secrets.kv.v2

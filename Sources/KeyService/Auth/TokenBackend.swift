@@ -140,8 +140,11 @@ struct TokenBackend: Backend {
         if period > 0, !caller.entry.isRoot, role?.role.tokenPeriod ?? 0 == 0 {
             throw .badRequest("root or sudo privileges required to create periodic token")
         }
-        var ttl = period > 0 ? period : try body.duration("ttl") ?? TokenStore.maxTTL
-        if ttl == 0 { ttl = TokenStore.maxTTL }
+        // Without a TTL: the token method's default; never above its maximum (a period included, as in OpenBao).
+        let tuning = store.tuning
+        var ttl = period > 0 ? period : try body.duration("ttl") ?? tuning.defaultTTL
+        if ttl == 0 { ttl = tuning.defaultTTL }
+        ttl = min(ttl, tuning.maximum)
         if explicitMax > 0 { ttl = min(ttl, explicitMax) }
         var meta: [String: JSONValue] = [:]
         if case .object(let object)? = body["meta"] { meta = object }

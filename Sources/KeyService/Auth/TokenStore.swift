@@ -42,6 +42,7 @@ final class TokenStore: Sendable {
     /// computed once).
     private let keyedHash: HMAC<SHA256>
     private let records: Mutex<Records>
+    private let tuned: Mutex<Tuning>
 
     /// Opens the token store, creating its salt on first use.
     init(storage: EngineStorage) throws(VaultError) {
@@ -55,6 +56,7 @@ final class TokenStore: Sendable {
         }
         keyedHash = HMAC<SHA256>(key: salt)
         records = Mutex(Records(storage: storage))
+        tuned = Mutex(try storage.read(Tuning.self, Tuning.record) ?? Tuning())
     }
 
     private func hash(_ token: String) -> [UInt8] {
@@ -170,7 +172,46 @@ final class TokenStore: Sendable {
     /// Extends a token's lease by `increment` (or its original TTL), capped by its explicit max TTL and the
     /// system maximum.
     func renew(key: [UInt8], increment: Int64?) throws(VaultError) -> Entry {
-        try records.withLock { (records) throws(VaultError) in try records.renew(key: key, increment: increment) }
+        let maximum = tuning.maximum
+        return try records.withLock { (records) throws(VaultError) in
+            try records.renew(key: key, increment: increment, maximum: maximum)
+        }
+    }
+
+    /// The token auth method's tuning (`sys/auth/token/tune`): the default and maximum TTL of the tokens it issues,
+    /// in seconds (0: the system's 768 h), and its description. Kept in the sealed store at `core/token-tuning`.
+    struct Tuning: Codable, Sendable, Equatable {
+        static let record = "core/token-tuning"
+
+        var defaultLeaseTTL: Int64 = 0
+        var maxLeaseTTL: Int64 = 0
+        var description = "token based credentials"
+
+        /// The longest TTL a token may have or be renewed to (periodic tokens aside).
+        var maximum: Int64 { maxLeaseTTL > 0 ? maxLeaseTTL : TokenStore.maxTTL }
+        /// The TTL of a token created without one.
+        var defaultTTL: Int64 { min(defaultLeaseTTL > 0 ? defaultLeaseTTL : TokenStore.maxTTL, maximum) }
+    }
+
+    var tuning: Tuning { tuned.withLock { $0 } }
+
+    /// Tunes the token auth method; nil leaves a value as it is, 0 is the system's.
+    func tune(defaultLeaseTTL: Int64?, maxLeaseTTL: Int64?, description: String?) throws(VaultError) {
+        let storage = records.withLock { $0.storage }
+        try tuned.withLock { (current) throws(VaultError) in
+            var next = current
+            if let defaultLeaseTTL { next.defaultLeaseTTL = defaultLeaseTTL }
+            if let maxLeaseTTL { next.maxLeaseTTL = maxLeaseTTL }
+            if let description { next.description = description }
+            let effectiveDefault = next.defaultLeaseTTL > 0 ? next.defaultLeaseTTL : TokenStore.maxTTL
+            guard effectiveDefault <= next.maximum else {
+                throw .badRequest(
+                    "backend max lease TTL of \(next.maximum) would be less than backend default lease TTL of "
+                        + "\(effectiveDefault)")
+            }
+            try storage.write(next, Tuning.record)
+            current = next
+        }
     }
 
     /// A token role (`auth/token/roles/:name`): what tokens created through it get, and which policies they may ask
@@ -371,15 +412,15 @@ private struct Records: Sendable {
         return removed
     }
 
-    mutating func renew(key: [UInt8], increment: Int64?) throws(VaultError) -> TokenStore.Entry {
+    mutating func renew(key: [UInt8], increment: Int64?, maximum: Int64) throws(VaultError) -> TokenStore.Entry {
         guard var entry = try load(record(key)) else { throw .badRequest("token not found") }
         guard !entry.isBatch else { throw .badRequest("batch tokens cannot be renewed") }
         guard entry.ttl != nil, entry.renewable else { throw .badRequest("lease is not renewable") }
         // A periodic token goes back to its period, whatever the increment.
-        var ttl = entry.period ?? increment ?? entry.ttl ?? TokenStore.maxTTL
+        var ttl = entry.period ?? increment ?? entry.ttl ?? maximum
         let age = Int64(Date().timeIntervalSince(entry.creationTime))
         if entry.period == nil || entry.explicitMaxTTL > 0 {
-            let cap = entry.explicitMaxTTL > 0 ? min(entry.explicitMaxTTL, TokenStore.maxTTL) : TokenStore.maxTTL
+            let cap = entry.explicitMaxTTL > 0 ? min(entry.explicitMaxTTL, maximum) : maximum
             ttl = max(0, min(ttl, cap - age))
         }
         entry.lastRenewal = Date()

@@ -97,14 +97,24 @@ struct SysBackend: Backend {
             _ = try Self.barrierStatus(services) { barrier in try barrier.rotate() }
             return .noContent
         case (.read, "auth/token/tune"):
-            let tuning: [String: JSONValue] = [
-                "default_lease_ttl": .int(TokenStore.maxTTL), "max_lease_ttl": .int(TokenStore.maxTTL),
-                "description": .string("token based credentials"), "force_no_cache": .bool(false),
-                "token_type": .string("default-service"),
+            guard let tokens = services?.tokens else { throw .permissionDenied }
+            let tuning = tokens.tuning
+            let answer: [String: JSONValue] = [
+                "default_lease_ttl": .int(tuning.defaultLeaseTTL > 0 ? tuning.defaultLeaseTTL : TokenStore.maxTTL),
+                "max_lease_ttl": .int(tuning.maximum), "description": .string(tuning.description),
+                "force_no_cache": .bool(false), "token_type": .string("default-service"),
             ]
-            return VaultReply(data: .object(tuning), topLevel: tuning)
+            return VaultReply(data: .object(answer), topLevel: answer)
         case (.update, "auth/token/tune"):
-            throw .badRequest("vhsmd does not tune the token auth method: token TTLs are set per token")
+            guard let tokens = services?.tokens else { throw .permissionDenied }
+            if request.body["token_type"] != nil {
+                throw .badRequest("'token_type' cannot be set for 'token' or 'ns_token' auth mounts")
+            }
+            try tokens.tune(
+                defaultLeaseTTL: try Self.leaseTTL(request.body, "default_lease_ttl"),
+                maxLeaseTTL: try Self.leaseTTL(request.body, "max_lease_ttl"),
+                description: try request.body.string("description"))
+            return .noContent
         case (.delete, "auth/token"), (.delete, "auth/token/"):
             throw .badRequest("token credential backend cannot be disabled")
         case (.update, _) where path.hasPrefix("auth/"):
@@ -139,13 +149,15 @@ struct SysBackend: Backend {
             return .noContent
         case (.read, "auth"):
             // The token store is the one auth method, mounted at auth/token/ as in every Vault.
+            guard let tokens = services?.tokens else { throw .permissionDenied }
+            let tuning = tokens.tuning
             let token: JSONValue = .object([
-                "type": .string("token"), "description": .string("token based credentials"),
+                "type": .string("token"), "description": .string(tuning.description),
                 "accessor": .string("auth_token_vhsmd"), "local": .bool(false), "seal_wrap": .bool(false),
                 "external_entropy_access": .bool(false), "options": .null,
                 "config": .object([
-                    "default_lease_ttl": .int(0), "max_lease_ttl": .int(0), "force_no_cache": .bool(false),
-                    "token_type": .string("default-service"),
+                    "default_lease_ttl": .int(tuning.defaultLeaseTTL), "max_lease_ttl": .int(tuning.maxLeaseTTL),
+                    "force_no_cache": .bool(false), "token_type": .string("default-service"),
                 ]),
             ])
             return VaultReply(data: .object(["token/": token]), topLevel: ["token/": token])

@@ -169,8 +169,8 @@ final class TokenStore: Sendable {
         }
     }
 
-    /// Extends a token's lease by `increment` (or its original TTL), capped by its explicit max TTL and the
-    /// system maximum.
+    /// Extends a token's lease by `increment` (or its original TTL), capped by its explicit max TTL and the token
+    /// method's maximum (`tuning`); a periodic token goes back to its period.
     func renew(key: [UInt8], increment: Int64?) throws(VaultError) -> Entry {
         let maximum = tuning.maximum
         return try records.withLock { (records) throws(VaultError) in
@@ -187,7 +187,7 @@ final class TokenStore: Sendable {
         var maxLeaseTTL: Int64 = 0
         var description = "token based credentials"
 
-        /// The longest TTL a token may have or be renewed to (periodic tokens aside).
+        /// The longest TTL a token is created with or renewed to (a periodic token's renewals go back to its period).
         var maximum: Int64 { maxLeaseTTL > 0 ? maxLeaseTTL : TokenStore.maxTTL }
         /// The TTL of a token created without one.
         var defaultTTL: Int64 { min(defaultLeaseTTL > 0 ? defaultLeaseTTL : TokenStore.maxTTL, maximum) }

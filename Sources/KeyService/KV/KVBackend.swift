@@ -305,19 +305,37 @@ extension KVBackend {
 
 extension KVStore {
     /// Vault's in-place upgrade of a version 1 mount (`sys/mounts/<path>/tune` with `options.version` "2"): every
-    /// secret becomes version 1 of a versioned secret, created now, in the same record. Returns how many.
+    /// secret becomes version 1 of a versioned secret, created now, in the same record. One storage transaction:
+    /// all secrets are upgraded, or none. Returns how many.
     static func upgrade(version1 storage: EngineStorage) throws(VaultError) -> Int {
         let now = Date()
-        var upgraded = 0
-        for path in try storage.allPaths("secrets/") {
-            guard let data = try storage.read([String: JSONValue].self, "secrets/" + path) else { continue }
-            var secret = Secret(created: now, updated: now)
-            secret.versions[1] = Version(data: data, created: now, deleted: nil, destroyed: false)
-            secret.current = 1
-            secret.oldest = 1
-            try storage.write(secret, "secrets/" + path)
-            upgraded += 1
+        do {
+            return try storage.backend.transaction { transaction in
+                var upgraded = 0
+                var folders = [storage.prefix + "secrets/"]
+                while let folder = folders.popLast() {
+                    for child in try transaction.list(prefix: folder) {
+                        let path = folder + child
+                        if child.hasSuffix("/") {
+                            folders.append(path)
+                            continue
+                        }
+                        guard let bytes = try transaction.get(path) else { continue }
+                        let data = try JSONDecoder().decode([String: JSONValue].self, from: Data(bytes))
+                        var secret = Secret(created: now, updated: now)
+                        secret.versions[1] = Version(data: data, created: now, deleted: nil, destroyed: false)
+                        secret.current = 1
+                        secret.oldest = 1
+                        try transaction.put(path, Array(try JSONEncoder().encode(secret)))
+                        upgraded += 1
+                    }
+                }
+                return upgraded
+            }
+        } catch {
+            throw .internalError(
+                "cannot upgrade the KV mount stored at '\(storage.prefix)' to version 2 (nothing was changed): \(error)"
+            )
         }
-        return upgraded
     }
 }

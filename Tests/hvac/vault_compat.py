@@ -942,6 +942,103 @@ def policies_with_wrapping_ttl_bounds_admit_only_wrapped_requests(c):
     c.client.sys.delete_acl_policy(name)
 
 
+def raw(c, method, path, token=True, **kwargs):
+    headers = kwargs.pop("headers", {})
+    if token:
+        headers["X-Vault-Token"] = c.token
+    return requests.request(method, f"{c.url}/v1/{path}", headers=headers, **kwargs)
+
+
+@check
+def sys_and_token_edges_found_by_the_differential_probe(c):
+    # A refused enable leaves no mount behind.
+    bad = "badcfg-" + secrets.token_hex(4)
+    response = raw(c, "POST", f"sys/mounts/{bad}", json={"type": "kv", "config": {"default_lease_ttl": "abc"}})
+    expect(response.status_code == 400, response.text)
+    response = raw(c, "POST", f"sys/mounts/{bad}", json={"type": "kv", "options": "v2"})
+    expect(response.status_code == 400, response.text)
+    expect(f"{bad}/" not in c.client.sys.list_mounted_secrets_engines()["data"], "a refused mount exists")
+    # Bodies are JSON objects; token fields are checked.
+    expect(raw(c, "POST", "auth/token/create", data="[1,2]").status_code == 400, "array body")
+    for body in ({"num_uses": -1}, {"type": "batch", "period": "1h", "policies": ["default"]},
+                 {"entity_alias": "x"}, {"meta": {"a": {"b": 1}}}):
+        response = raw(c, "POST", "auth/token/create", json=body)
+        expect(response.status_code == 400, (body, response.text))
+    expect(raw(c, "POST", "sys/capabilities-self", json={}).status_code == 400, "capabilities without paths")
+    looked = raw(c, "GET", f"auth/token/lookup?token={c.token}").json()["data"]
+    expect(looked["policies"] == ["root"], looked)
+    # Mount entries, the token method's entry, unknown auth paths, namespaces, verbs, doubled slashes.
+    entry = raw(c, "GET", f"sys/mounts/{c.kv}").json()
+    expect(entry["data"]["type"] == "kv" and entry["type"] == "kv" and entry["data"]["accessor"], entry)
+    tune = raw(c, "GET", f"sys/mounts/{c.kv}/tune").json()
+    expect(tune["default_lease_ttl"] == tune["data"]["default_lease_ttl"], tune)
+    expect(raw(c, "GET", "sys/auth/token").json()["data"]["type"] == "token", "sys/auth/token")
+    expect(raw(c, "GET", "sys/auth/nosuch/tune").status_code == 400, "unknown auth tune")
+    expect(raw(c, "DELETE", "sys/auth/nosuch").status_code == 204, "disable unknown auth")
+    response = raw(c, "GET", "sys/mounts", headers={"X-Vault-Namespace": "ns-" + secrets.token_hex(3)})
+    expect(response.status_code == 404 and response.json()["errors"] == ["namespace not found"], response.text)
+    expect(raw(c, "DELETE", "sys/health").status_code == 405, "DELETE sys/health")
+    expect(raw(c, "PUT", "sys/seal-status").status_code == 405, "PUT sys/seal-status")
+    expect(raw(c, "GET", f"{c.transit}/encrypt/k1").status_code == 405, "GET encrypt")
+    name = "legacy-rules-" + secrets.token_hex(4)
+    response = raw(c, "PUT", f"sys/policy/{name}", json={"rules": 'path "x" { capabilities = ["read"] }'})
+    expect(response.status_code == 200 and "deprecated" in response.json()["warnings"][0], response.text)
+    c.client.sys.delete_policy(name)
+
+
+@check
+def kv_merge_patch_and_null_data(c):
+    merge = {"Content-Type": "application/merge-patch+json"}
+    c.client.secrets.kv.v2.create_or_update_secret("patched", secret={"a": 1, "b": 2}, mount_point=c.kv)
+    response = raw(c, "PATCH", f"{c.kv}/data/patched", json={"data": {"b": None, "c": 3}}, headers=dict(merge))
+    expect(response.status_code == 200 and response.json()["data"]["version"] == 2, response.text)
+    read = c.client.secrets.kv.v2.read_secret_version("patched", mount_point=c.kv, raise_on_deleted_version=True)
+    expect(read["data"]["data"] == {"a": 1, "c": 3}, read)
+    response = raw(c, "PATCH", f"{c.kv}/data/patched", json={"data": {"d": 4}})
+    expect(response.status_code == 415, response.text)
+    response = raw(c, "PATCH", f"{c.kv}/data/patched", json={"data": {"d": 4}, "options": {"cas": 1}},
+                   headers=dict(merge))
+    expect(response.status_code == 400, response.text)
+    expect(raw(c, "PATCH", f"{c.kv}/data/never-written", json={"data": {"d": 4}}, headers=dict(merge))
+           .status_code == 404, "patch of a missing secret")
+    c.client.secrets.kv.v2.update_metadata("patched", custom_metadata={"x": "1", "y": "2"}, mount_point=c.kv)
+    response = raw(c, "PATCH", f"{c.kv}/metadata/patched", json={"custom_metadata": {"x": None, "z": "3"}},
+                   headers=dict(merge))
+    expect(response.status_code == 204, response.text)
+    metadata = c.client.secrets.kv.v2.read_secret_metadata("patched", mount_point=c.kv)["data"]
+    expect(metadata["custom_metadata"] == {"y": "2", "z": "3"}, metadata)
+    expect(raw(c, "POST", f"{c.kv}/data/nulldata", json={"data": None}).status_code == 200, "data null")
+
+
+@check
+def transit_settings_and_batch_edges(c):
+    t = c.client.secrets.transit
+    response = raw(c, "POST", f"{c.transit}/cache-config", json={"size": 100})
+    expect(response.status_code == 200 and response.json()["data"]["size"] == 100, response.text)
+    expect(raw(c, "GET", f"{c.transit}/cache-config").json()["data"]["size"] == 100, "cache size kept")
+    expect(raw(c, "POST", f"{c.transit}/cache-config", json={"size": 5}).status_code == 400, "cache size 5")
+    raw(c, "POST", f"{c.transit}/cache-config", json={"size": 0})
+    raw(c, "POST", f"{c.transit}/config/keys", json={"disable_upsert": True})
+    try:
+        expect(raw(c, "GET", f"{c.transit}/config/keys").json()["data"]["disable_upsert"] is True, "upsert off")
+        raises(exceptions.InvalidRequest, t.encrypt_data, "no-upsert-" + secrets.token_hex(4), b64(b"x"),
+               mount_point=c.transit)
+    finally:
+        raw(c, "POST", f"{c.transit}/config/keys", json={"disable_upsert": False})
+    name = "edges-" + secrets.token_hex(4)
+    t.create_key(name, mount_point=c.transit)
+    response = raw(c, "POST", f"{c.transit}/hmac/{name}",
+                   json={"batch_input": [{"input": b64(b"a")}, {"input": "%%%"}]})
+    results = response.json()["data"]["batch_results"]
+    expect(response.status_code == 200 and "hmac" in results[0] and "error" in results[1], response.text)
+    signer = "edges-sig-" + secrets.token_hex(4)
+    t.create_key(signer, key_type="ed25519", mount_point=c.transit)
+    signature = t.sign_data(signer, b64(b"doc"), mount_point=c.transit)["data"]["signature"]
+    response = raw(c, "POST", f"{c.transit}/verify/{signer}",
+                   json={"input": b64(b"doc"), "signature": signature, "hmac": "vault:v1:AAAA"})
+    expect(response.status_code == 200 and response.json()["data"]["valid"] is True, response.text)
+
+
 @check
 def transit_disable_mount(c):
     c.client.sys.disable_secrets_engine(path=c.transit)

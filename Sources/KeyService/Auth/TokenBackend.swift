@@ -34,9 +34,10 @@ struct TokenBackend: Backend {
             return .noContent
         case (.read, "lookup-self"), (.update, "lookup-self"):
             return .data(Self.lookup(caller.entry, id: request.token ?? ""))
-        case (.update, "lookup"):
-            // No token (or an empty one) looks up the caller, as lookup-self.
-            guard let token = try body.string("token"), !token.isEmpty else {
+        case (.update, "lookup"), (.read, "lookup"):
+            // No token (or an empty one) looks up the caller, as lookup-self; GET takes it from the query.
+            let named = request.operation == .read ? request.query["token"] : try body.string("token")
+            guard let token = named, !token.isEmpty else {
                 return .data(Self.lookup(caller.entry, id: request.token ?? ""))
             }
             guard let entry = try store.entry(token: token) else {
@@ -135,7 +136,11 @@ struct TokenBackend: Backend {
         if let roleMax = role?.role.tokenExplicitMaxTTL, roleMax > 0 {
             explicitMax = explicitMax > 0 ? min(explicitMax, roleMax) : roleMax
         }
+        if try body.string("entity_alias") != nil, role == nil {
+            throw .badRequest("'entity_alias' is only allowed in combination with token role")
+        }
         var period = try body.duration("period") ?? 0
+        if period > 0, type == "batch" { throw .badRequest("batch tokens cannot have \"period\" set") }
         if let rolePeriod = role?.role.tokenPeriod, rolePeriod > 0 { period = rolePeriod }
         if period > 0, !caller.entry.isRoot, role?.role.tokenPeriod ?? 0 == 0 {
             throw .badRequest("root or sudo privileges required to create periodic token")
@@ -146,8 +151,18 @@ struct TokenBackend: Backend {
         if ttl == 0 { ttl = tuning.defaultTTL }
         ttl = min(ttl, tuning.maximum)
         if explicitMax > 0 { ttl = min(ttl, explicitMax) }
+        let numUses = try body.int("num_uses") ?? 0
+        guard numUses >= 0 else { throw .badRequest("number of uses cannot be negative") }
         var meta: [String: JSONValue] = [:]
-        if case .object(let object)? = body["meta"] { meta = object }
+        if case .object(let object)? = body["meta"] {
+            // Vault's metadata is a map of strings: numbers and booleans are taken in their text form.
+            for (key, value) in object {
+                guard let text = try JSONValue.object(["v": value]).string("v") else {
+                    throw .badRequest("'meta' must map names to strings: '\(key)' does not")
+                }
+                meta[key] = .string(text)
+            }
+        }
         let noParent = try body.bool("no_parent") ?? false
         let orphan = requestedOrphan || role?.role.orphan == true
         let renewable = (try body.bool("renewable") ?? true) && role?.role.renewable != false
@@ -156,7 +171,7 @@ struct TokenBackend: Backend {
             displayName: Self.displayName(try body.string("display_name")), creationTime: Date(),
             // A root token created without a TTL never expires (and so is not renewable).
             ttl: isRoot && body["ttl"] == nil && period == 0 ? nil : ttl, explicitMaxTTL: explicitMax,
-            renewable: type == nil && renewable, numUses: try body.int("num_uses") ?? 0,
+            renewable: type == nil && renewable, numUses: numUses,
             meta: meta, parent: orphan || noParent ? nil : caller.key, orphan: orphan || noParent,
             path: "auth/token/create" + (role.map { "/" + $0.name + $0.role.pathSuffixPart } ?? ""))
         entry.period = period > 0 ? period : nil

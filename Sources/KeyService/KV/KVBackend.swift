@@ -26,8 +26,12 @@ struct KVBackend: Backend {
                 deleteVersionAfter: try body.duration("delete_version_after"))
             return .noContent
         case (.update, "data"):
-            guard case .object(let data)? = body["data"] else {
-                throw .badRequest("no data provided")
+            // `"data": null` writes a version with no keys, as OpenBao does.
+            let data: [String: JSONValue]
+            switch body.objectMembers["data"] {
+            case .object(let object)?: data = object
+            case .null?: data = [:]
+            default: throw .badRequest("no data provided")
             }
             let cas = try (body["options"] ?? .object([:])).int("cas")
             return .data(try await store.write(try Self.secretPath(rest), data: data, cas: cas))
@@ -84,6 +88,25 @@ struct KVBackend: Backend {
                 deleteVersionAfter: try body.duration("delete_version_after"),
                 customMetadata: custom)
             return .noContent
+        case (.patch, "data"), (.patch, "metadata"):
+            // JSON merge patch (RFC 7386) of the current version's data, or of the metadata.
+            let contentType = request.contentType ?? ""
+            guard contentType.hasPrefix("application/merge-patch+json") else {
+                throw VaultError(
+                    status: .unsupportedMediaType,
+                    messages: ["PATCH requires Content-Type of application/merge-patch+json, provided \(contentType)"])
+            }
+            let secret = try Self.secretPath(rest)
+            if section == "metadata" {
+                try await store.patchMetadata(
+                    secret, maxVersions: try body.int("max_versions"), casRequired: try body.bool("cas_required"),
+                    deleteVersionAfter: try body.duration("delete_version_after"),
+                    customMetadata: body["custom_metadata"])
+                return .noContent
+            }
+            guard case .object(let patch)? = body["data"] else { throw .badRequest("no data provided") }
+            let cas = try (body["options"] ?? .object([:])).int("cas")
+            return .data(try await store.patch(secret, with: patch, cas: cas))
         case (.delete, "metadata"):
             try await store.deleteAll(try Self.secretPath(rest))
             return .noContent
@@ -260,6 +283,54 @@ actor KVStore {
         if let customMetadata { secret.custom = customMetadata }
         secret.updated = Date()
         try save(secret, path)
+    }
+
+    /// PATCH data: the current version's data merged with `patch` (RFC 7386), written as a new version. 404 when
+    /// there is no current version, or it is deleted or destroyed (with its metadata, as a read answers).
+    func patch(_ path: String, with patch: [String: JSONValue], cas: Int64?) throws(VaultError) -> [String: JSONValue] {
+        let current = try read(path, version: nil)
+        guard case .object(let members)? = current.data, case .object(let data)? = members["data"] else {
+            throw .notFound
+        }
+        guard case .object(let merged) = Self.mergePatch(.object(data), .object(patch)) else { throw .notFound }
+        return try write(path, data: merged, cas: cas)
+    }
+
+    /// PATCH metadata: like a metadata write, except that `custom_metadata` is merged (a null value removes a key).
+    /// 404 for a secret with no metadata.
+    func patchMetadata(
+        _ path: String, maxVersions: Int64?, casRequired: Bool?, deleteVersionAfter: Int64?,
+        customMetadata: JSONValue?
+    ) throws(VaultError) {
+        guard let secret = try load(path) else { throw .notFound }
+        var custom: [String: JSONValue]?
+        if let customMetadata {
+            guard case .object(let merged) = Self.mergePatch(.object(secret.custom ?? [:]), customMetadata) else {
+                throw .badRequest("custom_metadata must be an object")
+            }
+            var strings: [String: JSONValue] = [:]
+            for (key, value) in merged {
+                // Kept as strings, as a metadata write keeps them.
+                guard let text = try JSONValue.object(["v": value]).string("v") else {
+                    throw .badRequest("custom_metadata values must be strings")
+                }
+                strings[key] = .string(text)
+            }
+            custom = strings
+        }
+        try updateMetadata(
+            path, maxVersions: maxVersions, casRequired: casRequired, deleteVersionAfter: deleteVersionAfter,
+            customMetadata: custom)
+    }
+
+    /// RFC 7386 JSON merge patch: objects merge member by member, a null member is removed, anything else replaces.
+    static func mergePatch(_ target: JSONValue, _ patch: JSONValue) -> JSONValue {
+        guard case .object(let changes) = patch else { return patch }
+        var result: [String: JSONValue] = if case .object(let members) = target { members } else { [:] }
+        for (key, value) in changes {
+            if value == .null { result[key] = nil } else { result[key] = mergePatch(result[key] ?? .null, value) }
+        }
+        return .object(result)
     }
 
     static func versionMetadata(_ version: Version, number: Int64, custom: [String: JSONValue]?) -> [String: JSONValue]

@@ -137,7 +137,16 @@ final class MountTable: Sendable {
         for path in try data.allPaths("") { try data.remove(path) }
     }
 
-    /// `sys/mounts/<path>/tune` (read), also `sys/mounts/<path>`: 400 for a path nothing is mounted at.
+    /// `sys/mounts/<path>`: the mount's entry, as `sys/mounts` lists it; 400 for a path nothing is mounted at.
+    func entry(path rawPath: String) throws(VaultError) -> [String: JSONValue] {
+        let path = Self.normalise(rawPath)
+        guard let mount = table.withLock({ $0[path] }), case .object(let entry) = mount.listing else {
+            throw .badRequest("cannot fetch sysview for path \"\(path)\"")
+        }
+        return entry
+    }
+
+    /// `sys/mounts/<path>/tune` (read): 400 for a path nothing is mounted at.
     func tuning(path rawPath: String) throws(VaultError) -> [String: JSONValue] {
         let path = Self.normalise(rawPath)
         guard let mount = table.withLock({ $0[path] }) else {

@@ -65,18 +65,29 @@ extension VaultRequest {
         guard let operation = VaultRequest.operation(method: method, query: query) else {
             throw VaultError.unsupportedOperation(uri.path)
         }
-        var path = String(uri.path.dropFirst("/v1/".count))
-        while path.hasSuffix("/") { path.removeLast() }
+        // Go's router cleans the path (`secret//data/x` is `secret/data/x`); trailing slashes go too.
+        let path = uri.path.dropFirst("/v1/".count).split(separator: "/").joined(separator: "/")
         guard let body else {
             throw VaultError(status: .contentTooLarge, messages: ["request body too large (limit 32 MiB)"])
         }
         let json = try JSONValue.parse(body)
+        switch json {
+        case .object, .null: break
+        default: throw .badRequest("failed to decode JSON input: the request body must be a JSON object")
+        }
+        // vhsmd has no namespaces but the root one.
+        if let namespace = header("X-Vault-Namespace")?.trimmedWhitespace,
+            !["", "/", "root", "root/"].contains(namespace)
+        {
+            throw VaultError(status: .notFound, messages: ["namespace not found"])
+        }
         var token = header("X-Vault-Token")
         if token == nil, let authorization = header("Authorization"), authorization.hasPrefix("Bearer ") {
             token = String(authorization.dropFirst(7))
         }
         self.init(operation: operation, path: path, body: json, query: query, token: token, isHead: method == .head)
         wrapTTL = try Self.wrapTTL(header("X-Vault-Wrap-TTL"))
+        if method == .patch { contentType = header("Content-Type") }
     }
 }
 

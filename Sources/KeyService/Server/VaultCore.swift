@@ -159,6 +159,7 @@ struct VaultCore: Sendable {
     /// `sys/wrapping/lookup`, and `sys/wrapping/unwrap` without a `token` in the body: the wrapping token is the
     /// request's own.
     static func usesWrappingToken(_ request: VaultRequest) -> Bool {
+        if request.operation == .read { return request.path == "sys/wrapping/lookup" }
         guard request.operation == .update else { return false }
         switch request.path {
         case "sys/wrapping/lookup": return true

@@ -18,6 +18,8 @@ struct VaultRequest: Sendable {
     var isHead: Bool = false
     /// `X-Vault-Wrap-TTL` in seconds: the answer is to be response-wrapped (nil: not asked).
     var wrapTTL: Int64? = nil
+    /// The `Content-Type` header (KV's PATCH requires `application/merge-patch+json`).
+    var contentType: String? = nil
     /// The authenticated caller, set by the dispatcher before a backend sees the request.
     var caller: Caller?
     /// The caller's ACL, for backends that must tell create from update (transit's encrypt upsert).

@@ -5,7 +5,7 @@
 enum OpenAPIDocument {
     /// One path of an engine, relative to its mount.
     struct Route {
-        enum Verb: String { case read, update, delete, list }
+        enum Verb: String { case read, update, patch, delete, list }
 
         var path: String
         var summary: String
@@ -142,6 +142,13 @@ enum OpenAPIDocument {
                     ])
                 }
                 plain["post"] = .object(operation)
+            case .patch:
+                operation["requestBody"] = .object([
+                    "content": .object([
+                        "application/merge-patch+json": .object(["schema": .object(["type": .string("object")])])
+                    ])
+                ])
+                plain["patch"] = .object(operation)
             case .list:
                 operation["parameters"] = .array([
                     .object([
@@ -152,7 +159,7 @@ enum OpenAPIDocument {
                 listing["get"] = .object(operation)
             }
         }
-        if plain.keys.contains(where: { ["get", "post", "delete"].contains($0) }) {
+        if plain.keys.contains(where: { ["get", "post", "patch", "delete"].contains($0) }) {
             result["/" + full] = .object(plain)
         }
         if listing["get"] != nil { result["/" + full + "/"] = .object(listing) }
@@ -320,8 +327,12 @@ enum OpenAPIDocument {
 
     static let transit: [Route] = [
         Route(path: "keys", summary: "Transit key names.", verbs: [.list]),
-        Route(path: "cache-config", summary: "The key cache's size (0: unlimited).", verbs: [.read]),
-        Route(path: "config/keys", summary: "Whether encrypt may create keys (upsert).", verbs: [.read]),
+        Route(
+            path: "cache-config", summary: "The key cache's size (0: unlimited).", verbs: [.read, .update],
+            fields: [Field("size", "integer", "0, or at least 10.")]),
+        Route(
+            path: "config/keys", summary: "Whether encrypt may create keys (upsert).", verbs: [.read, .update],
+            fields: [Field("disable_upsert", "boolean", "Refuse to encrypt with a missing key.")]),
         Route(
             path: "keys/{name}", summary: "Create, read or delete a transit key.", verbs: [.read, .update, .delete],
             fields: [
@@ -424,7 +435,8 @@ enum OpenAPIDocument {
             path: "subkeys/{path}", summary: "A secret version's keys, without the values (?depth=, ?version=).",
             verbs: [.read]),
         Route(
-            path: "data/{path}", summary: "Read or write a secret version.", verbs: [.read, .update, .delete],
+            path: "data/{path}", summary: "Read, write or merge-patch a secret version.",
+            verbs: [.read, .update, .patch, .delete],
             fields: [Field("data", "object", "The secret."), Field("options", "object", "{\"cas\": N}")],
             createSupported: true),
         Route(
@@ -439,7 +451,7 @@ enum OpenAPIDocument {
         Route(path: "metadata", summary: "Secret names at the root.", verbs: [.list]),
         Route(
             path: "metadata/{path}", summary: "A secret's metadata; LIST lists below it.",
-            verbs: [.read, .update, .delete, .list],
+            verbs: [.read, .update, .patch, .delete, .list],
             fields: [
                 Field("max_versions", "integer", "Versions kept."), Field("cas_required", "boolean", "Require cas."),
                 Field("custom_metadata", "object", "Metadata."),

@@ -40,10 +40,14 @@ struct SysBackend: Backend {
             let listing = mounts.list()
             return VaultReply(data: .object(listing), topLevel: listing)
         case (.read, _) where path.hasPrefix("mounts/"):
+            // `mounts/<path>` is the mount's entry, `mounts/<path>/tune` its tuning; both repeated at the top level.
             guard let mounts else { throw .permissionDenied }
-            var mountPath = String(path.dropFirst("mounts/".count))
-            if mountPath.hasSuffix("/tune") { mountPath.removeLast("/tune".count) }
-            return .data(try mounts.tuning(path: mountPath))
+            let mountPath = String(path.dropFirst("mounts/".count))
+            let answer =
+                mountPath.hasSuffix("/tune")
+                ? try mounts.tuning(path: String(mountPath.dropLast("/tune".count)))
+                : try mounts.entry(path: mountPath)
+            return VaultReply(data: .object(answer), topLevel: answer)
         case (.update, _) where path.hasPrefix("mounts/") && path.hasSuffix("/tune"):
             guard let mounts else { throw .permissionDenied }
             let body = request.body
@@ -59,25 +63,38 @@ struct SysBackend: Backend {
             let mountPath = String(path.dropFirst("mounts/".count))
             guard !mountPath.isEmpty else { throw .unsupportedPath("sys/" + path) }
             guard let type = try request.body.string("type") else { throw .badRequest("missing type") }
+            // Everything is checked before the mount exists: a refused request leaves nothing behind.
             var options: [String: JSONValue] = [:]
-            if case .object(let object)? = request.body["options"] { options = object }
+            switch request.body["options"] {
+            case nil, .null?: break
+            case .object(let object)?: options = object
+            default:
+                throw .badRequest(
+                    "Field validation failed: error converting input for field \"options\": invalid key pair at index 0 in field \"options\""
+                )
+            }
+            var defaultTTL: Int64?
+            var maxTTL: Int64?
+            switch request.body["config"] {
+            case nil, .null?: break
+            case .object(let members)?:
+                defaultTTL = try Self.leaseTTL(.object(members), "default_lease_ttl")
+                maxTTL = try Self.leaseTTL(.object(members), "max_lease_ttl")
+            default: throw .badRequest("'config' must be an object")
+            }
             guard let mounts else { throw .permissionDenied }
             try mounts.enable(
                 path: mountPath, type: type, description: try request.body.string("description") ?? "",
                 options: options)
-            // `config` sets the lease TTLs at once, as a tune would.
-            if let config = request.body["config"], case .object = config {
-                let defaultTTL = try Self.leaseTTL(config, "default_lease_ttl")
-                let maxTTL = try Self.leaseTTL(config, "max_lease_ttl")
-                if defaultTTL != nil || maxTTL != nil {
-                    do {
-                        try mounts.tune(
-                            path: mountPath, description: nil, defaultLeaseTTL: defaultTTL, maxLeaseTTL: maxTTL,
-                            options: nil)
-                    } catch {
-                        try? mounts.disable(path: mountPath)
-                        throw error
-                    }
+            // `config` sets the lease TTLs at once, as a tune would (which also checks default ≤ max).
+            if defaultTTL != nil || maxTTL != nil {
+                do {
+                    try mounts.tune(
+                        path: mountPath, description: nil, defaultLeaseTTL: defaultTTL, maxLeaseTTL: maxTTL,
+                        options: nil)
+                } catch {
+                    try? mounts.disable(path: mountPath)
+                    throw error
                 }
             }
             return .noContent
@@ -117,6 +134,16 @@ struct SysBackend: Backend {
             return .noContent
         case (.delete, "auth/token"), (.delete, "auth/token/"):
             throw .badRequest("token credential backend cannot be disabled")
+        case (.delete, _) where path.hasPrefix("auth/"):
+            // Nothing else is mounted under auth/: disabling it is a no-op, as in Vault.
+            return .noContent
+        case (.read, "auth/token"):
+            guard let tokens = services?.tokens else { throw .permissionDenied }
+            let entry = Self.tokenAuthEntry(tokens.tuning)
+            return VaultReply(data: .object(entry), topLevel: entry)
+        case (.read, _) where path.hasPrefix("auth/") && path.hasSuffix("/tune"):
+            throw .badRequest(
+                "cannot fetch sysview for path \"\(MountTable.normalise(String(path.dropLast("/tune".count))))\"")
         case (.update, _) where path.hasPrefix("auth/"):
             // vhsmd's one auth method is the token store.
             let type = try request.body.string("type") ?? String(path.dropFirst("auth/".count))
@@ -150,16 +177,7 @@ struct SysBackend: Backend {
         case (.read, "auth"):
             // The token store is the one auth method, mounted at auth/token/ as in every Vault.
             guard let tokens = services?.tokens else { throw .permissionDenied }
-            let tuning = tokens.tuning
-            let token: JSONValue = .object([
-                "type": .string("token"), "description": .string(tuning.description),
-                "accessor": .string("auth_token_vhsmd"), "local": .bool(false), "seal_wrap": .bool(false),
-                "external_entropy_access": .bool(false), "options": .null,
-                "config": .object([
-                    "default_lease_ttl": .int(tuning.defaultLeaseTTL), "max_lease_ttl": .int(tuning.maxLeaseTTL),
-                    "force_no_cache": .bool(false), "token_type": .string("default-service"),
-                ]),
-            ])
+            let token = JSONValue.object(Self.tokenAuthEntry(tokens.tuning))
             return VaultReply(data: .object(["token/": token]), topLevel: ["token/": token])
         case (.update, _) where path == "tools/random" || path.hasPrefix("tools/random/"):
             // sys/tools/random[/source][/bytes][/format], as transit's random.
@@ -201,7 +219,11 @@ struct SysBackend: Backend {
                 entry = found
             }
             return try Self.capabilities(services.policies.acl(for: entry.policies), request.body)
+        case (.read, "wrapping/lookup"):
+            return try wrapping(request, path: "lookup")
         default:
+            // A path that exists, asked with a verb it does not take.
+            if ["health", "seal-status", "leader", "init"].contains(path) { throw .unsupportedOperation(path) }
             throw .unsupportedPath("sys/" + path)
         }
     }
@@ -212,9 +234,12 @@ struct SysBackend: Backend {
         var paths: [String] = []
         if case .array(let list)? = body["paths"] {
             paths = list.compactMap { if case .string(let text) = $0 { text } else { nil } }
+        } else if let joined = try body.string("paths") {
+            paths = joined.split(separator: ",").map { $0.trimmedWhitespace }.filter { !$0.isEmpty }
         } else if let single = try body.string("path") {
             paths = [single]
         }
+        guard !paths.isEmpty else { throw .badRequest("paths must be supplied") }
         var data: [String: JSONValue] = [:]
         for path in paths { data[path] = .array(acl.capabilityNames(for: path).map(JSONValue.string)) }
         if paths.count == 1 { data["capabilities"] = data[paths[0]] }
@@ -280,6 +305,12 @@ struct SysBackend: Backend {
                     name: name, policy: text ?? "", cas: (try request.body.int("cas")).map(Int.init),
                     casRequired: try request.body.bool("cas_required") ?? false)
                 try services.savePolicies()
+                // Vault's legacy field still works, with a warning.
+                if try request.body.string("policy") == nil, request.body["policy"] == nil,
+                    try request.body.string("rules") != nil
+                {
+                    return .warning("'rules' is deprecated, please use 'policy' instead")
+                }
                 return .noContent
             case (.delete, false):
                 try store.delete(name)
@@ -345,9 +376,9 @@ extension SysBackend {
     /// `sys/wrapping/*`: wrap any data, look up, unwrap or rewrap a wrapping token (see `TokenStore.wrap`).
     func wrapping(_ request: VaultRequest, path: String) throws(VaultError) -> VaultReply {
         guard let tokens = services?.tokens else { throw .unsupportedPath("sys/wrapping/" + path) }
-        var bodyToken: String?
+        var bodyToken: String? = request.operation == .read ? request.query["token"] : nil
         switch request.body.objectMembers["token"] {
-        case nil, .null?: bodyToken = nil
+        case nil, .null?: break
         case .string(let token)?: bodyToken = token.isEmpty ? nil : token
         default: throw .badRequest("field 'token' must be a string")
         }
@@ -372,5 +403,20 @@ extension SysBackend {
         default:
             throw .unsupportedPath("sys/wrapping/" + path)
         }
+    }
+}
+
+extension SysBackend {
+    /// The token auth method's entry in `sys/auth` (and `sys/auth/token`).
+    static func tokenAuthEntry(_ tuning: TokenStore.Tuning) -> [String: JSONValue] {
+        [
+            "type": .string("token"), "description": .string(tuning.description),
+            "accessor": .string("auth_token_vhsmd"), "local": .bool(false), "seal_wrap": .bool(false),
+            "external_entropy_access": .bool(false), "options": .null,
+            "config": .object([
+                "default_lease_ttl": .int(tuning.defaultLeaseTTL), "max_lease_ttl": .int(tuning.maxLeaseTTL),
+                "force_no_cache": .bool(false), "token_type": .string("default-service"),
+            ]),
+        ]
     }
 }

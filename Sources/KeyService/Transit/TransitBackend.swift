@@ -53,11 +53,22 @@ struct TransitBackend: Backend {
         let body = request.body
         switch (request.operation, parts.first ?? "", parts.count) {
         case (.read, "cache-config", 1):
-            // Keys are cached without a size limit, which Vault writes as 0.
-            return .data(["size": .int(0)])
+            // vhsmd caches every key it has read (no limit); the configured size is kept and reported, as Vault.
+            return .data(["size": .int(try store.settings().cacheSize)])
+        case (.update, "cache-config", 1):
+            guard let size = try body.int("size") else { throw VaultError.badRequest("missing size") }
+            guard size == 0 || size >= 10 else {
+                throw VaultError.badRequest("size must be 0 or a value greater or equal to 10")
+            }
+            try store.updateSettings { $0.cacheSize = size }
+            return .data(["size": .int(size)])
         case (.read, "config", 2) where parts[1] == "keys":
-            // Encrypting with a missing key creates it (upsert), as Vault does by default.
-            return .data(["disable_upsert": .bool(false)])
+            return .data(["disable_upsert": .bool(try store.settings().disableUpsert)])
+        case (.update, "config", 2) where parts[1] == "keys":
+            // With `disable_upsert`, encrypting with a missing key is refused instead of creating it.
+            let disable = try body.bool("disable_upsert") ?? false
+            try store.updateSettings { $0.disableUpsert = disable }
+            return .data(["disable_upsert": .bool(disable)])
         case (.list, "keys", 1):
             let names = try store.names()
             guard !names.isEmpty else { throw VaultError.notFound }
@@ -100,7 +111,8 @@ struct TransitBackend: Backend {
             let algorithm = try TransitHashAlgorithm(
                 name: parts.count > 2 ? parts[2] : try body.string("algorithm") ?? "")
             let version = Int(try body.int("key_version") ?? 0)
-            return try Self.batch(body, single: "input") { item throws -> [String: JSONValue] in
+            return try Self.batch(body, single: "input", failedItemsAre400: false) {
+                item throws -> [String: JSONValue] in
                 try Self.object(
                     key.hmac(try Self.bytes(item, "input") ?? [], algorithm: algorithm, keyVersion: version))
             }
@@ -121,7 +133,8 @@ struct TransitBackend: Backend {
             return try Self.batch(body, single: "input", failedItemsAre400: false) {
                 item throws -> [String: JSONValue] in
                 let input = try Self.bytes(item, "input") ?? []
-                if let hmac = try item.string("hmac") {
+                // With both, the signature is checked and `hmac` ignored, as OpenBao does.
+                if try item.string("signature") == nil, let hmac = try item.string("hmac") {
                     // The algorithm: the path's, else `hash_algorithm`, else the older `algorithm`.
                     let algorithm = try TransitHashAlgorithm(
                         name: hashPath ?? (try body.string("hash_algorithm") ?? body.string("algorithm") ?? ""))
@@ -154,9 +167,18 @@ struct TransitBackend: Backend {
         case (.read, "wrapping_key", 1):
             return .data(["public_key": .string(try store.wrappingKey().publicKeyPEM)])
         default:
+            // A path that exists, asked with a verb it does not take (GET on encrypt): 405, as Vault.
+            if Self.updateOnly.contains(parts.first ?? ""), request.operation != .update {
+                throw VaultError.unsupportedOperation(parts.joined(separator: "/"))
+            }
             throw VaultError.unsupportedPath(parts.joined(separator: "/"))
         }
     }
+
+    /// Operations served only by POST/PUT.
+    static let updateOnly: Set<String> = [
+        "encrypt", "decrypt", "rewrap", "datakey", "hmac", "sign", "verify", "random", "hash", "restore",
+    ]
 
     // MARK: Keys
 
@@ -233,6 +255,7 @@ struct TransitBackend: Backend {
     private func encrypt(_ name: String, body: JSONValue, request: VaultRequest) throws -> VaultReply {
         var key = try store.key(name)
         if key == nil {
+            guard try !store.settings().disableUpsert else { throw TransitError.badRequest("encryption key not found") }
             // Upsert: a missing key is created, which needs `create` on this path (`update` is not enough).
             if let acl = request.acl, !acl.allows(.create, path: request.path) { throw VaultCore.aclDenied }
             let derived = body["context"] != nil || Self.batchItems(body)?.contains { $0["context"] != nil } == true
@@ -313,7 +336,7 @@ struct TransitBackend: Backend {
 
     /// Runs `operation` on the body, or on every `batch_input` item: results keep their order and `reference`;
     /// any failed item makes the answer a 400 with every result in `data.batch_results` (Vault's partial failure).
-    /// Sign and verify answer 200 with the failed items' errors in their results (`failedItemsAre400: false`);
+    /// Sign, verify and HMAC answer 200 with the failed items' errors in their results (`failedItemsAre400: false`);
     /// the other batch operations answer 400. An empty `batch_input` is refused.
     static func batch(
         _ body: JSONValue, single: String, failedItemsAre400: Bool = true,
@@ -437,6 +460,37 @@ final class TransitStore: Sendable {
         }
     }
     func names() throws(VaultError) -> [String] { try storage.children("keys/").filter { !$0.hasSuffix("/") } }
+
+    /// The mount's `cache-config` size and `config/keys` upsert switch, kept at `config/settings`.
+    struct Settings: Codable, Sendable {
+        var cacheSize: Int64 = 0
+        var disableUpsert = false
+    }
+
+    private let settingsCache = Mutex<Settings?>(nil)
+
+    func settings() throws(VaultError) -> Settings {
+        try settingsCache.withLock { (cached) throws(VaultError) -> Settings in
+            if let cached { return cached }
+            let loaded = try storage.read(Settings.self, "config/settings") ?? Settings()
+            cached = loaded
+            return loaded
+        }
+    }
+
+    func updateSettings(_ change: (inout Settings) -> Void) throws(VaultError) {
+        try settingsCache.withLock { (cached) throws(VaultError) in
+            var settings = Settings()
+            if let cached {
+                settings = cached
+            } else if let stored = try storage.read(Settings.self, "config/settings") {
+                settings = stored
+            }
+            change(&settings)
+            try storage.write(settings, "config/settings")
+            cached = settings
+        }
+    }
 
     /// The mount's RSA-4096 wrapping key, generated on first use and kept for the mount's life.
     func wrappingKey() throws -> TransitWrappingKey {

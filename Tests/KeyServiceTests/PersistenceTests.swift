@@ -17,11 +17,17 @@ import Testing
         return MountTable(storage: EngineStorage(backend: barrier, prefix: ""))
     }
 
-    @Test func aVersion1KVMountIsUpgradedInPlaceAndStaysUpgraded() async throws {
+    /// A new store in a temporary directory (kept alive by the returned value) under a random root key.
+    func fresh() throws -> (directory: TemporaryDirectory, file: String, rootKey: SymmetricKey, table: MountTable) {
         let directory = TemporaryDirectory()
         let file = directory.path + "/vhsm.db"
         let rootKey = SymmetricKey(size: .bits256)
-        let first = try open(file, rootKey: rootKey, fresh: true)
+        return (directory, file, rootKey, try open(file, rootKey: rootKey, fresh: true))
+    }
+
+    @Test func aVersion1KVMountIsUpgradedInPlaceAndStaysUpgraded() async throws {
+        let (directory, file, rootKey, first) = try fresh()
+        defer { withExtendedLifetime(directory) {} }
         try first.enable(path: "old/", type: "kv", description: "", options: [:])
         let (v1, _) = try #require(first.route("old/x"))
         for (path, value) in [("x", "1"), ("dir/y", "2")] {
@@ -57,11 +63,8 @@ import Testing
     }
 
     @Test func mountsKeysAndSecretsSurviveARestart() async throws {
-        let directory = TemporaryDirectory()
-        let file = directory.path + "/vhsm.db"
-        let rootKey = SymmetricKey(size: .bits256)
-
-        let first = try open(file, rootKey: rootKey, fresh: true)
+        let (directory, file, rootKey, first) = try fresh()
+        defer { withExtendedLifetime(directory) {} }
         try first.enable(path: "transit/", type: "transit", description: "", options: [:])
         try first.enable(path: "secret/", type: "kv", description: "", options: ["version": .string("2")])
         let (transit, _) = try #require(first.route("transit/keys/app"))

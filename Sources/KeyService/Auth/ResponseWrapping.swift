@@ -49,12 +49,12 @@ extension TokenStore {
         if let warnings = reply.topLevel["warnings"] { inner["warnings"] = warnings }
         let wrapped = WrappedResponse(
             response: .object(inner), creationPath: path, creationTTL: ttl, creationTime: Date())
-        return try wrap(wrapped, wrappedAccessor: reply.auth?.objectMembers["accessor"])
+        return try wrap(wrapped)
     }
 
     /// Stores `wrapped` under a new wrapping token (also `sys/wrapping/rewrap`, which keeps the original's path and
-    /// TTL).
-    func wrap(_ wrapped: WrappedResponse, wrappedAccessor: JSONValue? = nil) throws(VaultError) -> VaultReply {
+    /// TTL). A wrapped token creation also names the new token's accessor (`wrapped_accessor`).
+    func wrap(_ wrapped: WrappedResponse) throws(VaultError) -> VaultReply {
         let entry = Entry(
             accessor: Self.newToken(prefix: ""), policies: [Self.wrappingPolicy], displayName: "token",
             creationTime: wrapped.creationTime, ttl: wrapped.creationTTL, explicitMaxTTL: wrapped.creationTTL,
@@ -65,8 +65,10 @@ extension TokenStore {
             "creation_time": .string(TransitTime.rfc3339(wrapped.creationTime)),
             "creation_path": .string(wrapped.creationPath),
         ]
-        if let wrappedAccessor, case .string(let accessor) = wrappedAccessor, !accessor.isEmpty {
-            info["wrapped_accessor"] = wrappedAccessor
+        if case .string(let accessor)? = wrapped.response.objectMembers["auth"]?.objectMembers["accessor"],
+            !accessor.isEmpty
+        {
+            info["wrapped_accessor"] = .string(accessor)
         }
         return VaultReply(wrapInfo: .object(info))
     }

@@ -157,7 +157,7 @@ struct TokenBackend: Backend {
         if case .object(let object)? = body["meta"] {
             // Vault's metadata is a map of strings: numbers and booleans are taken in their text form.
             for (key, value) in object {
-                guard let text = try JSONValue.object(["v": value]).string("v") else {
+                guard let text = value.text else {
                     throw .badRequest("'meta' must map names to strings: '\(key)' does not")
                 }
                 meta[key] = .string(text)

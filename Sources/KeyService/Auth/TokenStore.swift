@@ -189,8 +189,10 @@ final class TokenStore: Sendable {
 
         /// The longest TTL a token is created with or renewed to (a periodic token's renewals go back to its period).
         var maximum: Int64 { maxLeaseTTL > 0 ? maxLeaseTTL : TokenStore.maxTTL }
+        /// The default as set (the system's for 0), before the maximum caps it.
+        var effectiveDefault: Int64 { defaultLeaseTTL > 0 ? defaultLeaseTTL : TokenStore.maxTTL }
         /// The TTL of a token created without one.
-        var defaultTTL: Int64 { min(defaultLeaseTTL > 0 ? defaultLeaseTTL : TokenStore.maxTTL, maximum) }
+        var defaultTTL: Int64 { min(effectiveDefault, maximum) }
     }
 
     var tuning: Tuning { tuned.withLock { $0 } }
@@ -203,11 +205,10 @@ final class TokenStore: Sendable {
             if let defaultLeaseTTL { next.defaultLeaseTTL = defaultLeaseTTL }
             if let maxLeaseTTL { next.maxLeaseTTL = maxLeaseTTL }
             if let description { next.description = description }
-            let effectiveDefault = next.defaultLeaseTTL > 0 ? next.defaultLeaseTTL : TokenStore.maxTTL
-            guard effectiveDefault <= next.maximum else {
+            guard next.effectiveDefault <= next.maximum else {
                 throw .badRequest(
                     "backend max lease TTL of \(next.maximum) would be less than backend default lease TTL of "
-                        + "\(effectiveDefault)")
+                        + "\(next.effectiveDefault)")
             }
             try storage.write(next, Tuning.record)
             current = next

@@ -311,7 +311,7 @@ actor KVStore {
             var strings: [String: JSONValue] = [:]
             for (key, value) in merged {
                 // Kept as strings, as a metadata write keeps them.
-                guard let text = try JSONValue.object(["v": value]).string("v") else {
+                guard let text = value.text else {
                     throw .badRequest("custom_metadata values must be strings")
                 }
                 strings[key] = .string(text)

@@ -34,6 +34,15 @@ struct Mount: Sendable {
     /// The system's default and maximum lease TTL (Vault's 768 h), which a mount's 0 stands for.
     static let systemLeaseTTL: Int64 = 768 * 3600
 
+    /// Refuses a default lease TTL above the maximum (either 0 stands for the system's), as Vault does.
+    func checkLeaseTTLs() throws(VaultError) {
+        let maxTTL = maxLeaseTTL > 0 ? maxLeaseTTL : Self.systemLeaseTTL
+        guard defaultLeaseTTL <= maxTTL else {
+            throw .badRequest(
+                "backend max lease TTL of \(maxTTL) would be less than backend default lease TTL of \(defaultLeaseTTL)")
+        }
+    }
+
     /// `sys/mounts/<path>/tune`'s answer.
     var tuning: [String: JSONValue] {
         [

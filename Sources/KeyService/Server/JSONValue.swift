@@ -127,12 +127,18 @@ enum JSONValue: Equatable, Sendable, Codable {
 /// Typed access to request fields, with Vault's leniency (strings for numbers and booleans, duration strings).
 extension JSONValue {
     func string(_ key: String) throws(VaultError) -> String? {
-        switch self[key] {
-        case nil: return nil
-        case .string(let value)?: return value
-        case .int(let value)?: return String(value)
-        case .bool(let value)?: return String(value)
-        default: throw .badRequest("field '\(key)' must be a string")
+        guard let value = self[key] else { return nil }
+        guard let text = value.text else { throw .badRequest("field '\(key)' must be a string") }
+        return text
+    }
+
+    /// A string, or an integer or boolean in its text form (Vault's maps of strings take those); nil otherwise.
+    var text: String? {
+        switch self {
+        case .string(let value): value
+        case .int(let value): String(value)
+        case .bool(let value): String(value)
+        default: nil
         }
     }
 

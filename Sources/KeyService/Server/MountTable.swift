@@ -70,19 +70,24 @@ final class MountTable: Sendable {
         return (mount, relative)
     }
 
+    /// Mounts an engine; `defaultLeaseTTL`/`maxLeaseTTL` are `sys/mounts`' `config` (0: the system's). Everything is
+    /// checked before the mount exists: a refused enable leaves nothing behind.
     func enable(
-        path rawPath: String, type: String, description: String, options: [String: JSONValue]
+        path rawPath: String, type: String, description: String, options: [String: JSONValue],
+        defaultLeaseTTL: Int64 = 0, maxLeaseTTL: Int64 = 0
     )
         throws(VaultError)
     {
         try table.withLock { (mounts) throws(VaultError) in
-            try enable(path: rawPath, type: type, description: description, options: options, in: &mounts)
+            try enable(
+                path: rawPath, type: type, description: description, options: options,
+                defaultLeaseTTL: defaultLeaseTTL, maxLeaseTTL: maxLeaseTTL, in: &mounts)
         }
     }
 
     private func enable(
         path rawPath: String, type: String, description: String, options: [String: JSONValue],
-        in mounts: inout [String: Mount]
+        defaultLeaseTTL: Int64, maxLeaseTTL: Int64, in mounts: inout [String: Mount]
     )
         throws(VaultError)
     {
@@ -105,13 +110,7 @@ final class MountTable: Sendable {
             throw .badRequest("plugin not found in the catalog: \(type)")
         }
         if type == "kv" {
-            let version = options["version"].flatMap { value -> String? in
-                switch value {
-                case .string(let text): text
-                case .int(let number): String(number)
-                default: nil
-                }
-            }
+            let version = options["version"].flatMap(Self.kvVersion)
             // Without a version, KV is version 1 and the mount has no options, as in Vault.
             guard version == nil || version == "1" || version == "2" else {
                 throw .badRequest("unsupported KV version \(version ?? ""): vhsmd serves versions 1 and 2")
@@ -119,9 +118,12 @@ final class MountTable: Sendable {
             if let version { options["version"] = .string(version) }
         }
         let uuid = UUID().uuidString.lowercased()
-        mounts[path] = Mount(
+        let mount = Mount(
             path: path, type: type, description: description, accessor: "\(type)_\(Self.randomHex(4))",
-            uuid: uuid, options: options, backend: factory(options, storage.scoped("logical/\(uuid)/")))
+            uuid: uuid, options: options, backend: factory(options, storage.scoped("logical/\(uuid)/")),
+            defaultLeaseTTL: defaultLeaseTTL, maxLeaseTTL: maxLeaseTTL)
+        try mount.checkLeaseTTLs()
+        mounts[path] = mount
         try persist(mounts)
     }
 
@@ -171,22 +173,12 @@ final class MountTable: Sendable {
             if let description { mount.description = description }
             if let defaultLeaseTTL { mount.defaultLeaseTTL = defaultLeaseTTL }
             if let maxLeaseTTL { mount.maxLeaseTTL = maxLeaseTTL }
-            let maxTTL = mount.maxLeaseTTL > 0 ? mount.maxLeaseTTL : Mount.systemLeaseTTL
-            guard mount.defaultLeaseTTL <= maxTTL else {
-                throw .badRequest(
-                    "backend max lease TTL of \(maxTTL) would be less than backend default lease TTL of \(mount.defaultLeaseTTL)"
-                )
-            }
+            try mount.checkLeaseTTLs()
             var upgrade = false
             for (key, value) in options ?? [:] {
                 if key == "version", mount.type == "kv" {
                     let current = mount.options["version"] == .string("2") ? "2" : "1"
-                    let asked: String? =
-                        switch value {
-                        case .string(let text): text
-                        case .int(let number): String(number)
-                        default: nil
-                        }
+                    let asked = Self.kvVersion(value)
                     switch (current, asked) {
                     case (_, let asked?) where asked == current: break
                     case ("1", "2"?): upgrade = true
@@ -237,6 +229,15 @@ final class MountTable: Sendable {
 
     func list() -> [String: JSONValue] {
         table.withLock { $0.mapValues(\.listing) }
+    }
+
+    /// A KV `version` option as text ("2" or 2); nil for anything else.
+    static func kvVersion(_ value: JSONValue) -> String? {
+        switch value {
+        case .string(let text): text
+        case .int(let number): String(number)
+        default: nil
+        }
     }
 
     /// Vault's built-in paths: nothing may be mounted at or below them, and they cannot be unmounted.

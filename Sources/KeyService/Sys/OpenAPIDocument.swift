@@ -194,7 +194,7 @@ enum OpenAPIDocument {
                 Field("default_lease_ttl", "string", "Seconds or a duration; \"system\" for the system's."),
                 Field("max_lease_ttl", "string", "Seconds or a duration."),
                 Field("description", "string", "Free text."),
-                Field("options", "object", "Engine options (kv keeps version 2)."),
+                Field("options", "object", "Engine options (kv: version \"2\" upgrades a version 1 mount in place)."),
             ], sudo: true),
         Route(path: "auth", summary: "The enabled auth methods (the token store).", verbs: [.read]),
         Route(
@@ -202,7 +202,15 @@ enum OpenAPIDocument {
             summary: "The barrier's active key term, when it was installed, and values sealed under it since start.",
             verbs: [.read]),
         Route(path: "rotate", summary: "Add a barrier key term; new writes use it.", verbs: [.update], sudo: true),
-        Route(path: "auth/token/tune", summary: "The token auth method's lease TTLs and token type.", verbs: [.read]),
+        Route(
+            path: "auth/token/tune",
+            summary: "The token auth method's lease TTLs (of the tokens it issues) and token type.",
+            verbs: [.read, .update],
+            fields: [
+                Field("default_lease_ttl", "string", "Seconds or a duration; \"system\" for the system's."),
+                Field("max_lease_ttl", "string", "Seconds or a duration."),
+                Field("description", "string", "Free text."),
+            ]),
         Route(
             path: "remount", summary: "Move a secrets engine, with its data, to another path.", verbs: [.update],
             fields: [Field("from", "string", "The mount's path."), Field("to", "string", "The new path.")], sudo: true),

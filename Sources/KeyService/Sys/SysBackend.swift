@@ -73,30 +73,19 @@ struct SysBackend: Backend {
                     "Field validation failed: error converting input for field \"options\": invalid key pair at index 0 in field \"options\""
                 )
             }
-            var defaultTTL: Int64?
-            var maxTTL: Int64?
+            var defaultTTL: Int64 = 0
+            var maxTTL: Int64 = 0
             switch request.body["config"] {
             case nil, .null?: break
             case .object(let members)?:
-                defaultTTL = try Self.leaseTTL(.object(members), "default_lease_ttl")
-                maxTTL = try Self.leaseTTL(.object(members), "max_lease_ttl")
+                defaultTTL = try Self.leaseTTL(.object(members), "default_lease_ttl") ?? 0
+                maxTTL = try Self.leaseTTL(.object(members), "max_lease_ttl") ?? 0
             default: throw .badRequest("'config' must be an object")
             }
             guard let mounts else { throw .permissionDenied }
             try mounts.enable(
                 path: mountPath, type: type, description: try request.body.string("description") ?? "",
-                options: options)
-            // `config` sets the lease TTLs at once, as a tune would (which also checks default ≤ max).
-            if defaultTTL != nil || maxTTL != nil {
-                do {
-                    try mounts.tune(
-                        path: mountPath, description: nil, defaultLeaseTTL: defaultTTL, maxLeaseTTL: maxTTL,
-                        options: nil)
-                } catch {
-                    try? mounts.disable(path: mountPath)
-                    throw error
-                }
-            }
+                options: options, defaultLeaseTTL: defaultTTL, maxLeaseTTL: maxTTL)
             return .noContent
         case (.delete, _) where path.hasPrefix("mounts/"):
             let mountPath = MountTable.normalise(String(path.dropFirst("mounts/".count)))
@@ -117,7 +106,7 @@ struct SysBackend: Backend {
             guard let tokens = services?.tokens else { throw .permissionDenied }
             let tuning = tokens.tuning
             let answer: [String: JSONValue] = [
-                "default_lease_ttl": .int(tuning.defaultLeaseTTL > 0 ? tuning.defaultLeaseTTL : TokenStore.maxTTL),
+                "default_lease_ttl": .int(tuning.effectiveDefault),
                 "max_lease_ttl": .int(tuning.maximum), "description": .string(tuning.description),
                 "force_no_cache": .bool(false), "token_type": .string("default-service"),
             ]
@@ -306,9 +295,7 @@ struct SysBackend: Backend {
                     casRequired: try request.body.bool("cas_required") ?? false)
                 try services.savePolicies()
                 // Vault's legacy field still works, with a warning.
-                if try request.body.string("policy") == nil, request.body["policy"] == nil,
-                    try request.body.string("rules") != nil
-                {
+                if request.body["policy"] == nil, request.body["rules"] != nil {
                     return .warning("'rules' is deprecated, please use 'policy' instead")
                 }
                 return .noContent
@@ -398,8 +385,7 @@ extension SysBackend {
             // A new token for the same answer, with the original's path and TTL; the old token is spent.
             var wrapped = try tokens.unwrap(token: bodyToken ?? "")
             wrapped.creationTime = Date()
-            return try tokens.wrap(
-                wrapped, wrappedAccessor: wrapped.response.objectMembers["auth"]?.objectMembers["accessor"])
+            return try tokens.wrap(wrapped)
         default:
             throw .unsupportedPath("sys/wrapping/" + path)
         }

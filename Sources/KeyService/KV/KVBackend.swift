@@ -76,8 +76,8 @@ struct KVBackend: Backend {
             if case .object(let object)? = body["custom_metadata"] {
                 // Vault keeps custom metadata as strings: numbers and booleans are stored in their text form.
                 var strings: [String: JSONValue] = [:]
-                for key in object.keys {
-                    guard let text = try JSONValue.object(object).string(key) else { continue }
+                for (key, value) in object where value != .null {
+                    guard let text = value.text else { throw .badRequest("field '\(key)' must be a string") }
                     strings[key] = .string(text)
                 }
                 custom = strings

@@ -470,26 +470,24 @@ final class TransitStore: Sendable {
     private let settingsCache = Mutex<Settings?>(nil)
 
     func settings() throws(VaultError) -> Settings {
-        try settingsCache.withLock { (cached) throws(VaultError) -> Settings in
-            if let cached { return cached }
-            let loaded = try storage.read(Settings.self, "config/settings") ?? Settings()
-            cached = loaded
-            return loaded
-        }
+        try settingsCache.withLock { (cached) throws(VaultError) in try loadSettings(&cached) }
     }
 
     func updateSettings(_ change: (inout Settings) -> Void) throws(VaultError) {
         try settingsCache.withLock { (cached) throws(VaultError) in
-            var settings = Settings()
-            if let cached {
-                settings = cached
-            } else if let stored = try storage.read(Settings.self, "config/settings") {
-                settings = stored
-            }
+            var settings = try loadSettings(&cached)
             change(&settings)
             try storage.write(settings, "config/settings")
             cached = settings
         }
+    }
+
+    /// The cached settings, read from the store the first time (under `settingsCache`'s lock).
+    private func loadSettings(_ cached: inout Settings?) throws(VaultError) -> Settings {
+        if let cached { return cached }
+        let loaded = try storage.read(Settings.self, "config/settings") ?? Settings()
+        cached = loaded
+        return loaded
     }
 
     /// The mount's RSA-4096 wrapping key, generated on first use and kept for the mount's life.

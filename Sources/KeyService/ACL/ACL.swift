@@ -163,8 +163,8 @@ struct ACL: Sendable {
     }
 
     /// May the token perform `operation` on `path`? (Vault's `AllowOperation`.) With `parameters` (the request's
-    /// data: the JSON body's members, or a read's query), a read, create or update is also checked against the
-    /// rule's required, denied and allowed parameters. `wrapTTL` is the request's `X-Vault-Wrap-TTL` (nil: not
+    /// data: the JSON body's members, or a read's query), a read, create, update or patch is also checked against
+    /// the rule's required, denied and allowed parameters. `wrapTTL` is the request's `X-Vault-Wrap-TTL` (nil: not
     /// wrapped), checked against the rule's wrapping-TTL bounds.
     func allows(
         _ operation: ACLOperation, path: String, parameters: [String: JSONValue]? = nil, wrapTTL: Int64? = nil
@@ -175,7 +175,7 @@ struct ACL: Sendable {
         guard !granted.contains(.deny), granted.contains(operation.capability) else { return false }
         if permissions.minWrappingTTL > 0, (wrapTTL ?? 0) < permissions.minWrappingTTL { return false }
         if permissions.maxWrappingTTL > 0, (wrapTTL ?? .max) > permissions.maxWrappingTTL { return false }
-        guard let parameters, [.read, .create, .update].contains(operation) else { return true }
+        guard let parameters, operation.checksParameters else { return true }
         return Self.parametersAllowed(parameters, by: permissions)
     }
 
@@ -222,6 +222,38 @@ struct ACL: Sendable {
     /// The full check for a request: the operation is allowed and, on a root-protected path, the rule grants `sudo`.
     func authorize(_ operation: ACLOperation, path: String, requiresSudo: Bool = false) -> Bool {
         allows(operation, path: path) && (!requiresSudo || hasSudo(operation, path: path))
+    }
+
+    /// The ACL check of Vault's router for a whole request (`VaultCore.authorize`): LIST is matched on the path with
+    /// a trailing slash; a POST/PUT needs `update` on an existing item and `create` on a new one where the backend
+    /// has an existence check (`exists`), else either (a backend that creates checks `create` itself); a read is
+    /// checked with its query and a create, update or PATCH with its body's members against the rule's parameter
+    /// constraints; root-protected paths need sudo. Every request operation maps to exactly one ACL operation
+    /// (`ACLOperation.init`): none is checked as another.
+    func authorize(_ request: VaultRequest, exists: Bool? = nil) -> Bool {
+        let operation = ACLOperation(request.operation)
+        let path = operation == .list ? request.path + "/" : request.path
+        let wrap = request.wrapTTL
+        let allowed: Bool
+        switch operation {
+        case .update:
+            let data = request.body.objectMembers
+            if let exists {
+                allowed = allows(exists ? .update : .create, path: path, parameters: data, wrapTTL: wrap)
+            } else {
+                allowed =
+                    allows(.update, path: path, parameters: data, wrapTTL: wrap)
+                    || allows(.create, path: path, parameters: data, wrapTTL: wrap)
+            }
+        case .read:
+            allowed = allows(.read, path: path, parameters: request.query.mapValues(JSONValue.string), wrapTTL: wrap)
+        case .create, .patch:
+            allowed = allows(operation, path: path, parameters: request.body.objectMembers, wrapTTL: wrap)
+        case .delete, .list, .scan:
+            allowed = allows(operation, path: path, wrapTTL: wrap)
+        }
+        guard allowed else { return false }
+        return isRoot || !SudoPaths.requiresSudo(request.path) || hasSudo(.read, path: path)
     }
 
     /// Convenience: `ACL(policies:).capabilities(for:)`.

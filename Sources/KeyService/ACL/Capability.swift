@@ -14,6 +14,28 @@ enum Capability: String, CaseIterable, Sendable, Hashable, Comparable {
 enum ACLOperation: String, Sendable, CaseIterable {
     case read, create, update, delete, list, patch, scan
 
+    /// The ACL operation of a request's operation. The switch is exhaustive on purpose: a request operation added
+    /// later fails to compile here instead of being checked as some other operation (fail closed).
+    init(_ operation: VaultRequest.Operation) {
+        switch operation {
+        case .read: self = .read
+        case .create: self = .create
+        case .update: self = .update
+        case .delete: self = .delete
+        case .list: self = .list
+        case .patch: self = .patch
+        }
+    }
+
+    /// Operations whose data a rule's `required_parameters`, `allowed_parameters` and `denied_parameters` constrain
+    /// (Vault's and OpenBao's `AllowOperation`: read, create, update and patch).
+    var checksParameters: Bool {
+        switch self {
+        case .read, .create, .update, .patch: true
+        case .delete, .list, .scan: false
+        }
+    }
+
     /// The capability a policy must grant for this operation.
     var capability: Capability {
         switch self {

@@ -2,7 +2,7 @@ import FoundationEssentials
 import Synchronization
 
 /// Named ACL policies (`sys/policies/acl/:name`, legacy `sys/policy/:name`), following OpenBao's policy store:
-/// names are lower-cased and trimmed, `root` is built in and immutable, `default` is created on start and cannot be
+/// names are lower-cased and trimmed, `root` and `response-wrapping` are built in and immutable, `default` is created on start and cannot be
 /// deleted, and every write bumps the policy's version (check-and-set via `cas`). A class behind a mutex (not an
 /// actor), so that a request reads its ACL without suspending; resolved ACLs are cached by the token's policy names
 /// until a policy changes or one of their rules expires.
@@ -36,7 +36,8 @@ final class PolicyStore: Sendable {
                 name: "default", raw: Policy.defaultRules, version: 1, casRequired: false, modified: Date())
         ]
         var parsed = ["default": Policy.defaultPolicy]
-        for entry in saved {
+        // A built-in name kept by an older version is not restored: the built-in stands.
+        for entry in saved where !Self.immutable.contains(entry.name) {
             entries[entry.name] = entry
             parsed[entry.name] = try Policy.parse(entry.raw, name: entry.name)
         }
@@ -69,39 +70,60 @@ final class PolicyStore: Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// Policies that can be neither written nor deleted: `root` (everything) and `response-wrapping` (what a
+    /// response-wrapping token may do), as OpenBao's `immutablePolicies`.
+    static let immutable: Set<String> = ["root", TokenStore.wrappingPolicy]
+    /// Policies no token may be given at creation (OpenBao's `nonAssignablePolicies`): only the token store gives
+    /// `response-wrapping`, to its wrapping tokens.
+    static let nonAssignable: Set<String> = [TokenStore.wrappingPolicy]
+
     /// Creates or updates a policy from the request's `policy` (or legacy `rules`) text. `cas`: -1 = must not exist,
-    /// n = current version must be n; required when the policy (or this write) sets `cas_required`.
+    /// n = current version must be n; required when the policy (or this write) sets `cas_required`. `persist` is
+    /// given the stored entries as they will be and runs before the change is made: when it fails, the store is
+    /// left as it was (nothing is served that is not kept).
     @discardableResult
     func put(
-        name rawName: String, policy text: String, cas: Int? = nil, casRequired: Bool = false
+        name rawName: String, policy text: String, cas: Int? = nil, casRequired: Bool = false,
+        persist: ([Entry]) throws(VaultError) -> Void = { _ in }
     )
-        throws(PolicyError) -> Entry
+        throws(VaultError) -> Entry
     {
         let name = Self.sanitize(rawName)
-        guard !name.isEmpty else { throw PolicyError("policy name must be provided in the URL") }
-        guard !text.isEmpty else { throw PolicyError("'policy' parameter not supplied or empty") }
+        guard !name.isEmpty else { throw .badRequest("policy name must be provided in the URL") }
+        guard !text.isEmpty else { throw .badRequest("'policy' parameter not supplied or empty") }
         let raw = Self.decodeIfBase64(text)
-        let policy = try Policy.parse(raw, name: name)
-        if name == "root" { throw PolicyError("cannot update \"root\" policy") }
+        let policy: Policy
+        do { policy = try Policy.parse(raw, name: name) } catch { throw .badRequest(error.message) }
+        if Self.immutable.contains(name) { throw .badRequest("cannot update \"\(name)\" policy") }
 
-        return try state.withLock { (state) throws(PolicyError) -> Entry in
-            try Self.put(name: name, raw: raw, policy: policy, cas: cas, casRequired: casRequired, into: &state)
+        return try state.withLock { (state) throws(VaultError) -> Entry in
+            var next = state
+            let entry = try Self.put(
+                name: name, raw: raw, policy: policy, cas: cas, casRequired: casRequired, into: &next)
+            try persist(Self.stored(next))
+            state = next
+            return entry
         }
+    }
+
+    /// The entries a persistence layer keeps, sorted by name (the built-ins that cannot change are not among them).
+    private static func stored(_ state: State) -> [Entry] {
+        state.entries.values.sorted { $0.name < $1.name }
     }
 
     private static func put(
         name: String, raw: String, policy: Policy, cas: Int?, casRequired: Bool, into state: inout State
-    ) throws(PolicyError) -> Entry {
+    ) throws(VaultError) -> Entry {
         let existing = state.entries[name]
         if cas == nil, existing?.casRequired == true || casRequired {
-            throw PolicyError("check-and-set parameter required for this call")
+            throw .badRequest("check-and-set parameter required for this call")
         }
         if let cas {
             if cas == -1, existing != nil {
-                throw PolicyError("check-and-set parameter set to -1 on existing entry")
+                throw .badRequest("check-and-set parameter set to -1 on existing entry")
             }
             if cas != -1, cas != existing?.version ?? 0 {
-                throw PolicyError("check-and-set parameter did not match the current version")
+                throw .badRequest("check-and-set parameter did not match the current version")
             }
         }
         let entry = Entry(
@@ -119,6 +141,7 @@ final class PolicyStore: Sendable {
             return Entry(
                 name: "root", raw: "", version: 0, casRequired: false, modified: Date(timeIntervalSince1970: 0))
         }
+        if name == TokenStore.wrappingPolicy { return Self.wrappingEntry }
         return state.withLock { $0.entries[name] }
     }
 
@@ -127,11 +150,41 @@ final class PolicyStore: Sendable {
         state.withLock { Self.resolve(rawName, in: $0.parsed) }
     }
 
-    /// A policy name looked up as Vault does: sanitised, `root` built in.
+    /// A policy name looked up as Vault does: sanitised, `root` and `response-wrapping` built in.
     private static func resolve(_ rawName: String, in parsed: [String: Policy]) -> Policy? {
-        let name = sanitize(rawName)
-        return name == "root" ? .root : parsed[name]
+        switch sanitize(rawName) {
+        case "root": .root
+        case TokenStore.wrappingPolicy: wrappingPolicy
+        case let name: parsed[name]
+        }
     }
+
+    /// OpenBao's built-in `response-wrapping` policy: what a response-wrapping token may do.
+    static let wrappingRules = """
+
+        path "cubbyhole/response" {
+            capabilities = ["create", "read"]
+        }
+
+        path "sys/wrapping/unwrap" {
+            capabilities = ["update"]
+        }
+
+        path "auth/token/revoke-self" {
+            capabilities = ["update"]
+        }
+
+        """
+
+    static let wrappingPolicy: Policy = {
+        do { return try Policy.parse(wrappingRules, name: TokenStore.wrappingPolicy) } catch {
+            fatalError("response-wrapping policy: \(error)")
+        }
+    }()
+
+    private static let wrappingEntry = Entry(
+        name: TokenStore.wrappingPolicy, raw: wrappingRules, version: 1, casRequired: false,
+        modified: Date(timeIntervalSince1970: 0))
 
     /// The policies of a token, in order; unknown names are skipped (Vault ignores them too).
     func policies(named names: [String]) -> [Policy] {
@@ -151,15 +204,19 @@ final class PolicyStore: Sendable {
         }
     }
 
-    /// Deletes a policy; deleting an unknown one succeeds. `root` and `default` cannot be deleted.
-    func delete(_ rawName: String) throws(PolicyError) {
+    /// Deletes a policy; deleting an unknown one succeeds. `root`, `response-wrapping` and `default` cannot be
+    /// deleted. `persist` runs first, with the entries as they will be: when it fails, the policy stays.
+    func delete(_ rawName: String, persist: ([Entry]) throws(VaultError) -> Void = { _ in }) throws(VaultError) {
         let name = Self.sanitize(rawName)
-        if name == "root" { throw PolicyError("cannot delete \"root\" policy") }
-        if name == "default" { throw PolicyError("cannot delete default policy") }
-        state.withLock { state in
-            state.entries[name] = nil
-            state.parsed[name] = nil
-            state.acls = [:]
+        if Self.immutable.contains(name) { throw .badRequest("cannot delete \"\(name)\" policy") }
+        if name == "default" { throw .badRequest("cannot delete default policy") }
+        try state.withLock { (state) throws(VaultError) in
+            var next = state
+            next.entries[name] = nil
+            next.parsed[name] = nil
+            next.acls = [:]
+            try persist(Self.stored(next))
+            state = next
         }
     }
 
@@ -171,6 +228,6 @@ final class PolicyStore: Sendable {
 
     /// Every stored entry (for persistence), sorted by name.
     func snapshot() -> [Entry] {
-        state.withLock { $0.entries.values.sorted { $0.name < $1.name } }
+        state.withLock { Self.stored($0) }
     }
 }

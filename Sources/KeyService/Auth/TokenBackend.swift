@@ -61,6 +61,11 @@ struct TokenBackend: Backend {
             return .noContent
         case (.update, "revoke"), (.update, "revoke-orphan"):
             guard let token = try body.string("token") else { throw .badRequest("missing token") }
+            // Orphaning a token's children takes sudo on the path, as Vault's handler checks it (the path itself
+            // is not root-protected: only `revoke-orphan/<token>` is).
+            if path == "revoke-orphan", !Self.isSudo(request, caller: caller) {
+                throw .badRequest("root or sudo privileges required to revoke and orphan")
+            }
             let entry = try store.entry(token: token)
             if entry?.isBatch == true { throw .badRequest("batch tokens cannot be revoked") }
             if entry == nil, path == "revoke-orphan" { throw .badRequest("token to revoke not found") }
@@ -100,30 +105,42 @@ struct TokenBackend: Backend {
         role: (name: String, role: TokenStore.Role)? = nil
     ) throws(VaultError) -> VaultReply {
         let body = request.body
+        let isSudo = Self.isSudo(request, caller: caller)
         let noDefault = try body.bool("no_default_policy") == true || role?.role.tokenNoDefaultPolicy == true
+        // Names are sanitised as everywhere else (trimmed, lower-cased): `ROOT` is `root`.
+        let requested = try Self.stringList(body, "policies").map { TokenStore.sanitizePolicies($0) }
         // Without `policies` the child inherits its parent's, root included (with a role: the role's allowed ones).
         var policies: [String]
         if let (_, role) = role {
             policies = try role.policies(
-                requested: try Self.stringList(body, "policies"), parent: caller.entry.policies, noDefault: noDefault)
+                requested: requested, parent: TokenStore.sanitizePolicies(caller.entry.policies), noDefault: noDefault)
         } else {
-            policies = try Self.stringList(body, "policies") ?? caller.entry.policies
+            policies = requested ?? TokenStore.sanitizePolicies(caller.entry.policies)
         }
-        if !caller.entry.isRoot {
+        if !isSudo {
             // A token cannot grant policies its creator does not hold, unless a role lists them as allowed.
             let roleAllows = role.map { !$0.role.allowedPolicies.isEmpty } ?? false
-            guard roleAllows || Set(policies).isSubset(of: Set(caller.entry.policies)) else {
+            guard roleAllows || Set(policies).isSubset(of: Set(TokenStore.sanitizePolicies(caller.entry.policies)))
+            else {
                 throw .badRequest("child policies must be subset of parent")
             }
             guard try body.string("id") == nil else {
                 throw .badRequest("root or sudo privileges required to specify token id")
             }
         }
+        if let reserved = policies.first(where: { PolicyStore.nonAssignable.contains($0) }) {
+            throw .badRequest("cannot assign policy \"\(reserved)\"")
+        }
         if !noDefault, !policies.contains("default"), !policies.contains("root") {
             policies.append("default")
         }
-        policies = Array(Set(policies)).sorted()
-        let isRoot = policies.contains("root")
+        policies = TokenStore.sanitizePolicies(policies)
+        let isRoot = policies == ["root"]
+        // Whatever a role allows or sudo grants: only a root token creates a root token (Vault's guard against
+        // escalation by `sudo` holders and by roles listing `root`).
+        if isRoot, !caller.entry.isRoot {
+            throw .badRequest("root tokens may not be created without parent token being root")
+        }
         let type: String?
         switch try body.string("type") ?? role?.role.tokenType {
         case nil, "", "service", "default", "default-service": type = nil
@@ -142,15 +159,26 @@ struct TokenBackend: Backend {
         var period = try body.duration("period") ?? 0
         if period > 0, type == "batch" { throw .badRequest("batch tokens cannot have \"period\" set") }
         if let rolePeriod = role?.role.tokenPeriod, rolePeriod > 0 { period = rolePeriod }
-        if period > 0, !caller.entry.isRoot, role?.role.tokenPeriod ?? 0 == 0 {
+        if period > 0, !isSudo, role?.role.tokenPeriod ?? 0 == 0 {
             throw .badRequest("root or sudo privileges required to create periodic token")
         }
-        // Without a TTL: the token method's default; never above its maximum (a period included, as in OpenBao).
+        // Vault's order: a TTL is computed for a periodic token, one asked with a TTL, and every non-root token
+        // (the token method's default when none is asked; never above its maximum, a period included, as in
+        // OpenBao); a root token asked without one is bound only by an explicit max TTL, else it never expires.
         let tuning = store.tuning
-        var ttl = period > 0 ? period : try body.duration("ttl") ?? tuning.defaultTTL
-        if ttl == 0 { ttl = tuning.defaultTTL }
-        ttl = min(ttl, tuning.maximum)
-        if explicitMax > 0 { ttl = min(ttl, explicitMax) }
+        let askedTTL = try body.duration("ttl") ?? 0
+        var ttl: Int64 = 0
+        if period > 0 || askedTTL > 0 || !isRoot {
+            ttl = period > 0 ? period : askedTTL > 0 ? askedTTL : tuning.defaultTTL
+            ttl = min(ttl, tuning.maximum)
+            if explicitMax > 0 { ttl = min(ttl, explicitMax) }
+        } else if explicitMax > 0 {
+            ttl = explicitMax
+        }
+        // A token that expires cannot create one that never does.
+        if ttl == 0, caller.entry.ttl != nil {
+            throw .badRequest("expiring root tokens cannot create non-expiring root tokens")
+        }
         let numUses = try body.int("num_uses") ?? 0
         guard numUses >= 0 else { throw .badRequest("number of uses cannot be negative") }
         var meta: [String: JSONValue] = [:]
@@ -165,12 +193,16 @@ struct TokenBackend: Backend {
         }
         let noParent = try body.bool("no_parent") ?? false
         let orphan = requestedOrphan || role?.role.orphan == true
+        // `create-orphan` (or an orphan role) is for whoever may call it; `no_parent` elsewhere takes sudo (Vault).
+        if noParent, !orphan, !isSudo {
+            throw .badRequest("root or sudo privileges required to create orphan token")
+        }
         let renewable = (try body.bool("renewable") ?? true) && role?.role.renewable != false
         var entry = TokenStore.Entry(
             accessor: TokenStore.newToken(prefix: ""), policies: policies,
             displayName: Self.displayName(try body.string("display_name")), creationTime: Date(),
             // A root token created without a TTL never expires (and so is not renewable).
-            ttl: isRoot && body["ttl"] == nil && period == 0 ? nil : ttl, explicitMaxTTL: explicitMax,
+            ttl: ttl == 0 ? nil : ttl, explicitMaxTTL: explicitMax,
             renewable: type == nil && renewable, numUses: numUses,
             meta: meta, parent: orphan || noParent ? nil : caller.key, orphan: orphan || noParent,
             path: "auth/token/create" + (role.map { "/" + $0.name + $0.role.pathSuffixPart } ?? ""))
@@ -179,6 +211,11 @@ struct TokenBackend: Backend {
         entry.role = role?.name
         let token = try store.create(id: try body.string("id"), entry: entry)
         return VaultReply(auth: Self.auth(entry, token: token))
+    }
+
+    /// Vault's `SudoPrivilege` on the request's path: a root token, or `sudo` on the rule that governs the path.
+    static func isSudo(_ request: VaultRequest, caller: Caller) -> Bool {
+        caller.entry.isRoot || request.acl?.hasSudo(.read, path: request.path) == true
     }
 
     /// Vault's token display name: "token-" and the requested name with every character other than letters,

@@ -32,7 +32,15 @@ final class TokenStore: Sendable {
         var isBatch: Bool { type == "batch" }
         var expireTime: Date? { ttl.map { (lastRenewal ?? creationTime).addingTimeInterval(TimeInterval($0)) } }
         var isExpired: Bool { expireTime.map { $0 < Date() } ?? false }
-        var isRoot: Bool { policies.contains("root") }
+        /// Holds `root`, by the same sanitised name the ACL resolves (`PolicyStore.sanitize`).
+        var isRoot: Bool { policies.contains { PolicyStore.sanitize($0) == "root" } }
+    }
+
+    /// Vault's `policyutil.SanitizePolicies` (without adding `default`): names trimmed and lower-cased, empty ones
+    /// dropped, duplicates removed, sorted; `root` stands alone (a root token holds nothing else).
+    static func sanitizePolicies(_ names: [String]) -> [String] {
+        let clean = Set(names.map(PolicyStore.sanitize).filter { !$0.isEmpty })
+        return clean.contains("root") ? ["root"] : clean.sorted()
     }
 
     /// Default and maximum TTL of non-root tokens (Vault's system defaults: 32 days).
@@ -231,8 +239,13 @@ final class TokenStore: Sendable {
         var pathSuffixPart: String { pathSuffix.isEmpty ? "" : "/" + pathSuffix }
 
         mutating func update(from body: JSONValue) throws(VaultError) {
-            if let list = try TokenBackend.stringList(body, "allowed_policies") { allowedPolicies = list }
-            if let list = try TokenBackend.stringList(body, "disallowed_policies") { disallowedPolicies = list }
+            // Sanitised as token policies are (OpenBao too): a role allowing `ROOT` allows `root`.
+            if let list = try TokenBackend.stringList(body, "allowed_policies") {
+                allowedPolicies = TokenStore.sanitizePolicies(list)
+            }
+            if let list = try TokenBackend.stringList(body, "disallowed_policies") {
+                disallowedPolicies = TokenStore.sanitizePolicies(list)
+            }
             if let value = try body.bool("orphan") { orphan = value }
             if let value = try body.bool("renewable") { renewable = value }
             if let value = try body.string("path_suffix") {
@@ -272,7 +285,7 @@ final class TokenStore: Sendable {
             }
             let asked = requested ?? parent
             if let refused = asked.first(where: { disallowedPolicies.contains($0) }) {
-                throw .badRequest("token policy \(refused) is disallowed by this role")
+                throw .badRequest("token policy \"\(refused)\" is disallowed by this role")
             }
             return asked
         }
@@ -385,22 +398,52 @@ private struct Records: Sendable {
         return try Self.key(hex: hex)
     }
 
+    /// Revokes the token `key` and every token below it, or, with `orphanChildren`, makes its children orphans
+    /// first. Iterative (an explicit stack), so a chain of any depth is revoked without deep recursion, and linear:
+    /// the parent → children index is built once from one pass over the records. Children go before their parent
+    /// (Vault's order): a failure part-way leaves the rest of the tree under a parent that still exists.
     mutating func revoke(key: [UInt8], orphanChildren: Bool = false) throws(VaultError) {
+        guard try load(record(key)) != nil else { return }
+        let children = try childIndex()
+        let top = Hex.encode(key)
+        if orphanChildren {
+            for name in children[top] ?? [] {
+                guard var child = try load("core/tokens/" + name) else { continue }
+                child.parent = nil
+                child.orphan = true
+                try store(child, "core/tokens/" + name)
+            }
+            try remove(key: key)
+            return
+        }
+        // Depth-first, parents before their descendants; removed in reverse, so every child before its parent.
+        var order: [String] = []
+        var seen: Set<String> = []
+        var pending = [top]
+        while let name = pending.popLast() {
+            guard seen.insert(name).inserted else { continue }
+            order.append(name)
+            pending += children[name] ?? []
+        }
+        for name in order.reversed() { try remove(key: Self.key(hex: name)) }
+    }
+
+    /// Every stored token's children, by the parent's hash in hex (one pass over the records).
+    private mutating func childIndex() throws(VaultError) -> [String: [String]] {
+        var children: [String: [String]] = [:]
+        for name in try storage.children("core/tokens/") where !name.hasSuffix("/") {
+            guard let parent = try load("core/tokens/" + name)?.parent else { continue }
+            children[Hex.encode(parent), default: []].append(name)
+        }
+        return children
+    }
+
+    /// Removes one token's records: the token, its accessor and, for a wrapping token, the answer it wraps.
+    private mutating func remove(key: [UInt8]) throws(VaultError) {
         guard let entry = try load(record(key)) else { return }
         try drop(record(key))
         try storage.remove("core/accessors/" + entry.accessor)
         if entry.policies == [TokenStore.wrappingPolicy] { try storage.remove(TokenStore.wrappingRecord(key)) }
-        for name in try storage.children("core/tokens/") where !name.hasSuffix("/") {
-            guard var child = try load("core/tokens/" + name), child.parent == key else { continue }
-            let childKey = try Self.key(hex: name)
-            if orphanChildren {
-                child.parent = nil
-                child.orphan = true
-                try store(child, "core/tokens/" + name)
-            } else {
-                try revoke(key: childKey)
-            }
-        }
     }
 
     mutating func tidy() throws(VaultError) -> Int {

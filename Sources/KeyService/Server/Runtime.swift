@@ -19,9 +19,9 @@ struct Services: Sendable {
             storage: storage)
     }
 
-    /// Writes the policy set back to the sealed store after a change.
-    func savePolicies() throws(VaultError) {
-        try storage.write(policies.snapshot().filter { $0.name != "default" }, "core/policies")
+    /// Writes the policy set `entries` (as `PolicyStore.put`/`delete` are about to make it) to the sealed store.
+    func savePolicies(_ entries: [PolicyStore.Entry]) throws(VaultError) {
+        try storage.write(entries.filter { $0.name != "default" }, "core/policies")
     }
 }
 

@@ -218,32 +218,11 @@ struct VaultCore: Sendable {
         }
     }
 
-    /// The ACL check of Vault's router: LIST is matched on the path with a trailing slash; a POST/PUT needs `update`
-    /// on an existing item and `create` on a new one where the backend has an existence check (`exists`), else
-    /// either (a backend that creates checks `create` itself); reads, creates and updates must satisfy the rule's
-    /// parameter constraints; root-protected paths need sudo.
+    /// The ACL check of Vault's router (`ACL.authorize(_:exists:)`): LIST is matched on the path with a trailing
+    /// slash; a POST/PUT needs `update` on an existing item and `create` on a new one where the backend has an
+    /// existence check (`exists`); reads, creates, updates and PATCHes must satisfy the rule's parameter
+    /// constraints; root-protected paths need sudo.
     static func authorize(_ request: VaultRequest, acl: ACL, exists: Bool? = nil) -> Bool {
-        let path = request.operation == .list ? request.path + "/" : request.path
-        let allowed: Bool
-        let wrap = request.wrapTTL
-        switch request.operation {
-        case .update:
-            let data = request.body.objectMembers
-            if let exists {
-                allowed = acl.allows(exists ? .update : .create, path: path, parameters: data, wrapTTL: wrap)
-            } else {
-                allowed =
-                    acl.allows(.update, path: path, parameters: data, wrapTTL: wrap)
-                    || acl.allows(.create, path: path, parameters: data, wrapTTL: wrap)
-            }
-        case .read:
-            allowed = acl.allows(
-                .read, path: path, parameters: request.query.mapValues(JSONValue.string), wrapTTL: wrap)
-        default:
-            allowed = acl.allows(
-                ACLOperation(rawValue: request.operation.rawValue) ?? .read, path: path, wrapTTL: wrap)
-        }
-        guard allowed else { return false }
-        return !SudoPaths.requiresSudo(request.path) || acl.hasSudo(.read, path: path) || acl.isRoot
+        acl.authorize(request, exists: exists)
     }
 }

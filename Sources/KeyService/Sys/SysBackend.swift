@@ -176,7 +176,7 @@ struct SysBackend: Backend {
             let parts = path.split(separator: "/")
             let algorithm = parts.count > 2 ? String(parts[2]) : nil
             return try TransitBackend.answering { try TransitBackend.hash(request.body, pathAlgorithm: algorithm) }
-        case _ where path.hasPrefix("policies/acl") || path.hasPrefix("policy"):
+        case _ where Self.policyPrefix(path) != nil:
             return try policies(request, path: path)
         case (.read, "audit"):
             return .data(audit.listing.objectMembers)
@@ -251,13 +251,21 @@ struct SysBackend: Backend {
         return try body.duration(key)
     }
 
+    /// Which policy endpoint `path` (below `sys/`) is: `policies/acl` or the legacy `policy`, the whole path or
+    /// followed by `/` and a name; nil otherwise. Matched on segment boundaries: `policyX` is not policy `X`.
+    static func policyPrefix(_ path: String) -> String? {
+        for prefix in ["policies/acl", "policy"]
+        where path == prefix || path.utf8.starts(with: (prefix + "/").utf8) {
+            return prefix
+        }
+        return nil
+    }
+
     /// `sys/policies/acl[/:name]` and the legacy `sys/policy[/:name]` (whose read answers `rules`).
     private func policies(_ request: VaultRequest, path: String) throws(VaultError) -> VaultReply {
-        guard let services else { throw .permissionDenied }
-        let legacy = path.hasPrefix("policy")
-        let prefix = legacy ? "policy" : "policies/acl"
-        var name = String(path.dropFirst(prefix.count))
-        if name.hasPrefix("/") { name.removeFirst() }
+        guard let services, let prefix = Self.policyPrefix(path) else { throw .permissionDenied }
+        let legacy = prefix == "policy"
+        let name = String(path.dropFirst(min(path.count, prefix.count + 1)))
         let store = services.policies
         do {
             switch (request.operation, name.isEmpty) {
@@ -290,18 +298,17 @@ struct SysBackend: Backend {
                 if text == nil, case .object? = request.body["policy"], let policy = request.body["policy"] {
                     text = String(decoding: policy.serialized, as: UTF8.self)
                 }
+                // Kept in the sealed store before it is served: a failed write changes nothing.
                 try store.put(
                     name: name, policy: text ?? "", cas: (try request.body.int("cas")).map(Int.init),
-                    casRequired: try request.body.bool("cas_required") ?? false)
-                try services.savePolicies()
+                    casRequired: try request.body.bool("cas_required") ?? false, persist: services.savePolicies)
                 // Vault's legacy field still works, with a warning.
                 if request.body["policy"] == nil, request.body["rules"] != nil {
                     return .warning("'rules' is deprecated, please use 'policy' instead")
                 }
                 return .noContent
             case (.delete, false):
-                try store.delete(name)
-                try services.savePolicies()
+                try store.delete(name, persist: services.savePolicies)
                 return .noContent
             default:
                 throw VaultError.unsupportedPath("sys/" + path)

@@ -25,11 +25,11 @@ import Testing
     @Test func builtinsAreProtected() async throws {
         let store = PolicyStore()
         let text = #"path "*" { capabilities = ["read"] }"#
-        #expect(throws: PolicyError("cannot update \"root\" policy")) {
+        #expect(throws: VaultError.badRequest("cannot update \"root\" policy")) {
             try store.put(name: "root", policy: text)
         }
-        #expect(throws: PolicyError("cannot delete \"root\" policy")) { try store.delete("root") }
-        #expect(throws: PolicyError("cannot delete default policy")) { try store.delete("Default") }
+        #expect(throws: VaultError.badRequest("cannot delete \"root\" policy")) { try store.delete("root") }
+        #expect(throws: VaultError.badRequest("cannot delete default policy")) { try store.delete("Default") }
         // `default` may be rewritten.
         let updated = try store.put(name: "default", policy: text)
         #expect(updated.version == 2)
@@ -40,13 +40,13 @@ import Testing
 
     @Test func rejectsInvalidPolicies() async throws {
         let store = PolicyStore()
-        #expect(throws: PolicyError("failed to parse policy: path \"a\": invalid capability \"fly\"")) {
+        #expect(throws: VaultError.badRequest("failed to parse policy: path \"a\": invalid capability \"fly\"")) {
             try store.put(name: "bad", policy: #"path "a" { capabilities = ["fly"] }"#)
         }
-        #expect(throws: PolicyError("'policy' parameter not supplied or empty")) {
+        #expect(throws: VaultError.badRequest("'policy' parameter not supplied or empty")) {
             try store.put(name: "bad", policy: "")
         }
-        #expect(throws: PolicyError("policy name must be provided in the URL")) {
+        #expect(throws: VaultError.badRequest("policy name must be provided in the URL")) {
             try store.put(name: " ", policy: #"path "a" {}"#)
         }
         #expect(store.entry("bad") == nil)
@@ -55,14 +55,14 @@ import Testing
     @Test func checkAndSet() async throws {
         let store = PolicyStore()
         let text = #"path "a" { capabilities = ["read"] }"#
-        #expect(throws: PolicyError("check-and-set parameter did not match the current version")) {
+        #expect(throws: VaultError.badRequest("check-and-set parameter did not match the current version")) {
             try store.put(name: "p", policy: text, cas: 3)
         }
         try store.put(name: "p", policy: text, cas: -1, casRequired: true)
-        #expect(throws: PolicyError("check-and-set parameter set to -1 on existing entry")) {
+        #expect(throws: VaultError.badRequest("check-and-set parameter set to -1 on existing entry")) {
             try store.put(name: "p", policy: text, cas: -1)
         }
-        #expect(throws: PolicyError("check-and-set parameter required for this call")) {
+        #expect(throws: VaultError.badRequest("check-and-set parameter required for this call")) {
             try store.put(name: "p", policy: text)
         }
         #expect(try store.put(name: "p", policy: text, cas: 1).version == 2)

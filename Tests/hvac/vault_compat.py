@@ -1045,6 +1045,166 @@ def transit_disable_mount(c):
     expect(f"{c.transit}/" not in c.client.sys.list_mounted_secrets_engines()["data"], "transit still mounted")
 
 
+# token store and ACL guards (issue 13) ------------------------------------------------------------------------
+
+def policy_token(c, name, text):
+    """Writes the ACL policy `name` and returns a token holding it (and default)."""
+    c.client.sys.create_or_update_acl_policy(name, text)
+    return c.client.auth.token.create(policies=[name])["auth"]["client_token"]
+
+
+def errors(response):
+    return response.json().get("errors") if response.content else None
+
+
+@check
+def only_root_creates_root_whatever_a_role_allows(c):
+    suffix = secrets.token_hex(3)
+    role = "rootish-" + suffix
+    ops = policy_token(c, "ops-" + suffix, f'path "auth/token/create/{role}" {{ capabilities = ["update"] }}')
+    expect(raw(c, "POST", f"auth/token/roles/{role}", json={"allowed_policies": ["ROOT"]}).status_code == 204, role)
+    expect(raw(c, "GET", f"auth/token/roles/{role}").json()["data"]["allowed_policies"] == ["root"], "sanitised")
+    for body in ({}, {"policies": ["root"]}, {"policies": [" Root "]}):
+        response = raw(c, "POST", f"auth/token/create/{role}", json=body, headers={"X-Vault-Token": ops}, token=False)
+        expect(response.status_code == 400, response.text)
+        expect(errors(response) == ["root tokens may not be created without parent token being root"], response.text)
+    sudo = policy_token(c, "creator-" + suffix, 'path "auth/token/create" { capabilities = ["update", "sudo"] }')
+    response = raw(c, "POST", "auth/token/create", json={"policies": ["ROOT"]}, headers={"X-Vault-Token": sudo},
+                   token=False)
+    expect(response.status_code == 400 and "parent token being root" in response.text, response.text)
+
+
+@check
+def no_parent_and_revoke_orphan_take_sudo(c):
+    suffix = secrets.token_hex(3)
+    plain_name, sudo_name = "plain-" + suffix, "sudo-" + suffix
+    plain = policy_token(c, plain_name, 'path "auth/token/create" { capabilities = ["update"] }\n'
+                         'path "auth/token/revoke-orphan" { capabilities = ["update"] }')
+    sudo = policy_token(c, sudo_name, 'path "auth/token/create" { capabilities = ["update", "sudo"] }\n'
+                        'path "auth/token/revoke-orphan" { capabilities = ["update", "sudo"] }')
+    response = raw(c, "POST", "auth/token/create", json={"no_parent": True, "policies": [plain_name]},
+                   headers={"X-Vault-Token": plain}, token=False)
+    expect(response.status_code == 400, response.text)
+    expect(errors(response) == ["root or sudo privileges required to create orphan token"], response.text)
+    response = raw(c, "POST", "auth/token/create", json={"no_parent": True, "policies": [sudo_name]},
+                   headers={"X-Vault-Token": sudo}, token=False)
+    expect(response.status_code == 200 and response.json()["auth"]["orphan"] is True, response.text)
+    parent = c.client.auth.token.create()["auth"]["client_token"]
+    child = hvac.Client(url=c.url, token=parent).auth.token.create()["auth"]["client_token"]
+    response = raw(c, "POST", "auth/token/revoke-orphan", json={"token": parent}, headers={"X-Vault-Token": plain},
+                   token=False)
+    expect(response.status_code == 400, response.text)
+    expect(errors(response) == ["root or sudo privileges required to revoke and orphan"], response.text)
+    expect(c.client.auth.token.lookup(parent)["data"]["id"] == parent, "parent revoked without sudo")
+    response = raw(c, "POST", "auth/token/revoke-orphan", json={"token": parent}, headers={"X-Vault-Token": sudo},
+                   token=False)
+    expect(response.status_code == 204, response.text)
+    expect(c.client.auth.token.lookup(child)["data"]["orphan"] is True, "child not orphaned")
+
+
+@check
+def an_expiring_root_cannot_mint_a_non_expiring_one(c):
+    expiring = c.client.auth.token.create(ttl="1h")["auth"]
+    expect(expiring["policies"] == ["root"] and expiring["lease_duration"] == 3600, expiring)
+    headers = {"X-Vault-Token": expiring["client_token"]}
+    for path, body in (("auth/token/create", {}), ("auth/token/create", {"ttl": "0"}),
+                       ("auth/token/create-orphan", {})):
+        response = raw(c, "POST", path, json=body, headers=dict(headers), token=False)
+        expect(response.status_code == 400, f"{path} {body}: {response.text}")
+        expect(errors(response) == ["expiring root tokens cannot create non-expiring root tokens"], response.text)
+    response = raw(c, "POST", "auth/token/create", json={"ttl": "2h"}, headers=dict(headers), token=False)
+    expect(response.status_code == 200 and response.json()["auth"]["lease_duration"] == 7200, response.text)
+    response = raw(c, "POST", "auth/token/create", json={"explicit_max_ttl": "3h"}, headers=dict(headers), token=False)
+    expect(response.status_code == 200 and response.json()["auth"]["lease_duration"] == 10800, response.text)
+
+
+@check
+def response_wrapping_is_reserved_like_root(c):
+    for policies in (["response-wrapping"], [" Response-Wrapping"]):
+        response = raw(c, "POST", "auth/token/create", json={"policies": policies})
+        expect(response.status_code == 400, response.text)
+        expect(errors(response) == ['cannot assign policy "response-wrapping"'], response.text)
+    role = "rw-" + secrets.token_hex(3)
+    raw(c, "POST", f"auth/token/roles/{role}", json={"allowed_policies": ["response-wrapping"]})
+    response = raw(c, "POST", f"auth/token/create/{role}", json={})
+    expect(response.status_code == 400 and "cannot assign policy" in response.text, response.text)
+    for path in ("sys/policies/acl/response-wrapping", "sys/policy/Response-Wrapping"):
+        response = raw(c, "PUT", path, json={"policy": 'path "x" { capabilities = ["read"] }'})
+        expect(response.status_code == 400, response.text)
+        expect(errors(response) == ['cannot update "response-wrapping" policy'], response.text)
+    response = raw(c, "DELETE", "sys/policies/acl/response-wrapping")
+    expect(errors(response) == ['cannot delete "response-wrapping" policy'], response.text)
+    policy = c.client.sys.read_acl_policy("response-wrapping")["data"]["policy"]
+    expect('path "sys/wrapping/unwrap"' in policy, policy)
+    expect("response-wrapping" not in c.client.sys.list_acl_policies()["data"]["keys"], "listed")
+
+
+@check
+def policy_names_are_sanitised_on_every_path(c):
+    upper = c.client.auth.token.create(policies=["ROOT", "x"])["auth"]
+    expect(upper["policies"] == ["root"], upper["policies"])
+    looked = hvac.Client(url=c.url, token=upper["client_token"]).auth.token.lookup_self()["data"]
+    expect(looked["policies"] == ["root"], looked["policies"])
+    name = "Creator-" + secrets.token_hex(3)
+    c.client.sys.create_or_update_acl_policy(name, 'path "auth/token/create" { capabilities = ["update"] }')
+    creator = c.client.auth.token.create(policies=[f" {name} ", name.lower()])["auth"]
+    expect(creator["policies"] == sorted(["default", name.lower()]), creator["policies"])
+    headers = {"X-Vault-Token": creator["client_token"]}
+    response = raw(c, "POST", "auth/token/create", json={"policies": ["ROOT"]}, headers=dict(headers), token=False)
+    expect(response.status_code == 400, response.text)
+    expect(errors(response) == ["child policies must be subset of parent"], response.text)
+    response = raw(c, "POST", "auth/token/create", json={"policies": [name.upper()]}, headers=dict(headers),
+                   token=False)
+    expect(response.status_code == 200 and response.json()["auth"]["policies"] == sorted(["default", name.lower()]),
+           response.text)
+
+
+@check
+def patch_is_held_to_the_rules_parameter_constraints(c):
+    for name in ("s", "r", "al"):
+        c.client.secrets.kv.v2.create_or_update_secret(f"pc/{name}", secret={"a": "1"}, mount_point=c.kv)
+    token = policy_token(c, "patcher-" + secrets.token_hex(3), f"""
+path "{c.kv}/data/pc/*" {{
+    capabilities = ["patch", "read"]
+    denied_parameters = {{ "options" = [] }}
+}}
+path "{c.kv}/data/pc/r" {{
+    capabilities = ["patch"]
+    required_parameters = ["options"]
+}}
+path "{c.kv}/data/pc/al" {{
+    capabilities = ["patch"]
+    allowed_parameters = {{ "data" = [] }}
+}}
+""")
+    headers = {"X-Vault-Token": token, "Content-Type": "application/merge-patch+json"}
+
+    def patch(name, body):
+        return raw(c, "PATCH", f"{c.kv}/data/pc/{name}", json=body, headers=dict(headers), token=False).status_code
+
+    expect(patch("s", {"data": {"b": "2"}}) == 200, "patch allowed")
+    expect(patch("s", {"data": {"b": "9"}, "options": {"cas": 2}}) == 403, "denied parameter")
+    expect(patch("r", {"data": {"b": "2"}}) == 403, "required parameter missing")
+    expect(patch("r", {"data": {"b": "2"}, "options": {}}) == 200, "required parameter present")
+    expect(patch("al", {"data": {"b": "2"}, "options": {}}) == 403, "parameter not allowed")
+    expect(patch("al", {"data": {"b": "3"}}) == 200, "allowed parameter")
+    data = c.client.secrets.kv.v2.read_secret_version("pc/s", mount_point=c.kv, raise_on_deleted_version=True)
+    expect(data["data"]["data"] == {"a": "1", "b": "2"}, data["data"]["data"])
+
+
+@check
+def policy_endpoints_are_matched_on_segment_boundaries(c):
+    name = "near" + secrets.token_hex(3)
+    token = policy_token(c, "near-" + secrets.token_hex(3),
+                         f'path "sys/policy{name}" {{ capabilities = ["create", "update", "read"] }}')
+    body = {"policy": 'path "x" { capabilities = ["read"] }'}
+    for path, caller in ((f"sys/policy{name}", token), (f"sys/policy{name}", c.token),
+                         (f"sys/policies/acl{name}", c.token)):
+        response = raw(c, "PUT", path, json=body, headers={"X-Vault-Token": caller}, token=False)
+        expect(response.status_code == 404, f"{path}: {response.status_code} {response.text}")
+    expect(raw(c, "GET", f"sys/policies/acl/{name}").status_code == 404, "policy written through sys/policyX")
+
+
 # cleanup -----------------------------------------------------------------------------------------------------
 
 @check

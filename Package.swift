@@ -117,6 +117,7 @@ let package = Package(
             dependencies: [
                 "KeyService", "SNP", "CLinux", crypto, cryptoExtras, asn1,
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "X509", package: "swift-certificates"),
             ],

@@ -33,7 +33,10 @@ struct VHSMD: AsyncParsableCommand {
             Config mode serves HTTPS: with the given certificate chain (PEM, leaf first) and key, or, without \
             them, with a self-signed P-256 certificate made on first start and kept in DATA/tls/ (its SHA-256 \
             fingerprint is printed at every start; clients trust DATA/tls/cert.pem or pin the fingerprint). \
-            "tls_disable": true serves plain HTTP.
+            The self-signed certificate is valid for a year; a start within 30 days of its expiry replaces it and \
+            prints the old and the new fingerprint (remove DATA/tls/ and restart to replace it at will). \
+            "tls_disable": true serves plain HTTP. HTTPS is TLS 1.3, or TLS 1.2 with ECDHE and AES-GCM or \
+            ChaCha20-Poly1305 only.
 
             Metrics: GET /v1/sys/metrics?format=prometheus (a token with read on sys/metrics). OpenAPI 3 document \
             of what this server serves: GET /v1/sys/internal/specs/openapi. With NOTIFY_SOCKET set (systemd \
@@ -110,8 +113,10 @@ struct VHSMD: AsyncParsableCommand {
             }
             let transport =
                 tls.map {
-                    "HTTPS (\($0.origin.rawValue) \($0.certificatePath), SHA-256 fingerprint \($0.fingerprint))"
+                    "HTTPS (\($0.origin.rawValue) \($0.certificatePath), SHA-256 fingerprint \($0.fingerprint), "
+                        + "valid until \(TransitTime.rfc3339($0.validUntil)))"
                 } ?? "plain HTTP (tls_disable)"
+            for notice in tls?.notices ?? [] { announce(notice) }
             announce(
                 """
                 vhsmd \(ServerState.version): data \(settings.dataDirectory), seal \(settings.seal), \

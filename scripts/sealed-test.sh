@@ -4,6 +4,8 @@
 #  - restart: every acknowledged write is there, old ciphertext decrypts, a second sys/init is refused,
 #  - HTTPS by default: a self-signed certificate kept in the data directory, its fingerprint printed; or the
 #    operator's certificate; readiness (READY=1) and STOPPING=1 on NOTIFY_SOCKET; SIGTERM stops it cleanly,
+#  - a key.pem made readable by others is narrowed to 0600; a certificate near expiry is replaced with a line naming
+#    both fingerprints; SIGHUP reopens a renamed audit log,
 #  - the same data directory under another chip's emulator is refused at start.
 # Usage: VHSMD=path/to/vhsmd-built-with-trait-Emulator VHSM=path/to/vhsm scripts/sealed-test.sh
 set -uo pipefail
@@ -54,7 +56,8 @@ start() {
   for _ in $(seq 200); do grep -q "ready on" "$work/vhsmd.log" && return 0; sleep 0.05; done
   return 1
 }
-fingerprint() { grep -o 'fingerprint [0-9A-F:]*' "$work/vhsmd.log" | cut -d' ' -f2; }
+# The served certificate's fingerprint, from the listener line (a renewal line names two more).
+fingerprint() { grep 'listener:' "$work/vhsmd.log" | grep -o 'fingerprint [0-9A-F:]*' | cut -d' ' -f2; }
 
 start snp.sock
 check "config mode serves HTTPS with a new self-signed certificate" 'grep -q "HTTPS (new self-signed certificate" "$work/vhsmd.log"'
@@ -93,8 +96,11 @@ wait "$writer" 2>/dev/null
 acked=$(wc -l <"$work/acked")
 check "some writes were acknowledged before kill -9 ($acked)" '[ "$acked" -gt 10 ]'
 
+chmod 644 "$work/data/tls/key.pem"
 start snp.sock || { echo "sealed-test: vhsmd did not restart:"; cat "$work/vhsmd.log"; }
 check "the restart keeps the self-signed certificate" '[ "$(fingerprint)" = "$first_fingerprint" ] && grep -q "HTTPS (self-signed certificate" "$work/vhsmd.log"'
+check "a key.pem made readable by others is narrowed back to 0600, and a line says so" \
+  '[ "$(stat -c %a "$work/data/tls/key.pem")" = 600 ] && grep -q "key.pem had mode 0644 where 0600 is expected; it is now 0600" "$work/vhsmd.log"'
 check "health after restart is 200 (unsealed by the chip)" '[ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 200 ]'
 check "a second sys/init is refused" '[ "$(c -o /dev/null -w "%{http_code}" -X PUT -d "{}" "$url/v1/sys/init")" = 400 ]'
 missing=0
@@ -117,6 +123,25 @@ wait "$server"
 status=$?
 check "SIGTERM stops vhsmd cleanly (exit $status)" '[ "$status" = 0 ] && grep -q "vhsmd: stopped" "$work/vhsmd.log"'
 check "STOPPING=1 reached NOTIFY_SOCKET" 'grep -q "STOPPING=1" "$work/notify.log"'
+
+# Rotation of the self-signed certificate: one with 2 days left is replaced at the next start, and a line names the
+# reason and both fingerprints. Then logrotate's rename-and-SIGHUP: vhsmd reopens the audit log and goes on.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=vhsmd \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$work/data/tls/key.pem" -out "$work/data/tls/cert.pem" 2>/dev/null
+expiring=$(openssl x509 -in "$cacert" -noout -fingerprint -sha256 | cut -d= -f2)
+start snp.sock || { echo "sealed-test: vhsmd did not restart:"; cat "$work/vhsmd.log"; }
+check "a certificate 2 days from expiry is replaced, and a line names why, the old and the new fingerprint" \
+  'grep -q "replaced the self-signed TLS certificate $cacert (SHA-256 fingerprint $expiring) because it expires at .*, less than 30 days from now; the new one has SHA-256 fingerprint $(fingerprint) " "$work/vhsmd.log" && grep -q "HTTPS (renewed self-signed certificate" "$work/vhsmd.log"'
+check "the renewed certificate is served" \
+  '[ "$(fingerprint)" != "$expiring" ] && [ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 200 ]'
+mv "$work/audit.log" "$work/audit.log.1"
+kill -HUP "$server"
+for _ in $(seq 100); do grep -q "SIGHUP: reopened the audit log" "$work/vhsmd.log" && break; sleep 0.05; done
+c -o /dev/null -H "$H" "$url/v1/secret/data/after-sighup"
+check "SIGHUP reopens the audit log: new lines in a new file, vhsmd still serving" \
+  'kill -0 "$server" && grep -q "secret/data/after-sighup" "$work/audit.log" && ! grep -q "secret/data/after-sighup" "$work/audit.log.1"'
+kill -TERM "$server"
+wait "$server"
 
 # The operator's own certificate.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=vhsm-test \

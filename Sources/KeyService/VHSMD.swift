@@ -33,12 +33,16 @@ struct VHSMD: AsyncParsableCommand {
             Config mode serves HTTPS: with the given certificate chain (PEM, leaf first) and key, or, without \
             them, with a self-signed P-256 certificate made on first start and kept in DATA/tls/ (its SHA-256 \
             fingerprint is printed at every start; clients trust DATA/tls/cert.pem or pin the fingerprint). \
-            "tls_disable": true serves plain HTTP.
+            The self-signed certificate is valid for a year; a start within 30 days of its expiry replaces it and \
+            prints the old and the new fingerprint (remove DATA/tls/ and restart to replace it at will). \
+            "tls_disable": true serves plain HTTP. HTTPS is TLS 1.3, or TLS 1.2 with ECDHE and AES-GCM or \
+            ChaCha20-Poly1305 only. An IPv6 listen address is written in brackets: "[::]:8200", "[::1]:8200".
 
             Metrics: GET /v1/sys/metrics?format=prometheus (a token with read on sys/metrics). OpenAPI 3 document \
             of what this server serves: GET /v1/sys/internal/specs/openapi. With NOTIFY_SOCKET set (systemd \
             Type=notify), READY=1 is sent once the listener accepts connections. SIGTERM or SIGINT stop it \
-            gracefully: in-flight requests finish, storage is closed.
+            gracefully: in-flight requests finish, storage is closed. SIGHUP reopens the audit log (logrotate: \
+            rename the file, then send SIGHUP; new lines go to a new file at the configured path).
             """)
 
     @Flag(help: "Dev mode: in-memory, unsealed, HTTP on 127.0.0.1:8200, root token printed.") var dev = false
@@ -80,7 +84,7 @@ struct VHSMD: AsyncParsableCommand {
             announce(
                 """
                 vhsmd \(ServerState.version) in DEV mode: in-memory state, unsealed, plain HTTP. Do not use in production.
-                  address:    http://\(address.0):\(address.1)
+                  address:    http://\(Self.display(address))
                   root token: \(rootToken)
                 """)
         } else {
@@ -110,13 +114,15 @@ struct VHSMD: AsyncParsableCommand {
             }
             let transport =
                 tls.map {
-                    "HTTPS (\($0.origin.rawValue) \($0.certificatePath), SHA-256 fingerprint \($0.fingerprint))"
+                    "HTTPS (\($0.origin.rawValue) \($0.certificatePath), SHA-256 fingerprint \($0.fingerprint), "
+                        + "valid until \(TransitTime.rfc3339($0.validUntil)))"
                 } ?? "plain HTTP (tls_disable)"
+            for notice in tls?.notices ?? [] { announce(notice) }
             announce(
                 """
                 vhsmd \(ServerState.version): data \(settings.dataDirectory), seal \(settings.seal), \
                 \(state.initialized ? "unsealed" : "not initialised: PUT /v1/sys/init")
-                  listener: \(address.0):\(address.1), \(transport)
+                  listener: \(Self.display(address)), \(transport)
                 """)
         }
         var audit = AuditBroker()
@@ -125,11 +131,16 @@ struct VHSMD: AsyncParsableCommand {
                 throw ConfigError("cannot open the audit log: \(error)")
             }
         }
-        let url = "\(tls == nil ? "http" : "https")://\(address.0):\(address.1)"
+        let scheme = tls == nil ? "http" : "https"
+        // SIGHUP reopens the audit log (logrotate: rename, then HUP), as Vault does, instead of ending vhsmd: the
+        // handler is installed here, before the listener is ready.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         let app = try buildApplication(
             core: VaultCore(runtime: runtime, audit: audit, metrics: ServiceMetrics()), host: address.0,
             port: address.1, logger: logger, tls: tls?.configuration,
-            onServerRunning: { _ in
+            onServerRunning: { channel in
+                // The bound port: the configured one, or the one the kernel chose for port 0.
+                let url = "\(scheme)://\(Self.display((address.0, channel.localAddress?.port ?? address.1)))"
                 announce("vhsmd: ready on \(url)")
                 if let problem = ServiceNotification.send("READY=1\nSTATUS=serving \(url)\nMAINPID=\(getpid())") {
                     complain("vhsmd: \(problem)")
@@ -137,22 +148,78 @@ struct VHSMD: AsyncParsableCommand {
             })
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: app), .init(service: ShutdownAnnouncer())],
+                services: [
+                    .init(service: app), .init(service: ShutdownAnnouncer()),
+                    .init(service: HangupHandler(signals: hangups, audit: audit)),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         announce("vhsmd: stopped")
     }
 
+    /// HOST:PORT, with an IPv6 address in brackets as Vault (Go's net.SplitHostPort) takes it: `0.0.0.0:8200`,
+    /// `localhost:8200`, `[::1]:8200`, `[::]:8200`. Returns the host without brackets.
     static func address(_ text: String, loopbackOnly: Bool) throws -> (String, Int) {
-        let parts = text.split(separator: ":")
-        guard parts.count == 2, let port = Int(parts[1]) else {
-            throw ValidationError("listen address '\(text)' must be HOST:PORT, e.g. 127.0.0.1:8200")
+        let form =
+            "listen address '\(text)' must be HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200, or "
+            + "[ADDRESS]:PORT for IPv6, e.g. [::1]:8200"
+        let host: Substring
+        let port: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[close...].hasPrefix("]:") else {
+                throw ValidationError(form)
+            }
+            host = text[text.index(after: text.startIndex)..<close]
+            port = text[text.index(close, offsetBy: 2)...]
+            guard TLSIdentity.ipAddressBytes(String(host))?.count == 16 else {
+                throw ValidationError("\(form): '\(host)' in brackets is not an IPv6 address")
+            }
+        } else {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2 else {
+                throw ValidationError(parts.count > 2 ? "\(form) (an IPv6 address needs brackets)" : form)
+            }
+            (host, port) = (parts[0], parts[1])
         }
-        let host = String(parts[0])
+        guard !host.isEmpty, port.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int(port),
+            (0...65_535).contains(number)
+        else {
+            throw ValidationError(form)
+        }
         if loopbackOnly, !["127.0.0.1", "localhost", "::1"].contains(host) {
-            throw ValidationError("dev mode serves plain HTTP and listens on loopback only")
+            throw ValidationError(
+                "dev mode serves plain HTTP and listens on loopback only (127.0.0.1, localhost, [::1])")
         }
-        return (host, port)
+        return (String(host), number)
+    }
+
+    /// HOST:PORT as URLs and logs write it: an IPv6 address in brackets.
+    static func display(_ address: (String, Int)) -> String {
+        address.0.contains(":") ? "[\(address.0)]:\(address.1)" : "\(address.0):\(address.1)"
+    }
+}
+
+/// Reopens the audit log on every SIGHUP (after logrotate renamed it): new lines go to a new file at the
+/// configured path. When the new file cannot be opened, lines go on to the file open before, and a line says why.
+struct HangupHandler: Service {
+    let signals: UnixSignalsSequence
+    let audit: AuditBroker
+
+    func run() async throws {
+        for await _ in signals.cancelOnGracefulShutdown() {
+            if audit.devices.isEmpty {
+                announce("vhsmd: SIGHUP: no audit log to reopen")
+                continue
+            }
+            for device in audit.devices {
+                do {
+                    try device.reopen()
+                    announce("vhsmd: SIGHUP: reopened the audit log \(device.filePath)")
+                } catch {
+                    complain("vhsmd: SIGHUP: \(error) Audit lines go on to the file that was open before.")
+                }
+            }
+        }
     }
 }
 

@@ -117,7 +117,7 @@ import X509
         let old = try TLSIdentity.selfSigned(
             directory: directory, host: "127.0.0.1", now: Date(timeIntervalSinceNow: -365 * 86_400))
         let renewed = try TLSIdentity.selfSigned(directory: directory, host: "127.0.0.1")
-        #expect(renewed.origin == .generated)
+        #expect(renewed.origin == .renewed)
         #expect(renewed.fingerprint != old.fingerprint)
     }
 

@@ -37,6 +37,13 @@ final class AuditDevice: Sendable {
         self.file = Mutex(file)
     }
 
+    /// Opens the file at `filePath` anew (created 0600 if absent) and appends there from now on: after logrotate
+    /// renamed the log, new lines go to a new file at the configured path. A line being written finishes in the old
+    /// file first. When the new file cannot be opened, the device keeps the old one and the error is thrown.
+    func reopen() throws(AuditError) {
+        try file.withLock { (file) throws(AuditError) in file = try AuditLogFile(path: filePath) }
+    }
+
     /// `hmac-sha256:` and the hex HMAC-SHA256 of `value` under the salt: what the log shows for a string, and
     /// what `sys/audit-hash/:path {input}` answers.
     func hash(_ value: String) -> String {

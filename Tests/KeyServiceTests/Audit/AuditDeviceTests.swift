@@ -231,4 +231,36 @@ struct AuditDeviceTests {
         try await device().logResponse(Self.transitEncrypt, response: Self.encryptReply)
         #expect(try lines().count == 2)
     }
+
+    /// logrotate's move-and-HUP: after `reopen`, lines go to a new 0600 file at the configured path and the renamed
+    /// file keeps what was written before.
+    @Test func reopenAfterARenameWritesANewFileAtThePath() async throws {
+        let device = try device()
+        try await device.logRequest(Self.transitEncrypt)
+        let rotated = logPath + ".1"
+        #expect(rename(logPath, rotated) == 0)
+        try device.reopen()
+        try await device.logResponse(Self.transitEncrypt, response: Self.encryptReply)
+        #expect(try lines().map { $0["type"] } == [.string("response")])
+        let attributes = try FileManager.default.attributesOfItem(atPath: logPath)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        let old = String(decoding: try #require(FileManager.default.contents(atPath: rotated)), as: UTF8.self)
+        #expect(old.split(separator: "\n").count == 1)
+        #expect(old.contains(#""type":"request""#))
+    }
+
+    /// A reopen that fails (the directory went away) keeps the old file: no line is lost.
+    @Test func aFailedReopenKeepsWritingToTheOldFile() async throws {
+        let inner = directory.path + "/inner"
+        try FileManager.default.createDirectory(atPath: inner, withIntermediateDirectories: false)
+        let path = inner + "/audit.log"
+        let device = try AuditDevice(filePath: path, salt: Self.salt)
+        let moved = directory.path + "/moved"
+        #expect(rename(inner, moved) == 0)
+        #expect(throws: AuditError.missingDirectory(file: path, directory: inner)) { try device.reopen() }
+        try await device.logRequest(Self.transitEncrypt)
+        let text = String(
+            decoding: try #require(FileManager.default.contents(atPath: moved + "/audit.log")), as: UTF8.self)
+        #expect(text.contains(#""type":"request""#))
+    }
 }

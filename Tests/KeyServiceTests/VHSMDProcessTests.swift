@@ -1,0 +1,176 @@
+import Foundation
+import Glibc
+import Testing
+
+@testable import KeyService
+
+/// A running `vhsmd` (the one built beside this test runner), its console in a file.
+final class VHSMDProcess {
+    /// `swift build` and `swift test` put every product beside the test runner.
+    static let binary: String? = {
+        var resolved = [CChar](repeating: 0, count: Int(PATH_MAX))
+        guard realpath("/proc/self/exe", &resolved) != nil else { return nil }
+        let runner = resolved.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        guard let slash = runner.lastIndex(of: "/") else { return nil }
+        let candidate = String(runner[..<slash]) + "/vhsmd"
+        return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
+    }()
+
+    let process = Process()
+    let console: String
+
+    init(_ arguments: [String], directory: String) throws {
+        let binary = try #require(Self.binary, "vhsmd is not built beside the test runner: swift build --product vhsmd")
+        console = directory + "/console.log"
+        #expect(FileManager.default.createFile(atPath: console, contents: nil))
+        let handle = try #require(FileHandle(forWritingAtPath: console))
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    var output: String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
+
+    /// Waits (up to 20 s) until the console holds `text`.
+    func waitFor(_ text: String) -> Bool {
+        for _ in 0..<400 {
+            if output.contains(text) { return true }
+            if !process.isRunning { return output.contains(text) }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    /// The URL of the "ready on" line (the bound port, also when port 0 was asked for).
+    func readyURL() throws -> String {
+        try #require(waitFor("vhsmd: ready on "), "vhsmd did not get ready: \(output)")
+        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("vhsmd: ready on ") })
+        return String(line.dropFirst("vhsmd: ready on ".count))
+    }
+
+    /// SIGTERM, then the exit status.
+    func stop() -> Int32 {
+        process.terminate()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
+
+/// `curl`'s HTTP status for a GET of `url` (`-g`: brackets are an IPv6 address, not a glob).
+func httpStatus(_ url: String, token: String? = nil) throws -> String {
+    var arguments = ["-s", "-g", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10"]
+    if let token { arguments += ["-H", "X-Vault-Token: \(token)"] }
+    let curl = "/usr/bin/curl"
+    try #require(FileManager.default.isExecutableFile(atPath: curl), "these checks speak HTTP with curl")
+    return try runProgram(curl, arguments + [url]).output
+}
+
+/// vhsmd as a process: signals, listen addresses.
+@Suite struct VHSMDProcessTests {
+    let directory = TemporaryDirectory()
+
+    /// logrotate's way: rename the log, send SIGHUP, and the next lines go to a new file at the configured path;
+    /// vhsmd goes on serving, and still stops cleanly on SIGTERM.
+    @Test func sighupReopensTheAuditLogInsteadOfEndingVHSMD() throws {
+        let audit = directory.path + "/audit.log"
+        let vhsmd = try VHSMDProcess(
+            [
+                "--dev", "--dev-listen-address", "127.0.0.1:0", "--dev-root-token-id", "root-h5", "--audit-file",
+                audit,
+            ], directory: directory.path)
+        let url = try vhsmd.readyURL()
+        #expect(try httpStatus(url + "/v1/secret/data/before-rotation", token: "root-h5") == "404")
+        #expect(rename(audit, audit + ".1") == 0)
+        #expect(kill(vhsmd.process.processIdentifier, SIGHUP) == 0)
+        #expect(vhsmd.waitFor("vhsmd: SIGHUP: reopened the audit log \(audit)"), "\(vhsmd.output)")
+        #expect(vhsmd.process.isRunning, "vhsmd ended on SIGHUP: \(vhsmd.output)")
+        #expect(try httpStatus(url + "/v1/secret/data/after-rotation", token: "root-h5") == "404")
+        let fresh = try String(contentsOfFile: audit, encoding: .utf8)
+        let rotated = try String(contentsOfFile: audit + ".1", encoding: .utf8)
+        #expect(fresh.contains("secret/data/after-rotation"))
+        #expect(!fresh.contains("secret/data/before-rotation"))
+        #expect(rotated.contains("secret/data/before-rotation"))
+        #expect(!rotated.contains("secret/data/after-rotation"))
+        #expect(try fileMode(audit) == 0o600)
+        #expect(vhsmd.stop() == 0)
+        #expect(vhsmd.output.contains("vhsmd: stopped"))
+    }
+
+    @Test func sighupWithoutAnAuditLogIsHarmless() throws {
+        let vhsmd = try VHSMDProcess(["--dev", "--dev-listen-address", "127.0.0.1:0"], directory: directory.path)
+        let url = try vhsmd.readyURL()
+        #expect(kill(vhsmd.process.processIdentifier, SIGHUP) == 0)
+        #expect(vhsmd.waitFor("vhsmd: SIGHUP: no audit log to reopen"), "\(vhsmd.output)")
+        #expect(try httpStatus(url + "/v1/sys/health") == "200")
+        #expect(vhsmd.stop() == 0)
+    }
+
+    /// `VHSMD.address`'s answer as "HOST PORT".
+    func parsed(_ text: String, loopbackOnly: Bool) throws -> String {
+        let (host, port) = try VHSMD.address(text, loopbackOnly: loopbackOnly)
+        return "\(host) \(port)"
+    }
+
+    @Test func listenAddressesTakeIPv6InBrackets() throws {
+        #expect(try parsed("127.0.0.1:8200", loopbackOnly: false) == "127.0.0.1 8200")
+        #expect(try parsed("localhost:8200", loopbackOnly: true) == "localhost 8200")
+        #expect(try parsed("[::1]:8200", loopbackOnly: true) == "::1 8200")
+        #expect(try parsed("[::]:8200", loopbackOnly: false) == ":: 8200")
+        #expect(try parsed("[2001:db8::7]:443", loopbackOnly: false) == "2001:db8::7 443")
+        for bad in [
+            "::1:8200", "[::1]", "[::1]8200", "[127.0.0.1]:8200", "[::1:8200", "host:", ":8200", "h:70000", "h:-1",
+            "h:+1", "8200",
+        ] {
+            #expect(throws: (any Error).self, "\(bad)") { try VHSMD.address(bad, loopbackOnly: false) }
+        }
+        do {
+            _ = try VHSMD.address("::1:8200", loopbackOnly: false)
+        } catch {
+            #expect("\(error)".contains("[ADDRESS]:PORT for IPv6, e.g. [::1]:8200"))
+            #expect("\(error)".contains("an IPv6 address needs brackets"))
+        }
+        #expect(throws: (any Error).self) { try VHSMD.address("[::]:8200", loopbackOnly: true) }
+        #expect(VHSMD.display(("::1", 8200)) == "[::1]:8200")
+        #expect(VHSMD.display(("127.0.0.1", 8200)) == "127.0.0.1:8200")
+        // The config file's address goes through the same parser.
+        let path = directory.path + "/config.json"
+        try #"{"listener": {"address": "[::]:8200"}, "storage": {"path": "/tmp/x"}, "seal": "sev-guest"}"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try parsed(try ServerConfig.load(path).address, loopbackOnly: false) == ":: 8200")
+    }
+
+    /// Whether this machine can bind TCP on ::1.
+    static let hasIPv6Loopback: Bool = {
+        let descriptor = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_addr = in6addr_loopback
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) == 0
+            }
+        }
+    }()
+
+    @Test(.enabled(if: hasIPv6Loopback, "this machine cannot bind TCP on ::1"))
+    func aDevListenerServesOnIPv6Loopback() throws {
+        let vhsmd = try VHSMDProcess(["--dev", "--dev-listen-address", "[::1]:0"], directory: directory.path)
+        let url = try vhsmd.readyURL()
+        #expect(url.hasPrefix("http://[::1]:"))
+        #expect(vhsmd.output.contains("address:    http://[::1]:0"))
+        #expect(try httpStatus(url + "/v1/sys/health") == "200")
+        #expect(vhsmd.stop() == 0)
+    }
+}

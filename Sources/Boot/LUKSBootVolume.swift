@@ -40,7 +40,7 @@ struct LUKSBootVolume: BootVolume {
             try volume.readHeader().initializeIntegrity(
                 keys: keys,
                 progress: { done, total in
-                    let percent = total == 0 ? 100 : Int(done * 100 / total)
+                    let percent = total == 0 ? 100 : Int(Double(min(done, total)) / Double(total) * 100)
                     if percent / 10 > reported / 10 || (percent == 100 && reported != 100) {
                         reported = percent
                         Console.say(

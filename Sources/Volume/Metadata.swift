@@ -230,8 +230,10 @@ extension Metadata {
             guard areaSize == expectedSize else {
                 throw Rejection(field: "\(name) area size", found: String(areaSize), expected: String(expectedSize))
             }
+            // areaSize is the expected size (below the header area's), so the subtraction cannot underflow and
+            // a huge offset is refused without computing offset + size (which would overflow).
             guard areaOffset >= UInt64(2 * Layout.metadataSize), areaOffset % 4096 == 0,
-                areaOffset + areaSize <= UInt64(Layout.headerAreaSize)
+                areaOffset <= UInt64(Layout.headerAreaSize) - areaSize
             else {
                 throw Rejection(
                     field: "\(name) area offset", found: String(areaOffset), expected: "inside the keyslots area")

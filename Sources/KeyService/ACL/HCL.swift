@@ -241,9 +241,13 @@ enum HCL {
         }
     }
 
+    /// How deeply lists and objects may nest: policies use three or four levels, and the parser recurses per level.
+    static let maximumDepth = 100
+
     fileprivate struct Parser {
         let tokens: [Lexeme]
         var index = 0
+        var depth = 0
 
         private var current: Lexeme { tokens[index] }
 
@@ -255,6 +259,18 @@ enum HCL {
 
         private func error(_ lexeme: Lexeme, _ message: String) -> PolicyError {
             PolicyError("At \(lexeme.line):\(lexeme.column): \(message)")
+        }
+
+        /// Parses one nested list or object (opened by `lexeme`) with `body`, refusing nesting past `maximumDepth`.
+        private mutating func nested<T>(
+            _ lexeme: Lexeme, _ body: (inout Parser) throws(PolicyError) -> T
+        ) throws(PolicyError) -> T {
+            guard depth < HCL.maximumDepth else {
+                throw error(lexeme, "lists and objects nested deeper than \(HCL.maximumDepth) levels")
+            }
+            depth += 1
+            defer { depth -= 1 }
+            return try body(&self)
         }
 
         mutating func document() throws(PolicyError) -> [Item] {
@@ -298,7 +314,10 @@ enum HCL {
                     return Item(keys: keys, value: try value(), line: lexeme.line)
                 case .leftBrace:
                     guard !keys.isEmpty else { throw error(lexeme, "expected: IDENT | STRING got: LBRACE") }
-                    return Item(keys: keys, value: .object(try itemList(closedBy: .rightBrace)), line: 0)
+                    let items = try nested(lexeme) { parser throws(PolicyError) in
+                        try parser.itemList(closedBy: .rightBrace)
+                    }
+                    return Item(keys: keys, value: .object(items), line: 0)
                 default:
                     let expected = keys.isEmpty ? "IDENT | STRING" : "IDENT | STRING | ASSIGN | LBRACE"
                     throw error(lexeme, "expected: \(expected) got: \(lexeme.token.name)")
@@ -314,23 +333,30 @@ enum HCL {
             case .identifier("true"): return .bool(true)
             case .identifier("false"): return .bool(false)
             case .identifier("null"): return .null
-            case .leftBrace: return .object(try itemList(closedBy: .rightBrace))
+            case .leftBrace:
+                return .object(
+                    try nested(lexeme) { parser throws(PolicyError) in try parser.itemList(closedBy: .rightBrace) })
             case .leftBracket:
-                var elements: [Value] = []
-                while true {
-                    if current.token == .rightBracket {
-                        _ = next()
-                        return .list(elements)
-                    }
-                    elements.append(try value())
-                    switch current.token {
-                    case .comma: _ = next()
-                    case .rightBracket: continue
-                    default: throw error(current, "unexpected token while parsing list: \(current.token.name)")
-                    }
-                }
+                return .list(try nested(lexeme) { parser throws(PolicyError) in try parser.listElements() })
             default:
                 throw error(lexeme, "Unknown token: \(lexeme.line):\(lexeme.column) \(lexeme.token.name)")
+            }
+        }
+
+        /// The elements of a list after its `[`, up to (and consuming) the `]`.
+        private mutating func listElements() throws(PolicyError) -> [Value] {
+            var elements: [Value] = []
+            while true {
+                if current.token == .rightBracket {
+                    _ = next()
+                    return elements
+                }
+                elements.append(try value())
+                switch current.token {
+                case .comma: _ = next()
+                case .rightBracket: continue
+                default: throw error(current, "unexpected token while parsing list: \(current.token.name)")
+                }
             }
         }
     }

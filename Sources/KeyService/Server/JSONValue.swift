@@ -156,39 +156,66 @@ extension JSONValue {
         }
     }
 
+    /// An integer from a JSON integer, an integral JSON number inside Int64 (`5.0`, not `1e30`) or a decimal string.
     func int(_ key: String) throws(VaultError) -> Int64? {
         switch self[key] {
         case nil: return nil
         case .int(let value)?: return value
-        case .double(let value)? where value == value.rounded(): return Int64(value)
+        case .double(let value)?:
+            guard let exact = Int64(exactly: value) else {
+                throw .badRequest("field '\(key)' must be an integer from \(Int64.min) to \(Int64.max), not \(value)")
+            }
+            return exact
         case .string(let text)?:
-            guard let value = Int64(text) else { throw .badRequest("field '\(key)' must be an integer") }
+            guard let value = Int64(text) else {
+                throw .badRequest("field '\(key)' must be an integer from \(Int64.min) to \(Int64.max)")
+            }
             return value
         default: throw .badRequest("field '\(key)' must be an integer")
         }
     }
 
-    /// Seconds from an integer or a Go duration string (`90`, `"90s"`, `"10m"`, `"1h30m"`, `"24h"`).
+    /// The longest duration Vault takes, in seconds: Go's `time.Duration` counts nanoseconds in an Int64 (about
+    /// 292 years), and OpenBao refuses anything longer with 400. Every duration a request gives (TTLs, periods,
+    /// increments, wrap TTLs) is within ±this, so `seconds * 1_000_000_000` and `now + seconds` cannot overflow.
+    static let maximumDurationSeconds: Int64 = Int64.max / 1_000_000_000
+
+    /// Seconds from an integer or a Go duration string (`90`, `"90s"`, `"10m"`, `"1h30m"`, `"24h"`), within
+    /// ±`maximumDurationSeconds`.
     func duration(_ key: String) throws(VaultError) -> Int64? {
         switch self[key] {
         case nil: return nil
-        case .int(let value)?: return value
+        case .int(let value)?:
+            guard Self.isDurationInRange(value) else {
+                throw .badRequest(
+                    "field '\(key)': \(value) seconds is outside the durations Vault takes "
+                        + "(at most \(Self.maximumDurationSeconds) seconds, about 292 years)")
+            }
+            return value
         case .string(let text)?:
             guard let seconds = Self.parseDuration(text) else {
-                throw .badRequest("field '\(key)': invalid duration '\(text)'")
+                throw .badRequest(
+                    "field '\(key)': invalid duration '\(text)' (expected seconds or a Go duration such as '90s', "
+                        + "'1h30m', at most \(Self.maximumDurationSeconds) seconds)")
             }
             return seconds
         default: throw .badRequest("field '\(key)' must be a duration")
         }
     }
 
+    static func isDurationInRange(_ seconds: Int64) -> Bool {
+        (-maximumDurationSeconds...maximumDurationSeconds).contains(seconds)
+    }
+
+    /// Seconds (truncated) from plain seconds or a Go duration string; nil when malformed or outside
+    /// ±`maximumDurationSeconds` (Go's `time.ParseDuration` overflows there too).
     static func parseDuration(_ text: String) -> Int64? {
-        if let plain = Int64(text) { return plain }
+        if let plain = Int64(text) { return isDurationInRange(plain) ? plain : nil }
         var total: Double = 0
         var number = ""
         var unit = ""
         func flush() -> Bool {
-            guard let value = Double(number) else { return false }
+            guard let value = Double(number), value.isFinite else { return false }
             let scale: Double
             switch unit {
             case "ns": scale = 1e-9
@@ -206,7 +233,7 @@ extension JSONValue {
             return true
         }
         for character in text {
-            if character.isNumber || character == "." {
+            if character.isASCII, character.isNumber || character == "." {
                 if !unit.isEmpty, !flush() { return nil }
                 number.append(character)
             } else {
@@ -214,6 +241,8 @@ extension JSONValue {
             }
         }
         guard !number.isEmpty, flush() else { return nil }
+        // Double(maximumDurationSeconds) is exact (below 2^53), and the comparison refuses NaN and infinities.
+        guard total <= Double(maximumDurationSeconds) else { return nil }
         return Int64(total)
     }
 }

@@ -156,16 +156,17 @@ struct VaultHTTPAnswer: Sendable {
     }
 
     init(_ error: VaultError, id: String) {
+        let messages = error.clientMessages(requestID: id)
         if let data = error.data {
             var body = envelope(id: id, data: data, auth: nil, extra: [:])
             if case .object(var members) = body {
                 // Vault leaves `errors` out of an answer that carries data and no message (batch failures).
-                if !error.messages.isEmpty { members["errors"] = .array(error.messages.map(JSONValue.string)) }
+                if !messages.isEmpty { members["errors"] = .array(messages.map(JSONValue.string)) }
                 body = .object(members)
             }
             self = Self.json(error.status, body)
         } else {
-            self = Self.json(error.status, .object(["errors": .array(error.messages.map(JSONValue.string))]))
+            self = Self.json(error.status, .object(["errors": .array(messages.map(JSONValue.string))]))
         }
     }
 

@@ -6,6 +6,9 @@ struct VaultError: Error, Sendable, Equatable, CustomStringConvertible {
     var status: HTTPResponse.Status
     var messages: [String]
     var data: JSONValue?
+    /// What an unexpected failure really was (a storage, barrier or audit error, …): for the server's log and the
+    /// console only. Clients see `messages`, which then say no more than "internal error".
+    var detail: String? = nil
 
     init(status: HTTPResponse.Status, messages: [String], data: JSONValue? = nil) {
         self.status = status
@@ -23,9 +26,21 @@ struct VaultError: Error, Sendable, Equatable, CustomStringConvertible {
     static func unsupportedOperation(_ path: String) -> VaultError {
         VaultError(status: .methodNotAllowed, messages: ["unsupported operation"])
     }
-    static func internalError(_ message: String) -> VaultError {
-        VaultError(status: .internalServerError, messages: ["1 error occurred:\n\t* \(message)\n\n"])
+    /// An unexpected failure: a 500 whose body says "internal error" (and the request ID, added when it is
+    /// answered); `detail` names the underlying error for the log.
+    static func internalError(_ detail: String) -> VaultError {
+        var error = VaultError(status: .internalServerError, messages: ["internal error"])
+        error.detail = detail
+        return error
     }
 
-    var description: String { "\(status.code) \(messages.joined(separator: "; "))" }
+    /// The messages a client gets for request `id`. An internal error's detail is written to standard error with
+    /// the request ID instead, and the client gets "internal error" and that ID to quote.
+    func clientMessages(requestID id: String) -> [String] {
+        guard let detail else { return messages }
+        complain("vhsmd: request \(id) failed with an internal error: \(detail)")
+        return ["internal error (request id \(id); the server log has the details)"]
+    }
+
+    var description: String { "\(status.code) \(detail ?? messages.joined(separator: "; "))" }
 }

@@ -18,7 +18,7 @@ struct SysBackend: Backend {
     /// Everything `sys/` serves is answered without waiting (storage writes included).
     func respond(_ request: VaultRequest, path: String) throws(VaultError) -> VaultReply {
         switch (request.operation, path) {
-        case (.read, "health"): return health(request)
+        case (.read, "health"): return try health(request)
         case (.read, "seal-status"): return VaultReply(bare: .object(sealStatus))
         case (.read, "metrics"):
             guard request.query["format"] == "prometheus" else {
@@ -322,16 +322,35 @@ struct SysBackend: Backend {
         }
     }
 
+    /// The query parameters that replace `sys/health`'s status codes (Vault's names).
+    static let healthCodeParameters = [
+        "activecode", "standbycode", "drsecondarycode", "haunhealthycode", "performancestandbycode", "removedcode",
+        "sealedcode", "uninitcode",
+    ]
+
+    /// The codes those parameters may ask for: Vault (Go's net/http) writes 100 to 999 and drops the connection
+    /// for others; a 1xx is an interim answer, not a final one, so vhsmd takes 200 to 999.
+    static let healthCodes = 200...999
+
     /// `sys/health`: 200 active, 429 standby, 501 not initialised, 503 sealed; query parameters override codes.
-    private func health(_ request: VaultRequest) -> VaultReply {
-        func code(_ name: String, _ fallback: Int) -> Int { request.query[name].flatMap(Int.init) ?? fallback }
+    private func health(_ request: VaultRequest) throws(VaultError) -> VaultReply {
+        var codes: [String: Int] = [:]
+        for name in Self.healthCodeParameters {
+            guard let text = request.query[name] else { continue }
+            guard let code = Int(text), Self.healthCodes.contains(code) else {
+                throw .badRequest(
+                    "bad code for \(name): '\(text)' is not an HTTP status code from \(Self.healthCodes.lowerBound) "
+                        + "to \(Self.healthCodes.upperBound)")
+            }
+            codes[name] = code
+        }
         let status: Int
         if !state.initialized {
-            status = code("uninitcode", 501)
+            status = codes["uninitcode"] ?? 501
         } else if state.sealed {
-            status = code("sealedcode", 503)
+            status = codes["sealedcode"] ?? 503
         } else {
-            status = code("activecode", 200)
+            status = codes["activecode"] ?? 200
         }
         let body: JSONValue = .object([
             "initialized": .bool(state.initialized), "sealed": .bool(state.sealed), "standby": .bool(false),

@@ -366,6 +366,18 @@ struct TransitBackend: Backend {
             throw VaultError(status: .badRequest, messages: [], data: data)
         }
         if failed, let code = try body.int("partial_failure_response_code") {
+            // Vault takes 1 to 599 and answers 400 with a warning otherwise; vhsmd takes final codes only (200-599).
+            guard (200...599).contains(code) else {
+                return VaultReply(
+                    status: .badRequest, data: data,
+                    topLevel: [
+                        "warnings": .array([
+                            .string(
+                                "invalid HTTP response code override from partial_failure_response_code, reverting "
+                                    + "to 400")
+                        ])
+                    ])
+            }
             return VaultReply(status: HTTPResponse.Status(code: Int(code)), data: data)
         }
         return VaultReply(data: data)

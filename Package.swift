@@ -52,10 +52,12 @@ let package = Package(
         .systemLibrary(name: "CLinux"),
         .systemLibrary(name: "CCryptsetup", pkgConfig: "libcryptsetup", providers: [.apt(["libcryptsetup-dev"])]),
         .target(name: "StrictJSON", swiftSettings: strict),
+        // The one seal-mode type, shared by Volume (which must not import SNP), SNP, Boot and KeyService.
+        .target(name: "Sealing", swiftSettings: strict),
         .target(
-            name: "Volume", dependencies: ["CCryptsetup", "StrictJSON", crypto, cryptoExtras, system],
+            name: "Volume", dependencies: ["CCryptsetup", "StrictJSON", "Sealing", crypto, cryptoExtras, system],
             swiftSettings: strict),
-        .target(name: "SNP", dependencies: [crypto, cryptoExtras, asn1], swiftSettings: strict),
+        .target(name: "SNP", dependencies: ["Sealing", crypto, cryptoExtras, asn1], swiftSettings: strict),
         .target(name: "SNPGuest", dependencies: ["SNP", "CLinux", system], swiftSettings: strict),
         .target(
             name: "SNPEmulator",
@@ -64,13 +66,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "CLI",
-            dependencies: ["SNP", "SNPGuest", "SNPEmulator", "Volume", argumentParser, system],
+            dependencies: ["SNP", "SNPGuest", "SNPEmulator", "Volume", "Sealing", argumentParser, system],
             swiftSettings: strict
         ),
         .target(
             name: "KeyService",
             dependencies: [
-                "SNP", "SNPGuest", crypto, cryptoExtras, asn1, argumentParser,
+                "SNP", "SNPGuest", "Sealing", crypto, cryptoExtras, asn1, argumentParser,
                 .target(name: "SNPEmulator", condition: .when(traits: ["Emulator"])),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -91,7 +93,7 @@ let package = Package(
         .target(
             name: "Boot",
             dependencies: [
-                "SNP", "SNPGuest", "CLinux", "Volume", "StrictJSON", system,
+                "SNP", "SNPGuest", "CLinux", "Volume", "StrictJSON", "Sealing", system,
                 .target(name: "SNPEmulator", condition: .when(traits: ["Emulator"])),
             ],
             swiftSettings: strict
@@ -115,7 +117,7 @@ let package = Package(
         .testTarget(
             name: "KeyServiceTests",
             dependencies: [
-                "KeyService", "SNP", "CLinux", crypto, cryptoExtras, asn1,
+                "KeyService", "SNP", "SNPEmulator", "Sealing", "CLinux", crypto, cryptoExtras, asn1,
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -124,11 +126,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", "Volume", crypto], swiftSettings: strict),
+            name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", "Volume", "Sealing", crypto],
+            swiftSettings: strict),
         .testTarget(
-            name: "BootTests", dependencies: ["Boot", "SNP", "SNPEmulator", "StrictJSON"], swiftSettings: strict),
+            name: "BootTests", dependencies: ["Boot", "SNP", "SNPEmulator", "StrictJSON", "Sealing"],
+            swiftSettings: strict),
         .testTarget(name: "StrictJSONTests", dependencies: ["StrictJSON"], swiftSettings: strict),
         .testTarget(
-            name: "VolumeTests", dependencies: ["Volume", "StrictJSON", crypto, cryptoExtras], swiftSettings: strict),
+            name: "VolumeTests", dependencies: ["Volume", "StrictJSON", "Sealing", crypto, cryptoExtras],
+            swiftSettings: strict),
     ]
 )

@@ -42,21 +42,29 @@ for v in json.load(open('$SNP/vectors.json'))['vectors']:
     if v.get('report'):
         e = v['expect']
         print(v['name'], v['report'], v['endorsement_cert'], v['ica_cert'], v['ark_cert'], v['valid_at'],
-              e['measurement'], e['report_data'], e['host_data'], e['reported_tcb_raw'])
+              e['measurement'], e['report_data'], e['host_data'], e['reported_tcb_raw'], e['policy'] >> 19 & 1)
 ")
 
-while read -r name report cert ica ark at measurement rdata hdata tcb; do
+# A report whose guest policy allows DEBUG is genuine but not acceptable unless --allow-debug (milan_v2_gsg is one).
+while read -r name report cert ica ark at measurement rdata hdata tcb debug; do
   r=$SNP/$report
   c=$SNP/$cert
-  expect 0 "$name genuine" -- "$VHSM" report verify "$r" --cert "$c" --at "$at"
-  expect 0 "$name with chain" -- "$VHSM" report verify "$r" --cert "$c" --chain <(cat "$SNP/$ica" "$SNP/$ark") --at "$at"
-  expect 0 "$name reference values" -- "$VHSM" report verify "$r" --cert "$c" --at "$at" \
+  allow=()
+  if [ "$debug" = 1 ]; then
+    allow=(--allow-debug)
+    expect 1 "$name debug guest refused" -- "$VHSM" report verify "$r" --cert "$c" --at "$at"
+    check "$name refusal names DEBUG" grep -q "GENUINE but NOT ACCEPTABLE" "$work/out"
+    check "$name refusal names the policy" grep -q "POLICY: expected debug not allowed" "$work/out"
+  fi
+  expect 0 "$name genuine" -- "$VHSM" report verify "$r" --cert "$c" --at "$at" "${allow[@]}"
+  expect 0 "$name with chain" -- "$VHSM" report verify "$r" --cert "$c" --chain <(cat "$SNP/$ica" "$SNP/$ark") --at "$at" "${allow[@]}"
+  expect 0 "$name reference values" -- "$VHSM" report verify "$r" --cert "$c" --at "$at" "${allow[@]}" \
     --measurement "$measurement" --report-data "$rdata" --host-data "$hdata" --min-tcb "$tcb"
   expect 1 "$name wrong measurement" -- "$VHSM" report verify "$r" --cert "$c" --at "$at" --measurement "$(printf '00%.0s' $(seq 48))"
   expect 0 "$name show" -- "$VHSM" report show "$r"
   expect 0 "$name show json" -- "$VHSM" report show "$r" --json
   check "$name json measurement" grep -q "\"measurement\" : \"$measurement\"" "$work/out"
-  expect 0 "$name verify json" -- "$VHSM" report verify "$r" --cert "$c" --at "$at" --json
+  expect 0 "$name verify json" -- "$VHSM" report verify "$r" --cert "$c" --at "$at" --json "${allow[@]}"
   check "$name verify json genuine" python3 -c "import json,sys; d=json.load(open('$work/out')); sys.exit(0 if d['genuine'] and d['acceptable'] else 1)"
   for offset in 0 4 8 0x50 0x90 0xC0 0x140 0x180 0x1A0 0x1E0 0x29F 0x2A0 0x2E8 0x2D0 0x330 0x49F; do
     cp "$r" "$work/bad.bin"
@@ -135,6 +143,44 @@ expect 2 "key derive with --tsm" -- "$VHSM" key derive --root vcek --tsm
 expect 1 "report get from a missing device" -- "$VHSM" report get --device "$work/no-sev-guest" -o "$work/x.bin"
 check "the missing device is named" grep -q "no-sev-guest" "$work/err"
 expect 1 "report get from a stopped emulator" -- "$VHSM" report get --emulator "$work/none.sock" -o "$work/x.bin"
+
+# Three TCBs apart, as a host can set them: an update loaded but not committed (CURRENT above COMMITTED) and
+# REPORTED_TCB lowered below COMMITTED_TCB. Reports carry all three and are signed by REPORTED_TCB's VCEK; keys
+# are pinned to COMMITTED_TCB by default and refused above it.
+st=$work/chip-tcbs
+committed=04000000000018db current=0400000000001adc reported=02000000000012c8
+expect 2 "emulator init refuses CURRENT below COMMITTED" -- "$VHSM" emulator init --state "$st" --product milan \
+  --tcb "$current" --current-tcb "$committed"
+expect 0 "emulator init with three TCBs" -- "$VHSM" emulator init --state "$st" --product milan --tcb "$committed" \
+  --current-tcb "$current" --reported-tcb "$reported"
+expect 0 "emulator certs of REPORTED_TCB" -- "$VHSM" emulator certs --state "$st" --out "$st/certs"
+expect 0 "emulator report with three TCBs" -- "$VHSM" emulator report --state "$st" --report-data 03 -o "$st/report.bin"
+expect 0 "the report verifies with REPORTED_TCB's VCEK" -- "$VHSM" report verify "$st/report.bin" --cert "$st/certs/vcek.der" \
+  --chain "$st/certs/ask.pem" --trust-emulator-root "$st/certs/ark.pem" --min-tcb "$reported"
+expect 0 "report show json with three TCBs" -- "$VHSM" report show "$st/report.bin" --json
+check "REPORTED, COMMITTED, CURRENT and LAUNCH TCB as set" python3 -c "
+import json, sys
+d = json.load(open('$work/out'))
+sys.exit(0 if (d['reported_tcb']['raw'], d['committed_tcb']['raw'], d['current_tcb']['raw'], d['launch_tcb']['raw'])
+         == ('$reported', '$committed', '$current', '$current') else 1)"
+lowest=01000000000010c0
+expect 2 "serve refuses REPORTED_TCB above CURRENT_TCB" -- "$VHSM" emulator serve --state "$st" --socket "$work/x.sock" \
+  --reported-tcb 0400000000001bdc
+"$VHSM" emulator serve --state "$st" --socket "$work/tcb.sock" --reported-tcb "$lowest" 2>"$work/serve-tcb.log" &
+tcbserver=$!
+for _ in $(seq 100); do [ -S "$work/tcb.sock" ] && break; sleep 0.05; done
+expect 0 "report get under a host-lowered REPORTED_TCB" -- "$VHSM" report get --emulator "$work/tcb.sock" -o "$work/low.bin" --certs-out "$work/low"
+expect 0 "it verifies with the lowered TCB's VCEK from the table" -- "$VHSM" report verify "$work/low.bin" \
+  --cert-table "$work/low/certs.bin" --trust-emulator-root "$st/certs/ark.pem"
+expect 0 "key derive pins COMMITTED_TCB by default" -- "$VHSM" key derive --root vcek --fields policy,tcb --emulator "$work/tcb.sock"
+kc=$(cat "$work/out")
+expect 0 "key derive at COMMITTED_TCB explicitly" -- "$VHSM" key derive --root vcek --fields policy,tcb --tcb "$committed" --emulator "$work/tcb.sock"
+check "the default pin is COMMITTED_TCB" test "$kc" = "$(cat "$work/out")"
+expect 1 "key derive at CURRENT_TCB (above COMMITTED) is refused" -- "$VHSM" key derive --root vcek --fields policy,tcb \
+  --tcb "$current" --emulator "$work/tcb.sock"
+check "INVALID_PARAM is named" grep -q "INVALID_PARAM" "$work/err"
+kill "$tcbserver" 2>/dev/null
+wait "$tcbserver" 2>/dev/null
 
 # Launch measurement and ID blocks: the emulator measures the files QEMU would boot, and the firmware model
 # accepts an ID block only for that measurement and policy.

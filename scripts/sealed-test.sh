@@ -41,10 +41,12 @@ serve() {
 }
 serve chip
 mkdir -p "$work/data"
+# The emulator launches at QEMU's default policy 0x30000, which allows SMT (the emulated chips report SMT_EN like
+# the real samples); vhsmd refuses that unless the configuration says allow_smt.
 config() {
   cat >"$work/config-$1.json" <<JSON
 {"listener": {"address": "127.0.0.1:$port" ${2:-}}, "storage": {"path": "$work/data"},
- "seal": "emulator:$work/$1", "audit_file": "$work/audit.log"}
+ "seal": "emulator:$work/$1", "allow_smt": true, "audit_file": "$work/audit.log"}
 JSON
   echo "$work/config-$1.json"
 }

@@ -64,14 +64,16 @@ struct Attestation {
         }
     }
 
-    /// The one or two console lines an operator needs to compare a launch with its expected values.
+    /// The one or two console lines an operator needs to compare a launch with its expected values. REPORTED_TCB
+    /// names the VCEK (the host chooses it); COMMITTED_TCB is what a new enrollment pins.
     static func summary(_ report: AttestationReport) -> [String] {
         let layout = report.product?.tcbLayout ?? .milanGenoa
         let product = report.product.map { " \($0.name)" } ?? ""
         return [
             "vhsm-init: report MEASUREMENT=\(Hex.encode(report.measurement)) "
                 + "POLICY=0x\(String(report.policy.rawValue, radix: 16)) "
-                + "REPORTED_TCB=\(report.reportedTCB.hex) (\(report.reportedTCB.levels(layout)))",
+                + "REPORTED_TCB=\(report.reportedTCB.hex) (\(report.reportedTCB.levels(layout))) "
+                + "COMMITTED_TCB=\(report.committedTCB.hex)",
             "vhsm-init: report CHIP_ID=\(Hex.encode(report.chipID.prefix(8)))… "
                 + "HOST_DATA=\(Hex.encode(report.hostData)) VMPL=\(report.vmpl) GUEST_SVN=\(report.guestSVN) "
                 + "v\(report.version)\(product)",

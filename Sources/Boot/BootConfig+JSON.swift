@@ -1,3 +1,5 @@
+import SNP
+import Sealing
 import StrictJSON
 
 extension BootConfig {
@@ -15,6 +17,8 @@ extension BootConfig {
                 ])
             ),
             ("seal", .string(seal.rawValue)),
+            ("min_tcb", string(minimumTCB?.hex)),
+            ("allow_smt", .bool(allowSMT)),
             ("volume", .string(volume)),
             ("mapper", .string(mapperName)),
             ("mount", .string(mountPoint)),

@@ -1,3 +1,4 @@
+import Sealing
 import StrictJSON
 
 /// Reading the configuration: the file's object, then the command line, each key checked against
@@ -73,6 +74,8 @@ extension BootConfig {
         case "attestation.provider": attestation.provider = try value.choice(Provider.self)
         case "attestation.path": attestation.path = try value.absolutePath()
         case "seal": seal = try value.choice(SealMode.self)
+        case "min_tcb": minimumTCB = try value.tcb()
+        case "allow_smt": allowSMT = try value.boolean()
         case "volume": volume = try value.volume()
         case "mapper": mapperName = try value.mapperName()
         case "mount": mountPoint = try value.absolutePath()

@@ -1,3 +1,6 @@
+import SNP
+import Sealing
+
 /// The boot agent's configuration: `/etc/vhsm/init.json` in the initramfs, then `vhsm.*` parameters from
 /// `/proc/cmdline` on top (both are part of the launch measurement). Unknown keys are errors, in both places.
 ///
@@ -13,6 +16,8 @@
 /// | `attestation.provider` | `sev-guest`, `tsm`, `emulator` | `sev-guest` | who answers MSG_REPORT_REQ / MSG_KEY_REQ; never a fallback. `emulator` only in a build with the `Emulator` trait; `tsm` is refused (configfs-tsm has no MSG_KEY_REQ) |
 /// | `attestation.path` | path | `/dev/sev-guest`; `/dev/vport0p1` for `emulator` | the device (or virtio-serial port) to open |
 /// | `seal` | `measurement`, `platform`, `image` | `measurement` | what the sealing key is bound to (DESIGN §4); a new volume is enrolled with it, an existing one is opened with the mode its token records and must match |
+/// | `min_tcb` | TCB_VERSION, 16 hex digits in report order, or `null` | `null` | refuse to enroll or unlock when a component of the report's COMMITTED_TCB is below this one's (the pinned TCB is COMMITTED_TCB, never the host-set REPORTED_TCB) |
+/// | `allow_smt` | boolean | `false` | accept a guest policy that allows SMT; DEBUG and MIGRATE_MA are always refused |
 /// | `volume` | `/dev/…` or `UUID=<luks uuid>` | `/dev/vda` | the LUKS2 data volume; a first boot needs a path (a blank disk has no UUID) |
 /// | `mapper` | name | `vhsm` | the device-mapper name: `/dev/mapper/<mapper>` |
 /// | `mount` | absolute path | `/var/lib/vhsm` | where the ext4 filesystem is mounted |
@@ -98,6 +103,9 @@ struct BootConfig: Equatable, Sendable {
 
     var attestation = Attestation()
     var seal: SealMode = .measurement
+    /// `min_tcb`: nil, no minimum beyond what the firmware enforces.
+    var minimumTCB: TCBVersion?
+    var allowSMT = false
     var volume = "/dev/vda"
     var mapperName = "vhsm"
     var mountPoint = "/var/lib/vhsm"
@@ -131,6 +139,9 @@ struct BootConfig: Equatable, Sendable {
     }
 
     var effectiveModules: [String] { modules ?? defaultModules }
+
+    /// What a launch must meet before this configuration enrolls or unlocks (`min_tcb`, `allow_smt`).
+    var sealing: SealingRequirements { SealingRequirements(minimumTCB: minimumTCB, allowSMT: allowSMT) }
 
     /// `/dev/mapper/<mapper>`.
     var mapperPath: String { "/dev/mapper/\(mapperName)" }

@@ -42,7 +42,8 @@ enum ConfigKeys {
     ]
 
     static let scalars = [
-        "seal", "volume", "mapper", "mount", "integrity", "modules", "on_failure", "recovery_key", "device_wait_ms",
+        "seal", "min_tcb", "allow_smt", "volume", "mapper", "mount", "integrity", "modules", "on_failure",
+        "recovery_key", "device_wait_ms",
     ]
 
     /// The field a string given to a whole section sets: its mode or provider. `restart` has none.
@@ -51,7 +52,8 @@ enum ConfigKeys {
     }
 
     static let all: [String] = {
-        var keys = ["attestation.provider", "attestation.path", "seal", "volume", "mapper", "mount", "integrity"]
+        var keys = ["attestation.provider", "attestation.path", "seal", "min_tcb", "allow_smt", "volume", "mapper"]
+        keys += ["mount", "integrity"]
         keys += ["modules"] + sections["network"]!.map { "network.\($0)" }
         keys += sections["handoff"]!.map { "handoff.\($0)" } + sections["restart"]!.map { "restart.\($0)" }
         keys += ["on_failure", "recovery_key", "device_wait_ms"]

@@ -1,3 +1,4 @@
+import SNP
 import StrictJSON
 
 /// One configuration value on its way to a typed field; every conversion names the key and the source when
@@ -32,6 +33,16 @@ struct ConfigValue {
             throw invalid(text, "one of " + Choice.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", "))
         }
         return value
+    }
+
+    /// TCB_VERSION as 16 hex digits, the 8 bytes in report order (as `vhsm report show` prints them);
+    /// `null` in the file: no minimum.
+    func tcb() throws(ConfigError) -> TCBVersion? {
+        if case .json(.null) = input { return nil }
+        let text = try string()
+        do throws(HexError) { return try TCBVersion(hex: text) } catch {
+            throw invalid(text, "a TCB_VERSION: 16 hex digits, the 8 bytes in report order (e.g. 0300000000000873)")
+        }
     }
 
     func boolean() throws(ConfigError) -> Bool {

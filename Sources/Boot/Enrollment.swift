@@ -1,4 +1,5 @@
 import SNP
+import Sealing
 
 /// What the `vhsm-snp` token records about how a volume was enrolled: the seal mode, the exact
 /// GUEST_FIELD_SELECT, the pinned TCB, and the launch values the key is bound to in that mode. The token is
@@ -7,7 +8,7 @@ import SNP
 struct Enrollment: Equatable, Sendable {
     var mode: SealMode
     var guestFieldSelect: GuestFieldSelect
-    /// TCB_VERSION the derivation is pinned to (REPORTED_TCB at enrollment).
+    /// TCB_VERSION the derivation is pinned to (`SealingRequirements.pin(for:)` at enrollment: COMMITTED_TCB).
     var tcb: TCBVersion
     /// Measurement mode: MEASUREMENT at enrollment (48 bytes).
     var measurement: [UInt8]?
@@ -30,10 +31,15 @@ struct Enrollment: Equatable, Sendable {
         self.guestSVN = guestSVN
     }
 
-    /// The enrollment a first boot writes for `mode` from the current report: TCB pinned to REPORTED_TCB, and the
-    /// mode's launch values.
-    init(firstBoot mode: SealMode, report: AttestationReport) {
-        self.init(mode: mode, guestFieldSelect: mode.guestFieldSelect, tcb: report.reportedTCB)
+    /// The enrollment a first boot writes for `mode` from the current report: the TCB `requirements` pin
+    /// (COMMITTED_TCB, never the host-set REPORTED_TCB), and the mode's launch values. A launch the requirements
+    /// refuse (DEBUG, MIGRATE_MA, SMT unless allowed, COMMITTED_TCB below min_tcb) is not enrolled.
+    init(
+        firstBoot mode: SealMode, report: AttestationReport, requirements: SealingRequirements
+    )
+        throws(SealingRefusal)
+    {
+        self.init(mode: mode, guestFieldSelect: mode.guestFieldSelect, tcb: try requirements.pin(for: report))
         switch mode {
         case .measurement: measurement = report.measurement
         case .platform: break
@@ -50,24 +56,5 @@ struct Enrollment: Equatable, Sendable {
         DerivedKeyRequest(
             root: .vcek, guestFieldSelect: guestFieldSelect, vmpl: 0,
             guestSVN: guestFieldSelect.contains(.guestSVN) ? guestSVN ?? 0 : 0, tcbVersion: tcb)
-    }
-}
-
-/// Seal modes (DESIGN §4), so the `Volume` bridge can map the token's mode string.
-enum SealMode: String, CaseIterable, Sendable {
-    /// GUEST_POLICY + MEASUREMENT + TCB_VERSION: this kernel + initramfs + cmdline on this chip.
-    case measurement
-    /// GUEST_POLICY + TCB_VERSION: this chip, any image.
-    case platform
-    /// GUEST_POLICY + IMAGE_ID + FAMILY_ID + GUEST_SVN + TCB_VERSION: images signed with the same ID key
-    /// (the firmware always mixes in its digest) at an SVN not below the enrolled one.
-    case image
-
-    var guestFieldSelect: GuestFieldSelect {
-        switch self {
-        case .measurement: [.guestPolicy, .measurement, .tcbVersion]
-        case .platform: [.guestPolicy, .tcbVersion]
-        case .image: [.guestPolicy, .imageID, .familyID, .guestSVN, .tcbVersion]
-        }
     }
 }

@@ -1,4 +1,5 @@
 import SNP
+import Sealing
 
 /// Compares what a volume's token says it was enrolled with against this boot's report and configuration,
 /// before any key is derived or tried, so a refusal names the value that changed instead of a failed unlock.

@@ -25,7 +25,7 @@ struct LUKSBootVolume: BootVolume {
         device: String, uuid: String, enrollment: Enrollment, integrity: Bool, sealingKey: [UInt8],
         recoveryPublicKeyPEM: String?
     ) throws -> String? {
-        let mode = Self.volumeMode(enrollment.mode)
+        let mode = enrollment.mode
         let keys = VolumeKeys.derive(sealingKey: sealingKey, volumeUUID: uuid, mode: mode)
         let request = LUKSVolume.FormatRequest(
             uuid: uuid, integrity: integrity, binding: Self.binding(enrollment),
@@ -75,36 +75,22 @@ struct LUKSBootVolume: BootVolume {
 
     private func keys(for volume: ValidatedVolume<ValidatedHeader>, sealingKey: [UInt8]) -> VolumeKeys {
         VolumeKeys.derive(
-            sealingKey: sealingKey, volumeUUID: volume.uuid, mode: Self.volumeMode(volume.enrollment.mode))
-    }
-
-    static func volumeMode(_ mode: SealMode) -> Volume.SealMode {
-        switch mode {
-        case .measurement: .measurement
-        case .platform: .platform
-        case .image: .image
-        }
+            sealingKey: sealingKey, volumeUUID: volume.uuid, mode: volume.enrollment.mode)
     }
 
     static func binding(_ enrollment: Enrollment) -> SNPBinding {
         SNPBinding(
-            mode: volumeMode(enrollment.mode), guestFieldSelect: enrollment.guestFieldSelect.rawValue,
+            mode: enrollment.mode, guestFieldSelect: enrollment.guestFieldSelect.rawValue,
             tcb: enrollment.tcb.bytes, measurement: enrollment.measurement, imageID: enrollment.imageID,
             familyID: enrollment.familyID, guestSVN: enrollment.guestSVN)
     }
 
     static func enrollment(_ binding: SNPBinding) throws -> Enrollment {
-        let mode: SealMode =
-            switch binding.mode {
-            case .measurement: .measurement
-            case .platform: .platform
-            case .image: .image
-            }
         guard binding.tcb.count == 8 else {
             throw UnusableToken(description: "the vhsm-snp token's TCB is not 8 bytes")
         }
         return Enrollment(
-            mode: mode, guestFieldSelect: GuestFieldSelect(rawValue: binding.guestFieldSelect),
+            mode: binding.mode, guestFieldSelect: GuestFieldSelect(rawValue: binding.guestFieldSelect),
             tcb: try TCBVersion(bytes: binding.tcb), measurement: binding.measurement, imageID: binding.imageID,
             familyID: binding.familyID, guestSVN: binding.guestSVN)
     }

@@ -1,4 +1,5 @@
 import SNP
+import Sealing
 
 /// DESIGN §3 step 6: find the volume; a blank one is formatted, enrolled and given a filesystem; one of ours is
 /// checked against the report, its token MAC verified, and unlocked from the validated header copy. Anything else
@@ -26,6 +27,8 @@ struct VolumeStage<Volume: BootVolume> {
     }
 
     func run() throws(BootError) -> Result {
+        // Before enrolling and before unlocking: DEBUG, MIGRATE_MA, SMT unless allowed, COMMITTED_TCB below min_tcb.
+        if let refusal = config.sealing.refusal(for: report) { throw Self.refused(refusal) }
         let (device, probe) = try locate()
         switch probe {
         case .blank: return try firstBoot(device)
@@ -62,12 +65,16 @@ struct VolumeStage<Volume: BootVolume> {
 
     private func firstBoot(_ device: String) throws(BootError) -> Result {
         let uuid = VolumeUUID.make(from: randomBytes(16))
-        let enrollment = Enrollment(firstBoot: config.seal, report: report)
+        let enrollment: Enrollment
+        do throws(SealingRefusal) {
+            enrollment = try Enrollment(firstBoot: config.seal, report: report, requirements: config.sealing)
+        } catch { throw Self.refused(error) }
         var key = try deriveKey(enrollment)
         defer { key.zeroize() }
         say(
             "vhsm-init: \(device) is blank: formatting LUKS2 \(uuid), seal \(enrollment.mode.rawValue), "
-                + "TCB \(enrollment.tcb.hex)\(config.integrity ? ", integrity hmac(sha256)" : "")")
+                + "TCB \(enrollment.tcb.hex) (COMMITTED_TCB)\(config.integrity ? ", integrity hmac(sha256)" : "")")
+        if enrollment.mode == .platform { say(Self.platformWarning) }
         let recovery: String?
         do {
             recovery = try volume.format(
@@ -107,6 +114,20 @@ struct VolumeStage<Volume: BootVolume> {
         defer { key.zeroize() }
         let mapped = try verifyAndUnlock(validated, key: key)
         return Result(device: device, mappedDevice: mapped, uuid: validated.uuid, firstBoot: false)
+    }
+
+    /// Printed when a volume is enrolled with the platform seal.
+    static var platformWarning: String {
+        "vhsm-init: warning: seal platform binds no image: any kernel, initramfs and command line the host "
+            + "launches on this chip with the same policy and HOST_DATA (and ID key, if any) derives this key and "
+            + "opens the volume; use seal measurement or image unless every such image is trusted"
+    }
+
+    static func refused(_ refusal: SealingRefusal) -> BootError {
+        BootError(
+            stage: .attest, cause: "\(refusal) (nothing was enrolled or unlocked)",
+            next: "launch without DEBUG and MIGRATE_MA in the guest policy, without SMT unless allow_smt is set, "
+                + "on firmware whose COMMITTED_TCB meets min_tcb")
     }
 
     /// The token MAC first (it proves the header parameters are the ones enrolled with this key), then the

@@ -14,19 +14,24 @@ struct EmulatorInit: AsyncParsableCommand {
 
     @Option(help: "State directory to create.") var state: String
     @Option(help: "Product line: milan, genoa or turin.") var product: Product
-    @Option(help: "TCB_VERSION of the platform (8 bytes hex in report order); default: a recent real one.")
+    @Option(help: "COMMITTED_TCB of the platform (8 bytes hex in report order); default: a recent real one.")
     var tcb: String?
+    @Option(help: "CURRENT_TCB, at or above --tcb per component (an update not yet committed); default: --tcb.")
+    var currentTCB: String?
+    @Option(help: "REPORTED_TCB, the host's SNP_SET_CONFIG choice, at most CURRENT_TCB; default: CURRENT_TCB.")
+    var reportedTCB: String?
 
     func run() async throws {
         let store = ChipStore(directory: state)
         guard !store.exists else { throw CLIError.usage(EmulatorError.stateExists(path: state).description) }
-        let levels = try tcb.map { try Inputs.tcb($0, option: "--tcb").levels(product.tcbLayout) }
-        if let tcb, try Inputs.tcb(tcb, option: "--tcb").hasReservedBits(product.tcbLayout) {
-            throw CLIError.usage("--tcb \(tcb) sets bytes that are reserved in the \(product.name) TCB layout")
-        }
+        let levels = try EmulatorSupport.levels(tcb, option: "--tcb", product: product)
+        let current = try EmulatorSupport.levels(currentTCB, option: "--current-tcb", product: product)
+        let reported = try EmulatorSupport.levels(reportedTCB, option: "--reported-tcb", product: product)
         FileHandle.standardError.write(Data("generating the emulator's ARK and ASK (RSA-4096)…\n".utf8))
         let chip: ChipState
-        do { chip = try ChipState.create(product: product, tcb: levels) } catch {
+        do {
+            chip = try ChipState.create(product: product, tcb: levels, currentTCB: current, reportedTCB: reported)
+        } catch {
             throw CLIError.refused("cannot create the chip: \(error)")
         }
         do { try store.create(chip) } catch { throw CLIError.refused(error.description) }
@@ -35,7 +40,9 @@ struct EmulatorInit: AsyncParsableCommand {
             """
             created an emulated \(product.name) chip in \(state)
               chip id      \(Hex.encode(chip.chipID.prefix(product.chipIDLength)))
-              tcb          \(chip.tcbVersion.hex)  (\(chip.tcb))
+              committed    \(chip.tcbVersion.hex)  (\(chip.tcb))
+              current      \(chip.currentTCBVersion.hex)  (\(chip.currentTCB))
+              reported     \(chip.reportedTCBVersion.hex)  (\(chip.reportedTCB))
               report       version \(chip.profile.reportVersion), firmware \(chip.profile.firmware)
               emulator ARK SHA-256 \(ark) (not an AMD root: verifiers need --trust-emulator-root)
             """)

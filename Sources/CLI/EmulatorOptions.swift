@@ -72,6 +72,24 @@ enum EmulatorSupport {
         do { return (store, try store.load()) } catch { throw CLIError.usage(error.description) }
     }
 
+    /// An optional TCB option as levels of `product`'s layout; reserved bytes are refused.
+    static func levels(_ text: String?, option: String, product: Product) throws -> TCBLevels? {
+        guard let text else { return nil }
+        let tcb = try Inputs.tcb(text, option: option)
+        guard !tcb.hasReservedBits(product.tcbLayout) else {
+            throw CLIError.usage("\(option) \(text) sets bytes that are reserved in the \(product.name) TCB layout")
+        }
+        return tcb.levels(product.tcbLayout)
+    }
+
+    /// `chip` with the host's REPORTED_TCB from `--reported-tcb`, when given (SNP_SET_CONFIG before the launch).
+    static func reporting(_ chip: ChipState, _ reportedTCB: String?) throws -> ChipState {
+        guard let reported = try levels(reportedTCB, option: "--reported-tcb", product: chip.product) else {
+            return chip
+        }
+        do { return try chip.settingReportedTCB(reported) } catch { throw CLIError.usage(error.description) }
+    }
+
     static func launch(
         _ chip: ChipState, _ store: ChipStore, _ context: LaunchContext, name: String
     ) throws

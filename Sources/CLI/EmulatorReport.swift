@@ -12,9 +12,12 @@ struct EmulatorReport: AsyncParsableCommand {
     @OptionGroup var launch: LaunchOptions
     @Option(help: "The VMPL the report is requested for (0–3).") var vmpl: UInt32 = 0
     @Option(name: .shortAndLong, help: "Where to write the raw report.") var output: String
+    @Option(help: "REPORTED_TCB the host sets (SNP_SET_CONFIG), up to CURRENT_TCB; default: the chip's.")
+    var reportedTCB: String?
 
     func run() async throws {
-        let (store, chip) = try EmulatorSupport.load(state)
+        let (store, stored) = try EmulatorSupport.load(state)
+        let chip = try EmulatorSupport.reporting(stored, reportedTCB)
         let data = try Inputs.paddedHex(reportData, option: "--report-data", count: 64)
         guard vmpl <= 3 else { throw CLIError.usage("--vmpl must be 0 to 3") }
         let guest = try EmulatorSupport.launch(

@@ -17,9 +17,16 @@ struct EmulatorServe: AsyncParsableCommand {
     @Option(help: "The unix socket to listen on.") var socket: String
     @OptionGroup var launch: LaunchOptions
     @Option(help: "The guest's own VMPL: requests for a lower VMPL are refused (INVALID_PARAM).") var vmpl: UInt32 = 0
+    @Option(
+        help: """
+            REPORTED_TCB the host sets for this launch (SNP_SET_CONFIG; 8 bytes hex in report order): anything up \
+            to CURRENT_TCB, also below COMMITTED_TCB. Default: the chip's.
+            """)
+    var reportedTCB: String?
 
     func run() async throws {
-        let (store, chip) = try EmulatorSupport.load(state)
+        let (store, stored) = try EmulatorSupport.load(state)
+        let chip = try EmulatorSupport.reporting(stored, reportedTCB)
         guard vmpl <= 3 else { throw CLIError.usage("--vmpl must be 0 to 3") }
         let guest = try EmulatorSupport.launch(
             chip, store, try launch.context(callerVMPL: vmpl), name: "emulator \(socket)")
@@ -38,7 +45,8 @@ struct EmulatorServe: AsyncParsableCommand {
             SignalSources.keep(source)
         }
         let summary = """
-            vhsm emulator: \(chip.product.name) chip \(Hex.encode(chip.chipID.prefix(4)))…, TCB \(chip.tcbVersion.hex), \
+            vhsm emulator: \(chip.product.name) chip \(Hex.encode(chip.chipID.prefix(4)))…, TCB committed \(chip.tcbVersion.hex) \
+            current \(chip.currentTCBVersion.hex) reported \(chip.reportedTCBVersion.hex), \
             policy 0x\(String(guest.launch.policy.rawValue, radix: 16)), measurement \(Hex.encode(guest.launch.measurement.prefix(8)))…
             vhsm emulator: listening on \(path)
             """

@@ -21,7 +21,10 @@ struct KeyDerive: AsyncParsableCommand {
     var fields: String = ""
     @Option(help: "The VMPL to bind (0–3; not below the guest's own).") var vmpl: UInt32 = 0
     @Option(help: "Guest SVN to bind with 'guest-svn' (at most the ID block's).") var guestSvn: UInt32 = 0
-    @Option(help: "TCB_VERSION to bind with 'tcb' (8 bytes hex in report order); default: the current TCB.")
+    @Option(
+        help:
+            "TCB_VERSION to bind with 'tcb' (8 bytes hex in report order); default: COMMITTED_TCB, the highest the firmware derives."
+    )
     var tcb: String?
     @OptionGroup var source: DeviceOptions
 
@@ -32,8 +35,9 @@ struct KeyDerive: AsyncParsableCommand {
         var pinned = try tcb.map { try Inputs.tcb($0, option: "--tcb") }
         let device = try source.open(allowTSM: false)
         if select.contains(.tcbVersion), pinned == nil {
-            // Pin to the TCB the platform runs now, as the report states it.
-            do { pinned = try device.attestationReport(ReportRequest(vmpl: vmpl)).currentTCB } catch {
+            // Pin to COMMITTED_TCB: CURRENT_TCB may run ahead of it (the firmware refuses a key above it), and
+            // REPORTED_TCB is whatever the host chose.
+            do { pinned = try device.attestationReport(ReportRequest(vmpl: vmpl)).committedTCB } catch {
                 throw CLIError.device(device, error)
             }
         }

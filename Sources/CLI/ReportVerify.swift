@@ -12,7 +12,9 @@ struct ReportVerify: AsyncParsableCommand {
             the signer kind matches KEY_INFO, every certificate valid at --at (default: now).
             Roots: only AMD's pinned ARKs for Milan, Genoa and Turin, plus the one --trust-emulator-root names. \
             Without --chain, AMD's built-in ASK/ASVK for the report's product is used.
-            Acceptable: every reference value given (--measurement, --report-data, --host-data, --min-tcb) matches.
+            Acceptable: every reference value given (--measurement, --report-data, --host-data, --min-tcb) matches, \
+            and the guest policy does not allow DEBUG (the host can read and change a debug guest's memory), \
+            unless --allow-debug.
 
             Exit 0 genuine and acceptable; 1 not (every problem is listed); 2 usage error or unreadable input.
             """)
@@ -29,6 +31,8 @@ struct ReportVerify: AsyncParsableCommand {
     @Option(help: "Expected HOST_DATA (32 bytes hex).") var hostData: String?
     @Option(help: "Minimum REPORTED_TCB, per component (8 bytes hex in report order, e.g. 0300000000000873).")
     var minTCB: String?
+    @Flag(help: "Accept a guest policy that allows DEBUG (refused by default: the host can read its memory).")
+    var allowDebug = false
     @Flag(help: "Print JSON.") var json = false
 
     struct Verdict: Encodable {
@@ -53,6 +57,7 @@ struct ReportVerify: AsyncParsableCommand {
         policy.reportData = try reportData.map { try Inputs.paddedHex($0, option: "--report-data", count: 64) }
         policy.hostData = try hostData.map { try Inputs.hex($0, option: "--host-data", count: 32) }
         policy.minimumTCB = try minTCB.map { try Inputs.tcb($0, option: "--min-tcb") }
+        policy.forbidden = allowDebug ? [] : [.debugAllowed]
 
         var candidates: [AMDCertificate] = []
         var endorsement = try cert.map(Inputs.certificate)

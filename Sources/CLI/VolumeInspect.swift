@@ -1,5 +1,6 @@
 import ArgumentParser
 import SNP
+import Sealing
 import Volume
 
 struct VolumeInspect: AsyncParsableCommand {

@@ -3,6 +3,8 @@ import FoundationEssentials
 import Glibc
 import Hummingbird
 import Logging
+import SNP
+import Sealing
 import ServiceLifecycle
 import UnixSignals
 
@@ -27,9 +29,12 @@ struct VHSMD: AsyncParsableCommand {
               {"listener": {"address": "0.0.0.0:8200",
                             "tls_cert_file": "/etc/vhsm/tls.crt", "tls_key_file": "/etc/vhsm/tls.key"},
                "storage": {"path": "/var/lib/vhsm"},
-               "seal": "sev-guest", "seal_mode": "measurement",
+               "seal": "sev-guest", "seal_mode": "measurement", "min_tcb": "0300000000000873", "allow_smt": false,
                "audit_file": "/var/lib/vhsm/audit.log"}
-            seal_mode binds the barrier like the LUKS volume: measurement (default), platform or image.
+            seal_mode binds the barrier like the LUKS volume: measurement (default), platform or image. Every start \
+            refuses a launch whose guest policy allows DEBUG or MIGRATE_MA, or SMT unless allow_smt is true, or \
+            whose COMMITTED_TCB is below min_tcb (TCB_VERSION hex in report order); the TCB pinned on first use \
+            is COMMITTED_TCB.
             Config mode serves HTTPS: with the given certificate chain (PEM, leaf first) and key, or, without \
             them, with a self-signed P-256 certificate made on first start and kept in DATA/tls/ (its SHA-256 \
             fingerprint is printed at every start; clients trust DATA/tls/cert.pem or pin the fingerprint). \
@@ -96,7 +101,8 @@ struct VHSMD: AsyncParsableCommand {
                 throw ConfigError("cannot open the data directory \(settings.dataDirectory): \(error)")
             }
             let seal = try BarrierSeal.provider(
-                settings.seal, mode: settings.sealMode, directory: settings.dataDirectory)
+                settings.seal, mode: settings.sealMode, requirements: settings.sealing,
+                directory: settings.dataDirectory, warn: { announce($0) })
             do {
                 runtime = try Runtime(barrier: Barrier(backend: backend), seal: seal, storageType: "sqlite")
             } catch {
@@ -243,7 +249,9 @@ struct ServerConfig {
     var address: String
     var dataDirectory: String
     var seal: String
-    var sealMode: BarrierSeal.Mode = .measurement
+    var sealMode: SealMode = .measurement
+    /// `min_tcb` and `allow_smt`: what a launch must meet before the barrier is sealed or unsealed.
+    var sealing = SealingRequirements()
     var auditFile: String?
     var tls: TLS
 
@@ -252,7 +260,7 @@ struct ServerConfig {
         let root: JSONValue
         do { root = try JSONValue.parse(Array(data)) } catch { throw ConfigError("\(path) is not JSON: \(error)") }
         guard case .object(let top) = root else { throw ConfigError("\(path) must hold a JSON object") }
-        try allow(top, ["listener", "storage", "seal", "seal_mode", "audit_file"], in: path)
+        try allow(top, ["listener", "storage", "seal", "seal_mode", "min_tcb", "allow_smt", "audit_file"], in: path)
         guard case .object(let listener)? = top["listener"], case .object(let storage)? = top["storage"] else {
             throw ConfigError("\(path) needs \"listener\" and \"storage\" objects")
         }
@@ -284,15 +292,31 @@ struct ServerConfig {
         if case .string(let value)? = storage["path"] { directory = value }
         var auditFile: String?
         if case .string(let value)? = top["audit_file"] { auditFile = value }
-        var sealMode = BarrierSeal.Mode.measurement
+        var sealMode = SealMode.measurement
         if let value = top["seal_mode"] {
-            guard case .string(let text) = value, let mode = BarrierSeal.Mode(rawValue: text) else {
+            guard case .string(let text) = value, let mode = SealMode(rawValue: text) else {
                 throw ConfigError("\(path): seal_mode must be \"measurement\", \"platform\" or \"image\"")
             }
             sealMode = mode
         }
+        var sealing = SealingRequirements()
+        switch top["min_tcb"] {
+        case nil, .null?: break
+        case .string(let text)?:
+            do { sealing.minimumTCB = try TCBVersion(hex: text) } catch {
+                throw ConfigError(
+                    "\(path): min_tcb must be a TCB_VERSION, 16 hex digits in report order, not '\(text)'")
+            }
+        default: throw ConfigError("\(path): min_tcb must be a string (16 hex digits) or null")
+        }
+        switch top["allow_smt"] {
+        case nil: break
+        case .bool(let allow)?: sealing.allowSMT = allow
+        default: throw ConfigError("\(path): allow_smt must be true or false")
+        }
         return ServerConfig(
-            address: address, dataDirectory: directory, seal: seal, sealMode: sealMode, auditFile: auditFile, tls: tls)
+            address: address, dataDirectory: directory, seal: seal, sealMode: sealMode, sealing: sealing,
+            auditFile: auditFile, tls: tls)
     }
 
     private static func allow(_ object: [String: JSONValue], _ keys: Set<String>, in place: String) throws {

@@ -6,24 +6,38 @@ public struct ReportPolicy: Hashable, Sendable {
     public var hostData: [UInt8]?
     /// Each component of REPORTED_TCB must be at least this one's.
     public var minimumTCB: TCBVersion?
+    /// Each component of COMMITTED_TCB must be at least this one's. REPORTED_TCB is the host's choice
+    /// (SNP_SET_CONFIG) and names the VCEK that signed the report; COMMITTED_TCB is the firmware's anti-rollback
+    /// floor, the TCB a sealing agent pins and the one a minimum for sealing is about.
+    public var minimumCommittedTCB: TCBVersion?
     public var vmpl: UInt32?
     /// Policy bits the guest must not have been launched with.
     public var forbidden: GuestPolicy
 
     public init(
         measurement: [UInt8]? = nil, reportData: [UInt8]? = nil, hostData: [UInt8]? = nil,
-        minimumTCB: TCBVersion? = nil, vmpl: UInt32? = nil, forbidden: GuestPolicy = []
+        minimumTCB: TCBVersion? = nil, minimumCommittedTCB: TCBVersion? = nil, vmpl: UInt32? = nil,
+        forbidden: GuestPolicy = []
     ) {
         self.measurement = measurement
         self.reportData = reportData
         self.hostData = hostData
         self.minimumTCB = minimumTCB
+        self.minimumCommittedTCB = minimumCommittedTCB
         self.vmpl = vmpl
         self.forbidden = forbidden
     }
 
-    /// The policy a sealing agent uses: no debugging, no migration agent, plus the given values.
-    public static let sealing = ReportPolicy(forbidden: [.debugAllowed, .migrationAgentAllowed])
+    /// The policy a sealing agent (vhsm-init's volume, vhsmd's barrier) holds a launch to before it enrolls or
+    /// unlocks: no DEBUG (the host could read the guest's memory, the key with it), no MIGRATE_MA (a migration
+    /// agent could move the guest, its VMRK and state elsewhere), no SMT unless `allowSMT` (sibling threads share
+    /// the core with the host's), and COMMITTED_TCB at least `minimumTCB` per component.
+    public static func sealing(minimumTCB: TCBVersion? = nil, allowSMT: Bool = false) -> ReportPolicy {
+        ReportPolicy(
+            minimumCommittedTCB: minimumTCB,
+            forbidden: allowSMT
+                ? [.debugAllowed, .migrationAgentAllowed] : [.debugAllowed, .migrationAgentAllowed, .smtAllowed])
+    }
 
     public func violations(in verified: VerifiedReport) -> [PolicyViolation] {
         violations(in: verified.report, layout: verified.product.tcbLayout)
@@ -51,6 +65,16 @@ public struct ReportPolicy: Hashable, Sendable {
                     PolicyViolation(
                         field: "REPORTED_TCB", expected: "at least \(minimum) (\(minimumTCB.hex))",
                         actual: "\(reported) (\(report.reportedTCB.hex))"))
+            }
+        }
+        if let minimumCommittedTCB {
+            let minimum = minimumCommittedTCB.levels(layout)
+            let committed = report.committedTCB.levels(layout)
+            if !committed.isAtLeast(minimum) {
+                found.append(
+                    PolicyViolation(
+                        field: "COMMITTED_TCB", expected: "at least \(minimum) (\(minimumCommittedTCB.hex))",
+                        actual: "\(committed) (\(report.committedTCB.hex))"))
             }
         }
         for (flag, name) in GuestPolicy.names where forbidden.contains(flag) && report.policy.contains(flag) {

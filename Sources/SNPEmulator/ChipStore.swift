@@ -14,7 +14,11 @@ public struct ChipStore: Sendable {
         var product: String
         var chipID: String
         var chipSecret: String
+        /// COMMITTED_TCB.
         var tcb: String
+        /// CURRENT_TCB and REPORTED_TCB when they differ from `tcb` (absent in older files: equal to it).
+        var currentTCB: String?
+        var reportedTCB: String?
     }
 
     private func path(_ name: String) -> String { directory.hasSuffix("/") ? directory + name : directory + "/" + name }
@@ -30,7 +34,9 @@ public struct ChipStore: Sendable {
             let file = ChipFile(
                 product: state.product.rawValue, chipID: Hex.encode(state.chipID),
                 chipSecret: Hex.encode(state.chipSecret),
-                tcb: state.tcbVersion.hex)
+                tcb: state.tcbVersion.hex,
+                currentTCB: state.currentTCB == state.tcb ? nil : state.currentTCBVersion.hex,
+                reportedTCB: state.reportedTCB == state.tcb ? nil : state.reportedTCBVersion.hex)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try write(Array(try encoder.encode(file)), to: "chip.json", secret: true)
@@ -53,11 +59,14 @@ public struct ChipStore: Sendable {
                 throw EmulatorError.stateUnreadable(path: path("chip.json"), detail: "unknown format or product")
             }
             let tcb = try TCBVersion(hex: file.tcb).levels(product.tcbLayout)
+            let current = try file.currentTCB.map { try TCBVersion(hex: $0).levels(product.tcbLayout) } ?? tcb
+            let reported = try file.reportedTCB.map { try TCBVersion(hex: $0).levels(product.tcbLayout) } ?? tcb
             let askKey = try _RSA.Signing.PrivateKey(
                 pemRepresentation: String(decoding: try read("ask.key"), as: UTF8.self))
-            return ChipState(
+            return try ChipState(
                 product: product, chipID: try Hex.decode(file.chipID, count: 64),
-                chipSecret: try Hex.decode(file.chipSecret, count: 32), tcb: tcb,
+                chipSecret: try Hex.decode(file.chipSecret, count: 32), tcb: tcb, currentTCB: current,
+                reportedTCB: reported,
                 ark: try AMDCertificate(bytes: try read("ark.pem")),
                 ask: try AMDCertificate(bytes: try read("ask.pem")),
                 askKey: askKey, arkKeyPEM: String(decoding: try read("ark.key"), as: UTF8.self))

@@ -68,10 +68,10 @@ public final class EmulatedGuest: GuestDevice {
         (report(request), try certificateTable())
     }
 
-    /// The host's certificate table for this chip: VCEK (of the reported TCB), ASK, ARK.
+    /// The host's certificate table for this chip: VCEK (of REPORTED_TCB), ASK, ARK.
     public func certificateTable() throws -> CertificateTable {
         if let cached = certificates.withLock({ $0 }) { return cached }
-        let vcek = try store?.vcek(for: chip, tcb: chip.tcb) ?? chip.mintVCEK(for: chip.tcb)
+        let vcek = try store?.vcek(for: chip, tcb: chip.reportedTCB) ?? chip.mintVCEK(for: chip.reportedTCB)
         let table = CertificateTable(entries: [
             .init(kind: .vcek, data: vcek.derRepresentation), .init(kind: .ask, data: chip.ask.derRepresentation),
             .init(kind: .ark, data: chip.ark.derRepresentation),
@@ -93,7 +93,6 @@ public final class EmulatedGuest: GuestDevice {
 
     private func makeReport(_ request: ReportRequest) -> AttestationReport {
         let profile = chip.profile
-        let tcb = chip.tcbVersion
         var report = AttestationReport(version: profile.reportVersion)
         report.guestSVN = launch.idBlock?.guestSVN ?? 0
         report.policy = launch.policy
@@ -101,7 +100,7 @@ public final class EmulatedGuest: GuestDevice {
         report.imageID = launch.idBlock?.imageID ?? Array(repeating: 0, count: 16)
         report.vmpl = request.vmpl
         report.signatureAlgorithm = 1
-        report.currentTCB = tcb
+        report.currentTCB = chip.currentTCBVersion
         report.platformInfo = profile.platformInfo
         report.keyInfo = KeyInfo(signingKey: .vcek, authorKeyEnabled: launch.idBlock?.authorKeyDigest != nil)
         report.reportData = request.reportData
@@ -111,19 +110,20 @@ public final class EmulatedGuest: GuestDevice {
         report.authorKeyDigest = launch.idBlock?.authorKeyDigest ?? Array(repeating: 0, count: 48)
         report.reportID = reportID
         report.reportIDMA = Array(repeating: 0xFF, count: 32)
-        report.reportedTCB = tcb
+        report.reportedTCB = chip.reportedTCBVersion
         if profile.reportVersion >= 3 {
             report.cpuidFamilyID = profile.cpuidFamily
             report.cpuidModelID = profile.cpuidModel
             report.cpuidStepping = profile.cpuidStepping
         }
         report.chipID = chip.chipID
-        report.committedTCB = tcb
+        report.committedTCB = chip.tcbVersion
         report.currentVersion = profile.firmware
         report.committedVersion = profile.firmware
-        report.launchTCB = tcb
-        // The VCEK of the committed TCB always exists: the seed chain starts there.
-        let key = chip.vcekKey(for: chip.tcb)!
+        // One launch per guest here, on the firmware running now.
+        report.launchTCB = chip.currentTCBVersion
+        // REPORTED_TCB is at most CURRENT_TCB (ChipState keeps it so), where the seed chain starts: its VCEK exists.
+        let key = chip.vcekKey(for: chip.reportedTCB)!
         if let signature = try? key.signature(for: SHA384.hash(data: report.signedBytes)) {
             report.signature = ReportSignature(signature)
         }
@@ -163,6 +163,8 @@ public final class EmulatedGuest: GuestDevice {
             return .refused(FirmwareStatus.invalidParam)
         }
         let layout = chip.product.tcbLayout
+        // A pinned TCB_VERSION may be anything up to COMMITTED_TCB per component (not CURRENT_TCB, not the
+        // host-set REPORTED_TCB), with the layout's reserved bytes zero.
         if fields.contains(.tcbVersion) {
             let requested = request.tcbVersion
             guard !requested.hasReservedBits(layout),
@@ -178,7 +180,8 @@ public final class EmulatedGuest: GuestDevice {
         } else {
             switch request.keySelect {
             case 0, 1:
-                let tcb = fields.contains(.tcbVersion) ? request.tcbVersion.levels(layout) : chip.tcb
+                // Unpinned, the VCEK root follows the firmware running now.
+                let tcb = fields.contains(.tcbVersion) ? request.tcbVersion.levels(layout) : chip.currentTCB
                 guard let seed = chip.seedChain.vcekSeed(for: tcb) else { return .refused(FirmwareStatus.invalidParam) }
                 root = seed
             default:

@@ -11,6 +11,8 @@ public enum EmulatorError: Error, Equatable, Sendable, CustomStringConvertible {
     case protocolViolation(String)
     case serverError(String)
     case certificateBufferTooLarge(required: Int)
+    /// TCBs a firmware cannot hold together (CURRENT_TCB below COMMITTED_TCB or REPORTED_TCB).
+    case tcbOrder(String)
 
     public var description: String {
         switch self {
@@ -29,6 +31,7 @@ public enum EmulatorError: Error, Equatable, Sendable, CustomStringConvertible {
         case .serverError(let detail): "the emulator answered with an error: \(detail)"
         case .certificateBufferTooLarge(let required):
             "the emulator needs a \(required)-byte certificate buffer, above the kernel's 16 KiB limit"
+        case .tcbOrder(let detail): "the emulated chip's TCBs are inconsistent: \(detail)"
         }
     }
 }

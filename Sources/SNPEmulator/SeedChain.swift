@@ -8,26 +8,27 @@ import SNP
 /// `t' ≤ t` (component-wise) and of no other, which is what makes a pinned, older `tcb_version` in MSG_KEY_REQ
 /// stable across upgrades and a higher one impossible.
 struct SeedChain: Sendable {
-    /// The chain links at the committed TCB: all the firmware keeps.
+    /// The chain links at the running firmware's TCB: all the firmware keeps.
     private let links: [TCBLevels.Component: [UInt8]]
-    let committed: TCBLevels
+    let top: TCBLevels
 
-    init(chipSecret: [UInt8], committed: TCBLevels) {
+    init(chipSecret: [UInt8], top: TCBLevels) {
         var links: [TCBLevels.Component: [UInt8]] = [:]
-        for component in committed.components {
+        for component in top.components {
             let label = Array("vhsm-emulator/tcb-chain/\(component.rawValue)".utf8)
-            let top = Array(HMAC<SHA384>.authenticationCode(for: label, using: SymmetricKey(data: chipSecret)))
-            links[component] = Self.hash(top, times: 255 - Int(committed[component]!))
+            let start = Array(HMAC<SHA384>.authenticationCode(for: label, using: SymmetricKey(data: chipSecret)))
+            links[component] = Self.hash(start, times: 255 - Int(top[component]!))
         }
         self.links = links
-        self.committed = committed
+        self.top = top
     }
 
-    /// The 32-byte VCEK seed for `tcb`, or nil when a component is above the committed TCB.
+    /// The 32-byte VCEK seed for `tcb`, or nil when a component is above the chain's top. The seed of a TCB does
+    /// not depend on the top it was reached from.
     func vcekSeed(for tcb: TCBLevels) -> [UInt8]? {
         var material = Array("vhsm-emulator/vcek-seed".utf8)
-        for component in committed.components {
-            guard let target = tcb[component], let have = committed[component], target <= have,
+        for component in top.components {
+            guard let target = tcb[component], let have = top[component], target <= have,
                 let link = links[component]
             else { return nil }
             material += Self.hash(link, times: Int(have - target))

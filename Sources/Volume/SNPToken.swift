@@ -1,3 +1,4 @@
+public import Sealing
 import StrictJSON
 
 /// The public values of one SNP enrolment. The boot agent uses them to request the same key again and, when
@@ -83,7 +84,7 @@ public struct SNPToken: Sendable, Equatable {
         let modeName = try fields.string("seal_mode")
         guard let mode = SealMode(rawValue: modeName) else {
             throw Rejection(
-                field: "\(fields.path) seal_mode", found: "'\(modeName)'", expected: "measurement, platform or image")
+                field: "\(fields.path) seal_mode", found: "'\(modeName)'", expected: SealMode.choices)
         }
         binding = SNPBinding(
             mode: mode, guestFieldSelect: try fields.number("guest_field_select"), tcb: try fields.hex("tcb", count: 8))

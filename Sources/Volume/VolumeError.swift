@@ -1,3 +1,4 @@
+public import Sealing
 public import SystemPackage
 
 /// Every failure of the Volume library. Each description is one sentence that names the device, says what was

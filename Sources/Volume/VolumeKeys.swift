@@ -1,15 +1,5 @@
 public import Crypto
-
-/// Which SEV-SNP guest fields the sealing key was derived with (DESIGN.md §4). The `vhsm-snp` token records it,
-/// and it is part of the HKDF info, so a key derived for one mode never opens a keyslot enrolled for another.
-public enum SealMode: String, Sendable, CaseIterable, Hashable {
-    /// GUEST_POLICY + MEASUREMENT + TCB: this exact kernel, initramfs and command line on this chip.
-    case measurement
-    /// GUEST_POLICY + TCB: this chip, any image.
-    case platform
-    /// GUEST_POLICY + IMAGE_ID + FAMILY_ID + GUEST_SVN (+ TCB): images signed with the same ID key.
-    case image
-}
+public import Sealing
 
 /// The two secrets one volume needs, derived from the SNP sealing key:
 ///

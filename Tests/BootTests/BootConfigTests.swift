@@ -1,3 +1,5 @@
+import SNP
+import Sealing
 import StrictJSON
 import Testing
 
@@ -162,15 +164,41 @@ import Testing
         #expect(throws: Never.self) { try load(nil).validate(emulatorAvailable: false) }
     }
 
+    @Test func minTCBAndAllowSMTComeFromTheFileOrTheCommandLine() throws {
+        let defaults = try load(nil)
+        #expect(defaults.minimumTCB == nil && !defaults.allowSMT)
+        #expect(defaults.sealing == SealingRequirements(minimumTCB: nil, allowSMT: false))
+        let file = try load(#"{"min_tcb": "0400000000001adb", "allow_smt": true}"#)
+        #expect(
+            file.sealing == SealingRequirements(minimumTCB: try TCBVersion(hex: "0400000000001adb"), allowSMT: true))
+        let overridden = try load(
+            #"{"min_tcb": "0400000000001adb", "allow_smt": true}"#, "vhsm.allow-smt=0 vhsm.min_tcb=0300000000000873")
+        #expect(overridden.minimumTCB == (try TCBVersion(hex: "0300000000000873")))
+        #expect(!overridden.allowSMT)
+        #expect(try load(nil, "vhsm.allow_smt").allowSMT)
+        #expect(try load(#"{"min_tcb": null}"#).minimumTCB == nil)
+        #expect(
+            throws: ConfigError.invalidValue(
+                key: "min_tcb", value: "04",
+                expected: "a TCB_VERSION: 16 hex digits, the 8 bytes in report order (e.g. 0300000000000873)",
+                source: "kernel command line")
+        ) {
+            try load(nil, "vhsm.min_tcb=04")
+        }
+        #expect(throws: ConfigError.self) { try load(#"{"allow_smt": "yes"}"#) }
+    }
+
     @Test func theEffectiveConfigurationReadsBackToTheSameValues() throws {
         let original = try load(
-            #"{"seal": "platform", "integrity": true, "handoff": {"args": ["-v"]}, "network": {"gateway": "none"}}"#,
+            #"{"seal": "platform", "integrity": true, "handoff": {"args": ["-v"]}, "network": {"gateway": "none"}, "min_tcb": "0400000000001adb", "allow_smt": true}"#,
             "vhsm.recovery_key=\"-----BEGIN PUBLIC KEY----- x -----END PUBLIC KEY-----\"")
         let rendered = original.json.rendered()
         let reread = try load(rendered)
         #expect(reread.json == original.json)
         #expect(reread.effectiveModules == original.effectiveModules)
         #expect(rendered.contains(#""gateway": null"#))
+        #expect(rendered.contains(#""min_tcb": "0400000000001adb""#) && rendered.contains(#""allow_smt": true"#))
+        #expect(reread.sealing == original.sealing)
         #expect(rendered.hasPrefix("{\n  \"attestation\": {\n    \"provider\": \"sev-guest\""))
     }
 }

@@ -1,4 +1,5 @@
 import SNP
+import Sealing
 import Testing
 
 @testable import Boot
@@ -15,16 +16,17 @@ import Testing
         return report
     }()
 
-    @Test func aMatchingEnrollmentPasses() {
+    @Test func aMatchingEnrollmentPasses() throws {
         for mode in SealMode.allCases {
             #expect(
                 EnrollmentCheck.refusal(
-                    of: Enrollment(firstBoot: mode, report: report), report: report, configured: mode) == nil)
+                    of: try Enrollment(firstBoot: mode, report: report, requirements: SealingRequirements()),
+                    report: report, configured: mode) == nil)
         }
     }
 
-    @Test func aChangedMeasurementNamesExpectedAndActual() {
-        var enrollment = Enrollment(firstBoot: .measurement, report: report)
+    @Test func aChangedMeasurementNamesExpectedAndActual() throws {
+        var enrollment = try Enrollment(firstBoot: .measurement, report: report, requirements: SealingRequirements())
         enrollment.measurement = Array(repeating: 0xAA, count: 48)
         let refusal = EnrollmentCheck.refusal(of: enrollment, report: report, configured: .measurement)
         #expect(
@@ -36,15 +38,15 @@ import Testing
         )
     }
 
-    @Test func imageModeComparesIDsAndRefusesALowerSVN() {
-        var enrollment = Enrollment(firstBoot: .image, report: report)
+    @Test func imageModeComparesIDsAndRefusesALowerSVN() throws {
+        var enrollment = try Enrollment(firstBoot: .image, report: report, requirements: SealingRequirements())
         enrollment.familyID = Array(repeating: 0x09, count: 16)
         #expect(
             EnrollmentCheck.refusal(of: enrollment, report: report, configured: .image)?.cause
                 == "ID block differs: expected IMAGE_ID \(String(repeating: "01", count: 16)) FAMILY_ID "
                 + "\(String(repeating: "09", count: 16)) (token), actual IMAGE_ID \(String(repeating: "01", count: 16)) "
                 + "FAMILY_ID \(String(repeating: "02", count: 16)) (report)")
-        enrollment = Enrollment(firstBoot: .image, report: report)
+        enrollment = try Enrollment(firstBoot: .image, report: report, requirements: SealingRequirements())
         enrollment.guestSVN = 4
         #expect(
             EnrollmentCheck.refusal(of: enrollment, report: report, configured: .image)?.cause
@@ -53,8 +55,8 @@ import Testing
         #expect(EnrollmentCheck.refusal(of: enrollment, report: report, configured: .image) == nil)
     }
 
-    @Test func aFirmwareRollbackBelowThePinnedTCBIsNamed() {
-        var enrollment = Enrollment(firstBoot: .platform, report: report)
+    @Test func aFirmwareRollbackBelowThePinnedTCBIsNamed() throws {
+        var enrollment = try Enrollment(firstBoot: .platform, report: report, requirements: SealingRequirements())
         enrollment.tcb = TCBVersion(rawValue: 0x1900_0000_0000_0304)
         let refusal = EnrollmentCheck.refusal(of: enrollment, report: report, configured: .platform)
         #expect(
@@ -62,20 +64,20 @@ import Testing
                 + "0403000000000019 (token), actual 0403000000000018 (report)")
     }
 
-    @Test func aTokenWhoseFieldsDoNotMatchItsModeIsNotOurs() {
-        var enrollment = Enrollment(firstBoot: .measurement, report: report)
+    @Test func aTokenWhoseFieldsDoNotMatchItsModeIsNotOurs() throws {
+        var enrollment = try Enrollment(firstBoot: .measurement, report: report, requirements: SealingRequirements())
         enrollment.guestFieldSelect = [.measurement]
         #expect(
             EnrollmentCheck.refusal(of: enrollment, report: report, configured: .measurement)?.cause
                 == "token GUEST_FIELD_SELECT is 0x8 (measurement), expected 0x29 for mode measurement")
-        enrollment = Enrollment(firstBoot: .measurement, report: report)
+        enrollment = try Enrollment(firstBoot: .measurement, report: report, requirements: SealingRequirements())
         enrollment.measurement = nil
         #expect(
             EnrollmentCheck.refusal(of: enrollment, report: report, configured: .measurement)?.cause
                 == "the vhsm-snp token lacks MEASUREMENT for its seal mode")
     }
 
-    @Test func firstComponentAboveComparesEveryByte() {
+    @Test func firstComponentAboveComparesEveryByte() throws {
         #expect(
             EnrollmentCheck.firstComponentAbove(TCBVersion(rawValue: 0x0102), TCBVersion(rawValue: 0x0201))
                 == "byte 0: 2 > 1")

@@ -1,4 +1,5 @@
 import SNP
+import Sealing
 import Testing
 
 @testable import Boot
@@ -20,28 +21,29 @@ import Testing
         report.imageID = Array(repeating: 0x1E, count: 16)
         report.familyID = Array(repeating: 0x0F, count: 16)
         report.guestSVN = 9
-        report.reportedTCB = TCBVersion(rawValue: 0x1800_0000_0000_0304)
+        // The host lowered REPORTED_TCB below COMMITTED_TCB; CURRENT_TCB runs ahead of it (uncommitted update).
+        report.reportedTCB = TCBVersion(rawValue: 0x1700_0000_0000_0304)
+        report.committedTCB = TCBVersion(rawValue: 0x1800_0000_0000_0304)
         report.currentTCB = TCBVersion(rawValue: 0x1900_0000_0000_0304)
-        report.committedTCB = report.currentTCB
         return report
     }
 
-    @Test func aFirstBootPinsTheReportedTCBAndRecordsTheModesValues() {
-        let measurement = Enrollment(firstBoot: .measurement, report: report())
-        #expect(measurement.tcb == report().reportedTCB)
+    @Test func aFirstBootPinsTheCommittedTCBAndRecordsTheModesValues() throws {
+        let measurement = try Enrollment(firstBoot: .measurement, report: report(), requirements: SealingRequirements())
+        #expect(measurement.tcb == report().committedTCB)
         #expect(measurement.measurement == report().measurement)
         #expect(measurement.imageID == nil && measurement.guestSVN == nil)
 
-        let platform = Enrollment(firstBoot: .platform, report: report())
+        let platform = try Enrollment(firstBoot: .platform, report: report(), requirements: SealingRequirements())
         #expect(platform.measurement == nil && platform.imageID == nil)
 
-        let image = Enrollment(firstBoot: .image, report: report())
+        let image = try Enrollment(firstBoot: .image, report: report(), requirements: SealingRequirements())
         #expect(image.imageID == report().imageID && image.familyID == report().familyID && image.guestSVN == 9)
         #expect(image.measurement == nil)
     }
 
-    @Test func theKeyRequestUsesTheVCEKThePinnedTCBAndTheEnrolledSVN() {
-        var image = Enrollment(firstBoot: .image, report: report())
+    @Test func theKeyRequestUsesTheVCEKThePinnedTCBAndTheEnrolledSVN() throws {
+        var image = try Enrollment(firstBoot: .image, report: report(), requirements: SealingRequirements())
         image.guestSVN = 5
         let request = image.keyRequest
         #expect(request.rootKeySelect == 0b010)
@@ -49,11 +51,11 @@ import Testing
         #expect(request.keySelect == 1)
         #expect(request.vmpl == 0)
         #expect(request.guestSVN == 5)
-        #expect(request.tcbVersion == report().reportedTCB)
+        #expect(request.tcbVersion == report().committedTCB)
         #expect(request.guestFieldSelect == SealMode.image.guestFieldSelect)
 
         // Without GUEST_SVN selected the SVN stays 0, whatever the token says.
-        var measurement = Enrollment(firstBoot: .measurement, report: report())
+        var measurement = try Enrollment(firstBoot: .measurement, report: report(), requirements: SealingRequirements())
         measurement.guestSVN = 5
         #expect(measurement.keyRequest.guestSVN == 0)
     }
@@ -63,9 +65,12 @@ import Testing
         let report = try attestation.report()
         var keys: [[UInt8]] = []
         for mode in SealMode.allCases {
-            let key = try attestation.sealingKey(for: Enrollment(firstBoot: mode, report: report))
+            let key = try attestation.sealingKey(
+                for: try Enrollment(firstBoot: mode, report: report, requirements: SealingRequirements()))
             #expect(key.count == 32)
-            #expect(try attestation.sealingKey(for: Enrollment(firstBoot: mode, report: report)) == key)
+            #expect(
+                try attestation.sealingKey(
+                    for: try Enrollment(firstBoot: mode, report: report, requirements: SealingRequirements())) == key)
             keys.append(key)
         }
         #expect(Set(keys).count == 3)
@@ -74,7 +79,7 @@ import Testing
     @Test func aTCBAboveCommittedIsRefusedByTheFirmwareAsADeriveFailure() throws {
         let attestation = Attestation(device: TestLaunch.guest())
         let report = try attestation.report()
-        var enrollment = Enrollment(firstBoot: .platform, report: report)
+        var enrollment = try Enrollment(firstBoot: .platform, report: report, requirements: SealingRequirements())
         enrollment.tcb = TCBVersion(rawValue: report.committedTCB.rawValue + (1 << 56))
         let error = #expect(throws: BootError.self) { try attestation.sealingKey(for: enrollment) }
         #expect(error?.stage == .derive)
@@ -87,8 +92,9 @@ import Testing
         #expect(lines.count == 2)
         #expect(
             lines[0].hasPrefix(
-                "vhsm-init: report MEASUREMENT=\(String(repeating: "a1", count: 48)) POLICY=0x30000 REPORTED_TCB=\(report.reportedTCB.hex) (bl "
+                "vhsm-init: report MEASUREMENT=\(String(repeating: "a1", count: 48)) POLICY=0x20000 REPORTED_TCB=\(report.reportedTCB.hex) (bl "
             ))
+        #expect(lines[0].hasSuffix(") COMMITTED_TCB=\(report.committedTCB.hex)"))
         #expect(
             lines[1].hasPrefix(
                 "vhsm-init: report CHIP_ID=\(Hex.encode(report.chipID.prefix(8)))… HOST_DATA=\(String(repeating: "0", count: 64)) VMPL=0"

@@ -16,8 +16,15 @@ enum TestLaunch {
             guestSVN: svn, idKeyDigest: Array(repeating: 0x1D, count: 48), authorKeyDigest: nil)
     }
 
-    static func guest(measurement: [UInt8] = measurementA, identity: LaunchIdentity? = nil) -> EmulatedGuest {
-        try! EmulatedGuest(chip: chip, launch: LaunchContext(measurement: measurement, idBlock: identity))
+    /// The policy a sealing launch has: bit 17 only (no SMT, no DEBUG, no migration agent).
+    static let sealablePolicy = GuestPolicy(rawValue: 0x20000)
+
+    static func guest(
+        measurement: [UInt8] = measurementA, identity: LaunchIdentity? = nil, policy: GuestPolicy = sealablePolicy,
+        chip: ChipState = chip
+    ) -> EmulatedGuest {
+        try! EmulatedGuest(
+            chip: chip, launch: LaunchContext(measurement: measurement, policy: policy, idBlock: identity))
     }
 }
 

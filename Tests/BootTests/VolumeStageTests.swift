@@ -1,5 +1,6 @@
 import SNP
 import SNPEmulator
+import Sealing
 import Testing
 
 @testable import Boot

@@ -6,6 +6,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import SNP
+import Sealing
 import SwiftASN1
 import Testing
 import X509
@@ -141,12 +142,12 @@ import X509
     }
 
     @Test func sealModesBindTheGuestFieldsOfDesignSection4() throws {
-        #expect(BarrierSeal.Mode.measurement.fields.names == ["policy", "measurement", "tcb"])
-        #expect(BarrierSeal.Mode.platform.fields.names == ["policy", "tcb"])
-        #expect(BarrierSeal.Mode.image.fields.names == ["policy", "image-id", "family-id", "guest-svn", "tcb"])
+        #expect(SealMode.measurement.guestFieldSelect.names == ["policy", "measurement", "tcb"])
+        #expect(SealMode.platform.guestFieldSelect.names == ["policy", "tcb"])
+        #expect(SealMode.image.guestFieldSelect.names == ["policy", "image-id", "family-id", "guest-svn", "tcb"])
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("vhsmd-\(UUID().uuidString).json").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        for (text, expected) in [("", BarrierSeal.Mode.measurement), (#", "seal_mode": "image""#, .image)] {
+        for (text, expected) in [("", SealMode.measurement), (#", "seal_mode": "image""#, .image)] {
             try #"{"listener": {}, "storage": {"path": "/tmp/x"}, "seal": "sev-guest"\#(text)}"#
                 .write(toFile: path, atomically: true, encoding: .utf8)
             #expect(try ServerConfig.load(path).sealMode == expected)

@@ -11,16 +11,21 @@ enum TestChips {
     static let askKey = try! _RSA.Signing.PrivateKey(keySize: .bits4096)
     static let issued = Date(timeIntervalSince1970: 1_767_225_600)  // 2026-01-01
 
-    static func chip(_ product: Product, secret: UInt8 = 1, tcb: TCBLevels? = nil) -> ChipState {
+    /// `tcb` is COMMITTED_TCB; CURRENT_TCB defaults to it, REPORTED_TCB to CURRENT_TCB.
+    static func chip(
+        _ product: Product, secret: UInt8 = 1, tcb: TCBLevels? = nil, current: TCBLevels? = nil,
+        reported: TCBLevels? = nil
+    ) -> ChipState {
         let ark = try! AMDCertificateBuilder.root(product: product, key: arkKey, notBefore: issued)
         let ask = try! AMDCertificateBuilder.intermediate(
             product: product, key: askKey.publicKey, issuerKey: arkKey, notBefore: issued)
         var chipID = Array(repeating: secret &+ 0x40, count: product.chipIDLength)
         chipID += Array(repeating: 0, count: 64 - chipID.count)
-        return ChipState(
-            product: product, chipID: chipID, chipSecret: Array(repeating: secret, count: 32),
-            tcb: tcb ?? ChipProfile.of(product).defaultTCB, ark: ark, ask: ask, askKey: askKey,
-            arkKeyPEM: arkKey.pemRepresentation)
+        let committed = tcb ?? ChipProfile.of(product).defaultTCB
+        return try! ChipState(
+            product: product, chipID: chipID, chipSecret: Array(repeating: secret, count: 32), tcb: committed,
+            currentTCB: current ?? committed, reportedTCB: reported ?? current ?? committed, ark: ark, ask: ask,
+            askKey: askKey, arkKeyPEM: arkKey.pemRepresentation)
     }
 
     static let milan = chip(.milan)

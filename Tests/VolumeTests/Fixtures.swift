@@ -1,6 +1,7 @@
 import Crypto
 import CryptoExtras
 import Foundation
+import Sealing
 import StrictJSON
 
 @testable import Volume

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Sealing
 import StrictJSON
 import Testing
 

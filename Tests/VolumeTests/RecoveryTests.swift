@@ -1,5 +1,6 @@
 import Crypto
 import CryptoExtras
+import Sealing
 import Testing
 
 @testable import Volume

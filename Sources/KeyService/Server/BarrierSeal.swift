@@ -1,6 +1,7 @@
 import FoundationEssentials
 import SNP
 import SNPGuest
+import Sealing
 
 #if Emulator
 import SNPEmulator
@@ -25,18 +26,6 @@ enum BarrierSeal {
         var svn: UInt32?
     }
 
-    enum Mode: String, CaseIterable {
-        case measurement, platform, image
-
-        var fields: GuestFieldSelect {
-            switch self {
-            case .measurement: [.guestPolicy, .measurement, .tcbVersion]
-            case .platform: [.guestPolicy, .tcbVersion]
-            case .image: [.guestPolicy, .imageID, .familyID, .guestSVN, .tcbVersion]
-            }
-        }
-    }
-
     /// The device for a `seal` setting: `sev-guest`, or `emulator:SOCKET` in test builds.
     static func device(_ setting: String) throws -> any GuestDevice {
         if setting == "sev-guest" { return SEVGuestDevice() }
@@ -52,10 +41,33 @@ enum BarrierSeal {
         throw ConfigError("unknown seal '\(setting)': use 'sev-guest' (or 'emulator:SOCKET' in test builds)")
     }
 
-    /// The seal provider for `directory`, pinning the current TCB (and in image mode the GUEST_SVN) on first use.
-    /// A data directory keeps the provider and mode it was first sealed with.
-    static func provider(_ setting: String, mode: Mode = .measurement, directory: String) throws -> any SealProvider {
-        let device = try device(setting)
+    /// The seal provider for `directory`. The launch must meet `requirements` at every start (no DEBUG, no
+    /// MIGRATE_MA, no SMT unless allowed, COMMITTED_TCB at least min_tcb); on first use the TCB they pin
+    /// (COMMITTED_TCB, never the host-set REPORTED_TCB) and in image mode the GUEST_SVN are recorded. A data
+    /// directory keeps the provider and mode it was first sealed with.
+    static func provider(
+        _ setting: String, mode: SealMode = .measurement, requirements: SealingRequirements = SealingRequirements(),
+        directory: String, warn: (String) -> Void = { _ in }
+    ) throws -> any SealProvider {
+        try provider(
+            device: try device(setting), setting: setting, mode: mode, requirements: requirements,
+            directory: directory, warn: warn)
+    }
+
+    /// The same over an opened device (tests pass an emulated guest).
+    static func provider(
+        device: any GuestDevice, setting: String, mode: SealMode, requirements: SealingRequirements, directory: String,
+        warn: (String) -> Void
+    ) throws -> any SealProvider {
+        let report: AttestationReport
+        do { report = try device.attestationReport(ReportRequest()) } catch {
+            throw ConfigError("the '\(setting)' seal cannot get an attestation report from \(device.name): \(error)")
+        }
+        if let refusal = requirements.refusal(for: report) {
+            throw ConfigError(
+                "the '\(setting)' seal refuses to open \(directory): \(refusal); launch without DEBUG and "
+                    + "MIGRATE_MA, without SMT unless allow_smt is set, on firmware whose COMMITTED_TCB meets min_tcb")
+        }
         let pinPath = directory.hasSuffix("/") ? directory + "seal.json" : directory + "/seal.json"
         let pin: Pin
         if let data = FileManager.default.contents(atPath: pinPath) {
@@ -65,16 +77,20 @@ enum BarrierSeal {
                     "\(directory) was sealed with '\(pin.provider)', the config says '\(setting)'; "
                         + "a data directory keeps its seal provider")
             }
-            guard pin.fields == mode.fields.names else {
+            let fields = mode.guestFieldSelect.names
+            guard pin.fields == fields else {
                 throw ConfigError(
                     "\(directory) was sealed to the guest fields \(pin.fields.joined(separator: ",")), the config's seal "
-                        + "mode '\(mode.rawValue)' binds \(mode.fields.names.joined(separator: ",")); a data directory keeps "
+                        + "mode '\(mode.rawValue)' binds \(fields.joined(separator: ",")); a data directory keeps "
                         + "its seal mode")
             }
         } else {
-            let report = try device.attestationReport(ReportRequest())
+            let tcb: TCBVersion
+            do throws(SealingRefusal) { tcb = try requirements.pin(for: report) } catch {
+                throw ConfigError("the '\(setting)' seal refuses to enroll \(directory): \(error)")
+            }
             pin = Pin(
-                provider: setting, tcb: report.currentTCB.hex, fields: mode.fields.names,
+                provider: setting, tcb: tcb.hex, fields: mode.guestFieldSelect.names,
                 svn: mode == .image ? report.guestSVN : nil)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -82,12 +98,19 @@ enum BarrierSeal {
                 FileManager.default.createFile(
                     atPath: pinPath, contents: try encoder.encode(pin), attributes: [.posixPermissions: 0o600])
             else { throw ConfigError("cannot write \(pinPath)") }
+            if mode == .platform { warn(platformWarning) }
         }
         let tcb = try TCBVersion(hex: pin.tcb)
         let request = DerivedKeyRequest(
-            root: .vcek, guestFieldSelect: mode.fields, guestSVN: pin.svn ?? 0, tcbVersion: tcb)
+            root: .vcek, guestFieldSelect: mode.guestFieldSelect, guestSVN: pin.svn ?? 0, tcbVersion: tcb)
         return GuestSealProvider(name: setting) { try device.derivedKeyBytes(request) }
     }
+
+    /// Printed when a data directory is first sealed in platform mode.
+    static let platformWarning =
+        "vhsmd: warning: seal_mode platform binds no image: any kernel, initramfs and command line the host "
+        + "launches on this chip with the same policy and HOST_DATA (and ID key, if any) derives this barrier key; "
+        + "use measurement or image unless every such image is trusted"
 }
 
 /// A configuration problem, reported once at start.

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import Sealing
 import Testing
 import Volume
 

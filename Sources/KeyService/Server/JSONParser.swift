@@ -4,7 +4,10 @@ struct JSONParser {
     private let bytes: [UInt8]
     private var index = 0
     private var depth = 0
-    static let maximumDepth = 512
+    /// Request bodies nest at most this deep. Stored documents wrap a value in a few more levels (a KV secret's
+    /// versions, metadata), and Foundation's `JSONEncoder` refuses past 512: 256 leaves that headroom, so whatever
+    /// is accepted can be stored (a deeper body is a 400, never a 500 at the write).
+    static let maximumDepth = 256
 
     struct Failure: Error {}
 

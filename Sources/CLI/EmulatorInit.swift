@@ -31,6 +31,10 @@ struct EmulatorInit: AsyncParsableCommand {
         let chip: ChipState
         do {
             chip = try ChipState.create(product: product, tcb: levels, currentTCB: current, reportedTCB: reported)
+        } catch let error as EmulatorError {
+            // Inconsistent TCB options are a usage error (exit 2), like any other bad option value.
+            if case .tcbOrder = error { throw CLIError.usage("cannot create the chip: \(error)") }
+            throw CLIError.refused("cannot create the chip: \(error)")
         } catch {
             throw CLIError.refused("cannot create the chip: \(error)")
         }

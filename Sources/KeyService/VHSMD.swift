@@ -3,6 +3,7 @@ import FoundationEssentials
 import Glibc
 import Hummingbird
 import Logging
+import NIOCore
 import SNP
 import Sealing
 import ServiceLifecycle
@@ -35,6 +36,13 @@ struct VHSMD: AsyncParsableCommand {
             refuses a launch whose guest policy allows DEBUG or MIGRATE_MA, or SMT unless allow_smt is true, or \
             whose COMMITTED_TCB is below min_tcb (TCB_VERSION hex in report order); the TCB pinned on first use \
             is COMMITTED_TCB.
+            Listener limits (optional "listener" keys, Vault's names where Vault has one; durations are seconds or \
+            Go durations such as "30s"): max_request_size (bytes, default 33554432: KV, transit and \
+            sys/wrapping/wrap bodies), max_sys_request_size (default 1048576: other sys/ and auth/ bodies; the \
+            unauthenticated paths take 65536), max_connections (default 1024; one more is closed on accept), \
+            http_read_header_timeout (default 10: a request head, and a new connection's first head including the \
+            TLS handshake), http_read_timeout (default 30: a whole request from its first byte), \
+            http_idle_timeout (default 300: a keep-alive connection waiting for its next request).
             Config mode serves HTTPS: with the given certificate chain (PEM, leaf first) and key, or, without \
             them, with a self-signed P-256 certificate made on first start and kept in DATA/tls/ (its SHA-256 \
             fingerprint is printed at every start; clients trust DATA/tls/cert.pem or pin the fingerprint). \
@@ -68,6 +76,7 @@ struct VHSMD: AsyncParsableCommand {
         let address: (String, Int)
         var auditPath = auditFile
         var tls: TLSIdentity?
+        var limits = ListenerLimits()
         if dev {
             address = try Self.address(devListenAddress, loopbackOnly: true)
             let storage = try DevStorage.make()
@@ -95,6 +104,7 @@ struct VHSMD: AsyncParsableCommand {
         } else {
             let settings = try ServerConfig.load(config!)
             auditPath = auditPath ?? settings.auditFile
+            limits = settings.limits
             address = try Self.address(settings.address, loopbackOnly: false)
             let backend: SQLiteBackend
             do { backend = try SQLiteBackend(directory: settings.dataDirectory) } catch {
@@ -143,7 +153,7 @@ struct VHSMD: AsyncParsableCommand {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let app = try buildApplication(
             core: VaultCore(runtime: runtime, audit: audit, metrics: ServiceMetrics()), host: address.0,
-            port: address.1, logger: logger, tls: tls?.configuration,
+            port: address.1, logger: logger, tls: tls?.configuration, limits: limits,
             onServerRunning: { channel in
                 // The bound port: the configured one, or the one the kernel chose for port 0.
                 let url = "\(scheme)://\(Self.display((address.0, channel.localAddress?.port ?? address.1)))"
@@ -254,6 +264,7 @@ struct ServerConfig {
     var sealing = SealingRequirements()
     var auditFile: String?
     var tls: TLS
+    var limits = ListenerLimits()
 
     static func load(_ path: String) throws -> ServerConfig {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("cannot read \(path)") }
@@ -264,7 +275,12 @@ struct ServerConfig {
         guard case .object(let listener)? = top["listener"], case .object(let storage)? = top["storage"] else {
             throw ConfigError("\(path) needs \"listener\" and \"storage\" objects")
         }
-        try allow(listener, ["address", "tls_disable", "tls_cert_file", "tls_key_file"], in: path + " listener")
+        try allow(
+            listener,
+            [
+                "address", "tls_disable", "tls_cert_file", "tls_key_file", "max_request_size", "max_sys_request_size",
+                "max_connections", "http_read_header_timeout", "http_read_timeout", "http_idle_timeout",
+            ], in: path + " listener")
         try allow(storage, ["path"], in: path + " storage")
         var tls = ServerConfig.TLS.selfSigned
         switch (listener["tls_disable"], listener["tls_cert_file"], listener["tls_key_file"]) {
@@ -316,7 +332,41 @@ struct ServerConfig {
         }
         return ServerConfig(
             address: address, dataDirectory: directory, seal: seal, sealMode: sealMode, sealing: sealing,
-            auditFile: auditFile, tls: tls)
+            auditFile: auditFile, tls: tls,
+            limits: try limits(listener, in: path + " listener"))
+    }
+
+    /// The listener's limits: positive whole numbers (sizes, a count) and positive durations.
+    static func limits(_ listener: [String: JSONValue], in place: String) throws -> ListenerLimits {
+        var limits = ListenerLimits()
+        func count(_ key: String) throws -> Int? {
+            guard let value = listener[key] else { return nil }
+            guard case .int(let number) = value, number > 0, number <= Int64(Int32.max) else {
+                throw ConfigError("\(place): \(key) must be a positive whole number, not \(value)")
+            }
+            return Int(number)
+        }
+        func seconds(_ key: String) throws -> TimeAmount? {
+            guard let value = listener[key] else { return nil }
+            let parsed: Int64?
+            switch value {
+            case .int(let number): parsed = number
+            case .string(let text): parsed = JSONValue.parseDuration(text)
+            default: parsed = nil
+            }
+            guard let parsed, parsed > 0 else {
+                throw ConfigError(
+                    "\(place): \(key) must be a positive number of seconds or a duration such as \"30s\", not \(value)")
+            }
+            return .seconds(parsed)
+        }
+        if let value = try count("max_request_size") { limits.maxRequestSize = value }
+        if let value = try count("max_sys_request_size") { limits.maxSysRequestSize = value }
+        if let value = try count("max_connections") { limits.maxConnections = value }
+        if let value = try seconds("http_read_header_timeout") { limits.readHeaderTimeout = value }
+        if let value = try seconds("http_read_timeout") { limits.readTimeout = value }
+        if let value = try seconds("http_idle_timeout") { limits.idleTimeout = value }
+        return limits
     }
 
     private static func allow(_ object: [String: JSONValue], _ keys: Set<String>, in place: String) throws {

@@ -20,7 +20,7 @@ import X509
     @Test func metricsCountRequestsInThePrometheusFormatAndNeedAToken() async throws {
         let (app, root) = try await server.makeApp()
         let token: HTTPFields = [HTTPField.Name("X-Vault-Token")!: root]
-        try await app.test(.router) { client in
+        try await app.test(.live) { client in
             try await client.execute(uri: "/v1/secret/data/a", method: .get, headers: token) { _ in }
             try await client.execute(uri: "/v1/sys/metrics?format=prometheus", method: .get) { response in
                 #expect(response.status == .forbidden)
@@ -48,7 +48,7 @@ import X509
     @Test func theOpenAPIDocumentListsTheMountedEnginesForTheCallersToken() async throws {
         let (app, root) = try await server.makeApp()
         let token: HTTPFields = [HTTPField.Name("X-Vault-Token")!: root]
-        try await app.test(.router) { client in
+        try await app.test(.live) { client in
             try await client.execute(
                 uri: "/v1/sys/mounts/keys-a", method: .post, headers: token,
                 body: ByteBuffer(string: #"{"type":"transit"}"#)

@@ -15,7 +15,7 @@ import Testing
     @Test func aRefusedMountEnableLeavesNoMount() async throws {
         let (app, root) = try await server.makeApp()
         let token: HTTPFields = [HTTPField.Name("X-Vault-Token")!: root]
-        try await app.test(.router) { client in
+        try await app.test(.live) { client in
             for body in [
                 #"{"type":"kv","config":{"default_lease_ttl":"abc"}}"#, #"{"type":"kv","options":"v2"}"#,
                 #"{"type":"kv","config":{"default_lease_ttl":"3h","max_lease_ttl":"1h"}}"#,
@@ -34,7 +34,7 @@ import Testing
     @Test func bodiesMustBeJSONObjectsAndVerbsMustFitThePath() async throws {
         let (app, root) = try await server.makeApp()
         let token: HTTPFields = [HTTPField.Name("X-Vault-Token")!: root]
-        try await app.test(.router) { client in
+        try await app.test(.live) { client in
             for body in ["[1,2]", #""text""#, "7"] {
                 try await client.execute(
                     uri: "/v1/auth/token/create", method: .post, headers: token, body: ByteBuffer(string: body)

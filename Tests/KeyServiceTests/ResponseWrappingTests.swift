@@ -23,7 +23,7 @@ import Testing
 
     @Test func aWrappedTokenCreationIsUnwrappedOnceByItsHolder() async throws {
         let (app, root) = try await server.makeApp()
-        try await app.test(.router) { client in
+        try await app.test(.live) { client in
             var wrappingToken = ""
             var wrappedAccessor = ""
             try await client.execute(
@@ -84,7 +84,7 @@ import Testing
 
     @Test func wrapRewrapAndTheRefusals() async throws {
         let (app, root) = try await server.makeApp()
-        try await app.test(.router) { client in
+        try await app.test(.live) { client in
             try await client.execute(
                 uri: "/v1/sys/wrapping/wrap", method: .post, headers: headers(root),
                 body: ByteBuffer(string: #"{"a":"b"}"#)
@@ -166,7 +166,7 @@ import Testing
 
     @Test func usingTheWrappingTokenForAnythingElseSpendsIt() async throws {
         let (app, root) = try await server.makeApp()
-        try await app.test(.router) { client in
+        try await app.test(.live) { client in
             var wrapping = ""
             try await client.execute(
                 uri: "/v1/secret/data/w", method: .post, headers: headers(root),

@@ -14,7 +14,7 @@ import Testing
     @Test func theTunedTTLsSetTheDefaultAndCapTokens() async throws {
         let (app, root) = try await server.makeApp()
         let token: HTTPFields = [HTTPField.Name("X-Vault-Token")!: root]
-        try await app.test(.router) { client in
+        try await app.test(.live) { client in
             func post(_ uri: String, _ body: String) async throws -> (HTTPResponse.Status, [String: Any]) {
                 try await client.execute(
                     uri: uri, method: .post, headers: token, body: ByteBuffer(string: body)

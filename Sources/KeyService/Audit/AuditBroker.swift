@@ -1,9 +1,10 @@
 /// The enabled audit devices. An entry is recorded when at least one device records it; when devices are
 /// enabled and none can, the request fails (Vault's rule). With no device enabled nothing is audited.
 struct AuditBroker: Sendable {
-    /// Paths Vault never audits (they are served sealed, unauthenticated, or by load balancers).
+    /// Paths never audited: load balancers and monitors poll them, and they answer state anyone may see. Unlike
+    /// Vault, `sys/init` is audited: it issues the root token.
     static let unaudited: Set<String> = [
-        "sys/init", "sys/seal-status", "sys/seal", "sys/unseal", "sys/leader", "sys/health",
+        "sys/seal-status", "sys/seal", "sys/unseal", "sys/leader", "sys/health",
     ]
 
     let devices: [AuditDevice]

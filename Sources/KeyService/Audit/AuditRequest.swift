@@ -25,12 +25,13 @@ struct AuditRequest: Sendable {
 }
 
 extension AuditRequest {
-    /// The entry for a routed request; the caller's token entry is used when `request.caller` is set.
+    /// The entry for a routed request; the caller's token entry is used when `request.caller` is set, the peer's
+    /// address and port are the request's unless given.
     init(_ request: VaultRequest, id: String, remoteAddress: String? = nil, remotePort: Int? = nil) {
         self.init(
             id: id, operation: request.operation.rawValue, path: request.path, data: request.body,
             clientToken: request.token, accessor: request.caller?.entry.accessor,
             displayName: request.caller?.entry.displayName ?? "", policies: request.caller?.entry.policies ?? [],
-            remoteAddress: remoteAddress, remotePort: remotePort)
+            remoteAddress: remoteAddress ?? request.remoteAddress, remotePort: remotePort ?? request.remotePort)
     }
 }

@@ -50,6 +50,8 @@ final class TokenStore: Sendable {
     /// computed once).
     private let keyedHash: HMAC<SHA256>
     private let records: Mutex<Records>
+    /// What the event loop reads (`lookup`): never locked across storage I/O.
+    private let cache = TokenCache()
     private let tuned: Mutex<Tuning>
 
     /// Opens the token store, creating its salt on first use.
@@ -63,7 +65,7 @@ final class TokenStore: Sendable {
             salt = fresh
         }
         keyedHash = HMAC<SHA256>(key: salt)
-        records = Mutex(Records(storage: storage))
+        records = Mutex(Records(storage: storage, cache: cache))
         tuned = Mutex(try storage.read(Tuning.self, Tuning.record) ?? Tuning())
     }
 
@@ -122,12 +124,14 @@ final class TokenStore: Sendable {
         }
     }
 
-    /// What `authenticate` found when it may not write.
+    /// What `authenticate` found when it may not write or read storage.
     enum Lookup: Sendable {
+        /// No token, or one the store does not hold (cached as unknown).
         case unknown
         /// The entry and the token's hash (`key(token:)`).
         case entry(Entry, key: [UInt8])
-        /// The token has a use limit or has expired: authenticating it changes the store.
+        /// The token has a use limit or has expired (authenticating it changes the store), or it is not in the
+        /// cache (finding it reads storage).
         case needsWrite
     }
 
@@ -140,15 +144,18 @@ final class TokenStore: Sendable {
         return entry.map { ($0, key) }
     }
 
-    /// `authenticate` without writing: `.needsWrite` when the token would be consumed or removed (the caller then
-    /// authenticates where it may block on storage).
+    /// `authenticate` for the event loop, from the cache alone: it neither writes nor reads storage, and does not
+    /// wait for a writer (the records lock is held across commits; the cache's lock never is). `.needsWrite` when
+    /// the token would be consumed or removed, or is not cached (the caller then authenticates where it may block
+    /// on storage).
     func lookup(_ token: String?) throws(VaultError) -> Lookup {
         guard let token else { return .unknown }
         let key = hash(token)
-        return try records.withLock { (records) throws(VaultError) -> Lookup in
-            guard let entry = try records.load(records.record(key)) else { return .unknown }
-            // An expired token is removed when used, a use-limited one loses a use: both write.
-            return entry.isExpired || entry.numUses > 0 ? .needsWrite : .entry(entry, key: key)
+        switch cache.find(Records.record(key)) {
+        case .unknown: return .unknown
+        case .notCached: return .needsWrite
+        // An expired token is removed when used, a use-limited one loses a use: both write.
+        case .entry(let entry): return entry.isExpired || entry.numUses > 0 ? .needsWrite : .entry(entry, key: key)
         }
     }
 
@@ -337,31 +344,98 @@ final class TokenStore: Sendable {
     }
 }
 
-/// The token records and their cache; only used under `TokenStore`'s lock.
+/// The token cache the event loop reads: entries by record path, and record paths known to hold no token, each
+/// bounded (a full map drops an arbitrary member for a new one). Its lock is never held across storage I/O. It is
+/// changed only under `TokenStore`'s records lock, by `Records`, which writes every token record through
+/// `store` and `drop`: an entry is dropped from the cache before its record changes in storage and put back
+/// after, so the cache never holds what storage no longer does.
+final class TokenCache: Sendable {
+    static let entryLimit = 16384
+    static let unknownLimit = 16384
+
+    enum Found {
+        case entry(TokenStore.Entry)
+        case unknown
+        case notCached
+    }
+
+    private struct State {
+        var entries: [String: TokenStore.Entry] = [:]
+        var unknown: Set<String> = []
+    }
+
+    private let state = Mutex(State())
+
+    func find(_ path: String) -> Found {
+        state.withLock { state in
+            if let entry = state.entries[path] { return .entry(entry) }
+            return state.unknown.contains(path) ? .unknown : .notCached
+        }
+    }
+
+    func put(_ path: String, _ entry: TokenStore.Entry) {
+        state.withLock { state in
+            state.unknown.remove(path)
+            if state.entries[path] == nil, state.entries.count >= Self.entryLimit {
+                state.entries.remove(at: state.entries.startIndex)
+            }
+            state.entries[path] = entry
+        }
+    }
+
+    func putUnknown(_ path: String) {
+        state.withLock { state in
+            state.entries[path] = nil
+            if state.unknown.count >= Self.unknownLimit, !state.unknown.contains(path) {
+                state.unknown.remove(at: state.unknown.startIndex)
+            }
+            state.unknown.insert(path)
+        }
+    }
+
+    func remove(_ path: String) {
+        state.withLock { state in
+            state.entries[path] = nil
+            state.unknown.remove(path)
+        }
+    }
+
+    var counts: (entries: Int, unknown: Int) { state.withLock { ($0.entries.count, $0.unknown.count) } }
+}
+
+/// The token records; only used under `TokenStore`'s lock. Every token record is written through `store` and
+/// removed through `drop`, which keep `cache` in step.
 private struct Records: Sendable {
     let storage: EngineStorage
-    /// Entries by record path, written through to the sealed store.
-    private var cache: [String: TokenStore.Entry] = [:]
+    /// Entries by record path, written through to the sealed store (shared with `TokenStore.lookup`).
+    let cache: TokenCache
 
-    init(storage: EngineStorage) { self.storage = storage }
+    init(storage: EngineStorage, cache: TokenCache) {
+        self.storage = storage
+        self.cache = cache
+    }
 
-    func record(_ key: [UInt8]) -> String { "core/tokens/" + Hex.encode(key) }
+    static func record(_ key: [UInt8]) -> String { "core/tokens/" + Hex.encode(key) }
+
+    func record(_ key: [UInt8]) -> String { Self.record(key) }
 
     mutating func load(_ path: String) throws(VaultError) -> TokenStore.Entry? {
-        if let cached = cache[path] { return cached }
+        if case .entry(let cached) = cache.find(path) { return cached }
         let entry = try storage.read(TokenStore.Entry.self, path)
-        if let entry { cache[path] = entry }
+        if let entry { cache.put(path, entry) } else { cache.putUnknown(path) }
         return entry
     }
 
     private mutating func store(_ entry: TokenStore.Entry, _ path: String) throws(VaultError) {
+        cache.remove(path)
         try storage.write(entry, path)
-        cache[path] = entry
+        cache.put(path, entry)
     }
 
     private mutating func drop(_ path: String) throws(VaultError) {
+        cache.remove(path)
         try storage.remove(path)
-        cache[path] = nil
+        cache.putUnknown(path)
     }
 
     /// A token hash back from its hex form in a record name or the accessor index.

@@ -3,29 +3,51 @@ import HTTPTypes
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 
 /// Vault clients (hvac's kv `list_secrets`, `vault list`, curl -X LIST) send the non-standard `LIST` verb, which
 /// SwiftNIO's HTTP parser (llhttp) rejects before any handler sees the request. This decoder sits in front of
 /// it, follows HTTP/1.1 request framing (Content-Length and chunked bodies, keep-alive, pipelining) and rewrites
 /// a request line's `LIST ` to `LINK `, a verb of the same length that llhttp knows and Vault never uses; the
-/// router treats LINK as LIST. Bytes are never inserted or removed, so framing is unchanged.
+/// handler treats LINK as LIST. Bytes are never inserted or removed, so framing is unchanged.
+///
+/// It is the first thing a client's bytes meet, so its work is bounded before anything is authenticated: it holds
+/// at most `headLimit` bytes of a head or trailer section and `chunkLineLimit` of a chunk-size line (a longer one
+/// is answered 400 and the connection closed, through NIO's error handler), each search resumes where the last
+/// one stopped (no rescans), and body bytes pass through as they come. Each request must be read within the
+/// listener's timeouts from its first byte: the head within `readHeaderTimeout`, head and body within
+/// `readTimeout`; else the connection is closed.
 struct ListVerbRewriter: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
 
     static let rewrittenMethod = HTTPRequest.Method("LINK")!
-    private static let headLimit = 64 * 1024
+    /// The longest head (request line and headers) or trailer section held: llhttp's default limit is 80 KiB.
+    static let headLimit = 64 * 1024
+    /// The longest chunk-size line (size, extensions) held.
+    static let chunkLineLimit = 4096
+    /// `ByteToMessageHandler`'s bound on what it buffers for this decoder (a backstop: the decoder never holds
+    /// more than `headLimit` and one read).
+    static let maximumBufferSize = 2 * headLimit
 
     enum State: Equatable {
-        case head
+        /// Reading a head; `scanned` bytes have been searched for its end already.
+        case head(scanned: Int)
         case body(remaining: Int)
-        case chunkSize
+        case chunkSize(scanned: Int)
         case chunkData(remaining: Int)
-        case trailers
-        /// Something this decoder does not follow (an upgrade, an oversized head): pass bytes through unchanged.
+        case trailers(scanned: Int)
+        /// An upgrade, which this decoder does not follow: bytes pass through unchanged (nothing is held).
         case passthrough
     }
 
-    private var state = State.head
+    private var state = State.head(scanned: 0)
+    private let limits: ListenerLimits
+    /// When the request being read began (its first byte), and the timer that closes the connection if it is not
+    /// read in time.
+    private var requestStart: NIODeadline?
+    private var deadline: Scheduled<Void>?
+
+    init(limits: ListenerLimits = ListenerLimits()) { self.limits = limits }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         switch state {
@@ -35,16 +57,29 @@ struct ListVerbRewriter: ByteToMessageDecoder {
             }
             context.fireChannelRead(wrapInboundOut(all))
             return .continue
-        case .head:
-            guard let end = Self.find([13, 10, 13, 10], in: buffer) else {
-                if buffer.readableBytes > Self.headLimit { state = .passthrough }
-                return buffer.readableBytes > Self.headLimit ? .continue : .needMoreData
+        case .head(let scanned):
+            guard buffer.readableBytes > 0 else { return .needMoreData }
+            if requestStart == nil {
+                let now = NIODeadline.now()
+                requestStart = now
+                schedule(context: context, at: now + limits.readHeaderTimeout)
             }
+            guard let end = Self.find([13, 10, 13, 10], in: buffer, from: scanned) else {
+                guard buffer.readableBytes <= Self.headLimit else { throw HTTPParserError.headerOverflow }
+                state = .head(scanned: buffer.readableBytes)
+                return .needMoreData
+            }
+            guard end + 4 <= Self.headLimit else { throw HTTPParserError.headerOverflow }
             var head = buffer.readSlice(length: end + 4)!
             if head.readableBytesView.starts(with: Array("LIST ".utf8)) {
                 head.setBytes(Array("LINK".utf8), at: head.readerIndex)
             }
-            state = Self.framing(of: head)
+            state = try Self.framing(of: head)
+            switch state {
+            case .head: finishRequest()
+            case .passthrough: cancelDeadline()
+            default: schedule(context: context, at: (requestStart ?? .now()) + limits.readTimeout)
+            }
             context.fireChannelRead(wrapInboundOut(head))
             return .continue
         case .body(let remaining), .chunkData(let remaining):
@@ -53,31 +88,42 @@ struct ListVerbRewriter: ByteToMessageDecoder {
             context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: count)!))
             let left = remaining - count
             if case .body = state {
-                state = left == 0 ? .head : .body(remaining: left)
+                state = left == 0 ? .head(scanned: 0) : .body(remaining: left)
+                if left == 0 { finishRequest() }
             } else {
-                state = left == 0 ? .chunkSize : .chunkData(remaining: left)
+                state = left == 0 ? .chunkSize(scanned: 0) : .chunkData(remaining: left)
             }
             return .continue
-        case .chunkSize:
-            guard let end = Self.find([13, 10], in: buffer) else { return .needMoreData }
+        case .chunkSize(let scanned):
+            guard let end = Self.find([13, 10], in: buffer, from: scanned) else {
+                guard buffer.readableBytes <= Self.chunkLineLimit else { throw HTTPParserError.invalidChunkSize }
+                state = .chunkSize(scanned: buffer.readableBytes)
+                return .needMoreData
+            }
+            guard end + 2 <= Self.chunkLineLimit else { throw HTTPParserError.invalidChunkSize }
             let line = buffer.readSlice(length: end + 2)!
             guard let size = Self.chunkSize(line.readableBytesView.prefix(end)) else {
-                state = .passthrough
-                context.fireChannelRead(wrapInboundOut(line))
-                return .continue
+                throw HTTPParserError.invalidChunkSize
             }
-            state = size == 0 ? .trailers : .chunkData(remaining: size + 2)
+            state = size == 0 ? .trailers(scanned: 0) : .chunkData(remaining: size + 2)
             context.fireChannelRead(wrapInboundOut(line))
             return .continue
-        case .trailers:
-            if buffer.readableBytesView.starts(with: [13, 10]) {
+        case .trailers(let scanned):
+            if scanned == 0, buffer.readableBytesView.starts(with: [13, 10]) {
                 context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: 2)!))
-                state = .head
+                state = .head(scanned: 0)
+                finishRequest()
                 return .continue
             }
-            guard let end = Self.find([13, 10, 13, 10], in: buffer) else { return .needMoreData }
+            guard let end = Self.find([13, 10, 13, 10], in: buffer, from: scanned) else {
+                guard buffer.readableBytes <= Self.headLimit else { throw HTTPParserError.headerOverflow }
+                state = .trailers(scanned: buffer.readableBytes)
+                return .needMoreData
+            }
+            guard end + 4 <= Self.headLimit else { throw HTTPParserError.headerOverflow }
             context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: end + 4)!))
-            state = .head
+            state = .head(scanned: 0)
+            finishRequest()
             return .continue
         }
     }
@@ -87,15 +133,39 @@ struct ListVerbRewriter: ByteToMessageDecoder {
     ) throws
         -> DecodingState
     {
+        cancelDeadline()
         if buffer.readableBytes > 0, let rest = buffer.readSlice(length: buffer.readableBytes) {
             context.fireChannelRead(wrapInboundOut(rest))
         }
         return .needMoreData
     }
 
+    mutating func decoderRemoved(context: ChannelHandlerContext) {
+        cancelDeadline()
+    }
+
+    /// The request has been read: no deadline until the next one's first byte.
+    private mutating func finishRequest() {
+        requestStart = nil
+        cancelDeadline()
+    }
+
+    private mutating func cancelDeadline() {
+        deadline?.cancel()
+        deadline = nil
+    }
+
+    /// Closes the connection at `time` unless the request has been read by then.
+    private mutating func schedule(context: ChannelHandlerContext, at time: NIODeadline) {
+        deadline?.cancel()
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(deadline: time) { bound.value.close(promise: nil) }
+    }
+
     /// How the body after a request head is framed: `Transfer-Encoding: chunked`, `Content-Length`, or an
-    /// upgrade (passed through). Works on the bytes: this runs for every request.
-    static func framing(of head: ByteBuffer) -> State {
+    /// upgrade (passed through); a Content-Length that is not a decimal number is a parse error. Works on the
+    /// bytes: this runs for every request.
+    static func framing(of head: ByteBuffer) throws(HTTPParserError) -> State {
         let bytes = head.readableBytesView
         var length = 0
         var lineStart = bytes.startIndex
@@ -111,15 +181,15 @@ struct ListVerbRewriter: ByteToMessageDecoder {
             let name = trimmed(line[line.startIndex..<colon])
             let value = trimmed(line[(colon + 1)...])
             if equalsLowercased(name, "transfer-encoding") {
-                if containsLowercased(value, "chunked") { return .chunkSize }
+                if containsLowercased(value, "chunked") { return .chunkSize(scanned: 0) }
             } else if equalsLowercased(name, "content-length") {
-                guard let parsed = decimal(value) else { return .passthrough }
+                guard let parsed = decimal(value) else { throw .invalidContentLength }
                 length = parsed
             } else if equalsLowercased(name, "upgrade") {
                 return .passthrough
             }
         }
-        return length > 0 ? .body(remaining: length) : .head
+        return length > 0 ? .body(remaining: length) : .head(scanned: 0)
     }
 
     /// The size of a chunk-size line (`1a;ext=1`), nil when it is not hexadecimal.
@@ -179,10 +249,12 @@ struct ListVerbRewriter: ByteToMessageDecoder {
         return value
     }
 
-    private static func find(_ needle: [UInt8], in buffer: ByteBuffer) -> Int? {
+    /// Where `needle` starts in the readable bytes, searching from `from` bytes in, less the needle's length (a
+    /// match may straddle the end of the last search).
+    private static func find(_ needle: [UInt8], in buffer: ByteBuffer, from: Int) -> Int? {
         let view = buffer.readableBytesView
         guard view.count >= needle.count else { return nil }
-        var index = view.startIndex
+        var index = view.startIndex + max(0, min(from, view.count) - (needle.count - 1))
         while index <= view.endIndex - needle.count {
             if view[index] == needle[0], view[index..<index + needle.count].elementsEqual(needle) {
                 return index - view.startIndex

@@ -2,10 +2,13 @@ import FoundationEssentials
 import SNP
 import Synchronization
 
-/// The secrets engines mounted at paths below `/v1/`, found by longest prefix, as Vault routes. A class behind a
-/// mutex (not an actor), so that routing a request never suspends; changes hold the lock while they commit.
+/// The secrets engines mounted at paths below `/v1/`, found by longest prefix, as Vault routes. A class behind
+/// mutexes (not an actor), so that routing a request never suspends. Changes hold `table`'s lock while they commit
+/// (a storage write, an fsync, a KV upgrade); readers (routing on the event loop) read `published`, whose lock is
+/// never held across storage I/O: a change is published once it has committed, and a failed one not at all.
 final class MountTable: Sendable {
     private let table = Mutex<[String: Mount]>([:])
+    private let published = Mutex<[String: Mount]>([:])
     /// Engine types that can be mounted, with a factory for an engine over its storage.
     private let factories: [String: Engines.Factory]
     /// The sealed store: the table at `core/mounts`, each engine below `logical/<uuid>/`.
@@ -30,7 +33,7 @@ final class MountTable: Sendable {
 
     /// Restores the table from sealed storage (after an unseal).
     func load() throws(VaultError) {
-        try table.withLock { (mounts) throws(VaultError) in try load(into: &mounts) }
+        try change { (mounts) throws(VaultError) in try load(into: &mounts) }
     }
 
     private func load(into mounts: inout [String: Mount]) throws(VaultError) {
@@ -41,6 +44,20 @@ final class MountTable: Sendable {
                 uuid: record.uuid, options: record.options,
                 backend: factory(record.options, storage.scoped("logical/\(record.uuid)/")),
                 defaultLeaseTTL: record.defaultLeaseTTL ?? 0, maxLeaseTTL: record.maxLeaseTTL ?? 0)
+        }
+    }
+
+    /// Runs a change on a copy of the table under the writers' lock; the copy replaces the table and is published
+    /// only when the change succeeds (its storage write included).
+    private func change<Result>(
+        _ body: (inout [String: Mount]) throws(VaultError) -> Result
+    ) throws(VaultError) -> Result {
+        try table.withLock { (mounts) throws(VaultError) -> Result in
+            var next = mounts
+            let result = try body(&next)
+            mounts = next
+            published.withLock { $0 = next }
+            return result
         }
     }
 
@@ -56,7 +73,7 @@ final class MountTable: Sendable {
     /// The mount serving `path` and the path relative to it.
     func route(_ path: String) -> (Mount, String)? {
         let candidate = path.hasSuffix("/") ? path : path + "/"
-        let found = table.withLock { mounts -> (String, Mount)? in
+        let found = published.withLock { mounts -> (String, Mount)? in
             var best: (String, Mount)?
             for (prefix, mount) in mounts where candidate.hasPrefix(prefix) {
                 if let current = best, current.0.count >= prefix.count { continue }
@@ -78,7 +95,7 @@ final class MountTable: Sendable {
     )
         throws(VaultError)
     {
-        try table.withLock { (mounts) throws(VaultError) in
+        try change { (mounts) throws(VaultError) in
             try enable(
                 path: rawPath, type: type, description: description, options: options,
                 defaultLeaseTTL: defaultLeaseTTL, maxLeaseTTL: maxLeaseTTL, in: &mounts)
@@ -129,7 +146,7 @@ final class MountTable: Sendable {
 
     /// Unmounts `path` and destroys its data, as Vault does.
     func disable(path rawPath: String) throws(VaultError) {
-        let removed = try table.withLock { (mounts) throws(VaultError) -> Mount? in
+        let removed = try change { (mounts) throws(VaultError) -> Mount? in
             guard let mount = mounts.removeValue(forKey: Self.normalise(rawPath)) else { return nil }
             try persist(mounts)
             return mount
@@ -142,7 +159,7 @@ final class MountTable: Sendable {
     /// `sys/mounts/<path>`: the mount's entry, as `sys/mounts` lists it; 400 for a path nothing is mounted at.
     func entry(path rawPath: String) throws(VaultError) -> [String: JSONValue] {
         let path = Self.normalise(rawPath)
-        guard let mount = table.withLock({ $0[path] }), case .object(let entry) = mount.listing else {
+        guard let mount = published.withLock({ $0[path] }), case .object(let entry) = mount.listing else {
             throw .badRequest("cannot fetch sysview for path \"\(path)\"")
         }
         return entry
@@ -151,7 +168,7 @@ final class MountTable: Sendable {
     /// `sys/mounts/<path>/tune` (read): 400 for a path nothing is mounted at.
     func tuning(path rawPath: String) throws(VaultError) -> [String: JSONValue] {
         let path = Self.normalise(rawPath)
-        guard let mount = table.withLock({ $0[path] }) else {
+        guard let mount = published.withLock({ $0[path] }) else {
             throw .badRequest("cannot fetch sysview for path \"\(path)\"")
         }
         return mount.tuning
@@ -166,7 +183,7 @@ final class MountTable: Sendable {
         options: [String: JSONValue]?
     ) throws(VaultError) -> String? {
         let path = Self.normalise(rawPath)
-        return try table.withLock { (mounts) throws(VaultError) -> String? in
+        return try change { (mounts) throws(VaultError) -> String? in
             guard var mount = mounts[path] else {
                 throw .badRequest("tune of path \"\(path)\" failed: no mount entry found")
             }
@@ -212,7 +229,7 @@ final class MountTable: Sendable {
     func move(from rawFrom: String, to rawTo: String) throws(VaultError) {
         let from = Self.normalise(rawFrom)
         let to = Self.normalise(rawTo)
-        try table.withLock { (mounts) throws(VaultError) in
+        try change { (mounts) throws(VaultError) in
             guard var mount = mounts[from] else { throw .badRequest("no matching mount at \"\(from)\"") }
             for reserved in Self.reserved where to.hasPrefix(reserved) {
                 throw .badRequest("cannot mount '\(to)': '\(reserved)' is reserved")
@@ -228,7 +245,7 @@ final class MountTable: Sendable {
     }
 
     func list() -> [String: JSONValue] {
-        table.withLock { $0.mapValues(\.listing) }
+        published.withLock { $0.mapValues(\.listing) }
     }
 
     /// A KV `version` option as text ("2" or 2); nil for anything else.

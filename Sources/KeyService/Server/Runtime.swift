@@ -34,6 +34,9 @@ final class Runtime: Sendable {
     }
 
     private let life: Mutex<Life>
+    /// Held by `sys/init` while it initialises the store (seal key, storage writes): `life`'s lock is only taken to
+    /// publish the result, so requests reading the state meanwhile do not wait.
+    private let initialization = Mutex(())
     var state: ServerState { life.withLock { $0.state } }
     var services: Services? { life.withLock { $0.services } }
     /// The state and the services, read together.
@@ -73,21 +76,25 @@ final class Runtime: Sendable {
         life.services = try Services.open(EngineStorage(backend: barrier, prefix: ""))
     }
 
-    /// `PUT sys/init`: initialises the barrier under the seal's root key and issues the one root token.
+    /// `PUT sys/init`: initialises the barrier under the seal's root key and issues the one root token. The state
+    /// stays "not initialised" for every other request until the services are open.
     func initialize() throws(VaultError) -> VaultReply {
         guard let barrier, let seal else { throw .badRequest("Vault is already initialized") }
-        return try life.withLock { (life) throws(VaultError) -> VaultReply in
-            guard !life.state.initialized else { throw .badRequest("Vault is already initialized") }
+        return try initialization.withLock { (_) throws(VaultError) -> VaultReply in
+            guard !state.initialized else { throw .badRequest("Vault is already initialized") }
             do {
                 try barrier.initialize(rootKey: try seal.rootKey())
             } catch {
                 throw .internalError("cannot initialise the sealed store with the '\(seal.name)' seal: \(error)")
             }
-            life.state.initialized = true
-            life.state.sealed = false
-            do { try start(&life) } catch { throw .internalError("\(error)") }
-            guard let services = life.services else {
-                throw .internalError("the store did not open after initialisation")
+            let services: Services
+            do { services = try Services.open(EngineStorage(backend: barrier, prefix: "")) } catch {
+                throw .internalError("the store did not open after initialisation: \(error)")
+            }
+            life.withLock { life in
+                life.state.initialized = true
+                life.state.sealed = false
+                life.services = services
             }
             let root = TokenStore.Entry(
                 accessor: TokenStore.newToken(prefix: ""), policies: ["root"], displayName: "root",

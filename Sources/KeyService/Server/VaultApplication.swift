@@ -8,34 +8,32 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// The request context: Vault's 32 MiB body limit.
-struct VaultRequestContext: RequestContext {
-    var coreContext: CoreRequestContextStorage
-    init(source: ApplicationRequestContextSource) { coreContext = .init(source: source) }
-    var maxUploadSize: Int { 32 << 20 }
-}
-
-/// Builds the HTTP application. Served connections go through `VaultHTTP1Channel` (the /v1 API on the event loop,
-/// see VaultHTTPHandler.swift); the router serves the same API to Hummingbird's in-process test client.
+/// Builds the HTTP application. Every connection goes through `VaultHTTP1Channel` (ListVerbRewriter → NIO's
+/// HTTP/1.1 codec → `VaultHTTPHandler`, see VaultHTTPHandler.swift): there is one request path, the one that
+/// ships, and in-process tests drive it with Hummingbird's live test client. Hummingbird's `Application` wants a
+/// responder; the server never calls it, and it answers 500 to anything that does.
 func buildApplication(
     core: VaultCore, host: String, port: Int, logger: Logger, tls: TLSConfiguration? = nil,
+    limits: ListenerLimits = ListenerLimits(),
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) throws
     -> some ApplicationProtocol
 {
-    let router = Router(context: VaultRequestContext.self)
-    // LIST reaches the router as LINK (see ListVerbRewriter), or as GET ?list=true.
-    let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .delete, .patch, ListVerbRewriter.rewrittenMethod]
-    for method in methods {
-        router.on("/v1/**", method: method) { request, context in
-            await respond(to: request, context: context, core: core)
-        }
-    }
-    let server = HTTPServerBuilder.vaultHTTP1(core: core)
+    let server = HTTPServerBuilder.vaultHTTP1(core: core, limits: limits)
     return Application(
-        router: router, server: try tls.map { try .tls(server, tlsConfiguration: $0) } ?? server,
+        responder: NoResponder(), server: try tls.map { try .tls(server, tlsConfiguration: $0) } ?? server,
         configuration: .init(address: .hostname(host, port: port), serverName: "vhsmd"),
         onServerRunning: onServerRunning, eventLoopGroupProvider: .shared(ServerThreads.group), logger: logger)
+}
+
+/// The responder Hummingbird's `Application` requires. `VaultHTTP1Channel` never calls it: a caller that does
+/// (Hummingbird's `.router` test client) gets a 500 instead of a second, untested request path.
+struct NoResponder: HTTPResponder {
+    typealias Context = BasicRequestContext
+
+    func respond(to request: Request, context: BasicRequestContext) async throws -> Response {
+        Response(status: .internalServerError)
+    }
 }
 
 /// The event loops that serve connections: one thread per CPU this process may run on.
@@ -54,12 +52,10 @@ enum ServerThreads {
 }
 
 extension VaultRequest {
-    /// An API request from HTTP: the logical operation (LIST arrives as LINK or `?list=true`), the path below
-    /// `/v1/` without trailing slashes, the JSON body (nil: it was over the limit), the token from `X-Vault-Token` or
-    /// `Authorization: Bearer`. `header` returns a field's values joined by ", ", or nil.
-    init(
-        method: HTTPRequest.Method, uri: URI, body: [UInt8]?, header: (String) -> String?
-    ) throws(VaultError) {
+    /// An API request from an HTTP head: the logical operation (LIST arrives as LINK or `?list=true`), the path
+    /// below `/v1/` without trailing slashes, the token from `X-Vault-Token` or `Authorization: Bearer`; the body is
+    /// added by `setBody` once the token has been checked. `header` returns a field's values joined by ", ", or nil.
+    init(method: HTTPRequest.Method, uri: URI, header: (String) -> String?) throws(VaultError) {
         let query = Dictionary(
             uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { a, _ in a })
         guard let operation = VaultRequest.operation(method: method, query: query) else {
@@ -67,14 +63,6 @@ extension VaultRequest {
         }
         // Go's router cleans the path (`secret//data/x` is `secret/data/x`); trailing slashes go too.
         let path = uri.path.dropFirst("/v1/".count).split(separator: "/").joined(separator: "/")
-        guard let body else {
-            throw VaultError(status: .contentTooLarge, messages: ["request body too large (limit 32 MiB)"])
-        }
-        let json = try JSONValue.parse(body)
-        switch json {
-        case .object, .null: break
-        default: throw .badRequest("failed to decode JSON input: the request body must be a JSON object")
-        }
         // vhsmd has no namespaces but the root one.
         if let namespace = header("X-Vault-Namespace")?.trimmedWhitespace,
             !["", "/", "root", "root/"].contains(namespace)
@@ -85,30 +73,19 @@ extension VaultRequest {
         if token == nil, let authorization = header("Authorization"), authorization.hasPrefix("Bearer ") {
             token = String(authorization.dropFirst(7))
         }
-        self.init(operation: operation, path: path, body: json, query: query, token: token, isHead: method == .head)
+        self.init(operation: operation, path: path, body: .null, query: query, token: token, isHead: method == .head)
         wrapTTL = try Self.wrapTTL(header("X-Vault-Wrap-TTL"))
         if method == .patch { contentType = header("Content-Type") }
     }
-}
 
-/// Turns an HTTP request into a `VaultRequest`, and the reply or error into Vault's JSON.
-func respond(to request: Request, context: VaultRequestContext, core: VaultCore) async -> Response {
-    var requestID = ""
-    do {
-        // nil when over the limit (the request is refused with 413 after the verb is checked).
-        let body = try? await Array(request.body.collect(upTo: context.maxUploadSize).readableBytesView)
-        let vaultRequest = try VaultRequest(
-            method: request.method, uri: request.uri, body: body,
-            header: { name in
-                let values = request.headers[values: HTTPField.Name(name)!]
-                return values.isEmpty ? nil : values.joined(separator: ", ")
-            })
-        requestID = vaultRequest.id
-        let reply = try await core.handle(vaultRequest)
-        let response = encode(reply, id: vaultRequest.id)
-        return vaultRequest.isHead ? Response(status: response.status, headers: response.headers) : response
-    } catch {
-        return encode(error, id: requestID.isEmpty ? RequestID.make() : requestID)
+    /// Parses the JSON body, which must be an object (or empty).
+    mutating func setBody(_ bytes: [UInt8]) throws(VaultError) {
+        let json = try JSONValue.parse(bytes)
+        switch json {
+        case .object, .null: break
+        default: throw .badRequest("failed to decode JSON input: the request body must be a JSON object")
+        }
+        body = json
     }
 }
 
@@ -169,18 +146,7 @@ struct VaultHTTPAnswer: Sendable {
             self = Self.json(error.status, .object(["errors": .array(messages.map(JSONValue.string))]))
         }
     }
-
-    var response: Response {
-        guard let contentType else { return Response(status: status) }
-        return Response(
-            status: status, headers: [.contentType: contentType],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
-    }
 }
-
-func encode(_ reply: VaultReply, id: String) -> Response { VaultHTTPAnswer(reply, id: id).response }
-
-func encode(_ error: VaultError, id: String) -> Response { VaultHTTPAnswer(error, id: id).response }
 
 /// Vault's success envelope.
 func envelope(

@@ -3,6 +3,11 @@ import HTTPTypes
 
 /// Routes an API request: unauthenticated sys paths, then token authentication, authorisation, and the mount
 /// that serves the path. Every failure is a `VaultError` in Vault's shape.
+///
+/// Both dispatchers (`handleOnLoop` on the event loop, `handle` in a task) let a request in through one function,
+/// `admit`: token lookup, ACL, sudo, the existence check. The event-loop dispatcher only adds "this admitted request
+/// can be answered without waiting"; whenever admitting it would wait (a token write, a storage read, the
+/// backend's existence check) it hands the request to the task, which admits it again from the start.
 struct VaultCore: Sendable {
     let runtime: Runtime
     /// The enabled audit devices (none: nothing is audited).
@@ -12,6 +17,14 @@ struct VaultCore: Sendable {
 
     /// Paths anyone may call without a token.
     static let unauthenticated: Set<String> = ["sys/health", "sys/seal-status", "sys/init", "sys/leader"]
+    /// Paths whose body is read without a live token: the wrapping calls (the wrapping token may be in the body,
+    /// or the request's token is the wrapping token) and the OpenAPI document (served to anyone). Their bodies are
+    /// bounded by the sys/ body limit.
+    static let bodyWithoutToken: Set<String> = [
+        "sys/wrapping/lookup", "sys/wrapping/unwrap", "sys/internal/specs/openapi",
+    ]
+    /// The most `batch_input` items served on the event loop; a larger batch is served by a task.
+    static let onLoopBatchLimit = 64
     /// Vault's answer to an ACL denial (as opposed to a missing or unknown token).
     static let aclDenied = VaultError(status: .forbidden, messages: ["1 error occurred:\n\t* permission denied\n\n"])
 
@@ -21,6 +34,46 @@ struct VaultCore: Sendable {
         let outcome: Result<VaultReply, VaultError>
         do { outcome = .success(try await dispatch(request, area: &area)) } catch { outcome = .failure(error) }
         record(request, area: area, outcome: outcome, since: start)
+        return try outcome.get()
+    }
+
+    /// A request whose body is still bytes: the token is checked before the body is parsed, so a caller without a
+    /// live token is refused (and audited) with the body unread; then the body is parsed and the request handled.
+    func handle(_ request: VaultRequest, body: [UInt8]) async throws(VaultError) -> VaultReply {
+        var request = request
+        if !body.isEmpty, !tokenMayPass(request, onLoop: false) { return try await refuse(request) }
+        try request.setBody(body)
+        return try await handle(request)
+    }
+
+    /// Could the request's token authenticate it? False only when it certainly cannot: no token, or one the token
+    /// store does not hold (on the event loop: one its cache knows to be unknown, no storage read). Paths that
+    /// need no token pass, and so does everything while the store is sealed (the answer is then 503).
+    func tokenMayPass(_ request: VaultRequest, onLoop: Bool) -> Bool {
+        guard !Self.unauthenticated.contains(request.path), !Self.bodyWithoutToken.contains(request.path),
+            let services = runtime.services
+        else { return true }
+        guard let token = request.token else { return false }
+        if onLoop {
+            if case .unknown? = try? services.tokens.lookup(token) { return false }
+            return true
+        }
+        // A storage failure is not a verdict on the token: `handle` meets it again and answers it.
+        do { return try services.tokens.entry(token: token) != nil } catch { return true }
+    }
+
+    /// Refuses a request whose token cannot pass (`tokenMayPass`) before its body is read: Vault's "permission
+    /// denied", with its audit lines when a device is enabled (no request data: the body was not read).
+    func refuse(_ request: VaultRequest) async throws(VaultError) -> VaultReply {
+        let start = metrics == nil ? nil : ContinuousClock.now
+        let outcome: Result<VaultReply, VaultError>
+        do {
+            outcome = .success(
+                try await audited(request, mount: nil, allowed: false, denial: .permissionDenied) {
+                    () throws(VaultError) in throw .permissionDenied
+                })
+        } catch { outcome = .failure(error) }
+        record(request, area: request.path.hasPrefix("sys/") ? "sys" : "unrouted", outcome: outcome, since: start)
         return try outcome.get()
     }
 
@@ -55,97 +108,178 @@ struct VaultCore: Sendable {
         metrics.record(operation: request.operation.rawValue, area: area, status: status, duration: .now - start)
     }
 
-    private func dispatchOnLoop(_ request: VaultRequest, area: inout String) throws(VaultError) -> VaultReply? {
-        let path = request.path
-        // Wrapping an answer writes the wrapping token.
-        guard !audit.audits(path), request.wrapTTL == nil else { return nil }
-        let (state, services) = runtime.current
-        if Self.unauthenticated.contains(path) {
-            guard path != "sys/init", request.operation == .read || request.operation == .list else { return nil }
-            area = "sys"
-            return try SysBackend(state: state, mounts: nil).respond(request, path: String(path.dropFirst(4)))
-        }
-        guard let services, !path.hasPrefix("sys/"), !path.hasPrefix("auth/") else { return nil }
-        // Only a mount that can serve on the loop is worth authenticating for here.
-        guard let (mount, relative) = services.mounts.route(path), !mount.backend.hasExistenceCheck else { return nil }
-        var request = request
-        let entry: TokenStore.Entry
-        switch try services.tokens.lookup(request.token) {
-        case .needsWrite: return nil
-        // No such token: the answer `handle` gives (counted as unrouted, as there).
-        case .unknown: throw .permissionDenied
-        case .entry(let found, let key):
-            entry = found
-            request.caller = Caller(key: key, entry: found)
-        }
-        let acl = services.policies.acl(for: entry.policies)
-        request.acl = acl
-        // A denial: the answer `handle` gives (unrouted too).
-        guard Self.authorize(request, acl: acl, exists: nil) else { throw Self.aclDenied }
-        guard let reply = try mount.backend.handleOnLoop(request, path: relative) else { return nil }
-        area = mount.type
-        return reply
+    /// How `admit` let a request in.
+    private enum Admission {
+        /// A path that needs no token (sys/health, sys/seal-status, sys/leader, reading sys/init).
+        case open(ServerState)
+        /// `PUT sys/init`.
+        case initialize
+        /// Authenticated (or not) and authorised (or not).
+        case decided(Decision)
+        /// Authenticated; the ACL needs the backend's existence check of `relative` in `mount` (task path only).
+        case needsExistence(Decision, mount: Mount, relative: String, acl: ACL)
+        /// On the event loop: admitting would wait (the token must be written or read from storage, or the ACL
+        /// needs the existence check). Nothing has changed.
+        case wait
     }
 
-    /// `area` names what served the request for the metrics: "sys", "auth/token" or the mount's type.
-    private func dispatch(_ request: VaultRequest, area: inout String) async throws(VaultError) -> VaultReply {
-        var request = request
+    /// What authentication and authorisation decided; `request` carries the caller and its ACL.
+    private struct Decision {
+        var request: VaultRequest
+        let services: Services
+        let state: ServerState
+        var allowed = false
+        /// Did a token authenticate the caller (the denial is then the ACL's)?
+        var authenticated = false
+        var denial: VaultError { authenticated ? VaultCore.aclDenied : .permissionDenied }
+    }
+
+    /// The one authentication and authorisation path of both dispatchers: the paths without a token, the sealed
+    /// state, the wrapping-token calls (the backend checks the token; no ACL applies), then the token (on the event
+    /// loop: looked up in the token cache without writing), its ACL, the existence check where the backend has one,
+    /// and sudo (`authorize`).
+    private func admit(_ request: VaultRequest, onLoop: Bool) throws(VaultError) -> Admission {
         let path = request.path
-        let (state, currentServices) = runtime.current
-        if path.hasPrefix("sys/") { area = "sys" }
-        if path == "sys/init", request.operation == .update { return try runtime.initialize() }
-        if Self.unauthenticated.contains(path) {
-            return try await SysBackend(state: state, mounts: nil).handle(request, path: String(path.dropFirst(4)))
-        }
-        guard let services = currentServices else {
+        let (state, current) = runtime.current
+        if path == "sys/init", request.operation == .update { return onLoop ? .wait : .initialize }
+        if Self.unauthenticated.contains(path) { return .open(state) }
+        guard let services = current else {
             throw VaultError(status: .serviceUnavailable, messages: ["Vault is sealed"])
         }
-        var allowed = false
+        var decision = Decision(request: request, services: services, state: state)
         // The holder of a wrapping token looks it up or unwraps it with that token alone: it is not authenticated
         // (that would spend its one use) and no ACL applies; the backend checks it is a live wrapping token.
-        let wrappingTokenCall = Self.usesWrappingToken(request)
-        let authenticated = wrappingTokenCall ? nil : try services.tokens.authenticate(request.token)
-        let entry = authenticated?.entry
-        if let (entry, key) = authenticated {
-            request.caller = Caller(key: key, entry: entry)
-            let acl = services.policies.acl(for: entry.policies)
-            var exists: Bool?
-            if request.operation == .update, !acl.isRoot, let (mount, relative) = services.mounts.route(path),
-                mount.backend.hasExistenceCheck
-            {
-                exists = await mount.backend.existence(of: relative)
-            }
-            allowed = Self.authorize(request, acl: acl, exists: exists)
-            request.acl = acl
+        if Self.usesWrappingToken(request) {
+            decision.allowed = true
+            return .decided(decision)
         }
-        if wrappingTokenCall { allowed = true }
+        let found: (entry: TokenStore.Entry, key: [UInt8])?
+        if onLoop {
+            switch try services.tokens.lookup(request.token) {
+            case .needsWrite: return .wait
+            case .unknown: found = nil
+            case .entry(let entry, let key): found = (entry, key)
+            }
+        } else {
+            found = try services.tokens.authenticate(request.token)
+        }
+        guard let (entry, key) = found else { return .decided(decision) }
+        decision.authenticated = true
+        decision.request.caller = Caller(key: key, entry: entry)
+        let acl = services.policies.acl(for: entry.policies)
+        if request.operation == .update, !acl.isRoot, let (mount, relative) = services.mounts.route(path),
+            mount.backend.hasExistenceCheck
+        {
+            if onLoop { return .wait }
+            return .needsExistence(decision, mount: mount, relative: relative, acl: acl)
+        }
+        decision.allowed = Self.authorize(decision.request, acl: acl, exists: nil)
+        decision.request.acl = acl
+        return .decided(decision)
+    }
+
+    /// The event loop's dispatcher: `admit` without waiting, then what answers without waiting.
+    private func dispatchOnLoop(_ request: VaultRequest, area: inout String) throws(VaultError) -> VaultReply? {
+        let path = request.path
+        // An audit line waits for the disk; wrapping an answer writes the wrapping token.
+        guard !audit.audits(path), request.wrapTTL == nil else { return nil }
+        // A large batch would hold the loop (and every connection on it) for its whole length.
+        if case .array(let items)? = request.body.objectMembers["batch_input"], items.count > Self.onLoopBatchLimit {
+            return nil
+        }
+        let open = Self.unauthenticated.contains(path)
+        // sys/ and auth/token/ are served by the task (their writes commit to storage).
+        guard open || (!path.hasPrefix("sys/") && !path.hasPrefix("auth/")) else { return nil }
+        if open { area = "sys" }
+        switch try admit(request, onLoop: true) {
+        case .wait, .initialize, .needsExistence: return nil
+        case .open(let state):
+            guard request.operation == .read || request.operation == .list else { return nil }
+            return try SysBackend(state: state, mounts: nil).respond(request, path: String(path.dropFirst(4)))
+        case .decided(let decision):
+            // A denial: the answer `handle` gives (counted as unrouted, as there).
+            guard decision.allowed else { throw decision.denial }
+            guard let (mount, relative) = decision.services.mounts.route(path),
+                let reply = try mount.backend.handleOnLoop(decision.request, path: relative)
+            else { return nil }
+            area = mount.type
+            return reply
+        }
+    }
+
+    /// The task's dispatcher. `area` names what served the request for the metrics: "sys", "auth/token" or the
+    /// mount's type.
+    private func dispatch(_ request: VaultRequest, area: inout String) async throws(VaultError) -> VaultReply {
+        let path = request.path
+        if path.hasPrefix("sys/") { area = "sys" }
+        switch try admit(request, onLoop: false) {
+        case .wait: throw .internalError("the request to \(path) was not admitted off the event loop")
+        case .initialize:
+            return try await audited(request, mount: nil, allowed: true, denial: nil) { () throws(VaultError) in
+                try runtime.initialize()
+            }
+        case .open(let state):
+            let backend = SysBackend(state: state, mounts: nil)
+            guard audit.audits(path) else { return try await backend.handle(request, path: String(path.dropFirst(4))) }
+            return try await audited(request, mount: nil, allowed: true, denial: nil) { () async throws(VaultError) in
+                try await backend.handle(request, path: String(path.dropFirst(4)))
+            }
+        case .needsExistence(var decision, let mount, let relative, let acl):
+            let exists = await mount.backend.existence(of: relative)
+            decision.allowed = Self.authorize(decision.request, acl: acl, exists: exists)
+            decision.request.acl = acl
+            return try await serve(decision, area: &area)
+        case .decided(let decision):
+            return try await serve(decision, area: &area)
+        }
+    }
+
+    /// An admitted request: refused, or routed; audited when a device is enabled.
+    private func serve(_ decision: Decision, area: inout String) async throws(VaultError) -> VaultReply {
+        let request = decision.request
+        let path = request.path
+        let services = decision.services
         if path == "sys/internal/specs/openapi", request.operation == .read {
             // Vault serves its document to anyone, listing the paths the caller's token can reach.
             let document = OpenAPIDocument.build(
-                mounts: services.mounts.list(), acl: entry == nil ? nil : request.acl)
+                mounts: services.mounts.list(), acl: decision.authenticated ? request.acl : nil)
             return VaultReply(bare: document)
         }
-        let denial: VaultError = entry == nil ? .permissionDenied : Self.aclDenied
         guard audit.audits(path) else {
-            guard allowed else { throw denial }
-            return try await route(request, services: services, state: state, area: &area)
+            guard decision.allowed else { throw decision.denial }
+            return try await route(request, services: services, state: decision.state, area: &area)
         }
-        // Audited: the request line is durable before anything happens, the response line before the answer leaves.
+        var routed = area
+        defer { area = routed }
+        return try await audited(
+            request, mount: services.mounts.route(path)?.0, allowed: decision.allowed, denial: decision.denial
+        ) { () async throws(VaultError) in
+            try await route(request, services: services, state: decision.state, area: &routed)
+        }
+    }
+
+    /// Audits a request: the request line is durable before anything happens (with the denial's message when it is
+    /// refused), the response line before the answer leaves. Nothing is recorded when no device is enabled.
+    private func audited(
+        _ request: VaultRequest, mount: Mount?, allowed: Bool, denial: VaultError?,
+        _ work: () async throws(VaultError) -> VaultReply
+    ) async throws(VaultError) -> VaultReply {
+        guard !audit.devices.isEmpty else {
+            if !allowed, let denial { throw denial }
+            return try await work()
+        }
         var record = AuditRequest(request, id: request.id)
-        if let (mount, _) = services.mounts.route(path) {
-            record.mountPoint = mount.path
-            record.mountType = mount.type
-        }
+        record.mountPoint = mount?.path
+        record.mountType = mount?.type
+        let refusal = allowed ? nil : denial
         try await audited { () async throws(AuditError) in
-            try await audit.logRequest(record, error: allowed ? nil : denial.messages.first)
+            try await audit.logRequest(record, error: refusal?.messages.first)
         }
         let outcome: Result<VaultReply, VaultError>
-        if allowed {
-            do { outcome = .success(try await route(request, services: services, state: state, area: &area)) } catch {
-                outcome = .failure(error)
-            }
+        if let refusal {
+            outcome = .failure(refusal)
         } else {
-            outcome = .failure(denial)
+            do { outcome = .success(try await work()) } catch { outcome = .failure(error) }
         }
         let response: AuditResponse
         switch outcome {

@@ -24,6 +24,9 @@ struct VaultRequest: Sendable {
     var caller: Caller?
     /// The caller's ACL, for backends that must tell create from update (transit's encrypt upsert).
     var acl: ACL?
+    /// The peer's IP address and port (the audit log's `request.remote_address` and `remote_port`); nil in-process.
+    var remoteAddress: String? = nil
+    var remotePort: Int? = nil
     /// The request id: the envelope's `request_id` and the audit lines' `request.id`.
     var id = RequestID.make()
 

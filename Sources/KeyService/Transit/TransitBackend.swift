@@ -19,7 +19,9 @@ struct TransitBackend: Backend {
         case (.update, "encrypt"), (.update, "decrypt"), (.update, "rewrap"), (.update, "sign"), (.update, "verify"),
             (.update, "hmac"):
             // A missing key is created by encrypt (a write), or read from storage: served off the event loop.
-            guard store.cachedKey(parts[1]) != nil else { return nil }
+            guard let key = store.cachedKey(parts[1]) else { return nil }
+            // RSA's private-key operations take milliseconds: served off the event loop too.
+            if key.type.isRSA, ["sign", "decrypt", "rewrap"].contains(parts[0]) { return nil }
         case (.update, "datakey"):
             guard parts.count == 3, store.cachedKey(parts[2]) != nil else { return nil }
         case (.update, "random"), (.update, "hash"): break

@@ -98,7 +98,7 @@ import Testing
         let server = ServerTests()
         let (app, root) = try await server.makeApp()
         let rootHeader: HTTPFields = [HTTPField.Name("X-Vault-Token")!: root]
-        try await app.test(.router) { client in
+        try await app.test(.live) { client in
             func call(
                 _ uri: String, _ method: HTTPRequest.Method, _ headers: HTTPFields, _ body: String = ""
             ) async throws -> (HTTPResponse.Status, [String: Any]) {

@@ -122,12 +122,14 @@ import Testing
                 if close { text += "Connection: close\r\n" }
                 return text + "\r\n" + (body ?? "")
             }
-            let answer = try RawHTTP.exchange(
-                port: port,
+            let connection = try RawConnection(port: port)
+            try connection.send(
                 request("GET", "/v1/sys/health")
                     + request("POST", "/v1/sys/mounts/transit", body: #"{"type":"transit"}"#)
                     + request("GET", "/v1/sys/mounts")
                     + request("GET", "/v1/sys/health", close: true))
+            // The server closes after the last answer (a generous bound: the parallel test run starves the pool).
+            let answer = try #require(try await connection.readUntilClose(timeout: 60))
             // A status line follows the previous body directly: find each "HTTP/1.1 " up to its CRLF.
             let statuses = answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map {
                 "HTTP/1.1 " + ($0.components(separatedBy: "\r\n").first ?? "")
@@ -142,41 +144,5 @@ import Testing
     @Test func theHTTPDateIsIMFFixdate() {
         #expect(HTTPDate.format(784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
         #expect(HTTPDate.format(0) == "Thu, 01 Jan 1970 00:00:00 GMT")
-    }
-}
-
-/// One blocking TCP exchange: send `request`, read until the server closes the connection (10 s at most).
-enum RawHTTP {
-    struct Failure: Error { let step: String }
-
-    static func exchange(port: Int, _ request: String) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(step: "socket") }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else { throw Failure(step: "connect") }
-        let bytes = Array(request.utf8)
-        guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else {
-            throw Failure(step: "send")
-        }
-        var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            guard count >= 0 else { throw Failure(step: "recv (no close within 10 s)") }
-            if count == 0 { break }
-            received += chunk[..<count]
-        }
-        return String(decoding: received, as: UTF8.self)
     }
 }

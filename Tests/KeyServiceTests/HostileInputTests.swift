@@ -247,7 +247,8 @@ import Testing
             runtime: Runtime(
                 state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),
                 services: services), metrics: ServiceMetrics())
-        let app = try buildApplication(core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test"))
+        let app = try buildApplication(
+            core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test"), limits: ServerTests.patientLimits)
         try await app.test(.live) { client in
             backend.failing.store(true, ordering: .relaxed)
             try await client.execute(

@@ -42,18 +42,18 @@ final class VHSMDProcess {
     var output: String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
 
     /// Waits (up to 20 s) until the console holds `text`.
-    func waitFor(_ text: String) -> Bool {
+    func waitFor(_ text: String) async throws -> Bool {
         for _ in 0..<400 {
             if output.contains(text) { return true }
             if !process.isRunning { return output.contains(text) }
-            usleep(50_000)
+            try await Task.sleep(for: .milliseconds(50))
         }
         return false
     }
 
     /// The URL of the "ready on" line (the bound port, also when port 0 was asked for).
-    func readyURL() throws -> String {
-        try #require(waitFor("vhsmd: ready on "), "vhsmd did not get ready: \(output)")
+    func readyURL() async throws -> String {
+        try #require(try await waitFor("vhsmd: ready on "), "vhsmd did not get ready: \(output)")
         let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("vhsmd: ready on ") })
         return String(line.dropFirst("vhsmd: ready on ".count))
     }
@@ -81,18 +81,18 @@ func httpStatus(_ url: String, token: String? = nil) throws -> String {
 
     /// logrotate's way: rename the log, send SIGHUP, and the next lines go to a new file at the configured path;
     /// vhsmd goes on serving, and still stops cleanly on SIGTERM.
-    @Test func sighupReopensTheAuditLogInsteadOfEndingVHSMD() throws {
+    @Test func sighupReopensTheAuditLogInsteadOfEndingVHSMD() async throws {
         let audit = directory.path + "/audit.log"
         let vhsmd = try VHSMDProcess(
             [
                 "--dev", "--dev-listen-address", "127.0.0.1:0", "--dev-root-token-id", "root-h5", "--audit-file",
                 audit,
             ], directory: directory.path)
-        let url = try vhsmd.readyURL()
+        let url = try await vhsmd.readyURL()
         #expect(try httpStatus(url + "/v1/secret/data/before-rotation", token: "root-h5") == "404")
         #expect(rename(audit, audit + ".1") == 0)
         #expect(kill(vhsmd.process.processIdentifier, SIGHUP) == 0)
-        #expect(vhsmd.waitFor("vhsmd: SIGHUP: reopened the audit log \(audit)"), "\(vhsmd.output)")
+        #expect(try await vhsmd.waitFor("vhsmd: SIGHUP: reopened the audit log \(audit)"), "\(vhsmd.output)")
         #expect(vhsmd.process.isRunning, "vhsmd ended on SIGHUP: \(vhsmd.output)")
         #expect(try httpStatus(url + "/v1/secret/data/after-rotation", token: "root-h5") == "404")
         let fresh = try String(contentsOfFile: audit, encoding: .utf8)
@@ -106,11 +106,11 @@ func httpStatus(_ url: String, token: String? = nil) throws -> String {
         #expect(vhsmd.output.contains("vhsmd: stopped"))
     }
 
-    @Test func sighupWithoutAnAuditLogIsHarmless() throws {
+    @Test func sighupWithoutAnAuditLogIsHarmless() async throws {
         let vhsmd = try VHSMDProcess(["--dev", "--dev-listen-address", "127.0.0.1:0"], directory: directory.path)
-        let url = try vhsmd.readyURL()
+        let url = try await vhsmd.readyURL()
         #expect(kill(vhsmd.process.processIdentifier, SIGHUP) == 0)
-        #expect(vhsmd.waitFor("vhsmd: SIGHUP: no audit log to reopen"), "\(vhsmd.output)")
+        #expect(try await vhsmd.waitFor("vhsmd: SIGHUP: no audit log to reopen"), "\(vhsmd.output)")
         #expect(try httpStatus(url + "/v1/sys/health") == "200")
         #expect(vhsmd.stop() == 0)
     }
@@ -165,9 +165,9 @@ func httpStatus(_ url: String, token: String? = nil) throws -> String {
     }()
 
     @Test(.enabled(if: hasIPv6Loopback, "this machine cannot bind TCP on ::1"))
-    func aDevListenerServesOnIPv6Loopback() throws {
+    func aDevListenerServesOnIPv6Loopback() async throws {
         let vhsmd = try VHSMDProcess(["--dev", "--dev-listen-address", "[::1]:0"], directory: directory.path)
-        let url = try vhsmd.readyURL()
+        let url = try await vhsmd.readyURL()
         #expect(url.hasPrefix("http://[::1]:"))
         #expect(vhsmd.output.contains("address:    http://[::1]:0"))
         #expect(try httpStatus(url + "/v1/sys/health") == "200")

@@ -64,6 +64,21 @@ import Testing
                     expected: "aes-xts-plain64"))
     }
 
+    /// A keyslot area offset near 2^64 (a multiple of 4096, as the other checks want) is a header rejection; adding
+    /// the area size to it overflowed and trapped PID 1.
+    @Test func refusesAKeyslotAreaOffsetThatWouldOverflow() throws {
+        let (image, _) = try Fixtures.formattedImage()
+        let huge = String(UInt64.max - 4095)
+        try image.rewriteMetadata {
+            $0.replacingOccurrences(of: "\"offset\":\"32768\"", with: "\"offset\":\"\(huge)\"")
+        }
+        #expect(
+            try rejection(image)
+                == .headerRejected(
+                    path: image.path, field: "keyslot 0 area offset", found: huge, expected: "inside the keyslots area")
+        )
+    }
+
     @Test func refusesAnUnknownJSONKey() throws {
         let (image, _) = try Fixtures.formattedImage()
         try image.rewriteMetadata {

@@ -381,8 +381,7 @@ import Testing
         let runtime = try Runtime(
             barrier: Barrier(backend: MemoryBackend()), seal: DevSealProvider(), storageType: "inmem")
         let core = VaultCore(runtime: runtime, audit: AuditBroker(devices: [try AuditDevice(filePath: path)]))
-        let app = try buildApplication(
-            core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test"), limits: ServerTests.patientLimits)
+        let app = try ServerTests.serve(core)
         let rootToken = try await app.test(.live) { client in
             try await client.execute(uri: "/v1/sys/init", method: .get) { #expect($0.status == .ok) }
             return try await client.execute(uri: "/v1/sys/init", method: .put, body: ByteBuffer(string: "{}")) {

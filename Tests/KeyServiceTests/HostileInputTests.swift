@@ -247,8 +247,7 @@ import Testing
             runtime: Runtime(
                 state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),
                 services: services), metrics: ServiceMetrics())
-        let app = try buildApplication(
-            core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test"), limits: ServerTests.patientLimits)
+        let app = try ServerTests.serve(core)
         try await app.test(.live) { client in
             backend.failing.store(true, ordering: .relaxed)
             try await client.execute(

@@ -39,9 +39,14 @@ import Testing
             runtime: Runtime(
                 state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),
                 services: services), audit: audit, metrics: ServiceMetrics())
-        let app = try buildApplication(
-            core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test"), limits: limits)
-        return (app, root)
+        return (try Self.serve(core, limits: limits), root)
+    }
+
+    /// The served application of `core` on a loopback port the system picks, with patient limits unless told.
+    static func serve(
+        _ core: VaultCore, limits: ListenerLimits = ServerTests.patientLimits
+    ) throws -> some ApplicationProtocol {
+        try buildApplication(core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test"), limits: limits)
     }
 
     func json(_ buffer: ByteBuffer) throws -> [String: Any] {

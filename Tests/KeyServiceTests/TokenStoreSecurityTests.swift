@@ -237,8 +237,7 @@ import Testing
             runtime: Runtime(
                 state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),
                 services: services), metrics: ServiceMetrics())
-        let app = try buildApplication(
-            core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test"), limits: ServerTests.patientLimits)
+        let app = try ServerTests.serve(core)
         let probes = [top, chain[5_000], chain[chain.count - 1]]
         try await app.test(.live) { client in
             let revoked = try await Self.call(client, .post, "auth/token/revoke", token: root, #"{"token":"\#(top)"}"#)

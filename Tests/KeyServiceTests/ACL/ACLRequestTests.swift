@@ -141,8 +141,7 @@ import Testing
             runtime: Runtime(
                 state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),
                 services: services), metrics: ServiceMetrics())
-        let app = try buildApplication(
-            core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test"), limits: ServerTests.patientLimits)
+        let app = try ServerTests.serve(core)
         try await app.test(.live) { client in
             let first = #"{"policy":"path \"secret/a\" { capabilities = [\"read\"] }"}"#
             let second = #"{"policy":"path \"secret/*\" { capabilities = [\"read\", \"update\"] }"}"#

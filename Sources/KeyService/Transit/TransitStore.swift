@@ -118,6 +118,45 @@ final class TransitStore: Sendable {
         try storage.children("keys/").filter { !$0.hasSuffix("/") }
     }
 
+    // MARK: Automatic rotation
+
+    /// What one sweep of `rotateDueKeys` did.
+    struct RotationSweep: Sendable, Equatable {
+        /// The keys rotated, each to its new latest version.
+        var rotated: [String: Int] = [:]
+        /// The keys that were due and could not be rotated, with the reason.
+        var failed: [String: String] = [:]
+    }
+
+    /// Rotates every key whose newest version is older than its `auto_rotate_period` at `now` (Unix nanoseconds),
+    /// each checked and rotated under its key's lock, as `keys/:name/rotate` is, so that a rotation that ran
+    /// meanwhile is not doubled. An imported key that does not allow rotation is left alone (rotating it is refused
+    /// anyway). A key the cache does not hold is read from storage without being cached, so that the sweep does
+    /// not push keys in use out of the cache; a cached key is replaced in the cache by its rotated self.
+    func rotateDueKeys(now: Int64) throws(VaultError) -> RotationSweep {
+        var sweep = RotationSweep()
+        for name in try names() {
+            do {
+                let latest = try locks.withLock(name) { () throws -> Int? in
+                    guard var key = try current(name, caching: false), key.needsAutoRotation(now: now),
+                        !key.config.importedKey || key.config.allowImportedKeyRotation
+                    else { return nil }
+                    try key.rotate(now: now)
+                    try apply(.put(key), to: name, cacheAfter: false)
+                    return key.config.latestVersion
+                }
+                if let latest { sweep.rotated[name] = latest }
+            } catch let error as TransitError {
+                sweep.failed[name] = error.message
+            } catch let error as VaultError {
+                sweep.failed[name] = error.messages.joined(separator: "; ")
+            } catch {
+                sweep.failed[name] = "\(error)"
+            }
+        }
+        return sweep
+    }
+
     // MARK: Settings
 
     /// The mount's `cache-config` size and `config/keys` upsert switch, kept at `config/settings`.

@@ -174,9 +174,10 @@ struct TransitBackend: Backend {
                 throw TransitError.badRequest("'backup' must be supplied")
             }
             let key = try TransitKey.restore(backup, name: parts.count > 1 ? parts[1] : nil)
-            let force = try body.bool("force") == true
             return try store.modify(key.name) { existing in
-                if existing != nil, !force { throw TransitError.internalError("key \"\(key.name)\" already exists") }
+                if existing != nil, try body.bool("force") != true {
+                    throw TransitError.internalError("key \"\(key.name)\" already exists")
+                }
                 return (.put(key), .noContent)
             }
         case (.read, "wrapping_key", 1):

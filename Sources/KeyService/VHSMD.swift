@@ -167,6 +167,7 @@ struct VHSMD: AsyncParsableCommand {
                 services: [
                     .init(service: app), .init(service: ShutdownAnnouncer()),
                     .init(service: HangupHandler(signals: hangups, audit: audit)),
+                    .init(service: TransitAutoRotation(runtime: runtime)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -248,6 +248,9 @@ final class MountTable: Sendable {
         published.withLock { $0.mapValues(\.listing) }
     }
 
+    /// Every mount as published (committed), in no particular order.
+    var mounted: [Mount] { published.withLock { Array($0.values) } }
+
     /// A KV `version` option as text ("2" or 2); nil for anything else.
     static func kvVersion(_ value: JSONValue) -> String? {
         switch value {

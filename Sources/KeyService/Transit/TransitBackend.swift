@@ -7,14 +7,17 @@ struct TransitBackend: Backend {
     let store: TransitStore
 
     func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
-        try serve(request, Self.segments(path))
+        try serve(request, Self.segments(path), pinned: nil)
     }
 
     /// Serves on the calling thread what needs no storage write: encrypt (with an existing key), decrypt, rewrap,
-    /// sign, verify, HMAC, hash, random, datakey and key reads of cached keys. nil for the rest.
+    /// sign, verify, HMAC, hash, random, datakey and key reads of cached keys. nil for the rest. The key is taken
+    /// from the cache once and the request is served with that key alone (`pinned`), so nothing here reads
+    /// storage or waits for a lock held across a write, whatever the cache does meanwhile.
     func handleOnLoop(_ request: VaultRequest, path: String) throws(VaultError) -> VaultReply? {
         let parts = Self.segments(path)
         guard parts.count >= 2 || parts.first == "random" || parts.first == "hash" else { return nil }
+        let pinned: TransitKey?
         switch (request.operation, parts.first ?? "") {
         case (.update, "encrypt"), (.update, "decrypt"), (.update, "rewrap"), (.update, "sign"), (.update, "verify"),
             (.update, "hmac"):
@@ -22,18 +25,26 @@ struct TransitBackend: Backend {
             guard let key = store.cachedKey(parts[1]) else { return nil }
             // RSA's private-key operations take milliseconds: served off the event loop too.
             if key.type.isRSA, ["sign", "decrypt", "rewrap"].contains(parts[0]) { return nil }
+            pinned = key
         case (.update, "datakey"):
-            guard parts.count == 3, store.cachedKey(parts[2]) != nil else { return nil }
-        case (.update, "random"), (.update, "hash"): break
+            guard parts.count == 3, let key = store.cachedKey(parts[2]) else { return nil }
+            pinned = key
+        case (.update, "random"), (.update, "hash"): pinned = nil
         case (.read, "keys"):
-            guard parts.count == 2, store.cachedKey(parts[1]) != nil else { return nil }
+            guard parts.count == 2, let key = store.cachedKey(parts[1]) else { return nil }
+            pinned = key
         default: return nil
         }
-        return try serve(request, parts)
+        return try serve(request, parts, pinned: pinned)
     }
 
-    private func serve(_ request: VaultRequest, _ parts: [String]) throws(VaultError) -> VaultReply {
-        try Self.answering { try route(request, parts) }
+    /// `pinned`: on the event loop, the one key the request may use (from the cache); nil: keys come from the store.
+    private func serve(
+        _ request: VaultRequest, _ parts: [String], pinned: TransitKey?
+    ) throws(VaultError)
+        -> VaultReply
+    {
+        try Self.answering { try route(request, parts, pinned: pinned) }
     }
 
     /// Runs transit work with its errors as Vault's: a `TransitError` keeps its status and message.
@@ -51,11 +62,11 @@ struct TransitBackend: Backend {
 
     static func segments(_ path: String) -> [String] { path.split(separator: "/").map(String.init) }
 
-    private func route(_ request: VaultRequest, _ parts: [String]) throws -> VaultReply {
+    private func route(_ request: VaultRequest, _ parts: [String], pinned: TransitKey?) throws -> VaultReply {
         let body = request.body
         switch (request.operation, parts.first ?? "", parts.count) {
         case (.read, "cache-config", 1):
-            // vhsmd caches every key it has read (no limit); the configured size is kept and reported, as Vault.
+            // The size bounds the mount's cache of decoded keys (0: `TransitStore.defaultCacheLimit`).
             return .data(["size": .int(try store.settings().cacheSize)])
         case (.update, "cache-config", 1):
             guard let size = try body.int("size") else { throw VaultError.badRequest("missing size") }
@@ -77,27 +88,29 @@ struct TransitBackend: Backend {
             return .data(["keys": .array(names.map(JSONValue.string))])
         case (.update, "keys", 2):
             let options = try Self.createOptions(body)
-            if let existing = try store.key(parts[1]) { return try Self.read(existing) }
-            let key = try TransitKey.create(name: parts[1], options: options)
-            try store.put(key)
-            return try Self.read(key)
+            return try store.modify(parts[1]) { existing in
+                if let existing { return (.keep, try Self.read(existing)) }
+                let key = try TransitKey.create(name: parts[1], options: options)
+                return (.put(key), try Self.read(key))
+            }
         case (.read, "keys", 2):
-            guard let key = try store.key(parts[1]) else { throw VaultError.notFound }
+            guard let key = try lookup(parts[1], pinned) else { throw VaultError.notFound }
             return try Self.read(key)
         case (.delete, "keys", 2):
-            guard let key = try store.key(parts[1]) else {
-                throw TransitError.badRequest("error deleting policy \(parts[1]): could not delete key; not found")
+            return try store.modify(parts[1]) { key in
+                guard let key else {
+                    throw TransitError.badRequest("error deleting policy \(parts[1]): could not delete key; not found")
+                }
+                try key.checkDeletable()
+                return (.delete, .noContent)
             }
-            try key.checkDeletable()
-            try store.delete(parts[1])
-            return .noContent
         case (.update, "keys", 3):
             return try keyAction(parts[1], action: parts[2], body: body)
-        case (.update, "encrypt", 2): return try encrypt(parts[1], body: body, request: request)
-        case (.update, "decrypt", 2): return try decrypt(parts[1], body: body)
-        case (.update, "rewrap", 2): return try rewrap(parts[1], body: body)
+        case (.update, "encrypt", 2): return try encrypt(parts[1], body: body, request: request, pinned: pinned)
+        case (.update, "decrypt", 2): return try decrypt(parts[1], body: body, pinned: pinned)
+        case (.update, "rewrap", 2): return try rewrap(parts[1], body: body, pinned: pinned)
         case (.update, "datakey", 3):
-            let key = try existing(parts[2], missing: "encryption key not found")
+            let key = try existing(parts[2], pinned, missing: "encryption key not found")
             let kind = try TransitKey.DataKeyKind(pathWord: parts[1])
             let (plaintext, result) = try key.dataKey(
                 kind: kind, bits: Int(try body.int("bits") ?? 256), context: try Self.bytes(body, "context"),
@@ -109,7 +122,7 @@ struct TransitBackend: Backend {
         case (.update, "random", _): return try Self.random(body, pathWords: parts.dropFirst())
         case (.update, "hash", _): return try Self.hash(body, pathAlgorithm: parts.count > 1 ? parts[1] : nil)
         case (.update, "hmac", 2), (.update, "hmac", 3):
-            let key = try existing(parts[1], missing: "encryption key not found")
+            let key = try existing(parts[1], pinned, missing: "encryption key not found")
             let algorithm = try TransitHashAlgorithm(
                 name: parts.count > 2 ? parts[2] : try body.string("algorithm") ?? "")
             let version = Int(try body.int("key_version") ?? 0)
@@ -119,7 +132,7 @@ struct TransitBackend: Backend {
                     key.hmac(try Self.bytes(item, "input") ?? [], algorithm: algorithm, keyVersion: version))
             }
         case (.update, "sign", 2), (.update, "sign", 3):
-            let key = try existing(parts[1], missing: "signing key not found")
+            let key = try existing(parts[1], pinned, missing: "signing key not found")
             let version = Int(try body.int("key_version") ?? 0)
             return try Self.batch(body, single: "input", failedItemsAre400: false) {
                 item throws -> [String: JSONValue] in
@@ -129,7 +142,7 @@ struct TransitBackend: Backend {
                     try key.sign(try Self.bytes(item, "input") ?? [], options: options, keyVersion: version))
             }
         case (.update, "verify", 2), (.update, "verify", 3):
-            let key = try existing(parts[1], missing: "signature verification failed")
+            let key = try existing(parts[1], pinned, missing: "signature verification failed")
             let hashPath = parts.count > 2 ? parts[2] : nil
             // One item or `batch_input`; a failed item is reported in its result, with status 200 (as Vault).
             return try Self.batch(body, single: "input", failedItemsAre400: false) {
@@ -150,22 +163,23 @@ struct TransitBackend: Backend {
                 return ["valid": .bool(try key.verify(input, signature: signature, options: options))]
             }
         case (.read, "export", 3), (.read, "export", 4):
-            guard let key = try store.key(parts[2]) else { throw VaultError.notFound }
+            guard let key = try lookup(parts[2], pinned) else { throw VaultError.notFound }
             let kind = try TransitKey.ExportKind(pathWord: parts[1])
             return .data(try Self.object(key.export(kind, version: parts.count > 3 ? parts[3] : nil)))
         case (.read, "backup", 2):
-            let key = try existing(parts[1], missing: "no such key")
+            let key = try existing(parts[1], pinned, missing: "no such key")
             return .data(["backup": .string(try key.backup())])
         case (.update, "restore", _):
             guard let backup = try body.string("backup") else {
                 throw TransitError.badRequest("'backup' must be supplied")
             }
             let key = try TransitKey.restore(backup, name: parts.count > 1 ? parts[1] : nil)
-            if try store.key(key.name) != nil, try body.bool("force") != true {
-                throw TransitError.internalError("key \"\(key.name)\" already exists")
+            return try store.modify(key.name) { existing in
+                if existing != nil, try body.bool("force") != true {
+                    throw TransitError.internalError("key \"\(key.name)\" already exists")
+                }
+                return (.put(key), .noContent)
             }
-            try store.put(key)
-            return .noContent
         case (.read, "wrapping_key", 1):
             return .data(["public_key": .string(try store.wrappingKey().publicKeyPEM)])
         default:
@@ -184,69 +198,86 @@ struct TransitBackend: Backend {
 
     // MARK: Keys
 
+    /// The writes below `keys/:name/`: each reads the key, changes it and writes it back under the key's lock
+    /// (`TransitStore.modify`), so no concurrent change of the same key is lost.
     private func keyAction(_ name: String, action: String, body: JSONValue) throws -> VaultReply {
         switch action {
         case "config":
-            var key = try existing(name, missing: "no such key")
-            _ = try key.updateConfig(
-                TransitKey.ConfigUpdate(
-                    minDecryptionVersion: (try body.int("min_decryption_version")).map(Int.init),
-                    minEncryptionVersion: (try body.int("min_encryption_version")).map(Int.init),
-                    deletionAllowed: try body.bool("deletion_allowed"), exportable: try body.bool("exportable"),
-                    allowPlaintextBackup: try body.bool("allow_plaintext_backup"),
-                    autoRotatePeriod: (try body.duration("auto_rotate_period")).map(Int.init)))
-            try store.put(key)
-            return try Self.read(key)
+            return try store.modify(name) { current in
+                guard var key = current else { throw TransitError.badRequest("no such key") }
+                _ = try key.updateConfig(
+                    TransitKey.ConfigUpdate(
+                        minDecryptionVersion: (try body.int("min_decryption_version")).map(Int.init),
+                        minEncryptionVersion: (try body.int("min_encryption_version")).map(Int.init),
+                        deletionAllowed: try body.bool("deletion_allowed"), exportable: try body.bool("exportable"),
+                        allowPlaintextBackup: try body.bool("allow_plaintext_backup"),
+                        autoRotatePeriod: (try body.duration("auto_rotate_period")).map(Int.init)))
+                return (key == current ? .keep : .put(key), try Self.read(key))
+            }
         case "rotate":
-            var key = try existing(name, missing: "no such key")
-            try key.rotate()
-            try store.put(key)
-            return try Self.read(key)
+            return try store.modify(name) { current in
+                guard var key = current else { throw TransitError.badRequest("no such key") }
+                try key.rotate()
+                return (.put(key), try Self.read(key))
+            }
         case "trim":
-            var key = try existing(name, missing: "no such key")
-            guard let minimum = try body.int("min_available_version") else {
-                throw TransitError.badRequest("missing min_available_version")
+            return try store.modify(name) { current in
+                guard var key = current else { throw TransitError.badRequest("no such key") }
+                guard let minimum = try body.int("min_available_version") else {
+                    throw TransitError.badRequest("missing min_available_version")
+                }
+                try key.trim(minAvailableVersion: Int(minimum))
+                return (key == current ? .keep : .put(key), try Self.read(key))
             }
-            try key.trim(minAvailableVersion: Int(minimum))
-            try store.put(key)
-            return try Self.read(key)
         case "import":
-            guard try store.key(name) == nil else {
-                throw TransitError.badRequest(
-                    "the import path cannot be used with an existing key; use import-version to rotate an existing imported key"
-                )
+            return try store.modify(name) { current in
+                guard current == nil else {
+                    throw TransitError.badRequest(
+                        "the import path cannot be used with an existing key; use import-version to rotate an existing imported key"
+                    )
+                }
+                guard let ciphertext = try body.string("ciphertext") else {
+                    throw TransitError.badRequest("missing ciphertext")
+                }
+                let key = try TransitKey.importKey(
+                    name: name, ciphertext: ciphertext, hashFunction: try body.string("hash_function") ?? "SHA256",
+                    wrappingKey: try store.wrappingKey(),
+                    options: TransitKey.ImportOptions(
+                        type: try TransitKeyType(name: try body.string("type") ?? "aes256-gcm96"),
+                        derived: try body.bool("derived") ?? false, exportable: try body.bool("exportable") ?? false,
+                        allowPlaintextBackup: try body.bool("allow_plaintext_backup") ?? false,
+                        autoRotatePeriod: Int(try body.duration("auto_rotate_period") ?? 0),
+                        allowRotation: try body.bool("allow_rotation") ?? false))
+                return (.put(key), .noContent)
             }
-            guard let ciphertext = try body.string("ciphertext") else {
-                throw TransitError.badRequest("missing ciphertext")
-            }
-            let key = try TransitKey.importKey(
-                name: name, ciphertext: ciphertext, hashFunction: try body.string("hash_function") ?? "SHA256",
-                wrappingKey: try store.wrappingKey(),
-                options: TransitKey.ImportOptions(
-                    type: try TransitKeyType(name: try body.string("type") ?? "aes256-gcm96"),
-                    derived: try body.bool("derived") ?? false, exportable: try body.bool("exportable") ?? false,
-                    allowPlaintextBackup: try body.bool("allow_plaintext_backup") ?? false,
-                    autoRotatePeriod: Int(try body.duration("auto_rotate_period") ?? 0),
-                    allowRotation: try body.bool("allow_rotation") ?? false))
-            try store.put(key)
-            return .noContent
         case "import_version":
-            var key = try existing(name, missing: "no such key")
-            guard let ciphertext = try body.string("ciphertext") else {
-                throw TransitError.badRequest("missing ciphertext")
+            return try store.modify(name) { current in
+                guard var key = current else { throw TransitError.badRequest("no such key") }
+                guard let ciphertext = try body.string("ciphertext") else {
+                    throw TransitError.badRequest("missing ciphertext")
+                }
+                try key.importVersion(
+                    ciphertext: ciphertext, hashFunction: try body.string("hash_function") ?? "SHA256",
+                    wrappingKey: try store.wrappingKey())
+                return (.put(key), .noContent)
             }
-            try key.importVersion(
-                ciphertext: ciphertext, hashFunction: try body.string("hash_function") ?? "SHA256",
-                wrappingKey: try store.wrappingKey())
-            try store.put(key)
-            return .noContent
         default:
             throw VaultError.unsupportedPath("keys/\(name)/\(action)")
         }
     }
 
-    private func existing(_ name: String, missing: String) throws -> TransitKey {
-        guard let key = try store.key(name) else { throw TransitError.badRequest(missing) }
+    /// The key named `name`: on the event loop the pinned key (`handleOnLoop` pins the key the path names), else
+    /// from the store.
+    private func lookup(_ name: String, _ pinned: TransitKey?) throws -> TransitKey? {
+        guard let pinned else { return try store.key(name) }
+        guard pinned.name == name else {
+            throw VaultError.internalError("transit served '\(name)' on the event loop with the key '\(pinned.name)'")
+        }
+        return pinned
+    }
+
+    private func existing(_ name: String, _ pinned: TransitKey?, missing: String) throws -> TransitKey {
+        guard let key = try lookup(name, pinned) else { throw TransitError.badRequest(missing) }
         return key
     }
 
@@ -254,21 +285,33 @@ struct TransitBackend: Backend {
 
     /// A `nonce` in the body is ignored here, in rewrap and in datakey, as OpenBao ignores it: it only ever served
     /// Vault's legacy convergent keys, and vhsmd's convergent keys derive their nonce from the plaintext.
-    private func encrypt(_ name: String, body: JSONValue, request: VaultRequest) throws -> VaultReply {
-        var key = try store.key(name)
-        if key == nil {
-            guard try !store.settings().disableUpsert else { throw TransitError.badRequest("encryption key not found") }
-            // Upsert: a missing key is created, which needs `create` on this path (`update` is not enough).
-            if let acl = request.acl, !acl.allows(.create, path: request.path) { throw VaultCore.aclDenied }
-            let derived = body["context"] != nil || Self.batchItems(body)?.contains { $0["context"] != nil } == true
-            var options = TransitKey.Options(
-                type: try TransitKeyType(name: try body.string("type") ?? "aes256-gcm96"), derived: derived)
-            options.convergentEncryption = try body.bool("convergent_encryption") ?? false
-            let created = try TransitKey.create(name: name, options: options)
-            try store.put(created)
-            key = created
+    private func encrypt(
+        _ name: String, body: JSONValue, request: VaultRequest, pinned: TransitKey?
+    ) throws
+        -> VaultReply
+    {
+        let encryptionKey: TransitKey
+        if let found = try lookup(name, pinned) {
+            encryptionKey = found
+        } else {
+            // Upsert, under the key's lock: of concurrent first encryptions with a missing key, one creates it and
+            // the others encrypt with the key it created.
+            encryptionKey = try store.modify(name) { existing in
+                if let existing { return (.keep, existing) }
+                guard try !store.settings().disableUpsert else {
+                    throw TransitError.badRequest("encryption key not found")
+                }
+                // A missing key is created, which needs `create` on this path (`update` is not enough).
+                if let acl = request.acl, !acl.allows(.create, path: request.path) { throw VaultCore.aclDenied }
+                let derived =
+                    body["context"] != nil || Self.batchItems(body)?.contains { $0["context"] != nil } == true
+                var options = TransitKey.Options(
+                    type: try TransitKeyType(name: try body.string("type") ?? "aes256-gcm96"), derived: derived)
+                options.convergentEncryption = try body.bool("convergent_encryption") ?? false
+                let created = try TransitKey.create(name: name, options: options)
+                return (.put(created), created)
+            }
         }
-        let encryptionKey = key!
         let version = Int(try body.int("key_version") ?? 0)
         return try Self.batch(body, single: "plaintext") { item throws -> [String: JSONValue] in
             guard let plaintext = try item.string("plaintext") else {
@@ -282,8 +325,8 @@ struct TransitBackend: Backend {
         }
     }
 
-    private func decrypt(_ name: String, body: JSONValue) throws -> VaultReply {
-        let key = try existing(name, missing: "encryption key not found")
+    private func decrypt(_ name: String, body: JSONValue, pinned: TransitKey?) throws -> VaultReply {
+        let key = try existing(name, pinned, missing: "encryption key not found")
         return try Self.batch(body, single: "ciphertext") { item throws -> [String: JSONValue] in
             guard let ciphertext = try item.string("ciphertext") else {
                 throw TransitError.badRequest("missing ciphertext to decrypt")
@@ -296,8 +339,8 @@ struct TransitBackend: Backend {
         }
     }
 
-    private func rewrap(_ name: String, body: JSONValue) throws -> VaultReply {
-        let key = try existing(name, missing: "encryption key not found")
+    private func rewrap(_ name: String, body: JSONValue, pinned: TransitKey?) throws -> VaultReply {
+        let key = try existing(name, pinned, missing: "encryption key not found")
         let version = Int(try body.int("key_version") ?? 0)
         return try Self.batch(body, single: "ciphertext") { item throws -> [String: JSONValue] in
             guard let ciphertext = try item.string("ciphertext") else {
@@ -435,82 +478,5 @@ struct TransitBackend: Backend {
         let bytes = Array(try JSONEncoder().encode(value))
         guard case .object(let members) = try JSONValue.parse(bytes) else { return [:] }
         return members
-    }
-}
-
-/// One transit mount's keys and its BYOK wrapping key, kept in the sealed store below the mount's prefix. A class
-/// behind a mutex (not an actor), so that a request finds its key without suspending; writes hold the lock while
-/// they commit, so the cache never falls behind the store.
-final class TransitStore: Sendable {
-    private let storage: EngineStorage
-    /// Decoded keys, written through: the sealed store stays the source of truth across restarts.
-    private let cache = Mutex<[String: TransitKey]>([:])
-
-    init(storage: EngineStorage) { self.storage = storage }
-
-    func key(_ name: String) throws(VaultError) -> TransitKey? {
-        try cache.withLock { (cache) throws(VaultError) -> TransitKey? in
-            if let cached = cache[name] { return cached }
-            let key = try storage.read(TransitKey.self, "keys/" + name)
-            cache[name] = key
-            return key
-        }
-    }
-
-    /// The key when it is in the cache (no storage read).
-    func cachedKey(_ name: String) -> TransitKey? { cache.withLock { $0[name] } }
-
-    func put(_ key: TransitKey) throws(VaultError) {
-        try cache.withLock { (cache) throws(VaultError) in
-            try storage.write(key, "keys/" + key.name)
-            cache[key.name] = key
-        }
-    }
-
-    func delete(_ name: String) throws(VaultError) {
-        try cache.withLock { (cache) throws(VaultError) in
-            try storage.remove("keys/" + name)
-            cache[name] = nil
-        }
-    }
-    func names() throws(VaultError) -> [String] { try storage.children("keys/").filter { !$0.hasSuffix("/") } }
-
-    /// The mount's `cache-config` size and `config/keys` upsert switch, kept at `config/settings`.
-    struct Settings: Codable, Sendable {
-        var cacheSize: Int64 = 0
-        var disableUpsert = false
-    }
-
-    private let settingsCache = Mutex<Settings?>(nil)
-
-    func settings() throws(VaultError) -> Settings {
-        try settingsCache.withLock { (cached) throws(VaultError) in try loadSettings(&cached) }
-    }
-
-    func updateSettings(_ change: (inout Settings) -> Void) throws(VaultError) {
-        try settingsCache.withLock { (cached) throws(VaultError) in
-            var settings = try loadSettings(&cached)
-            change(&settings)
-            try storage.write(settings, "config/settings")
-            cached = settings
-        }
-    }
-
-    /// The cached settings, read from the store the first time (under `settingsCache`'s lock).
-    private func loadSettings(_ cached: inout Settings?) throws(VaultError) -> Settings {
-        if let cached { return cached }
-        let loaded = try storage.read(Settings.self, "config/settings") ?? Settings()
-        cached = loaded
-        return loaded
-    }
-
-    /// The mount's RSA-4096 wrapping key, generated on first use and kept for the mount's life.
-    func wrappingKey() throws -> TransitWrappingKey {
-        try cache.withLock { _ in
-            if let stored = try storage.read(TransitWrappingKey.self, "wrapping_key") { return stored }
-            let generated = try TransitWrappingKey.generate()
-            try storage.write(generated, "wrapping_key")
-            return generated
-        }
     }
 }

@@ -114,7 +114,17 @@ struct VaultClient: Sendable {
         let pinMismatch = PinMismatch()
         do {
             return try await withThrowingTaskGroup(of: Answer.self) { group in
-                group.addTask { try await exchange(method, path, body: body, pinMismatch: pinMismatch) }
+                group.addTask {
+                    do {
+                        return try await exchange(method, path, body: body, pinMismatch: pinMismatch, leafOnly: false)
+                    } catch let error as NIOSSLError {
+                        // A self-signed leaf (vhsmd's own DATA/tls/cert.pem, CA:FALSE) is no anchor to BoringSSL;
+                        // as curl does, the --cacert file may name the server's certificate itself. Nothing was
+                        // sent: the handshake failed.
+                        guard case .certificates = trust, case .handshakeFailed = error else { throw error }
+                        return try await exchange(method, path, body: body, pinMismatch: pinMismatch, leafOnly: true)
+                    }
+                }
                 group.addTask {
                     try await Task.sleep(for: timeout)
                     throw CLIError.refused("\(place) did not answer within \(timeout): check the URL and the network")
@@ -126,7 +136,11 @@ struct VaultClient: Sendable {
         } catch let error as CLIError {
             throw error
         } catch {
-            if let served = pinMismatch.served.withLock({ $0 }) {
+            if let served = pinMismatch.served.withLock({ $0 }), case .certificates = trust {
+                throw CLIError.refused(
+                    "\(place) presented a certificate (SHA-256 \(served)) that the --cacert file neither signed nor "
+                        + "holds: this is not the vhsmd you trust (check the file, or pin vhsmd's printed fingerprint)")
+            } else if let served = pinMismatch.served.withLock({ $0 }) {
                 throw CLIError.refused(
                     "\(place) presented a certificate whose SHA-256 is \(served), not the pinned fingerprint: "
                         + "this is not the vhsmd you pinned (check the fingerprint vhsmd printed at start)")
@@ -138,7 +152,7 @@ struct VaultClient: Sendable {
     }
 
     private func exchange(
-        _ method: HTTPMethod, _ path: String, body: [UInt8], pinMismatch: PinMismatch
+        _ method: HTTPMethod, _ path: String, body: [UInt8], pinMismatch: PinMismatch, leafOnly: Bool
     ) async throws -> Answer {
         let context: NIOSSLContext?
         if secure {
@@ -159,7 +173,17 @@ struct VaultClient: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     if let context {
                         let handler: NIOSSLClientHandler
-                        if case .fingerprint(let pin) = trust {
+                        // The leaf is accepted by its identity: its SHA-256 is the pin, or its DER is one of the
+                        // --cacert certificates.
+                        var accepts: (@Sendable ([UInt8]) -> Bool)?
+                        switch trust {
+                        case .fingerprint(let pin): accepts = { Array(SHA256.hash(data: $0)) == pin }
+                        case .certificates(let certificates) where leafOnly:
+                            let known = certificates.compactMap { try? $0.toDERBytes() }
+                            accepts = { known.contains($0) }
+                        default: accepts = nil
+                        }
+                        if let accepts {
                             handler = try NIOSSLClientHandler(
                                 context: context, serverHostname: serverName,
                                 customVerificationCallback: { certificates, promise in
@@ -168,7 +192,7 @@ struct VaultClient: Sendable {
                                         return
                                     }
                                     let served = Array(SHA256.hash(data: der))
-                                    if served == pin {
+                                    if accepts(der) {
                                         promise.succeed(.certificateVerified)
                                     } else {
                                         pinMismatch.served.withLock { $0 = VaultClient.colonHex(served) }

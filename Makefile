@@ -55,8 +55,9 @@ EMU_REL = .build-emulator/release
 guest: deps
 	$(SWIFT) build $(GUEST_BUILD) --traits Emulator --scratch-path .build-emulator
 
-# The emulator-flavour initramfs (a separately named artifact) with the operator's recovery public key
-# (out/recovery-key.pem is made once and stays on this machine). zstd level: 22 (--ultra, the smallest) for
+# The emulator-flavour initramfs (a separately named artifact) with the operator's recovery public key, in
+# vhsm-init's config as recovery_key and in vhsmd's as operator_key (out/recovery-key.pem, the private key, is made
+# once and stays on this machine: 'vhsm operator init URL --key out/recovery-key.pem' opens the root token). zstd level: 22 (--ultra, the smallest) for
 # 'make initramfs', 9 for 'make image'/'make run', which rebuild it every time.
 INITRAMFS_LEVEL ?= 9
 out/recovery-key.pem:
@@ -64,8 +65,9 @@ out/recovery-key.pem:
 	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out $@ 2>/dev/null && chmod 600 $@
 initramfs-emulator: guest out/recovery-key.pem
 	scripts/guest-config.py initramfs/init-emulator.json out/recovery-key.pem >out/init-emulator.json
+	scripts/guest-config.py --vhsmd initramfs/vhsmd-emulator.json out/recovery-key.pem >out/vhsmd-emulator.json
 	initramfs/build --init $(EMU_REL)/vhsm-guest --symlink /usr/bin/vhsmd=/init --bin /sbin/mke2fs \
-		--file out/init-emulator.json=/etc/vhsm/init.json --file initramfs/vhsmd-emulator.json=/etc/vhsm/vhsmd.json \
+		--file out/init-emulator.json=/etc/vhsm/init.json --file out/vhsmd-emulator.json=/etc/vhsm/vhsmd.json \
 		--strip --level $(INITRAMFS_LEVEL) -o out/initrd-emulator.img --list out/initrd-emulator.list
 
 # The production initramfs (sev-guest only, no emulator code) and the emulator flavour, both at zstd -22.
@@ -73,8 +75,9 @@ initramfs: INITRAMFS_LEVEL = 22
 initramfs: initramfs-emulator out/recovery-key.pem
 	$(SWIFT) build $(GUEST_BUILD) --scratch-path .build-guest
 	scripts/guest-config.py initramfs/init.json out/recovery-key.pem >out/init.json
+	scripts/guest-config.py --vhsmd initramfs/vhsmd.json out/recovery-key.pem >out/vhsmd.json
 	initramfs/build --init .build-guest/release/vhsm-guest --symlink /usr/bin/vhsmd=/init --bin /sbin/mke2fs \
-		--file out/init.json=/etc/vhsm/init.json --file initramfs/vhsmd.json=/etc/vhsm/vhsmd.json \
+		--file out/init.json=/etc/vhsm/init.json --file out/vhsmd.json=/etc/vhsm/vhsmd.json \
 		--strip --level $(INITRAMFS_LEVEL) -o out/initrd.img --list out/initrd.list
 
 # A blank data disk (kept if it exists) and the launch manifest with the expected MEASUREMENT.

@@ -52,8 +52,9 @@ let package = Package(
         .systemLibrary(name: "CLinux"),
         .systemLibrary(name: "CCryptsetup", pkgConfig: "libcryptsetup", providers: [.apt(["libcryptsetup-dev"])]),
         .target(name: "StrictJSON", swiftSettings: strict),
-        // The one seal-mode type, shared by Volume (which must not import SNP), SNP, Boot and KeyService.
-        .target(name: "Sealing", swiftSettings: strict),
+        // The one seal-mode type, shared by Volume (which must not import SNP), SNP, Boot and KeyService, and the
+        // HPKE sealing to the operator's key (the volume's recovery blob, vhsmd's sealed root tokens).
+        .target(name: "Sealing", dependencies: ["StrictJSON", crypto, cryptoExtras], swiftSettings: strict),
         .target(
             name: "Volume", dependencies: ["CCryptsetup", "StrictJSON", "Sealing", crypto, cryptoExtras, system],
             swiftSettings: strict),
@@ -66,7 +67,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "CLI",
-            dependencies: ["SNP", "SNPGuest", "SNPEmulator", "Volume", "Sealing", argumentParser, system],
+            dependencies: [
+                "SNP", "SNPGuest", "SNPEmulator", "Volume", "Sealing", argumentParser, system, crypto,
+                // The HTTPS client of 'vhsm operator' (TLS is swift-nio-ssl's).
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -126,7 +134,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", "Volume", "Sealing", crypto],
+            name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", "Volume", "Sealing", crypto, cryptoExtras],
             swiftSettings: strict),
         .testTarget(
             name: "BootTests", dependencies: ["Boot", "SNP", "SNPEmulator", "StrictJSON", "Sealing"],

@@ -53,14 +53,17 @@ initrd() { # initrd NAME VHSMD_JSON [guest-config KEY=JSON ...]
     --strip --level 3 -o "$work/initrd-$name.img" 2>"$work/initrd-$name.log" ||
     { cat "$work/initrd-$name.log"; exit 1; }
 }
-initrd base "$here/initramfs/vhsmd-emulator.json"
+# vhsmd's configuration carries the same public key as operator_key: root tokens leave the VM only sealed to it.
+"$here/scripts/guest-config.py" --vhsmd "$here/initramfs/vhsmd-emulator.json" "$work/recovery-key.pem" \
+  >"$work/vhsmd-base.json"
+initrd base "$work/vhsmd-base.json"
 cp "$work/initrd-base.img" "$work/initrd-first-build.img"
-initrd base "$here/initramfs/vhsmd-emulator.json"
+initrd base "$work/vhsmd-base.json"
 check "two initramfs builds from the same inputs are byte-identical" \
   'cmp -s "$work/initrd-base.img" "$work/initrd-first-build.img"'
 # The same initramfs with one byte of one file changed (a space in vhsmd.json becomes a tab: still valid JSON).
 python3 -c 'import sys; t = open(sys.argv[1]).read(); i = t.index(" "); open(sys.argv[2], "w").write(t[:i] + "\t" + t[i + 1:])' \
-  "$here/initramfs/vhsmd-emulator.json" "$work/vhsmd-changed.json"
+  "$work/vhsmd-base.json" "$work/vhsmd-changed.json"
 initrd changed "$work/vhsmd-changed.json"
 say "initramfs $(du -h "$work/initrd-base.img" | cut -f1) (zstd -3 for the tests; 'make initramfs' uses -22)"
 "$here/image/manifest" --initrd "$work/initrd-base.img" -o "$work/manifest.json" >/dev/null ||
@@ -89,6 +92,14 @@ pin() {
   [ -n "$printed" ] && [ "$printed" = "$served" ]
 }
 api() { curl -sk --max-time 20 -H "X-Vault-Token: ${token:-}" "$@"; }
+printed() { grep -ao 'fingerprint [0-9A-F:]*' "$console" | tail -1 | cut -d' ' -f2; }
+# operator COMMAND: 'vhsm operator COMMAND' against the VM with the operator's key, trusting the printed fingerprint;
+# prints the opened root token.
+operator() {
+  "$VHSM" operator "$1" "$url" --key "$work/recovery-key.pem" --fingerprint "$(printed)" --json 2>>"$work/operator.err" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])' 2>/dev/null
+}
+is_root() { [ -n "$1" ] && curl -sk --max-time 20 -H "X-Vault-Token: $1" "$url/v1/auth/token/lookup-self" | grep -q '"root"'; }
 
 # ---- 1: first boot -------------------------------------------------------------------------------------------------
 say "1: first boot on a blank disk"
@@ -98,8 +109,11 @@ check "vhsm-init formatted and enrolled the blank volume" 'has "is blank: format
 check "the recovery blob was printed once for the operator" '[ "$(grep -ac "BEGIN VHSM RECOVERY" "$console")" = 1 ]'
 check "stage times are printed" 'has "vhsm-init: attest " && has "vhsm-init: volume "'
 check "vhsmd serves HTTPS with the fingerprint printed on the console" 'pin'
-token=$(api -X PUT -d '{}' "$url/v1/sys/init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])' 2>/dev/null)
-check "sys/init through the forwarded port returns the root token" '[ -n "$token" ]'
+token=$(operator init)
+check "vhsm operator init opens the root token that sys/init sealed to the operator key" 'is_root "$token"'
+generated=$(operator generate-root)
+check "vhsm operator generate-root mints another root token, sealed to the operator key" \
+  'is_root "$generated" && [ "$generated" != "$token" ]'
 api -X POST -d '{"type":"transit"}' "$url/v1/sys/mounts/transit" >/dev/null
 api -X POST "$url/v1/transit/keys/sealed" >/dev/null
 ciphertext=$(api -X POST -d '{"plaintext":"c2VhbGVkIGJvb3Q="}' "$url/v1/transit/encrypt/sealed" |
@@ -249,7 +263,7 @@ check "another private key cannot recover it" \
 say "7: image seal with ID blocks (family and image fixed, SVN changes)"
 # vhsm-init seals the volume and vhsmd its barrier in image mode; the changed image differs by one byte.
 python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["seal_mode"] = "image"; json.dump(c, open(sys.argv[2], "w"), indent=1)' \
-  "$here/initramfs/vhsmd-emulator.json" "$work/vhsmd-image.json"
+  "$work/vhsmd-base.json" "$work/vhsmd-image.json"
 sed 's/"image"/ "image"/' "$work/vhsmd-image.json" >"$work/vhsmd-image-changed.json"
 initrd image "$work/vhsmd-image.json" 'seal="image"'
 initrd image-changed "$work/vhsmd-image-changed.json" 'seal="image"'
@@ -266,7 +280,14 @@ idblock changed1 "$work/initrd-image-changed.img" 1
 "$here/image/make-disk" "$work/disk-image.img" 64M >/dev/null
 boot image-first "$work/disk-image.img" chip --initrd "$work/initrd-image.img" --id-block "$work/id-image2" && wait_ready
 check "an image-sealed volume was formatted at SVN 2 and vhsmd started" 'has "is blank: formatting LUKS2" && has "seal image" && pin'
-token=$(api -X PUT -d '{}' "$url/v1/sys/init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])' 2>/dev/null)
+# The host wins the first-boot race for sys/init here: its answer carries no root token, only the blob.
+api -X PUT -d '{}' "$url/v1/sys/init" >"$work/host-init.json"
+check "a sys/init answer carries no root_token, only root_token_sealed" \
+  'python3 -c "import json,sys; a = json.load(open(sys.argv[1])); sys.exit(\"root_token\" in a or \"BEGIN VHSM ROOT TOKEN\" not in a[\"root_token_sealed\"])" "$work/host-init.json"'
+token=$("$VHSM" operator open --key "$work/recovery-key.pem" --json "$work/host-init.json" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])' 2>/dev/null)
+check "only the operator key opens it (vhsm operator open)" \
+  'is_root "$token" && ! "$VHSM" operator open --key "$work/id-key.pem" "$work/host-init.json" >/dev/null 2>&1'
 api -X POST -d '{"type":"kv","options":{"version":"2"}}' "$url/v1/sys/mounts/secret" >/dev/null
 api -X POST -d '{"data":{"svn":"2"}}' "$url/v1/secret/data/release" >/dev/null
 powerdown

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make run: the emulated confidential VM on its embedded defaults. A fresh data disk, the software Secure
 # Processor and the VM (out/manifest.json: Debian kernel + out/initrd-emulator.img); waits for vhsmd, checks its TLS
-# certificate against the fingerprint the VM printed, calls sys/init through the forwarded port, prints the
+# certificate against the fingerprint the VM printed, calls sys/init through the forwarded port and opens the root
+# token sealed to the operator key (vhsm operator init --key out/recovery-key.pem), prints the
 # address and root token, does one transit encrypt/decrypt round trip, then keeps the VM running until Ctrl-C and
 # powers it off with the ACPI power button (vhsmd stops, the volume closes).
 # Without a terminal (CI, scripts) it stops after the round trip. Environment: VHSM, PORT (default 18200).
@@ -52,8 +53,11 @@ fi
 openssl s_client -connect "127.0.0.1:$port" </dev/null 2>/dev/null | openssl x509 >"$out/vhsmd-cert.pem"
 api() { curl -s --max-time 20 --cacert "$out/vhsmd-cert.pem" -H "X-Vault-Token: ${token:-}" "$@"; }
 base=$url
-token=$(api -X PUT -d '{}' "$base/v1/sys/init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])')
-[ -n "$token" ] || { say "sys/init failed"; stop; exit 1; }
+# sys/init answers the root token only sealed to the operator key (vhsmd's operator_key, the recovery public key):
+# 'vhsm operator init' opens it with the private key, which stays on this machine.
+token=$("$VHSM" operator init "$base" --key "$out/recovery-key.pem" --fingerprint "$printed" --json |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])')
+[ -n "$token" ] || { say "vhsm operator init failed"; stop; exit 1; }
 api -X POST -d '{"type":"transit"}' "$base/v1/sys/mounts/transit" >/dev/null
 api -X POST "$base/v1/transit/keys/demo" >/dev/null
 plaintext=$(printf 'hello from the host' | base64)
@@ -70,6 +74,7 @@ vhsmd is serving inside the emulated confidential VM.
                decrypt -> "$decrypted"
   try:         curl --cacert out/vhsmd-cert.pem -H "X-Vault-Token: $token" $base/v1/sys/mounts
   recovery:    $VHSM volume recover out/disk.img --recovery-key out/recovery-key.pem
+  new root:    $VHSM operator generate-root $base --key out/recovery-key.pem --fingerprint $printed
 EOF
 if [ "$decrypted" != "hello from the host" ]; then
   say "the round trip failed"

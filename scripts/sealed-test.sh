@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # vhsmd in config mode on sealed storage, sealed by the (emulated) SEV-SNP Secure Processor:
-#  - sys/init once, a stream of transit key creations and KV writes, kill -9 in the middle of it,
+#  - sys/init once, its root token sealed to operator_key and opened by 'vhsm operator init' (--cacert), a root token
+#    minted by 'vhsm operator generate-root' (--fingerprint), a stream of transit key creations and KV writes, kill -9 in the middle of it,
 #  - restart: every acknowledged write is there, old ciphertext decrypts, a second sys/init is refused,
 #  - HTTPS by default: a self-signed certificate kept in the data directory, its fingerprint printed; or the
 #    operator's certificate; readiness (READY=1) and STOPPING=1 on NOTIFY_SOCKET; SIGTERM stops it cleanly,
@@ -12,7 +13,7 @@ set -uo pipefail
 VHSMD=${VHSMD:?} VHSM=${VHSM:?}
 work=$(mktemp -d)
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
+cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"; }
 trap cleanup EXIT
 passed=0
 failed=0
@@ -43,10 +44,14 @@ serve chip
 mkdir -p "$work/data"
 # The emulator launches at QEMU's default policy 0x30000, which allows SMT (the emulated chips report SMT_EN like
 # the real samples); vhsmd refuses that unless the configuration says allow_smt.
+# operator_key, as in the guest: sys/init answers the root token only sealed to it.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/operator.pem" 2>/dev/null
+openssl genpkey -algorithm X25519 -out "$work/other.pem" 2>/dev/null
+operator_key=$(openssl pkey -in "$work/operator.pem" -pubout | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')
 config() {
   cat >"$work/config-$1.json" <<JSON
 {"listener": {"address": "127.0.0.1:$port" ${2:-}}, "storage": {"path": "$work/data"},
- "seal": "emulator:$work/$1", "allow_smt": true, "audit_file": "$work/audit.log"}
+ "seal": "emulator:$work/$1", "allow_smt": true, "audit_file": "$work/audit.log", "operator_key": $operator_key}
 JSON
   echo "$work/config-$1.json"
 }
@@ -72,8 +77,22 @@ check "plain HTTP to the TLS listener gets no answer" '! curl -s -o /dev/null "h
 check "READY=1 reached NOTIFY_SOCKET" 'sleep 0.2; grep -q "READY=1" "$work/notify.log"'
 
 check "health before init is 501" '[ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 501 ]'
-token=$(c -X PUT -d '{}' "$url/v1/sys/init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])')
-check "sys/init returns a root token" '[ -n "$token" ]'
+check "vhsm operator init refuses an https URL without --cacert or --fingerprint (exit 2)" \
+  '"$VHSM" operator init "$url" --key "$work/operator.pem" >/dev/null 2>&1; [ $? = 2 ]'
+token=$("$VHSM" operator init "$url" --key "$work/operator.pem" --cacert "$cacert" --json |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])')
+check "vhsm operator init (--cacert) opens the root token sys/init sealed to operator_key" \
+  '[ -n "$token" ] && c -H "X-Vault-Token: $token" "$url/v1/auth/token/lookup-self" | grep -q "\"root\""'
+check "the audit log holds neither the root token nor its sealed blob" \
+  '! grep -q "$token" "$work/audit.log" && ! grep -q "BEGIN VHSM ROOT TOKEN" "$work/audit.log"'
+generated=$("$VHSM" operator generate-root "$url" --key "$work/operator.pem" --fingerprint "$first_fingerprint" --json |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])')
+check "vhsm operator generate-root (--fingerprint) mints another root token" \
+  '[ -n "$generated" ] && [ "$generated" != "$token" ] && c -H "X-Vault-Token: $generated" "$url/v1/auth/token/lookup-self" | grep -q "\"root\""'
+check "another key cannot open a generated root token (exit 1)" \
+  '"$VHSM" operator generate-root "$url" --key "$work/other.pem" --cacert "$cacert" >/dev/null 2>&1; [ $? = 1 ]'
+check "a wrong --fingerprint is refused before anything is sent (exit 1)" \
+  'out=$("$VHSM" operator generate-root "$url" --key "$work/operator.pem" --fingerprint "$(printf "00%.0s" $(seq 32))" 2>&1); [ $? = 1 ] && grep -q "not the pinned fingerprint" <<<"$out"'
 check "health after init is 200" '[ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 200 ]'
 H="X-Vault-Token: $token"
 c -H "$H" -X POST -d '{"type":"transit"}' "$url/v1/sys/mounts/transit" >/dev/null
@@ -105,6 +124,8 @@ check "a key.pem made readable by others is narrowed back to 0600, and a line sa
   '[ "$(stat -c %a "$work/data/tls/key.pem")" = 600 ] && grep -q "key.pem had mode 0644 where 0600 is expected; it is now 0600" "$work/vhsmd.log"'
 check "health after restart is 200 (unsealed by the chip)" '[ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 200 ]'
 check "a second sys/init is refused" '[ "$(c -o /dev/null -w "%{http_code}" -X PUT -d "{}" "$url/v1/sys/init")" = 400 ]'
+check "vhsm operator init on an initialised vhsmd says so and points to generate-root (exit 1)" \
+  'out=$("$VHSM" operator init "$url" --key "$work/operator.pem" --cacert "$cacert" 2>&1); [ $? = 1 ] && grep -q "vhsm operator generate-root" <<<"$out"'
 missing=0
 while read -r kind name value; do
   if [ "$kind" = key ]; then

@@ -5,7 +5,9 @@ import Foundation
 struct VHSM: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vhsm",
-        abstract: "Read, get and verify AMD SEV-SNP evidence; derive sealing keys; run the software SEV-SNP emulator.",
+        abstract:
+            "Read, get and verify AMD SEV-SNP evidence; derive sealing keys; run the software SEV-SNP emulator; "
+            + "inspect and recover volumes; take vhsmd's root token with the operator key.",
         discussion: """
             Exit codes: 0 success (for 'report verify': genuine and acceptable), 1 refused (the evidence is not \
             genuine or not acceptable, or the Secure Processor said no), 2 usage error or unreadable input.
@@ -18,7 +20,9 @@ struct VHSM: AsyncParsableCommand {
               vhsm report verify /tmp/report.bin --cert /tmp/certs/vcek.der \\
                   --chain /tmp/certs/ask.pem --trust-emulator-root /tmp/certs/ark.pem
             """,
-        subcommands: [Report.self, Key.self, Measure.self, Emulator.self, IDBlock.self, VolumeCommands.self]
+        subcommands: [
+            Report.self, Key.self, Measure.self, Emulator.self, IDBlock.self, VolumeCommands.self, Operator.self,
+        ]
     )
 
     /// Parses, runs, and turns every failure into one line on stderr and the documented exit code.

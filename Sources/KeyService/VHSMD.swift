@@ -31,7 +31,14 @@ struct VHSMD: AsyncParsableCommand {
                             "tls_cert_file": "/etc/vhsm/tls.crt", "tls_key_file": "/etc/vhsm/tls.key"},
                "storage": {"path": "/var/lib/vhsm"},
                "seal": "sev-guest", "seal_mode": "measurement", "min_tcb": "0300000000000873", "allow_smt": false,
-               "audit_file": "/var/lib/vhsm/audit.log"}
+               "audit_file": "/var/lib/vhsm/audit.log",
+               "operator_key": "-----BEGIN PUBLIC KEY-----\\n...\\n-----END PUBLIC KEY-----\\n"}
+            operator_key (optional; a PEM P-384 or X25519 public key, in the guest the operator's recovery key) \
+            closes the first-boot race for root: 'PUT /v1/sys/init' then answers no root_token but \
+            root_token_sealed (the token HPKE-sealed to the key, an armored VHSM ROOT TOKEN blob) and \
+            operator_key_sha256, and the unauthenticated 'PUT /v1/sys/generate-root/operator' mints a new root \
+            token, also answered only sealed (it revokes the previous one it minted if that was never used). \
+            'vhsm operator init|generate-root|open --key operator.pem' opens them.
             seal_mode binds the barrier like the LUKS volume: measurement (default), platform or image. Every start \
             refuses a launch whose guest policy allows DEBUG or MIGRATE_MA, or SMT unless allow_smt is true, or \
             whose COMMITTED_TCB is below min_tcb (TCB_VERSION hex in report order); the TCB pinned on first use \
@@ -114,7 +121,9 @@ struct VHSMD: AsyncParsableCommand {
                 settings.seal, mode: settings.sealMode, requirements: settings.sealing,
                 directory: settings.dataDirectory, warn: { announce($0) })
             do {
-                runtime = try Runtime(barrier: Barrier(backend: backend), seal: seal, storageType: "sqlite")
+                runtime = try Runtime(
+                    barrier: Barrier(backend: backend), seal: seal, storageType: "sqlite",
+                    operatorKey: settings.operatorKey)
             } catch {
                 throw ConfigError(
                     "the '\(settings.seal)' seal does not open \(settings.dataDirectory): \(error). Was it sealed on "
@@ -134,11 +143,17 @@ struct VHSMD: AsyncParsableCommand {
                         + "valid until \(TransitTime.rfc3339($0.validUntil)))"
                 } ?? "plain HTTP (tls_disable)"
             for notice in tls?.notices ?? [] { announce(notice) }
+            let rootTokens =
+                settings.operatorKey.map {
+                    "sealed to operator key \(SealedRootToken.hex($0.fingerprint)) (SHA-256 of its "
+                        + "SubjectPublicKeyInfo); open with 'vhsm operator init'"
+                } ?? "in the clear (no operator_key)"
             announce(
                 """
                 vhsmd \(ServerState.version): data \(settings.dataDirectory), seal \(settings.seal), \
                 \(state.initialized ? "unsealed" : "not initialised: PUT /v1/sys/init")
                   listener: \(Self.display(address)), \(transport)
+                  root tokens: \(rootTokens)
                 """)
         }
         var audit = AuditBroker()
@@ -265,6 +280,8 @@ struct ServerConfig {
     var sealing = SealingRequirements()
     var auditFile: String?
     var tls: TLS
+    /// `operator_key`: root tokens leave vhsmd only sealed to it.
+    var operatorKey: HPKEPublicKey?
     var limits = ListenerLimits()
 
     static func load(_ path: String) throws -> ServerConfig {
@@ -272,7 +289,9 @@ struct ServerConfig {
         let root: JSONValue
         do { root = try JSONValue.parse(Array(data)) } catch { throw ConfigError("\(path) is not JSON: \(error)") }
         guard case .object(let top) = root else { throw ConfigError("\(path) must hold a JSON object") }
-        try allow(top, ["listener", "storage", "seal", "seal_mode", "min_tcb", "allow_smt", "audit_file"], in: path)
+        try allow(
+            top, ["listener", "storage", "seal", "seal_mode", "min_tcb", "allow_smt", "audit_file", "operator_key"],
+            in: path)
         guard case .object(let listener)? = top["listener"], case .object(let storage)? = top["storage"] else {
             throw ConfigError("\(path) needs \"listener\" and \"storage\" objects")
         }
@@ -331,9 +350,22 @@ struct ServerConfig {
         case .bool(let allow)?: sealing.allowSMT = allow
         default: throw ConfigError("\(path): allow_smt must be true or false")
         }
+        var operatorKey: HPKEPublicKey?
+        switch top["operator_key"] {
+        case nil, .null?: break
+        case .string(let pem)?:
+            guard let key = HPKEPublicKey(pem: pem) else {
+                throw ConfigError(
+                    "\(path): operator_key must be a PEM P-384 or X25519 public key (\"-----BEGIN PUBLIC KEY-----\" "
+                        + "… with its newlines written \\n), e.g. the output of 'openssl pkey -in operator.pem -pubout'"
+                )
+            }
+            operatorKey = key
+        default: throw ConfigError("\(path): operator_key must be a string holding a PEM public key, or null")
+        }
         return ServerConfig(
             address: address, dataDirectory: directory, seal: seal, sealMode: sealMode, sealing: sealing,
-            auditFile: auditFile, tls: tls,
+            auditFile: auditFile, tls: tls, operatorKey: operatorKey,
             limits: try limits(listener, in: path + " listener"))
     }
 

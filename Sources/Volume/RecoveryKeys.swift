@@ -1,29 +1,9 @@
 public import Crypto
-internal import CryptoExtras
 internal import FoundationEssentials
+public import Sealing
 
-/// The HPKE suites a recovery recipient key can use.
-public enum RecoverySuite: String, Sendable, CaseIterable, Equatable {
-    /// DHKEM(P-384, HKDF-SHA384), HKDF-SHA384, AES-256-GCM.
-    case p384 = "P384-SHA384-AES256GCM"
-    /// DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305.
-    case x25519 = "X25519-SHA256-ChaCha20Poly1305"
-
-    var ciphersuite: HPKE.Ciphersuite {
-        switch self {
-        case .p384: .P384_SHA384_AES_GCM_256
-        case .x25519: .Curve25519_SHA256_ChachaPoly
-        }
-    }
-
-    /// Uncompressed P-384 point, or the raw X25519 key.
-    var encapsulatedKeyBytes: Int {
-        switch self {
-        case .p384: 97
-        case .x25519: 32
-        }
-    }
-}
+/// The HPKE suites a recovery recipient key can use (Sealing's `HPKESuite`, shared with vhsmd's root-token blobs).
+public typealias RecoverySuite = HPKESuite
 
 /// The operator's recovery public key (from the measured configuration): P-384 or X25519.
 public enum RecoveryRecipient: Sendable {
@@ -32,50 +12,42 @@ public enum RecoveryRecipient: Sendable {
 
     /// A PEM SubjectPublicKeyInfo ("-----BEGIN PUBLIC KEY-----") of either curve.
     public init(pem: String) throws(VolumeError) {
-        if let key = try? P384.KeyAgreement.PublicKey(pemRepresentation: pem) {
-            self = .p384(key)
-        } else if let key = try? Curve25519.KeyAgreement.PublicKey(pemRepresentation: pem) {
-            self = .x25519(key)
-        } else {
+        switch HPKEPublicKey(pem: pem) {
+        case .p384(let key)?: self = .p384(key)
+        case .x25519(let key)?: self = .x25519(key)
+        case nil:
             throw .invalidArgument(
                 "the recovery public key is not a PEM P-384 or X25519 public key (\"-----BEGIN PUBLIC KEY-----\")")
         }
     }
 
-    public var suite: RecoverySuite {
+    /// The same key as Sealing's HPKE recipient.
+    public var hpke: HPKEPublicKey {
         switch self {
-        case .p384: .p384
-        case .x25519: .x25519
+        case .p384(let key): .p384(key)
+        case .x25519(let key): .x25519(key)
         }
     }
+
+    public var suite: RecoverySuite { hpke.suite }
 
     /// DER SubjectPublicKeyInfo.
-    public var derRepresentation: [UInt8] {
-        switch self {
-        case .p384(let key): Array(key.derRepresentation)
-        case .x25519(let key): Array(key.derRepresentation)
-        }
-    }
+    public var derRepresentation: [UInt8] { hpke.derRepresentation }
 
     /// SHA-256 of the DER SubjectPublicKeyInfo: `openssl pkey -pubin -outform DER | sha256sum`.
-    public var fingerprint: [UInt8] { Array(SHA256.hash(data: derRepresentation)) }
+    public var fingerprint: [UInt8] { hpke.fingerprint }
 
     /// Encrypts `key` for this recipient, bound to the volume and keyslot.
     func seal(_ key: RecoveryKey, volumeUUID: String, keyslot: Int) throws(VolumeError) -> RecoveryToken {
         do {
-            let info = Data(RecoveryHPKE.info.utf8)
-            var sender: HPKE.Sender
-            switch self {
-            case .p384(let publicKey):
-                sender = try HPKE.Sender(recipientKey: publicKey, ciphersuite: suite.ciphersuite, info: info)
-            case .x25519(let publicKey):
-                sender = try HPKE.Sender(recipientKey: publicKey, ciphersuite: suite.ciphersuite, info: info)
-            }
             let aad = RecoveryHPKE.aad(volumeUUID: volumeUUID, keyslot: keyslot)
-            let ciphertext = try key.key.withUnsafeBytes { raw in try sender.seal(raw, authenticating: aad) }
+            let recipient = hpke
+            let (enc, ciphertext) = try key.key.withUnsafeBytes { raw in
+                try recipient.seal(raw, info: RecoveryHPKE.info, aad: aad)
+            }
             return RecoveryToken(
-                keyslot: keyslot, suite: suite, recipientFingerprint: fingerprint,
-                encapsulatedKey: Array(sender.encapsulatedKey), ciphertext: Array(ciphertext))
+                keyslot: keyslot, suite: suite, recipientFingerprint: fingerprint, encapsulatedKey: enc,
+                ciphertext: ciphertext)
         } catch {
             throw .invalidArgument("cannot encrypt the recovery key to the recovery public key: \(error)")
         }
@@ -89,13 +61,20 @@ public enum RecoveryPrivateKey: Sendable {
 
     /// An unencrypted PEM private key: PKCS#8 ("PRIVATE KEY") of either curve, or SEC1 ("EC PRIVATE KEY") P-384.
     public init(pem: String) throws(VolumeError) {
-        if let key = try? P384.KeyAgreement.PrivateKey(pemRepresentation: pem) {
-            self = .p384(key)
-        } else if let key = try? Curve25519.KeyAgreement.PrivateKey(pemRepresentation: pem) {
-            self = .x25519(key)
-        } else {
+        switch HPKEPrivateKey(pem: pem) {
+        case .p384(let key)?: self = .p384(key)
+        case .x25519(let key)?: self = .x25519(key)
+        case nil:
             throw .invalidArgument(
                 "the recovery private key is not an unencrypted PEM P-384 or X25519 private key (PKCS#8 or SEC1)")
+        }
+    }
+
+    /// The same key as Sealing's HPKE private key.
+    public var hpke: HPKEPrivateKey {
+        switch self {
+        case .p384(let key): .p384(key)
+        case .x25519(let key): .x25519(key)
         }
     }
 
@@ -124,19 +103,9 @@ public enum RecoveryPrivateKey: Sendable {
                     + "\(Encoding.hex(recipient.fingerprint))")
         }
         do {
-            let info = Data(RecoveryHPKE.info.utf8)
-            let enc = Data(token.encapsulatedKey)
-            var receiver: HPKE.Recipient
-            switch self {
-            case .p384(let key):
-                receiver = try HPKE.Recipient(
-                    privateKey: key, ciphersuite: token.suite.ciphersuite, info: info, encapsulatedKey: enc)
-            case .x25519(let key):
-                receiver = try HPKE.Recipient(
-                    privateKey: key, ciphersuite: token.suite.ciphersuite, info: info, encapsulatedKey: enc)
-            }
-            var opened = try receiver.open(
-                token.ciphertext, authenticating: RecoveryHPKE.aad(volumeUUID: volumeUUID, keyslot: token.keyslot))
+            var opened = try hpke.open(
+                token.ciphertext, encapsulatedKey: token.encapsulatedKey, suite: token.suite, info: RecoveryHPKE.info,
+                aad: RecoveryHPKE.aad(volumeUUID: volumeUUID, keyslot: token.keyslot))
             var plaintext = Array(opened)
             defer {
                 Encoding.zero(&plaintext)

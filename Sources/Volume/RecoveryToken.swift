@@ -1,3 +1,4 @@
+public import Sealing
 import StrictJSON
 
 /// The `vhsm-recovery` LUKS2 token: the recovery key, HPKE-encrypted to the operator's recovery public key.

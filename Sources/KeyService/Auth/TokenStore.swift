@@ -29,6 +29,9 @@ final class TokenStore: Sendable {
         var type: String? = nil
         /// The token role it was created through (`auth/token/create/:role`).
         var role: String? = nil
+        /// A root token minted by `sys/generate-root/operator` that has not yet authenticated a request: the next
+        /// operator generation revokes it (`createOperatorRoot`). Cleared by its first use.
+        var unusedOperatorRoot: Bool? = nil
         var isBatch: Bool { type == "batch" }
         var expireTime: Date? { ttl.map { (lastRenewal ?? creationTime).addingTimeInterval(TimeInterval($0)) } }
         var isExpired: Bool { expireTime.map { $0 < Date() } ?? false }
@@ -94,6 +97,35 @@ final class TokenStore: Sendable {
         return token
     }
 
+    /// Where the hash of the last root token `sys/generate-root/operator` minted is kept.
+    static let operatorRootRecord = "core/operator-root"
+
+    /// Mints a root token for `sys/generate-root/operator`. At most one such token is outstanding unused: the
+    /// previous one is revoked first when it has never authenticated a request, so callers without a token cannot
+    /// grow the store. Returns the token and whether an unused one was revoked.
+    func createOperatorRoot() throws(VaultError) -> (token: String, revokedUnused: Bool) {
+        let token = Self.newToken(prefix: "")
+        let key = hash(token)
+        let entry = Entry(
+            accessor: Self.newToken(prefix: ""), policies: ["root"], displayName: "root", creationTime: Date(),
+            ttl: nil, explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
+            path: "auth/token/root", unusedOperatorRoot: true)
+        let revoked = try records.withLock { (records) throws(VaultError) -> Bool in
+            var revoked = false
+            if let hex = try records.storage.read(String.self, Self.operatorRootRecord) {
+                let previous = try Records.key(hex: hex)
+                if let old = try records.load(records.record(previous)), old.unusedOperatorRoot == true {
+                    try records.revoke(key: previous)
+                    revoked = true
+                }
+            }
+            try records.create(key: key, entry: entry)
+            try records.storage.write(Hex.encode(key), Self.operatorRootRecord)
+            return revoked
+        }
+        return (token, revoked)
+    }
+
     /// Creates a wrapping token and the record of the answer it wraps, in one step.
     func create(entry: Entry, wrapping wrapped: WrappedResponse) throws(VaultError) -> String {
         let token = Self.newToken()
@@ -154,8 +186,11 @@ final class TokenStore: Sendable {
         switch cache.find(Records.record(key)) {
         case .unknown: return .unknown
         case .notCached: return .needsWrite
-        // An expired token is removed when used, a use-limited one loses a use: both write.
-        case .entry(let entry): return entry.isExpired || entry.numUses > 0 ? .needsWrite : .entry(entry, key: key)
+        // An expired token is removed when used, a use-limited one loses a use, an unused operator root token is
+        // marked used: all write.
+        case .entry(let entry):
+            return entry.isExpired || entry.numUses > 0 || entry.unusedOperatorRoot == true
+                ? .needsWrite : .entry(entry, key: key)
         }
     }
 
@@ -439,7 +474,7 @@ private struct Records: Sendable {
     }
 
     /// A token hash back from its hex form in a record name or the accessor index.
-    private static func key(hex: String) throws(VaultError) -> [UInt8] {
+    static func key(hex: String) throws(VaultError) -> [UInt8] {
         do { return try Hex.decode(hex, count: 32) } catch {
             throw .internalError("sealed storage holds a malformed token hash '\(hex)': \(error)")
         }
@@ -455,6 +490,10 @@ private struct Records: Sendable {
         if entry.isExpired {
             try revoke(key: key)
             return nil
+        }
+        if entry.unusedOperatorRoot == true {
+            entry.unusedOperatorRoot = nil
+            try store(entry, record(key))
         }
         if entry.numUses > 0 {
             entry.numUses -= 1

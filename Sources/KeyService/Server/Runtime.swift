@@ -1,4 +1,6 @@
 import FoundationEssentials
+import HTTPTypes
+import Sealing
 import Synchronization
 
 /// What the server has once its barrier is open: the token store and the mount table.
@@ -44,18 +46,23 @@ final class Runtime: Sendable {
     /// The sealed store and its root key source, for `sys/init` in config mode; nil in dev mode.
     private let barrier: Barrier?
     private let seal: (any SealProvider)?
+    /// The configuration's `operator_key`: root tokens leave vhsmd only sealed to it (`sys/init`,
+    /// `sys/generate-root/operator`). nil: `sys/init` answers with the token in the clear, as Vault does.
+    let operatorKey: HPKEPublicKey?
 
     /// Dev mode and already-unsealed stores.
-    init(state: ServerState, services: Services) {
+    init(state: ServerState, services: Services, operatorKey: HPKEPublicKey? = nil) {
         life = Mutex(Life(state: state, services: services))
         barrier = nil
         seal = nil
+        self.operatorKey = operatorKey
     }
 
     /// Config mode: opens the barrier now if the data directory is initialised, else waits for `sys/init`.
-    init(barrier: Barrier, seal: any SealProvider, storageType: String) throws {
+    init(barrier: Barrier, seal: any SealProvider, storageType: String, operatorKey: HPKEPublicKey? = nil) throws {
         self.barrier = barrier
         self.seal = seal
+        self.operatorKey = operatorKey
         let state: ServerState
         if try barrier.isInitialized {
             try barrier.unseal(rootKey: try seal.rootKey())
@@ -77,7 +84,9 @@ final class Runtime: Sendable {
     }
 
     /// `PUT sys/init`: initialises the barrier under the seal's root key and issues the one root token. The state
-    /// stays "not initialised" for every other request until the services are open.
+    /// stays "not initialised" for every other request until the services are open. With an operator key the
+    /// answer carries the token only sealed to it (`root_token_sealed`, `operator_key_sha256`), never in the clear:
+    /// whoever calls first (on a first boot, the host) learns nothing it can use.
     func initialize() throws(VaultError) -> VaultReply {
         guard let barrier, let seal else { throw .badRequest("Vault is already initialized") }
         return try initialization.withLock { (_) throws(VaultError) -> VaultReply in
@@ -101,11 +110,52 @@ final class Runtime: Sendable {
                 creationTime: Date(), ttl: nil, explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:],
                 parent: nil, orphan: true, path: "auth/token/root")
             let token = try services.tokens.create(entry: root)
-            return VaultReply(
-                bare: .object([
-                    "root_token": .string(token), "keys": .array([]), "keys_base64": .array([]),
-                    "recovery_keys": .array([]), "recovery_keys_base64": .array([]),
-                ]))
+            var answer: [String: JSONValue] = [
+                "keys": .array([]), "keys_base64": .array([]), "recovery_keys": .array([]),
+                "recovery_keys_base64": .array([]),
+            ]
+            if let operatorKey {
+                let sealed: SealedRootToken
+                do { sealed = try SealedRootToken.seal(token, to: operatorKey, issuedBy: "sys/init") } catch {
+                    // The store is initialised and its root token unreachable: `sys/generate-root/operator` mints
+                    // another once the cause is fixed.
+                    throw .internalError("\(error); use sys/generate-root/operator to mint another")
+                }
+                answer["root_token_sealed"] = .string(sealed.armored)
+                answer["operator_key_sha256"] = .string(SealedRootToken.hex(operatorKey.fingerprint))
+            } else {
+                answer["root_token"] = .string(token)
+            }
+            return VaultReply(bare: .object(answer))
         }
+    }
+
+    /// `PUT sys/generate-root/operator`: mints a root token and answers it only sealed to the operator key. It needs
+    /// no token (whoever holds the operator's private key is the operator); the previous operator-generated root
+    /// token is revoked when it was never used, so at most one unused one exists (`createOperatorRoot`).
+    func generateOperatorRoot() throws(VaultError) -> VaultReply {
+        guard let operatorKey else {
+            throw .badRequest(
+                "sys/generate-root/operator needs an operator_key in vhsmd's configuration (a PEM P-384 or X25519 "
+                    + "public key); this server has none, so a root token can only come from sys/init")
+        }
+        let (state, services) = current
+        guard state.initialized else {
+            throw .badRequest(
+                "Vault is not initialized: PUT sys/init first (its root token is sealed to the operator key)")
+        }
+        guard let services else { throw VaultError(status: .serviceUnavailable, messages: ["Vault is sealed"]) }
+        let (token, revoked) = try services.tokens.createOperatorRoot()
+        let sealed: SealedRootToken
+        do { sealed = try SealedRootToken.seal(token, to: operatorKey, issuedBy: "sys/generate-root/operator") } catch {
+            try? services.tokens.revoke(key: services.tokens.key(token: token))
+            throw .internalError("\(error)")
+        }
+        return VaultReply(
+            bare: .object([
+                "root_token_sealed": .string(sealed.armored),
+                "operator_key_sha256": .string(SealedRootToken.hex(operatorKey.fingerprint)),
+                "revoked_unused": .bool(revoked),
+            ]))
     }
 }

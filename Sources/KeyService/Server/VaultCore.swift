@@ -16,7 +16,11 @@ struct VaultCore: Sendable {
     var metrics: ServiceMetrics? = nil
 
     /// Paths anyone may call without a token.
-    static let unauthenticated: Set<String> = ["sys/health", "sys/seal-status", "sys/init", "sys/leader"]
+    static let unauthenticated: Set<String> = [
+        "sys/health", "sys/seal-status", "sys/init", "sys/leader", operatorGenerateRoot,
+    ]
+    /// Mints a root token sealed to the operator key (`Runtime.generateOperatorRoot`).
+    static let operatorGenerateRoot = "sys/generate-root/operator"
     /// Paths whose body is read without a live token: the wrapping calls (the wrapping token may be in the body,
     /// or the request's token is the wrapping token) and the OpenAPI document (served to anyone). Their bodies are
     /// bounded by the sys/ body limit.
@@ -114,6 +118,8 @@ struct VaultCore: Sendable {
         case open(ServerState)
         /// `PUT sys/init`.
         case initialize
+        /// `PUT sys/generate-root/operator`.
+        case generateRoot
         /// Authenticated (or not) and authorised (or not).
         case decided(Decision)
         /// Authenticated; the ACL needs the backend's existence check of `relative` in `mount` (task path only).
@@ -142,6 +148,10 @@ struct VaultCore: Sendable {
         let path = request.path
         let (state, current) = runtime.current
         if path == "sys/init", request.operation == .update { return onLoop ? .wait : .initialize }
+        if path == Self.operatorGenerateRoot {
+            guard request.operation == .update else { throw .unsupportedOperation(path) }
+            return onLoop ? .wait : .generateRoot
+        }
         if Self.unauthenticated.contains(path) { return .open(state) }
         guard let services = current else {
             throw VaultError(status: .serviceUnavailable, messages: ["Vault is sealed"])
@@ -192,7 +202,7 @@ struct VaultCore: Sendable {
         guard open || (!path.hasPrefix("sys/") && !path.hasPrefix("auth/")) else { return nil }
         if open { area = "sys" }
         switch try admit(request, onLoop: true) {
-        case .wait, .initialize, .needsExistence: return nil
+        case .wait, .initialize, .generateRoot, .needsExistence: return nil
         case .open(let state):
             guard request.operation == .read || request.operation == .list else { return nil }
             return try SysBackend(state: state, mounts: nil).respond(request, path: String(path.dropFirst(4)))
@@ -217,6 +227,11 @@ struct VaultCore: Sendable {
         case .initialize:
             return try await audited(request, mount: nil, allowed: true, denial: nil) { () throws(VaultError) in
                 try runtime.initialize()
+            }
+        case .generateRoot:
+            // Audited as a request and a response line, whatever the devices' path filters: it mints a root token.
+            return try await audited(request, mount: nil, allowed: true, denial: nil) { () throws(VaultError) in
+                try runtime.generateOperatorRoot()
             }
         case .open(let state):
             let backend = SysBackend(state: state, mounts: nil)

@@ -174,8 +174,17 @@ enum OpenAPIDocument {
             unauthenticated: true),
         Route(path: "seal-status", summary: "Seal state.", verbs: [.read], unauthenticated: true),
         Route(
-            path: "init", summary: "Initialisation state; PUT initialises once and returns the root token.",
+            path: "init",
+            summary:
+                "Initialisation state; PUT initialises once and returns the root token (only sealed to the "
+                + "operator key when operator_key is configured).",
             verbs: [.read, .update], unauthenticated: true),
+        Route(
+            path: "generate-root/operator",
+            summary:
+                "Mints a root token returned only sealed to the configured operator key; revokes the previous "
+                + "operator-generated root token if it was never used.",
+            verbs: [.update], unauthenticated: true),
         Route(
             path: "leader", summary: "High-availability status (always standalone).", verbs: [.read],
             unauthenticated: true),

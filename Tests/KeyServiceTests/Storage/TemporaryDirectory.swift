@@ -2,7 +2,7 @@ import Foundation
 
 /// A fresh directory under the system temporary directory, removed with everything in it when the
 /// last reference goes.
-final class TemporaryDirectory {
+final class TemporaryDirectory: Sendable {
     let path: String
 
     init() {

@@ -1,0 +1,249 @@
+import Crypto
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import Sealing
+import Synchronization
+
+/// One HTTP/1.1 request to vhsmd, over plain HTTP (http:// URLs) or HTTPS with a trust the operator chose: a CA
+/// file, or the SHA-256 of the leaf certificate (vhsmd's self-signed certificate prints it at every start). TLS is
+/// swift-nio-ssl's; nothing here is hand-written cryptography.
+struct VaultClient: Sendable {
+    enum Trust: Sendable {
+        /// Plain HTTP.
+        case none
+        /// PEM certificates that anchor the server's chain; the host name (or IP address) must match the leaf.
+        case certificates([NIOSSLCertificate])
+        /// The leaf certificate's SHA-256 (32 bytes); chain and name are not checked.
+        case fingerprint([UInt8])
+    }
+
+    let host: String
+    let port: Int
+    let secure: Bool
+    let trust: Trust
+    /// Connect, send and receive within this time.
+    var timeout: Duration = .seconds(60)
+    /// The most body bytes an answer may have.
+    static let maximumAnswer = 1 << 20
+
+    /// `http://HOST:PORT` or `https://HOST:PORT` (an IPv6 address in brackets; no path). https needs a CA file or
+    /// a fingerprint.
+    init(url: String, caFile: String?, fingerprint: String?) throws {
+        let secure: Bool
+        var rest: Substring
+        if url.hasPrefix("https://") {
+            (secure, rest) = (true, url.dropFirst(8))
+        } else if url.hasPrefix("http://") {
+            (secure, rest) = (false, url.dropFirst(7))
+        } else {
+            throw CLIError.usage("the URL '\(url)' must start with https:// (or http:// for a plain-HTTP vhsmd)")
+        }
+        while rest.hasSuffix("/") { rest = rest.dropLast() }
+        if rest.hasSuffix("/v1") { rest = rest.dropLast(3) }
+        let host: Substring
+        var portText: Substring?
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else {
+                throw CLIError.usage("the URL '\(url)' has an IPv6 address without its closing ']'")
+            }
+            host = rest[rest.index(after: rest.startIndex)..<close]
+            let after = rest[rest.index(after: close)...]
+            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty { portText = "" }
+        } else if let colon = rest.lastIndex(of: ":") {
+            (host, portText) = (rest[..<colon], rest[rest.index(after: colon)...])
+        } else {
+            host = rest
+        }
+        let port: Int
+        if let portText {
+            guard let number = Int(portText), (1...65_535).contains(number) else {
+                throw CLIError.usage("the URL '\(url)' must be SCHEME://HOST:PORT with a port from 1 to 65535")
+            }
+            port = number
+        } else {
+            port = secure ? 443 : 80
+        }
+        guard !host.isEmpty, !host.contains("/") else {
+            throw CLIError.usage("the URL '\(url)' must be SCHEME://HOST:PORT, e.g. https://10.0.2.15:8200 (no path)")
+        }
+        self.host = String(host)
+        self.port = port
+        self.secure = secure
+        switch (secure, caFile, fingerprint) {
+        case (false, nil, nil): trust = .none
+        case (false, _, _):
+            throw CLIError.usage("--cacert and --fingerprint are for https:// URLs; '\(url)' is plain HTTP")
+        case (true, nil, nil):
+            throw CLIError.usage(
+                "an https:// URL needs --cacert FILE (the PEM CA or vhsmd's DATA/tls/cert.pem) or --fingerprint "
+                    + "SHA256 (the certificate fingerprint vhsmd prints at start): the host is not trusted")
+        case (true, _?, _?): throw CLIError.usage("give --cacert or --fingerprint, not both")
+        case (true, let file?, nil):
+            let text = try Inputs.read(file)
+            do {
+                let certificates = try NIOSSLCertificate.fromPEMBytes(text)
+                guard !certificates.isEmpty else { throw CLIError.input(file, "holds no PEM certificate") }
+                trust = .certificates(certificates)
+            } catch let error as CLIError {
+                throw error
+            } catch {
+                throw CLIError.input(file, "is not a PEM certificate file: \(error)")
+            }
+        case (true, nil, let pin?):
+            let digits = pin.filter { $0 != ":" }
+            guard let bytes = SealedRootToken.hexBytes(digits), bytes.count == 32 else {
+                throw CLIError.usage(
+                    "--fingerprint must be a SHA-256: 64 hex digits, colon-separated or not, not '\(pin)'")
+            }
+            trust = .fingerprint(bytes)
+        }
+    }
+
+    /// The answer's status and body.
+    struct Answer {
+        var status: Int
+        var body: [UInt8]
+    }
+
+    /// Sends `method path` with a JSON body and returns the answer. Failures are sentences naming the server.
+    func send(_ method: HTTPMethod, _ path: String, body: [UInt8]) async throws -> Answer {
+        let place = "\(secure ? "https" : "http")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        let pinMismatch = PinMismatch()
+        do {
+            return try await withThrowingTaskGroup(of: Answer.self) { group in
+                group.addTask {
+                    do {
+                        return try await exchange(method, path, body: body, pinMismatch: pinMismatch, leafOnly: false)
+                    } catch let error as NIOSSLError {
+                        // A self-signed leaf (vhsmd's own DATA/tls/cert.pem, CA:FALSE) is no anchor to BoringSSL;
+                        // as curl does, the --cacert file may name the server's certificate itself. Nothing was
+                        // sent: the handshake failed.
+                        guard case .certificates = trust, case .handshakeFailed = error else { throw error }
+                        return try await exchange(method, path, body: body, pinMismatch: pinMismatch, leafOnly: true)
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    throw CLIError.refused("\(place) did not answer within \(timeout): check the URL and the network")
+                }
+                let answer = try await group.next()!
+                group.cancelAll()
+                return answer
+            }
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            if let served = pinMismatch.served.withLock({ $0 }), case .certificates = trust {
+                throw CLIError.refused(
+                    "\(place) presented a certificate (SHA-256 \(served)) that the --cacert file neither signed nor "
+                        + "holds: this is not the vhsmd you trust (check the file, or pin vhsmd's printed fingerprint)")
+            } else if let served = pinMismatch.served.withLock({ $0 }) {
+                throw CLIError.refused(
+                    "\(place) presented a certificate whose SHA-256 is \(served), not the pinned fingerprint: "
+                        + "this is not the vhsmd you pinned (check the fingerprint vhsmd printed at start)")
+            }
+            throw CLIError.refused(
+                "cannot \(method) \(place)/v1/\(path): \(error). Check the URL, that vhsmd is listening, and "
+                    + (secure ? "that --cacert or --fingerprint names its certificate" : "that it serves plain HTTP"))
+        }
+    }
+
+    private func exchange(
+        _ method: HTTPMethod, _ path: String, body: [UInt8], pinMismatch: PinMismatch, leafOnly: Bool
+    ) async throws -> Answer {
+        let context: NIOSSLContext?
+        if secure {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.minimumTLSVersion = .tlsv12
+            if case .certificates(let roots) = trust { configuration.trustRoots = .certificates(roots) }
+            context = try NIOSSLContext(configuration: configuration)
+        } else {
+            context = nil
+        }
+        let host = self.host
+        let trust = self.trust
+        // SNI takes names only; for an IP address NIOSSL checks the leaf's IP SANs against the peer's address.
+        let serverName = host.contains(":") || host.split(separator: ".").allSatisfy({ Int($0) != nil }) ? nil : host
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(20))
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let context {
+                        let handler: NIOSSLClientHandler
+                        // The leaf is accepted by its identity: its SHA-256 is the pin, or its DER is one of the
+                        // --cacert certificates.
+                        var accepts: (@Sendable ([UInt8]) -> Bool)?
+                        switch trust {
+                        case .fingerprint(let pin): accepts = { Array(SHA256.hash(data: $0)) == pin }
+                        case .certificates(let certificates) where leafOnly:
+                            let known = certificates.compactMap { try? $0.toDERBytes() }
+                            accepts = { known.contains($0) }
+                        default: accepts = nil
+                        }
+                        if let accepts {
+                            handler = try NIOSSLClientHandler(
+                                context: context, serverHostname: serverName,
+                                customVerificationCallback: { certificates, promise in
+                                    guard let leaf = certificates.first, let der = try? leaf.toDERBytes() else {
+                                        promise.succeed(.failed)
+                                        return
+                                    }
+                                    let served = Array(SHA256.hash(data: der))
+                                    if accepts(der) {
+                                        promise.succeed(.certificateVerified)
+                                    } else {
+                                        pinMismatch.served.withLock { $0 = VaultClient.colonHex(served) }
+                                        promise.succeed(.failed)
+                                    }
+                                })
+                        } else {
+                            handler = try NIOSSLClientHandler(context: context, serverHostname: serverName)
+                        }
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                        wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            var head = HTTPRequestHead(version: .http1_1, method: method, uri: "/v1/" + path)
+            head.headers.add(name: "Host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+            head.headers.add(name: "Content-Type", value: "application/json")
+            head.headers.add(name: "Content-Length", value: String(body.count))
+            head.headers.add(name: "Connection", value: "close")
+            try await outbound.write(.head(head))
+            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
+            try await outbound.write(.end(nil))
+            var status: Int?
+            var received: [UInt8] = []
+            for try await part in inbound {
+                switch part {
+                case .head(let response): status = Int(response.status.code)
+                case .body(let buffer):
+                    received += buffer.readableBytesView
+                    guard received.count <= Self.maximumAnswer else {
+                        throw CLIError.refused("the answer to \(path) is larger than 1 MiB, more than vhsmd sends")
+                    }
+                case .end:
+                    guard let status else { throw CLIError.refused("the answer to \(path) has no status line") }
+                    return Answer(status: status, body: received)
+                }
+            }
+            throw CLIError.refused("the connection closed before the answer to \(path) was complete")
+        }
+    }
+
+    /// The fingerprint a server presented when it was not the pinned one, for the error message.
+    final class PinMismatch: Sendable {
+        let served = Mutex<String?>(nil)
+    }
+
+    /// `AB:CD:…`, as vhsmd and openssl print fingerprints.
+    static func colonHex(_ bytes: [UInt8]) -> String {
+        bytes.map { String(format: "%02X", $0) }.joined(separator: ":")
+    }
+}

@@ -18,8 +18,8 @@ import StrictJSON
 public struct SealedRootToken: Sendable, Equatable {
     public static let info = "vhsm/operator/root-token/v1"
     public static let version: UInt64 = 1
-    public static let armorBegin = "-----BEGIN VHSM ROOT TOKEN-----"
-    public static let armorEnd = "-----END VHSM ROOT TOKEN-----"
+    public static let armorBegin = Armor.begin(label)
+    public static let armorEnd = Armor.end(label)
     /// The longest token the blob carries (vhsmd's are 24 characters).
     static let maximumTokenBytes = 256
 
@@ -96,76 +96,29 @@ public struct SealedRootToken: Sendable, Equatable {
 
     /// The blob: base64 (64 columns) of the JSON object between armor lines, ending in a newline.
     public var armored: String {
-        let body = JSON.object([
-            ("version", .number(Self.version)), ("issued_by", .string(issuedBy)), ("suite", .string(suite.rawValue)),
-            ("recipient", .string(Self.hex(recipientFingerprint))),
-            ("enc", .string(Data(encapsulatedKey).base64EncodedString())),
-            ("ciphertext", .string(Data(ciphertext).base64EncodedString())),
-        ]).serialized
-        let base64 = Data(body.utf8).base64EncodedString()
-        var lines = [Self.armorBegin]
-        var rest = Substring(base64)
-        while !rest.isEmpty {
-            lines.append(String(rest.prefix(64)))
-            rest = rest.dropFirst(64)
-        }
-        lines.append(Self.armorEnd)
-        return lines.joined(separator: "\n") + "\n"
+        Armor.wrap(
+            .object([
+                ("version", .number(Self.version)), ("issued_by", .string(issuedBy)),
+                ("suite", .string(suite.rawValue)), ("recipient", .string(Self.hex(recipientFingerprint))),
+                ("enc", .string(Data(encapsulatedKey).base64EncodedString())),
+                ("ciphertext", .string(Data(ciphertext).base64EncodedString())),
+            ]), label: Self.label)
     }
+
+    static let label = "VHSM ROOT TOKEN"
 
     /// Parses an armored blob (text around the armor lines is ignored, so a log excerpt or a JSON answer whose
     /// `\n` escapes were turned back into line breaks can be given). Every field is checked; unknown fields are refused.
     public static func parse(armored text: String) throws(SealingError) -> SealedRootToken {
-        guard let begin = text.firstRange(of: armorBegin),
-            let end = text[begin.upperBound...].firstRange(of: armorEnd)
-        else {
-            throw SealingError("the root-token blob has no \(armorBegin) … \(armorEnd) block")
-        }
-        let base64 = text[begin.upperBound..<end.lowerBound].filter { !$0.isWhitespace }
-        guard let body = Data(base64Encoded: String(base64)) else {
-            throw SealingError("the root-token blob is not valid base64 between its armor lines")
-        }
-        let json: JSON
-        do { json = try JSON.parse(Array(body)) } catch {
-            throw SealingError("the root-token blob does not hold JSON: \(error)")
-        }
-        guard case .object(let members) = json else { throw SealingError("the root-token blob is not a JSON object") }
-        let known = ["version", "issued_by", "suite", "recipient", "enc", "ciphertext"]
-        if let unknown = members.first(where: { !known.contains($0.key) }) {
-            throw SealingError("the root-token blob has an unknown field '\(unknown.key)'")
-        }
-        func string(_ key: String) throws(SealingError) -> String {
-            guard case .string(let value)? = json[key] else {
-                throw SealingError("the root-token blob has no string field '\(key)'")
-            }
-            return value
-        }
-        func bytes(_ key: String, _ counts: ClosedRange<Int>) throws(SealingError) -> [UInt8] {
-            let text = try string(key)
-            guard let decoded = Data(base64Encoded: text), counts.contains(decoded.count) else {
-                throw SealingError(
-                    "the root-token blob's '\(key)' is not base64 of \(counts.lowerBound)"
-                        + (counts.count > 1 ? " to \(counts.upperBound)" : "") + " bytes")
-            }
-            return Array(decoded)
-        }
-        guard json["version"] == .number(version) else {
-            throw SealingError("the root-token blob's version is not \(version)")
-        }
-        let suiteName = try string("suite")
-        guard let suite = HPKESuite(rawValue: suiteName) else {
-            throw SealingError(
-                "the root-token blob's suite '\(suiteName)' is not "
-                    + HPKESuite.allCases.map(\.rawValue).joined(separator: " or "))
-        }
-        let recipientText = try string("recipient")
-        guard let recipient = hexBytes(recipientText), recipient.count == 32 else {
-            throw SealingError("the root-token blob's recipient is not 64 hex digits (a SHA-256)")
-        }
+        let fields = try Armor.unwrap(text, label: label, what: "root-token blob")
+        try fields.only(["version", "issued_by", "suite", "recipient", "enc", "ciphertext"])
+        try fields.version(version)
+        let suite = try fields.suite()
+        let recipient = try fields.sha256("recipient")
         return SealedRootToken(
-            issuedBy: try string("issued_by"), suite: suite, recipientFingerprint: recipient,
-            encapsulatedKey: try bytes("enc", suite.encapsulatedKeyBytes...suite.encapsulatedKeyBytes),
-            ciphertext: try bytes("ciphertext", 17...(maximumTokenBytes + 16)))
+            issuedBy: try fields.string("issued_by"), suite: suite, recipientFingerprint: recipient,
+            encapsulatedKey: try fields.bytes("enc", suite.encapsulatedKeyBytes...suite.encapsulatedKeyBytes),
+            ciphertext: try fields.bytes("ciphertext", 17...(maximumTokenBytes + 16)))
     }
 
     /// Lower-case hex.

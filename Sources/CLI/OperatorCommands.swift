@@ -6,7 +6,8 @@ import Sealing
 extension VHSM {
     struct Operator: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Take vhsmd's root token with the operator key: sys/init, root recovery, opening a sealed blob.",
+            abstract:
+                "The operator key's powers over vhsmd: the root token (sys/init, root recovery, opening a blob), moving the store.",
             discussion: """
                 A vhsmd whose configuration has operator_key (in the guest: the operator's recovery public key, \
                 measured with the initramfs) never answers a root token in the clear. 'PUT /v1/sys/init' and \
@@ -22,7 +23,7 @@ extension VHSM {
                   vhsm operator generate-root https://vhsm.example:8200 --key operator.pem --cacert ca.pem --json
                   vhsm operator open --key operator.pem blob.txt
                 """,
-            subcommands: [OperatorInit.self, OperatorGenerateRoot.self, OperatorOpen.self])
+            subcommands: [OperatorInit.self, OperatorGenerateRoot.self, OperatorOpen.self, OperatorRecover.self])
     }
 }
 
@@ -45,7 +46,9 @@ struct ServerOptions: ParsableArguments {
 struct OperatorKeyOptions: ParsableArguments {
     @Option(help: "The operator's private key: unencrypted PEM, P-384 (PKCS#8 or SEC1) or X25519 (PKCS#8).")
     var key: String
-    @Flag(help: "Print {\"root_token\", \"issued_by\", \"operator_key_sha256\"} as JSON (for scripts).")
+    @Flag(
+        help: "Print JSON for scripts ({\"root_token\", \"issued_by\", \"operator_key_sha256\"}; recover: the outcome)."
+    )
     var json = false
 
     func privateKey() throws -> HPKEPrivateKey {

@@ -121,9 +121,17 @@ struct VHSMD: AsyncParsableCommand {
                 settings.seal, mode: settings.sealMode, requirements: settings.sealing,
                 directory: settings.dataDirectory, warn: { announce($0) })
             do {
+                // With an operator key, a store this launch cannot open waits sealed for the operator's recovery.
+                let recovery = try settings.operatorKey.map { _ in
+                    try BarrierSeal.recovery(
+                        settings.seal, mode: settings.sealMode, requirements: settings.sealing,
+                        directory: settings.dataDirectory)
+                }
                 runtime = try Runtime(
                     barrier: Barrier(backend: backend), seal: seal, storageType: "sqlite",
-                    operatorKey: settings.operatorKey)
+                    operatorKey: settings.operatorKey, recovery: recovery)
+            } catch let error as Runtime.RecoveryUnavailable {
+                throw ConfigError("the '\(settings.seal)' seal does not open \(settings.dataDirectory): \(error)")
             } catch {
                 throw ConfigError(
                     "the '\(settings.seal)' seal does not open \(settings.dataDirectory): \(error). Was it sealed on "
@@ -148,10 +156,18 @@ struct VHSMD: AsyncParsableCommand {
                     "sealed to operator key \(SealedRootToken.hex($0.fingerprint)) (SHA-256 of its "
                         + "SubjectPublicKeyInfo); open with 'vhsm operator init'"
                 } ?? "in the clear (no operator_key)"
+            let status =
+                if let pending = runtime.pendingRecovery {
+                    "SEALED: this launch's seal does not open it (\(pending.cause)); waiting for the operator: vhsm "
+                        + "operator recover URL --key OPERATOR_KEY --measurement "
+                        + Hex.encode(pending.request.report.measurement)
+                } else {
+                    state.initialized ? "unsealed" : "not initialised: PUT /v1/sys/init"
+                }
             announce(
                 """
                 vhsmd \(ServerState.version): data \(settings.dataDirectory), seal \(settings.seal), \
-                \(state.initialized ? "unsealed" : "not initialised: PUT /v1/sys/init")
+                \(status)
                   listener: \(Self.display(address)), \(transport)
                   root tokens: \(rootTokens)
                 """)

@@ -1,4 +1,6 @@
+import Crypto
 import FoundationEssentials
+import Glibc
 import SNP
 import SNPGuest
 import Sealing
@@ -18,7 +20,7 @@ import SNPEmulator
 /// pinned one open the data; older ones do not).
 enum BarrierSeal {
     /// What the data directory records in the clear about its seal (`seal.json`): nothing secret.
-    struct Pin: Codable {
+    struct Pin: Codable, Sendable {
         var provider: String
         var tcb: String
         var fields: [String]
@@ -68,7 +70,7 @@ enum BarrierSeal {
                 "the '\(setting)' seal refuses to open \(directory): \(refusal); launch without DEBUG and "
                     + "MIGRATE_MA, without SMT unless allow_smt is set, on firmware whose COMMITTED_TCB meets min_tcb")
         }
-        let pinPath = directory.hasSuffix("/") ? directory + "seal.json" : directory + "/seal.json"
+        let pinPath = pinPath(directory)
         let pin: Pin
         if let data = FileManager.default.contents(atPath: pinPath) {
             pin = try JSONDecoder().decode(Pin.self, from: data)
@@ -85,25 +87,83 @@ enum BarrierSeal {
                         + "its seal mode")
             }
         } else {
-            let tcb: TCBVersion
-            do throws(SealingRefusal) { tcb = try requirements.pin(for: report) } catch {
-                throw ConfigError("the '\(setting)' seal refuses to enroll \(directory): \(error)")
-            }
-            pin = Pin(
-                provider: setting, tcb: tcb.hex, fields: mode.guestFieldSelect.names,
-                svn: mode == .image ? report.guestSVN : nil)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            guard
-                FileManager.default.createFile(
-                    atPath: pinPath, contents: try encoder.encode(pin), attributes: [.posixPermissions: 0o600])
-            else { throw ConfigError("cannot write \(pinPath)") }
+            pin = try freshPin(
+                report: report, setting: setting, mode: mode, requirements: requirements, directory: directory)
+            try write(pin, to: pinPath)
             if mode == .platform { warn(platformWarning) }
         }
+        return try provider(device: device, setting: setting, pin: pin)
+    }
+
+    /// The key source for `pin` on `device`.
+    static func provider(device: any GuestDevice, setting: String, pin: Pin) throws -> any SealProvider {
         let tcb = try TCBVersion(hex: pin.tcb)
         let request = DerivedKeyRequest(
-            root: .vcek, guestFieldSelect: mode.guestFieldSelect, guestSVN: pin.svn ?? 0, tcbVersion: tcb)
+            root: .vcek, guestFieldSelect: try GuestFieldSelect(names: pin.fields.joined(separator: ",")),
+            guestSVN: pin.svn ?? 0,
+            tcbVersion: tcb)
         return GuestSealProvider(name: setting) { try device.derivedKeyBytes(request) }
+    }
+
+    /// The pin a data directory first sealed on this launch records: COMMITTED_TCB (never the host-set
+    /// REPORTED_TCB) as `requirements` pin it, the mode's fields and, in image mode, the GUEST_SVN.
+    static func freshPin(
+        report: AttestationReport, setting: String, mode: SealMode, requirements: SealingRequirements,
+        directory: String
+    ) throws -> Pin {
+        let tcb: TCBVersion
+        do throws(SealingRefusal) { tcb = try requirements.pin(for: report) } catch {
+            throw ConfigError("the '\(setting)' seal refuses to enroll \(directory): \(error)")
+        }
+        return Pin(
+            provider: setting, tcb: tcb.hex, fields: mode.guestFieldSelect.names,
+            svn: mode == .image ? report.guestSVN : nil)
+    }
+
+    static func pinPath(_ directory: String) -> String {
+        directory.hasSuffix("/") ? directory + "seal.json" : directory + "/seal.json"
+    }
+
+    /// Writes `pin` (mode 0600), replacing the file atomically.
+    static func write(_ pin: Pin, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let temporary = path + ".new"
+        _ = unlink(temporary)
+        guard
+            FileManager.default.createFile(
+                atPath: temporary, contents: try encoder.encode(pin), attributes: [.posixPermissions: 0o600]),
+            rename(temporary, path) == 0
+        else { throw ConfigError("cannot write \(path)") }
+    }
+
+    /// What vhsmd needs to move `directory` to this launch once the operator releases its escrowed root key: the
+    /// request (an extended report binding an X25519 key) and this launch's seal provider with a fresh pin, written to
+    /// seal.json only after the keyring is rekeyed.
+    static func recovery(
+        _ setting: String, mode: SealMode, requirements: SealingRequirements, directory: String
+    ) throws -> BarrierRecovery {
+        recovery(
+            device: try device(setting), setting: setting, mode: mode, requirements: requirements, directory: directory)
+    }
+
+    /// The same over an opened device (tests pass an emulated guest).
+    static func recovery(
+        device: any GuestDevice, setting: String, mode: SealMode, requirements: SealingRequirements, directory: String
+    ) -> BarrierRecovery {
+        BarrierRecovery(
+            directory: directory,
+            makeRequest: { publicKey in
+                try RecoveryRequest.make(device: device, purpose: .barrier, subject: directory, publicKey: publicKey)
+            },
+            repin: {
+                let report = try device.attestationReport(ReportRequest())
+                let pin = try freshPin(
+                    report: report, setting: setting, mode: mode, requirements: requirements, directory: directory)
+                return (
+                    try provider(device: device, setting: setting, pin: pin), { try write(pin, to: pinPath(directory)) }
+                )
+            })
     }
 
     /// Printed when a data directory is first sealed in platform mode.
@@ -117,4 +177,17 @@ enum BarrierSeal {
 struct ConfigError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// What vhsmd needs to move a data directory to this launch after operator recovery (`BarrierSeal.recovery`).
+struct BarrierRecovery: Sendable {
+    /// The data directory: the subject of the request and the escrow's context.
+    let directory: String
+    /// A request for `publicKey`, from this launch's Secure Processor.
+    let makeRequest: @Sendable (Curve25519.KeyAgreement.PublicKey) throws -> RecoveryRequest
+    /// This launch's seal provider with a fresh pin, and what records that pin (seal.json).
+    let repin: @Sendable () throws -> (provider: any SealProvider, commit: @Sendable () throws -> Void)
+
+    /// The escrow's and the grant's context.
+    var context: String { RecoveryRequest.context(purpose: .barrier, subject: directory) }
 }

@@ -1,5 +1,7 @@
+import Crypto
 import FoundationEssentials
 import HTTPTypes
+import SNP
 import Sealing
 import Synchronization
 
@@ -33,6 +35,20 @@ final class Runtime: Sendable {
     private struct Life {
         var state: ServerState
         var services: Services?
+        /// Set while the store waits for the operator to release its escrowed root key.
+        var recovery: PendingRecovery?
+    }
+
+    /// The store is initialised but this launch's root key does not open it (another chip, measurement or TCB):
+    /// vhsmd stays sealed and offers a request (an X25519 key bound to this launch by a report) for the operator,
+    /// who verifies it and releases the escrowed root key to that key (`sys/unseal/operator`).
+    struct PendingRecovery: Sendable {
+        let request: RecoveryRequest
+        let privateKey: Curve25519.KeyAgreement.PrivateKey
+        let escrowed: SealedSecret
+        let target: BarrierRecovery
+        /// Why the store did not open, for the answer and the start line.
+        let cause: String
     }
 
     private let life: Mutex<Life>
@@ -49,6 +65,10 @@ final class Runtime: Sendable {
     /// The configuration's `operator_key`: root tokens leave vhsmd only sealed to it (`sys/init`,
     /// `sys/generate-root/operator`). nil: `sys/init` answers with the token in the clear, as Vault does.
     let operatorKey: HPKEPublicKey?
+    /// Where the barrier root key is escrowed: the operator key and the data directory (nil without an operator key).
+    private let escrow: Barrier.Escrow?
+    /// What moves the store to this launch after operator recovery (config mode on an SNP seal).
+    private let recoveryTarget: BarrierRecovery?
 
     /// Dev mode and already-unsealed stores.
     init(state: ServerState, services: Services, operatorKey: HPKEPublicKey? = nil) {
@@ -56,21 +76,157 @@ final class Runtime: Sendable {
         barrier = nil
         seal = nil
         self.operatorKey = operatorKey
+        escrow = nil
+        recoveryTarget = nil
     }
 
-    /// Config mode: opens the barrier now if the data directory is initialised, else waits for `sys/init`.
-    init(barrier: Barrier, seal: any SealProvider, storageType: String, operatorKey: HPKEPublicKey? = nil) throws {
+    /// Config mode: opens the barrier now if the data directory is initialised, else waits for `sys/init`. With an
+    /// operator key the root key is escrowed to it (at `sys/init`, or now if the stored escrow is missing or for
+    /// another key). When this launch's root key does not open the store and `recovery` is given, vhsmd starts
+    /// sealed and waits for the operator (`sys/unseal/operator`) instead of failing.
+    init(
+        barrier: Barrier, seal: any SealProvider, storageType: String, operatorKey: HPKEPublicKey? = nil,
+        recovery: BarrierRecovery? = nil
+    ) throws {
         self.barrier = barrier
         self.seal = seal
         self.operatorKey = operatorKey
-        let state: ServerState
-        if try barrier.isInitialized {
-            try barrier.unseal(rootKey: try seal.rootKey())
-            state = ServerState(initialized: true, sealed: false, sealType: seal.name, storageType: storageType)
-        } else {
-            state = ServerState(initialized: false, sealed: true, sealType: seal.name, storageType: storageType)
+        let escrow = operatorKey.map {
+            Barrier.Escrow(
+                key: $0, context: recovery?.context ?? RecoveryRequest.context(purpose: .barrier, subject: "-"))
         }
-        life = Mutex(Life(state: state, services: nil))
+        self.escrow = escrow
+        recoveryTarget = recovery
+        var state = ServerState(initialized: false, sealed: true, sealType: seal.name, storageType: storageType)
+        var pending: PendingRecovery?
+        if try barrier.isInitialized {
+            state.initialized = true
+            do {
+                try barrier.unseal(rootKey: try seal.rootKey())
+                state.sealed = false
+                if let escrow { try barrier.ensureEscrow(escrow) }
+            } catch let error where Self.isRecoverable(error) {
+                guard let escrow, let recovery else { throw error }
+                guard let escrowed = try barrier.escrowed() else {
+                    throw RecoveryUnavailable(
+                        "\(error); the store has no escrowed root key (it was initialised without an operator_key, "
+                            + "and never started since with one), so it cannot be recovered")
+                }
+                guard escrowed.recipientFingerprint == escrow.key.fingerprint else {
+                    throw RecoveryUnavailable(
+                        "\(error); its root key is escrowed to operator key "
+                            + "\(SealedRootToken.hex(escrowed.recipientFingerprint)), the configuration's is "
+                            + "\(SealedRootToken.hex(escrow.key.fingerprint))")
+                }
+                let privateKey = Curve25519.KeyAgreement.PrivateKey()
+                let request: RecoveryRequest
+                do { request = try recovery.makeRequest(privateKey.publicKey) } catch {
+                    throw RecoveryUnavailable("\(error); and no recovery request could be made: \(error)")
+                }
+                pending = PendingRecovery(
+                    request: request, privateKey: privateKey, escrowed: escrowed, target: recovery, cause: "\(error)")
+            }
+        }
+        life = Mutex(Life(state: state, services: nil, recovery: pending))
+    }
+
+    /// Why a store that does not open cannot wait for recovery either.
+    struct RecoveryUnavailable: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// The root key does not open the keyring, or (with the pin of another chip) cannot be derived at all.
+    private static func isRecoverable(_ error: any Error) -> Bool {
+        if case BarrierError.wrongRootKey = error { return true }
+        if case SealError.derivation = error { return true }
+        return false
+    }
+
+    /// Set while the store waits for the operator: the cause and the request's MEASUREMENT.
+    var pendingRecovery: PendingRecovery? { life.withLock { $0.recovery } }
+
+    /// `GET sys/unseal/operator`: the request and the escrowed root key, for `vhsm operator recover`. Both are
+    /// public (the request binds a key to this launch; the escrow opens only with the operator's private key).
+    func operatorRecoveryRequest() throws(VaultError) -> VaultReply {
+        guard let pending = pendingRecovery, let escrow else { throw Self.notRecovering(state) }
+        return VaultReply(
+            bare: .object([
+                "request": .string(pending.request.armored), "escrow": .string(pending.escrowed.armored),
+                "operator_key_sha256": .string(SealedRootToken.hex(escrow.key.fingerprint)),
+                "measurement": .string(Hex.encode(pending.request.report.measurement)),
+                "cause": .string(pending.cause),
+            ]))
+    }
+
+    /// `PUT sys/unseal/operator` with `grant`: the escrowed root key, released by the operator to this request's key.
+    /// It must open the keyring; the keyring is then sealed under this launch's root key (a fresh pin), the new root
+    /// key escrowed, seal.json rewritten, and the services opened.
+    func operatorUnseal(grant text: String) throws(VaultError) -> VaultReply {
+        guard let barrier, let escrow else { throw Self.notRecovering(state) }
+        return try initialization.withLock { (_) throws(VaultError) -> VaultReply in
+            guard let pending = pendingRecovery else { throw Self.notRecovering(state) }
+            let grant: SealedSecret
+            do { grant = try SealedSecret.parse(armored: text, kind: .recoveryGrant) } catch {
+                throw .badRequest("\(error)")
+            }
+            guard grant.context == pending.target.context else {
+                throw .badRequest(
+                    "the grant is for '\(grant.context)', this store is '\(pending.target.context)': make it from this "
+                        + "vhsmd's request (GET sys/unseal/operator)")
+            }
+            var secret: [UInt8]
+            do { secret = try grant.open(with: .x25519(pending.privateKey)) } catch {
+                throw .badRequest(
+                    "\(error): a grant opens only for the request this vhsmd process made; fetch a fresh request")
+            }
+            defer { secret.zeroize() }
+            guard secret.count == 32 else {
+                throw .badRequest("the grant holds \(secret.count) bytes, not a 32-byte key")
+            }
+            let released = SymmetricKey(data: secret)
+            let (provider, commit): (any SealProvider, @Sendable () throws -> Void)
+            let rootKey: SymmetricKey
+            do {
+                (provider, commit) = try pending.target.repin()
+                rootKey = try provider.rootKey()
+            } catch {
+                throw .internalError("cannot derive this launch's barrier root key: \(error)")
+            }
+            do { try barrier.rekey(from: released, to: rootKey, escrow: escrow) } catch BarrierError.wrongRootKey {
+                throw .badRequest(
+                    "the released key does not open this data directory's keyring: the escrow blob served was not "
+                        + "this store's (check the escrow the request came with)")
+            } catch {
+                throw .internalError("cannot rekey the barrier to this launch: \(error)")
+            }
+            do { try commit() } catch {
+                throw .internalError("the keyring was rekeyed but the seal pin was not written: \(error)")
+            }
+            let services: Services
+            do { services = try Services.open(EngineStorage(backend: barrier, prefix: "")) } catch {
+                throw .internalError("the store did not open after recovery: \(error)")
+            }
+            life.withLock { life in
+                life.state.sealed = false
+                life.services = services
+                life.recovery = nil
+            }
+            return VaultReply(
+                bare: .object([
+                    "sealed": .bool(false), "recovered": .bool(true),
+                    "operator_key_sha256": .string(SealedRootToken.hex(escrow.key.fingerprint)),
+                ]))
+        }
+    }
+
+    private static func notRecovering(_ state: ServerState) -> VaultError {
+        .badRequest(
+            "vhsmd is not waiting for operator recovery: the store is "
+                + (state.initialized
+                    ? (state.sealed ? "sealed without an escrowed key" : "unsealed") : "not initialised")
+                + "; recovery is offered only when this launch's seal does not open an initialised store that has an "
+                + "operator_key escrow")
     }
 
     /// Opens the services of an unsealed store.
@@ -92,7 +248,7 @@ final class Runtime: Sendable {
         return try initialization.withLock { (_) throws(VaultError) -> VaultReply in
             guard !state.initialized else { throw .badRequest("Vault is already initialized") }
             do {
-                try barrier.initialize(rootKey: try seal.rootKey())
+                try barrier.initialize(rootKey: try seal.rootKey(), escrow: escrow)
             } catch {
                 throw .internalError("cannot initialise the sealed store with the '\(seal.name)' seal: \(error)")
             }

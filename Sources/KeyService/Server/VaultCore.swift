@@ -17,10 +17,13 @@ struct VaultCore: Sendable {
 
     /// Paths anyone may call without a token.
     static let unauthenticated: Set<String> = [
-        "sys/health", "sys/seal-status", "sys/init", "sys/leader", operatorGenerateRoot,
+        "sys/health", "sys/seal-status", "sys/init", "sys/leader", operatorGenerateRoot, operatorUnseal,
     ]
     /// Mints a root token sealed to the operator key (`Runtime.generateOperatorRoot`).
     static let operatorGenerateRoot = "sys/generate-root/operator"
+    /// Operator recovery of a store this launch cannot open: GET the request and escrow, PUT the grant
+    /// (`Runtime.operatorRecoveryRequest`, `Runtime.operatorUnseal`).
+    static let operatorUnseal = "sys/unseal/operator"
     /// Paths whose body is read without a live token: the wrapping calls (the wrapping token may be in the body,
     /// or the request's token is the wrapping token) and the OpenAPI document (served to anyone). Their bodies are
     /// bounded by the sys/ body limit.
@@ -120,6 +123,8 @@ struct VaultCore: Sendable {
         case initialize
         /// `PUT sys/generate-root/operator`.
         case generateRoot
+        /// `GET` (false) or `PUT` (true) `sys/unseal/operator`.
+        case operatorUnseal(put: Bool)
         /// Authenticated (or not) and authorised (or not).
         case decided(Decision)
         /// Authenticated; the ACL needs the backend's existence check of `relative` in `mount` (task path only).
@@ -151,6 +156,10 @@ struct VaultCore: Sendable {
         if path == Self.operatorGenerateRoot {
             guard request.operation == .update else { throw .unsupportedOperation(path) }
             return onLoop ? .wait : .generateRoot
+        }
+        if path == Self.operatorUnseal {
+            guard request.operation == .update || request.operation == .read else { throw .unsupportedOperation(path) }
+            return onLoop ? .wait : .operatorUnseal(put: request.operation == .update)
         }
         if Self.unauthenticated.contains(path) { return .open(state) }
         guard let services = current else {
@@ -202,7 +211,7 @@ struct VaultCore: Sendable {
         guard open || (!path.hasPrefix("sys/") && !path.hasPrefix("auth/")) else { return nil }
         if open { area = "sys" }
         switch try admit(request, onLoop: true) {
-        case .wait, .initialize, .generateRoot, .needsExistence: return nil
+        case .wait, .initialize, .generateRoot, .operatorUnseal, .needsExistence: return nil
         case .open(let state):
             guard request.operation == .read || request.operation == .list else { return nil }
             return try SysBackend(state: state, mounts: nil).respond(request, path: String(path.dropFirst(4)))
@@ -232,6 +241,17 @@ struct VaultCore: Sendable {
             // Audited as a request and a response line, whatever the devices' path filters: it mints a root token.
             return try await audited(request, mount: nil, allowed: true, denial: nil) { () throws(VaultError) in
                 try runtime.generateOperatorRoot()
+            }
+        case .operatorUnseal(let put):
+            // Audited: a PUT rekeys the store with a key the operator released.
+            return try await audited(request, mount: nil, allowed: true, denial: nil) { () throws(VaultError) in
+                guard put else { return try runtime.operatorRecoveryRequest() }
+                guard case .string(let grant)? = request.body.objectMembers["grant"] else {
+                    throw .badRequest(
+                        "PUT sys/unseal/operator takes {\"grant\": \"<armored VHSM RECOVERY GRANT>\"} "
+                            + "(made by vhsm operator recover)")
+                }
+                return try runtime.operatorUnseal(grant: grant)
             }
         case .open(let state):
             let backend = SysBackend(state: state, mounts: nil)

@@ -1,5 +1,6 @@
 import Crypto
 import FoundationEssentials
+import Sealing
 import Synchronization
 
 /// The encryption barrier: every value that reaches the physical store is sealed by `BarrierFrame`
@@ -15,6 +16,9 @@ final class Barrier: StorageBackend {
     static let keyringPath = "core/keyring"
     /// The associated data of the sealed keyring.
     static let keyringAAD: [UInt8] = Array("vhsm/keyring".utf8)
+    /// Where the root key escrowed to the operator key is stored (an armored `SealedSecret` of kind `barrierKey`,
+    /// not barrier-sealed: it must be readable when the root key is lost). Reserved like the keyring.
+    static let escrowPath = "core/keyring-escrow"
 
     /// The active term and when it was installed, as `sys/key-status` reports them.
     struct KeyStatus: Sendable, Equatable {
@@ -55,12 +59,15 @@ final class Barrier: StorageBackend {
 
     /// Creates the keyring of a fresh store (term 1), stores it sealed under `rootKey` and leaves the
     /// barrier unsealed. Throws `BarrierError.alreadyInitialized` if a keyring exists.
-    func initialize(rootKey: SymmetricKey) throws {
+    /// With `escrow`, the root key is also stored sealed to the operator key, in the same transaction.
+    func initialize(rootKey: SymmetricKey, escrow: Escrow? = nil) throws {
         let keyring = Keyring()
         let sealed = try Self.sealKeyring(keyring, rootKey: rootKey)
+        let escrowed = try escrow?.seal(rootKey)
         try backend.transaction { transaction in
             guard try transaction.get(Self.keyringPath) == nil else { throw BarrierError.alreadyInitialized }
             try transaction.put(Self.keyringPath, sealed)
+            if let escrowed { try transaction.put(Self.escrowPath, Array(escrowed.armored.utf8)) }
         }
         state.withLock { $0 = .unsealed(rootKey: rootKey, keyring: keyring) }
     }
@@ -71,6 +78,58 @@ final class Barrier: StorageBackend {
         guard let sealed = try backend.get(Self.keyringPath) else { throw BarrierError.notInitialized }
         let keyring = try Self.openKeyring(sealed, rootKey: rootKey)
         state.withLock { $0 = .unsealed(rootKey: rootKey, keyring: keyring) }
+    }
+
+    /// Who the root key is escrowed to: the operator key, and the blob's context (`barrier|<data directory>`).
+    struct Escrow: Sendable {
+        var key: HPKEPublicKey
+        var context: String
+
+        func seal(_ rootKey: SymmetricKey) throws -> SealedSecret {
+            try rootKey.withUnsafeBytes { bytes throws(SealingError) in
+                try SealedSecret.seal(bytes, kind: .barrierKey, context: context, to: key)
+            }
+        }
+    }
+
+    /// The stored escrow blob, if any (readable whether or not the barrier is sealed).
+    func escrowed() throws -> SealedSecret? {
+        guard let bytes = try backend.get(Self.escrowPath) else { return nil }
+        return try SealedSecret.parse(armored: String(decoding: bytes, as: UTF8.self), kind: .barrierKey)
+    }
+
+    /// Stores the unsealed root key escrowed to `escrow` unless the stored blob is already for that key and
+    /// context (a store initialised without an operator key, or before escrow existed, gets one at its next start).
+    /// Returns true when it wrote one.
+    @discardableResult
+    func ensureEscrow(_ escrow: Escrow) throws -> Bool {
+        if let stored = try? escrowed(), stored.recipientFingerprint == escrow.key.fingerprint,
+            stored.context == escrow.context
+        {
+            return false
+        }
+        let rootKey = try state.withLock { state throws(BarrierError) -> SymmetricKey in
+            guard case .unsealed(let rootKey, _) = state else { throw .sealed(path: Self.escrowPath) }
+            return rootKey
+        }
+        try backend.put(Self.escrowPath, Array(try escrow.seal(rootKey).armored.utf8))
+        return true
+    }
+
+    /// Operator recovery: opens the keyring with `oldRootKey` (the escrowed key the operator released), seals it
+    /// under `newRootKey` (this launch's) and escrows `newRootKey`, in one transaction, and leaves the barrier
+    /// unsealed. Throws `BarrierError.wrongRootKey` when `oldRootKey` does not open the keyring.
+    func rekey(from oldRootKey: SymmetricKey, to newRootKey: SymmetricKey, escrow: Escrow) throws {
+        guard let stored = try backend.get(Self.keyringPath) else { throw BarrierError.notInitialized }
+        let keyring = try Self.openKeyring(stored, rootKey: oldRootKey)
+        let sealed = try Self.sealKeyring(keyring, rootKey: newRootKey)
+        let escrowed = try escrow.seal(newRootKey)
+        try backend.transaction { transaction in
+            guard try transaction.get(Self.keyringPath) == stored else { throw BarrierError.wrongRootKey }
+            try transaction.put(Self.keyringPath, sealed)
+            try transaction.put(Self.escrowPath, Array(escrowed.armored.utf8))
+        }
+        state.withLock { $0 = .unsealed(rootKey: newRootKey, keyring: keyring) }
     }
 
     /// Forgets the root key and the keyring; every operation then throws `BarrierError.sealed`.
@@ -176,7 +235,7 @@ final class Barrier: StorageBackend {
     }
 
     private static func checkNotReserved(_ path: String) throws(BarrierError) {
-        if path == keyringPath { throw .reservedPath(path) }
+        if path == keyringPath || path == escrowPath { throw .reservedPath(path) }
     }
 
     private static func seal(_ value: [UInt8], path: String, keyring: Keyring) throws -> [UInt8] {

@@ -35,7 +35,7 @@ enum BarrierError: Error, Equatable, CustomStringConvertible {
             "the barrier keyring at '\(Barrier.keyringPath)' opened but is malformed: \(reason). "
                 + "Restore the data directory from a backup"
         case .reservedPath(let path):
-            "'\(path)' holds the barrier keyring and cannot be read or written through the barrier"
+            "'\(path)' holds the barrier keyring or its escrow and cannot be read or written through the barrier"
         case .truncated(let path, let count):
             "the stored value at '\(path)' is \(count) bytes, shorter than the \(BarrierFrame.overhead)-byte "
                 + "barrier frame: it was truncated or written without the barrier"

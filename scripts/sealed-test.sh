@@ -7,7 +7,9 @@
 #    operator's certificate; readiness (READY=1) and STOPPING=1 on NOTIFY_SOCKET; SIGTERM stops it cleanly,
 #  - a key.pem made readable by others is narrowed to 0600; a certificate near expiry is replaced with a line naming
 #    both fingerprints; SIGHUP reopens a renamed audit log,
-#  - the same data directory under another chip's emulator is refused at start.
+#  - the same data directory under another chip's emulator is refused at start without operator_key; with it vhsmd
+#    waits sealed, 'vhsm operator recover' releases the escrowed barrier key to the attested new launch (a wrong
+#    measurement, chain or key releases nothing), old ciphertext decrypts, and the next start unseals by itself.
 # Usage: VHSMD=path/to/vhsmd-built-with-trait-Emulator VHSM=path/to/vhsm scripts/sealed-test.sh
 set -uo pipefail
 VHSMD=${VHSMD:?} VHSM=${VHSM:?}
@@ -178,11 +180,40 @@ kill -9 "$server"
 # The same VM configuration, but another chip behind the Secure Processor socket.
 kill -9 "$emulator"
 serve other
-"$VHSMD" --config "$(config snp.sock)" >"$work/other.log" 2>&1 &
+# Without operator_key there is no escrow to recover from: the start is refused, as before.
+sed 's/, "operator_key": .*}$/}/' "$(config snp.sock)" >"$work/config-noop.json"
+"$VHSMD" --config "$work/config-noop.json" >"$work/other.log" 2>&1 &
 other=$!
 pids+=($other)
 sleep 2
-check "another chip cannot open the data directory" '! kill -0 $other 2>/dev/null && grep -q "does not open" "$work/other.log"'
+check "without operator_key another chip cannot open the data directory, and vhsmd exits" \
+  '! kill -0 $other 2>/dev/null && grep -q "does not open" "$work/other.log"'
+# With operator_key (the escrow was written at sys/init), vhsmd waits sealed for the operator's recovery.
+start snp.sock || { echo "sealed-test: vhsmd did not start on the other chip:"; cat "$work/vhsmd.log"; }
+check "on another chip vhsmd starts SEALED and names the recovery command" \
+  'grep -q "SEALED: this launch.s seal does not open it" "$work/vhsmd.log" && grep -q "vhsm operator recover URL" "$work/vhsmd.log" && [ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 503 ]'
+"$VHSM" emulator certs --state "$work/other" --out "$work/other-certs" >/dev/null
+measurement=$(printf 'ab%.0s' $(seq 48))
+recover() { "$VHSM" operator recover "$url" --cacert "$cacert" --trust-emulator-root "$work/other-certs/ark.pem" "$@"; }
+check "vhsm operator recover refuses a launch with another MEASUREMENT and releases nothing (exit 1)" \
+  'out=$(recover --key "$work/operator.pem" --measurement "$(printf "cd%.0s" $(seq 48))" 2>&1); [ $? = 1 ] && grep -q "nothing was released" <<<"$out" && [ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 503 ]'
+check "vhsm operator recover refuses a request whose chain it does not trust (exit 1)" \
+  '"$VHSM" operator recover "$url" --cacert "$cacert" --key "$work/operator.pem" --measurement "$measurement" >/dev/null 2>&1; [ $? = 1 ]'
+check "another private key cannot open the escrow (exit 1)" \
+  'recover --key "$work/other.pem" --measurement "$measurement" >/dev/null 2>&1; [ $? = 1 ]'
+check "vhsm operator recover releases the escrowed key to the new launch, and vhsmd unseals" \
+  'recover --key "$work/operator.pem" --measurement "$measurement" >"$work/recover.out" 2>&1 && grep -q "vhsmd recovered" "$work/recover.out" && [ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 200 ]'
+plain=$(c -H "$H" -X POST -d "{\"ciphertext\":\"$ciphertext\"}" "$url/v1/transit/decrypt/first" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["plaintext"])' 2>/dev/null)
+check "after recovery on the other chip, the old ciphertext decrypts with the same transit key" '[ "$plain" = c2VhbGVk ]'
+check "the recovery was audited" 'grep -q "sys/unseal/operator" "$work/audit.log"'
+kill -TERM "$server"
+wait "$server"
+start snp.sock
+check "the next start on the new chip unseals by itself" \
+  '! grep -q SEALED "$work/vhsmd.log" && [ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 200 ]'
+kill -TERM "$server"
+wait "$server"
 
 echo "sealed-test: $acked writes acknowledged before kill -9, all checked after the restart"
 echo "sealed-test: $passed passed, $failed failed"

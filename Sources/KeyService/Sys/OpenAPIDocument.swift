@@ -186,6 +186,14 @@ enum OpenAPIDocument {
                 + "operator-generated root token if it was never used.",
             verbs: [.update], unauthenticated: true),
         Route(
+            path: "unseal/operator",
+            summary:
+                "Operator recovery of a store this launch's seal does not open: GET the recovery request (an X25519 "
+                + "key bound to this launch by an attestation report) and the root key escrowed to the operator key; "
+                + "PUT the grant (the escrowed key sealed to the request's key) to rekey the store and unseal.",
+            verbs: [.read, .update], fields: [Field("grant", "string", "An armored VHSM RECOVERY GRANT.")],
+            unauthenticated: true),
+        Route(
             path: "leader", summary: "High-availability status (always standalone).", verbs: [.read],
             unauthenticated: true),
         Route(path: "mounts", summary: "The mounted secrets engines.", verbs: [.read]),

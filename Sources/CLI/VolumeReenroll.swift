@@ -32,8 +32,8 @@ struct VolumeReenroll: AsyncParsableCommand {
             volume, a key that does not open); 2: usage error or unreadable input.
 
             Example:
-              vhsm volume reenroll disk.img --recovery-key recovery-key.pem --request console.log \\
-                  --measurement "$(jq -r .measurement manifest.json)"
+              vhsm volume reenroll disk.img --recovery-key key.pem \\
+                  --request console.log --measurement "$(jq -r .measurement manifest.json)"
             """)
 
     @Argument(help: "The volume image or block device.") var image: String

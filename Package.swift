@@ -101,7 +101,7 @@ let package = Package(
         .target(
             name: "Boot",
             dependencies: [
-                "SNP", "SNPGuest", "CLinux", "Volume", "StrictJSON", "Sealing", system,
+                "SNP", "SNPGuest", "CLinux", "Volume", "StrictJSON", "Sealing", system, crypto,
                 .target(name: "SNPEmulator", condition: .when(traits: ["Emulator"])),
             ],
             swiftSettings: strict
@@ -137,7 +137,8 @@ let package = Package(
             name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", "Volume", "Sealing", crypto, cryptoExtras],
             swiftSettings: strict),
         .testTarget(
-            name: "BootTests", dependencies: ["Boot", "SNP", "SNPEmulator", "StrictJSON", "Sealing"],
+            name: "BootTests",
+            dependencies: ["Boot", "SNP", "SNPEmulator", "StrictJSON", "Sealing", "Volume", crypto],
             swiftSettings: strict),
         .testTarget(name: "StrictJSONTests", dependencies: ["StrictJSON"], swiftSettings: strict),
         .testTarget(

@@ -1,3 +1,4 @@
+import Crypto
 import SNP
 import SNPGuest
 import SystemPackage
@@ -61,6 +62,22 @@ struct Attestation {
                     + "TCB \(request.tcbVersion.hex), SVN \(request.guestSVN)): \(error)",
                 next: "a pinned TCB above COMMITTED_TCB or an SVN above the ID block's is refused; a VM launched "
                     + "with VCEK disabled cannot derive VCEK keys")
+        }
+    }
+
+    /// A recovery request for volume `uuid` binding `publicKey` (an extended report: the host's certificate table
+    /// travels with it when it gave one).
+    func recoveryRequest(
+        volumeUUID uuid: String, publicKey: Curve25519.KeyAgreement.PublicKey
+    ) throws(BootError)
+        -> RecoveryRequest
+    {
+        do {
+            return try RecoveryRequest.make(device: device, purpose: .volume, subject: uuid, publicKey: publicKey)
+        } catch {
+            throw BootError(
+                stage: .attest, cause: "\(device.name): the extended report for the recovery request: \(error)",
+                next: "check the guest's VMPCK and the host's SEV firmware; the volume was left as it is")
         }
     }
 

@@ -45,11 +45,16 @@ struct BootSequence<Volume: BootVolume> {
                 deriveKey: { (enrollment) throws(BootError) in
                     try Console.timed("derive") { () throws(BootError) in try attestation.sealingKey(for: enrollment) }
                 },
+                makeRequest: { (uuid, publicKey) throws(BootError) in
+                    try attestation.recoveryRequest(volumeUUID: uuid, publicKey: publicKey)
+                },
                 makeFilesystem: { (device) throws(BootError) in try VolumeSupport.makeFilesystem(device) },
                 randomBytes: VolumeSupport.randomBytes, say: Console.say, candidates: VolumeSupport.blockDevices)
             let result = try Console.timed("volume") { () throws(BootError) in try stage.run() }
             Console.say(
-                "vhsm-init: \(result.device) \(result.firstBoot ? "enrolled" : "unlocked") as \(result.mappedDevice) "
+                "vhsm-init: \(result.device) "
+                    + (result.firstBoot ? "enrolled" : result.reenrolled ? "re-enrolled and unlocked" : "unlocked")
+                    + " as \(result.mappedDevice) "
                     + "(LUKS \(result.uuid))")
             try Console.timed("mount") { () throws(BootError) in
                 do throws(SystemError) { try Mounts.mountVolume(result.mappedDevice, at: config.mountPoint) } catch {

@@ -1,3 +1,6 @@
+import Sealing
+import Volume
+
 /// What `vhsm-init` needs from the LUKS2 layer: the seam to the `Volume` library (libcryptsetup).
 ///
 /// The boot agent decides (blank → format; ours → compare, verify, unlock; anything else → refuse); an
@@ -37,6 +40,18 @@ protocol BootVolume {
 
     /// Removes the mapping `name` (`crypt_deactivate`).
     func deactivate(name: String) throws
+
+    /// Moves the volume to this launch (`LUKSVolume.replaceMachineKey`, crash-safe in two phases): with
+    /// `recoveryKey` as the authority (it must open the recovery keyslot, checked by libcryptsetup), a new machine
+    /// keyslot for the passphrase derived from `sealingKey` under `enrollment.mode`, and a `vhsm-snp` token
+    /// recording `enrollment` with its MAC, the old machine keyslot destroyed last. Returns the new keyslot.
+    /// Works from the header as it is on the device now (read and validated again), not from `volume`'s copy.
+    func reenroll(
+        _ volume: ValidatedVolume<Header>, recoveryKey: RecoveryKey, enrollment: Enrollment, sealingKey: [UInt8]
+    ) throws -> Int
+
+    /// Removes the `vhsm-reenroll` token (the operator's recovery grant), if there is one.
+    func removeReenrollGrant(device: String) throws
 }
 
 /// What a device holds, as far as `probe` can tell without a key.
@@ -56,11 +71,21 @@ struct ValidatedVolume<Header> {
     var uuid: String
     var enrollment: Enrollment
     var header: Header
+    /// The header has a `vhsm-recovery` token (and its keyslot).
+    var hasRecoveryKeyslot: Bool
+    /// The operator's recovery grant from a `vhsm-reenroll` token (unauthenticated until it opens with this
+    /// launch's request key and answers its challenge).
+    var reenrollGrant: SealedSecret?
 
-    init(device: String, uuid: String, enrollment: Enrollment, header: Header) {
+    init(
+        device: String, uuid: String, enrollment: Enrollment, header: Header, hasRecoveryKeyslot: Bool = false,
+        reenrollGrant: SealedSecret? = nil
+    ) {
         self.device = device
         self.uuid = uuid
         self.enrollment = enrollment
         self.header = header
+        self.hasRecoveryKeyslot = hasRecoveryKeyslot
+        self.reenrollGrant = reenrollGrant
     }
 }

@@ -7,7 +7,7 @@ enum EnrollmentCheck {
     /// Nil when the enrollment can be opened on this launch; otherwise the refusal, with expected (token)
     /// and actual (report or configuration) values.
     static func refusal(of enrollment: Enrollment, report: AttestationReport, configured: SealMode) -> BootError? {
-        let recover = "recover with the operator's recovery key (vhsm volume recover) and re-enroll"
+        let recover = "move the volume to this launch: " + reenrollCommand(report)
         guard enrollment.mode == configured else {
             return BootError(
                 stage: .volume,
@@ -64,6 +64,13 @@ enum EnrollmentCheck {
                 next: "the host's firmware was rolled back; update the SEV firmware and microcode, or " + recover)
         }
         return nil
+    }
+
+    /// The operator's command that moves a volume to the launch of `report` (from the recovery request and
+    /// challenge a refused boot prints): `vhsm volume reenroll`, with this launch's MEASUREMENT.
+    static func reenrollCommand(_ report: AttestationReport) -> String {
+        "vhsm volume reenroll DISK --recovery-key KEY --request CONSOLE_LOG --measurement "
+            + Hex.encode(report.measurement)
     }
 
     /// The first TCB byte (component) where `pinned` exceeds `committed`, named by position. Every component is

@@ -56,7 +56,8 @@ struct LUKSBootVolume: BootVolume {
     func validate(device: String) throws -> ValidatedVolume<ValidatedHeader> {
         let header = try LUKSVolume(path: device).readHeader()
         return ValidatedVolume(
-            device: device, uuid: header.uuid, enrollment: try Self.enrollment(header.snpToken.binding), header: header)
+            device: device, uuid: header.uuid, enrollment: try Self.enrollment(header.snpToken.binding), header: header,
+            hasRecoveryKeyslot: header.metadata.recoveryToken != nil, reenrollGrant: header.reenrollGrant)
     }
 
     func verifyMAC(_ volume: ValidatedVolume<ValidatedHeader>, sealingKey: [UInt8]) throws {
@@ -71,6 +72,20 @@ struct LUKSBootVolume: BootVolume {
 
     func deactivate(name: String) throws {
         try LUKSVolume.deactivate(name: name)
+    }
+
+    func reenroll(
+        _ volume: ValidatedVolume<ValidatedHeader>, recoveryKey: RecoveryKey, enrollment: Enrollment,
+        sealingKey: [UInt8]
+    ) throws -> Int {
+        try LUKSVolume(path: volume.device).replaceMachineKey(
+            authority: .recovery(recoveryKey),
+            replacement: VolumeKeys.derive(sealingKey: sealingKey, volumeUUID: volume.uuid, mode: enrollment.mode),
+            binding: Self.binding(enrollment))
+    }
+
+    func removeReenrollGrant(device: String) throws {
+        try LUKSVolume(path: device).removeReenrollGrant()
     }
 
     private func keys(for volume: ValidatedVolume<ValidatedHeader>, sealingKey: [UInt8]) -> VolumeKeys {

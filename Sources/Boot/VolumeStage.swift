@@ -1,5 +1,7 @@
+import Crypto
 import SNP
 import Sealing
+import Volume
 
 /// DESIGN §3 step 6: find the volume; a blank one is formatted, enrolled and given a filesystem; one of ours is
 /// checked against the report, its token MAC verified, and unlocked from the validated header copy. Anything else
@@ -7,11 +9,16 @@ import Sealing
 struct VolumeStage<Volume: BootVolume> {
     /// Derives the sealing key for an enrollment (MSG_KEY_REQ); the stage zeroes it when done.
     typealias DeriveKey = (Enrollment) throws(BootError) -> [UInt8]
+    typealias MakeRequest = (_ uuid: String, _ publicKey: Curve25519.KeyAgreement.PublicKey) throws(BootError) ->
+        RecoveryRequest
 
     var volume: Volume
     var config: BootConfig
     var report: AttestationReport
     var deriveKey: DeriveKey
+    /// Asks the Secure Processor for a recovery request (an extended report whose REPORT_DATA binds `publicKey`)
+    /// for the volume `uuid`: `RecoveryRequest.make(device:purpose: .volume, subject: uuid, publicKey:)`.
+    var makeRequest: MakeRequest
     /// Runs mke2fs on the mapped device of a newly formatted volume.
     var makeFilesystem: (String) throws(BootError) -> Void
     var randomBytes: (Int) -> [UInt8]
@@ -24,6 +31,8 @@ struct VolumeStage<Volume: BootVolume> {
         var mappedDevice: String
         var uuid: String
         var firstBoot: Bool
+        /// Re-enrolled for this launch with the operator's recovery grant.
+        var reenrolled = false
     }
 
     func run() throws(BootError) -> Result {
@@ -105,15 +114,176 @@ struct VolumeStage<Volume: BootVolume> {
         return Result(device: device, mappedDevice: mapped, uuid: uuid, firstBoot: true)
     }
 
+    /// A volume of ours: compared with the report, its MAC verified with this launch's key, unlocked. A launch that
+    /// cannot open it (another chip, MEASUREMENT, ID block or TCB; a MAC that does not verify) is refused; with a
+    /// `vhsm-recovery` token it first either prints a recovery request for this launch, or, when the header holds
+    /// the operator's grant for this launch, re-enrolls with it and unlocks.
     private func open(_ device: String) throws(BootError) -> Result {
         let validated = try validate(device)
-        if let refusal = EnrollmentCheck.refusal(of: validated.enrollment, report: report, configured: config.seal) {
+        let refusal: BootError
+        if let refused = EnrollmentCheck.refusal(of: validated.enrollment, report: report, configured: config.seal) {
+            refusal = refused
+        } else {
+            var key = try deriveKey(validated.enrollment)
+            defer { key.zeroize() }
+            var macFailure: (any Error)?
+            do { try volume.verifyMAC(validated, sealingKey: key) } catch { macFailure = error }
+            if let macFailure {
+                refusal = Self.macRefusal(validated.device, macFailure)
+            } else {
+                let mapped = try unlock(validated, key: key)
+                if let grant = validated.reenrollGrant { clearStale(grant, validated, sealingKey: key) }
+                return Result(device: device, mappedDevice: mapped, uuid: validated.uuid, firstBoot: false)
+            }
+        }
+        return try recover(validated, refusal: refusal)
+    }
+
+    static func macRefusal(_ device: String, _ error: any Error) -> BootError {
+        BootError(
+            stage: .volume, cause: "the vhsm-snp token MAC does not verify on \(device): \(error)",
+            next: "the header was changed, or this launch derives another key (other chip, VCEK disabled, "
+                + "different HOST_DATA or ID key); compare the report above with the enrollment")
+    }
+
+    // MARK: Moving the volume to this launch (vhsm volume reenroll)
+
+    /// The refused launch's way forward: the enrollment this launch would make and its sealing key give the
+    /// request key and challenge (`ReenrollGrant`); with a grant in the header, re-enroll; otherwise print the
+    /// request and challenge and fail with `refusal`, naming the operator's command. The disk is written only
+    /// when a grant opens, answers the challenge and its recovery key opens the recovery keyslot.
+    private func recover(_ validated: ValidatedVolume<Volume.Header>, refusal: BootError) throws(BootError) -> Result {
+        guard validated.hasRecoveryKeyslot else {
+            say("vhsm-init: \(validated.device) has no vhsm-recovery token: it cannot be moved to this launch")
             throw refusal
         }
-        var key = try deriveKey(validated.enrollment)
+        guard let operatorKey = config.recoveryKeyPEM.flatMap({ HPKEPublicKey(pem: $0) }) else {
+            say(
+                "vhsm-init: no recovery_key in the configuration: no recovery request (this launch could not tell "
+                    + "the operator's grant from the host's)")
+            throw refusal
+        }
+        let enrollment: Enrollment
+        do throws(SealingRefusal) {
+            enrollment = try Enrollment(firstBoot: config.seal, report: report, requirements: config.sealing)
+        } catch { throw Self.refused(error) }
+        var key = try deriveKey(enrollment)
         defer { key.zeroize() }
-        let mapped = try verifyAndUnlock(validated, key: key)
-        return Result(device: device, mappedDevice: mapped, uuid: validated.uuid, firstBoot: false)
+        let uuid = validated.uuid
+        let requestKey: Curve25519.KeyAgreement.PrivateKey
+        do { requestKey = try ReenrollGrant.requestKey(sealingKey: key, volumeUUID: uuid) } catch {
+            throw BootError(stage: .volume, cause: error.description, next: "report this as a bug")
+        }
+        let command = EnrollmentCheck.reenrollCommand(report)
+        guard let grant = validated.reenrollGrant else {
+            try printRequest(uuid, requestKey: requestKey, sealingKey: key, operatorKey: operatorKey)
+            let next =
+                refusal.next.contains("vhsm volume reenroll")
+                ? refusal.next : "\(refusal.next); or move the volume to this launch: \(command)"
+            throw BootError(stage: refusal.stage, cause: refusal.cause, next: next)
+        }
+
+        var secret: [UInt8]
+        do { secret = try grant.open(with: .x25519(requestKey)) } catch {
+            try printRequest(uuid, requestKey: requestKey, sealingKey: key, operatorKey: operatorKey)
+            throw BootError(
+                stage: .volume,
+                cause: "the recovery grant in the header of \(validated.device) is not for this launch: \(error) "
+                    + "(expected: the key of this launch's request, printed above)",
+                next: "make a new grant from the request printed above: \(command)")
+        }
+        defer { secret.zeroize() }
+        let recoveryKey: RecoveryKey
+        do {
+            recoveryKey = try ReenrollGrant.recoveryKey(
+                in: secret, challenge: ReenrollGrant.challenge(sealingKey: key, volumeUUID: uuid), volumeUUID: uuid)
+        } catch {
+            try printRequest(uuid, requestKey: requestKey, sealingKey: key, operatorKey: operatorKey)
+            throw BootError(
+                stage: .volume, cause: "\(error.description) (nothing was enrolled or unlocked)",
+                next: "only 'vhsm volume reenroll' with the operator's key makes a grant this launch accepts; "
+                    + "make a new one from the request printed above: \(command)")
+        }
+        let slot: Int
+        do {
+            slot = try volume.reenroll(validated, recoveryKey: recoveryKey, enrollment: enrollment, sealingKey: key)
+        } catch {
+            throw BootError(
+                stage: .volume,
+                cause: "re-enrolling \(validated.device) with the operator's recovery grant failed: \(error) "
+                    + "(the header keeps a working machine or recovery keyslot)",
+                next: "a grant whose key does not open the recovery keyslot was not made for this volume; run "
+                    + "'vhsm volume inspect DISK' and make a new grant: \(command)")
+        }
+        say(
+            "vhsm-init: \(validated.device) re-enrolled with the operator's recovery grant: seal "
+                + "\(enrollment.mode.rawValue), TCB \(enrollment.tcb.hex) (COMMITTED_TCB), keyslot \(slot)")
+        do { try volume.removeReenrollGrant(device: validated.device) } catch {
+            say(
+                "vhsm-init: cannot remove the used recovery grant from \(validated.device) (the next boot will): \(error)"
+            )
+        }
+        let revalidated = try validate(validated.device)
+        guard revalidated.uuid == uuid, revalidated.enrollment == enrollment else {
+            throw BootError(
+                stage: .volume,
+                cause: "the header read back from \(validated.device) after re-enrolling differs from the one just "
+                    + "written (UUID \(revalidated.uuid), expected \(uuid))",
+                next: "another writer changed the disk during the re-enrollment; check the host")
+        }
+        let mapped = try verifyAndUnlock(revalidated, key: key)
+        return Result(
+            device: validated.device, mappedDevice: mapped, uuid: uuid, firstBoot: false, reenrolled: true)
+    }
+
+    /// Prints this launch's recovery request (REPORT_DATA binds the request key) and its challenge sealed to the
+    /// operator's key, each as a line saying what it is, then its armored lines (BEGIN and END on lines of their
+    /// own). Nothing secret: the public key, a report, certificates, and a ciphertext only the operator opens.
+    private func printRequest(
+        _ uuid: String, requestKey: Curve25519.KeyAgreement.PrivateKey, sealingKey: [UInt8],
+        operatorKey: HPKEPublicKey
+    ) throws(BootError) {
+        let request = try makeRequest(uuid, requestKey.publicKey)
+        var challenge = ReenrollGrant.challenge(sealingKey: sealingKey, volumeUUID: uuid).withUnsafeBytes {
+            Array($0)
+        }
+        defer { challenge.zeroize() }
+        let sealed: SealedSecret
+        do {
+            sealed = try SealedSecret.seal(
+                challenge, kind: .recoveryChallenge,
+                context: RecoveryRequest.context(purpose: .volume, subject: uuid), to: operatorKey)
+        } catch {
+            throw BootError(
+                stage: .volume, cause: "cannot seal the recovery challenge to the operator's key: \(error)",
+                next: "check recovery_key in the configuration")
+        }
+        let fingerprint = Hex.encode(HPKEPublicKey.x25519(requestKey.publicKey).fingerprint)
+        say(
+            "vhsm-init: recovery request for volume \(uuid) (this launch's key sha256 \(fingerprint), "
+                + "bound by REPORT_DATA):")
+        for line in request.armored.split(separator: "\n") { say(String(line)) }
+        say(
+            "vhsm-init: recovery challenge for volume \(uuid), sealed to the operator's key sha256 "
+                + "\(Hex.encode(operatorKey.fingerprint)):")
+        for line in sealed.armored.split(separator: "\n") { say(String(line)) }
+    }
+
+    /// After a normal unlock: a grant for this launch's own request key is what an interrupted re-enrollment
+    /// leaves (the keyslot moved, the token removal did not happen); it is removed. Any other grant stays.
+    private func clearStale(_ grant: SealedSecret, _ validated: ValidatedVolume<Volume.Header>, sealingKey: [UInt8]) {
+        guard let requestKey = try? ReenrollGrant.requestKey(sealingKey: sealingKey, volumeUUID: validated.uuid),
+            grant.recipientFingerprint == HPKEPublicKey.x25519(requestKey.publicKey).fingerprint
+        else {
+            say("vhsm-init: \(validated.device) holds a recovery grant for another launch (left in place)")
+            return
+        }
+        do {
+            try volume.removeReenrollGrant(device: validated.device)
+            say("vhsm-init: removed the recovery grant an interrupted re-enrollment left on \(validated.device)")
+        } catch {
+            say("vhsm-init: cannot remove the used recovery grant from \(validated.device): \(error)")
+        }
     }
 
     /// Printed when a volume is enrolled with the platform seal.
@@ -135,10 +305,7 @@ struct VolumeStage<Volume: BootVolume> {
     private func verifyAndUnlock(_ validated: ValidatedVolume<Volume.Header>, key: [UInt8]) throws(BootError) -> String
     {
         do { try volume.verifyMAC(validated, sealingKey: key) } catch {
-            throw BootError(
-                stage: .volume, cause: "the vhsm-snp token MAC does not verify on \(validated.device): \(error)",
-                next: "the header was changed, or this launch derives another key (other chip, VCEK disabled, "
-                    + "different HOST_DATA or ID key); compare the report above with the enrollment")
+            throw Self.macRefusal(validated.device, error)
         }
         return try unlock(validated, key: key)
     }
@@ -148,7 +315,7 @@ struct VolumeStage<Volume: BootVolume> {
             throw BootError(
                 stage: .volume, cause: "the LUKS2 header of \(device) is not one vhsm writes: \(error)",
                 next: "the host may have altered the header (cipher_null, extra segments); restore it from a "
-                    + "backup or recover")
+                    + "backup ('vhsm volume inspect DISK' on a host shows what is refused)")
         }
     }
 

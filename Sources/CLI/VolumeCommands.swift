@@ -5,11 +5,12 @@ extension VHSM {
     struct VolumeCommands: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "volume",
-            abstract: "Inspect vhsm's LUKS2 volumes and recover them with the operator's recovery key.",
+            abstract: "Inspect vhsm's LUKS2 volumes, recover them with the operator's recovery key and move them to a "
+                + "new launch.",
             discussion: """
                 Works on image files and block devices without device-mapper: nothing is activated.
                 """,
-            subcommands: [VolumeInspect.self, VolumeRecover.self])
+            subcommands: [VolumeInspect.self, VolumeRecover.self, VolumeReenroll.self])
     }
 }
 

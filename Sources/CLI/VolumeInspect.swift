@@ -10,7 +10,7 @@ struct VolumeInspect: AsyncParsableCommand {
         discussion: """
             Reads the header area (the first 2 MiB) once and validates it exactly as vhsm-init does before unlocking: \
             both binary-header checksums, then every JSON field against what vhsm writes (one aes-xts-plain64 segment, \
-            4096-byte sectors, PBKDF2-SHA256 keyslots, only vhsm-snp and vhsm-recovery tokens, no reencryption). \
+            4096-byte sectors, PBKDF2-SHA256 keyslots, only vhsm-snp, vhsm-recovery and at most one vhsm-reenroll token, no reencryption). \
             The token MAC needs the machine's sealing key and is checked only at unlock.
 
             Exit 0: blank, or a LUKS2 header vhsm accepts; 1: foreign data or a header vhsm refuses; 2: unreadable.
@@ -63,6 +63,8 @@ struct VolumeInspect: AsyncParsableCommand {
         var digest_keyslots: [Int]
         var snp_token: SNP?
         var recovery_token: Recovery?
+        /// A pending recovery grant from 'vhsm volume reenroll', for the guest key with this fingerprint.
+        var reenroll_grant_recipient_sha256: String?
     }
 
     func run() async throws {
@@ -117,7 +119,8 @@ struct VolumeInspect: AsyncParsableCommand {
             recovery_token: metadata.recoveryToken.map {
                 Header.Recovery(
                     keyslot: $0.keyslot, suite: $0.suite.rawValue, recipient_sha256: hex($0.recipientFingerprint))
-            })
+            },
+            reenroll_grant_recipient_sha256: metadata.reenrollGrant.map { hex($0.recipientFingerprint) })
     }
 
     static func text(_ report: Report) -> String {
@@ -150,6 +153,10 @@ struct VolumeInspect: AsyncParsableCommand {
             lines.append(
                 "  vhsm-recovery keyslot \(recovery.keyslot), \(recovery.suite), to public key sha256 "
                     + recovery.recipient_sha256)
+        }
+        if let recipient = header.reenroll_grant_recipient_sha256 {
+            lines.append(
+                "  vhsm-reenroll recovery grant for the guest key sha256 \(recipient) (consumed at its next boot)")
         }
         return lines.joined(separator: "\n")
     }

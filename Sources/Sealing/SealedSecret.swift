@@ -7,24 +7,30 @@ import StrictJSON
 ///   stored next to the sealed keyring, so a data directory survives a new chip, measurement or TCB;
 /// - `recoveryGrant` ("VHSM RECOVERY GRANT"): a secret the operator releases to a guest's attested X25519 key
 ///   (`RecoveryRequest`): the volume's recovery key for `vhsm volume reenroll`, the barrier root key for
-///   `vhsm operator recover`.
+///   `vhsm operator recover`;
+/// - `recoveryChallenge` ("VHSM RECOVERY CHALLENGE"): a guest's random-looking challenge sealed to the operator's
+///   key, printed beside its `RecoveryRequest`; the operator's grant carries it back, which proves the grant came
+///   from the operator (anyone can seal to the request's public key).
 ///
 /// ```
 /// {"version":1,"context":"<kind-specific>","suite":"X25519-SHA256-ChaCha20Poly1305",
 ///  "recipient":"<64 hex: SHA-256 of the recipient's SubjectPublicKeyInfo>","enc":"<base64>","ciphertext":"<base64>"}
 /// ```
-/// HPKE base mode (RFC 9180), info `vhsm/operator/barrier-key/v1` or `vhsm/recovery-grant/v1`, AAD
+/// HPKE base mode (RFC 9180), info `vhsm/operator/barrier-key/v1`, `vhsm/recovery-grant/v1` or
+/// `vhsm/recovery-challenge/v1`, AAD
 /// `vhsm-sealed|<LABEL>|<context>`: a blob opens only as its own kind and for its own context (a volume UUID, a
 /// data directory).
 public struct SealedSecret: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         case barrierKey = "VHSM BARRIER KEY"
         case recoveryGrant = "VHSM RECOVERY GRANT"
+        case recoveryChallenge = "VHSM RECOVERY CHALLENGE"
 
         public var info: String {
             switch self {
             case .barrierKey: "vhsm/operator/barrier-key/v1"
             case .recoveryGrant: "vhsm/recovery-grant/v1"
+            case .recoveryChallenge: "vhsm/recovery-challenge/v1"
             }
         }
 
@@ -32,6 +38,7 @@ public struct SealedSecret: Sendable, Equatable {
             switch self {
             case .barrierKey: "barrier-key blob"
             case .recoveryGrant: "recovery grant"
+            case .recoveryChallenge: "recovery challenge"
             }
         }
     }

@@ -210,6 +210,11 @@ final class CryptDevice {
         return Int(rc)
     }
 
+    /// Removes token `id` (`crypt_token_json_set` with no JSON).
+    func removeToken(id: Int) throws(VolumeError) {
+        try check(crypt_token_json_set(handle, CInt(id), nil), "remove token \(id) from")
+    }
+
     /// Zeroes `length` bytes of `device` (a mapped device) in 1 MiB steps, reporting progress.
     /// `progress(done, total)` returns false to stop.
     func wipe(device: String, length: UInt64, progress: (UInt64, UInt64) -> Bool) throws(VolumeError) {

@@ -101,7 +101,7 @@ extension LUKSVolume {
 
     /// Writes a changed header area back: keyslots area first, then the secondary, then the primary header,
     /// each flushed, so an interruption leaves either the old metadata or the new one pointing at intact keyslots.
-    private func writeBack(_ area: [UInt8]) throws(VolumeError) {
+    func writeBack(_ area: [UInt8]) throws(VolumeError) {
         _ = try Metadata.validate(area: area, path: path)
         try DeviceFile(path: path).write(
             area,

@@ -1,3 +1,4 @@
+public import Sealing
 import StrictJSON
 
 /// LUKS2 metadata that passed `Metadata.validate`: exactly the shape vhsm writes, nothing else.
@@ -36,6 +37,9 @@ public struct Metadata: Sendable, Equatable {
     public var snpToken: SNPToken?
     public var recoveryTokenID: Int?
     public var recoveryToken: RecoveryToken?
+    public var reenrollTokenID: Int?
+    /// The operator's recovery grant from the `vhsm-reenroll` token (`ReenrollToken`), if any.
+    public var reenrollGrant: SealedSecret?
 
     public func keyslot(_ id: Int) -> Keyslot? { keyslots.first { $0.id == id } }
 
@@ -161,7 +165,7 @@ extension Metadata {
         var metadata = Metadata(
             uuid: uuid, sequenceID: sequenceID, segmentOffset: offset, segmentSize: size, integrity: integrity,
             keyslots: keyslots, digest: digest)
-        try tokens(try root.value("tokens"), into: &metadata)
+        try tokens(try root.value("tokens"), into: &metadata, uuid: uuid)
         if requireSNPToken, metadata.snpToken == nil {
             throw Rejection(field: "tokens", found: "no vhsm-snp token", expected: "one vhsm-snp token")
         }
@@ -296,7 +300,7 @@ extension Metadata {
         }
     }
 
-    private static func tokens(_ value: JSON, into metadata: inout Metadata) throws(Rejection) {
+    private static func tokens(_ value: JSON, into metadata: inout Metadata, uuid: String) throws(Rejection) {
         var all = try Fields(value, path: "tokens")
         for idText in all.keys {
             let id = try objectID(idText, what: "token")
@@ -321,11 +325,24 @@ extension Metadata {
                 try requireKeyslot(parsed.keyslot, token: id, in: metadata)
                 metadata.recoveryToken = parsed
                 metadata.recoveryTokenID = id
+            case ReenrollToken.type:
+                guard metadata.reenrollGrant == nil else {
+                    throw Rejection(field: "tokens", found: "a second vhsm-reenroll token (\(id))", expected: "one")
+                }
+                var fields = try Fields(try all.value(idText), path: "token \(id) (vhsm-reenroll)")
+                metadata.reenrollGrant = try ReenrollToken.parse(&fields, volumeUUID: uuid)
+                metadata.reenrollTokenID = id
             default:
-                throw Rejection(field: "token \(id) type", found: "'\(type)'", expected: "vhsm-snp or vhsm-recovery")
+                throw Rejection(
+                    field: "token \(id) type", found: "'\(type)'", expected: "vhsm-snp, vhsm-recovery or vhsm-reenroll")
             }
         }
         try all.finish()
+        if metadata.reenrollGrant != nil, metadata.recoveryToken == nil {
+            throw Rejection(
+                field: "tokens", found: "a vhsm-reenroll token without a vhsm-recovery token",
+                expected: "a grant only beside the recovery keyslot it unlocks")
+        }
         if let snp = metadata.snpToken, let recovery = metadata.recoveryToken, snp.keyslot == recovery.keyslot {
             throw Rejection(
                 field: "tokens", found: "vhsm-snp and vhsm-recovery on keyslot \(snp.keyslot)",

@@ -1,3 +1,7 @@
+import Crypto
+import Sealing
+import Volume
+
 @testable import Boot
 
 /// A behaving stand-in for the `Volume` library's LUKS2 operations, in memory: devices are blank, foreign or
@@ -28,6 +32,10 @@ final class InMemoryVolume: BootVolume {
     private(set) var active: [String: String] = [:]
     /// Every sealing key handed to verifyMAC or unlock, in order.
     private(set) var keysTried: [[UInt8]] = []
+    /// The recovery key of each device formatted with a recovery public key (what its recovery keyslot opens with).
+    var recoveryKeys: [String: [UInt8]] = [:]
+    /// The `vhsm-reenroll` token of each device, as `vhsm volume reenroll` (or the host) wrote it.
+    var grants: [String: SealedSecret] = [:]
 
     init(_ devices: [String: Device]) { self.devices = devices }
 
@@ -50,7 +58,9 @@ final class InMemoryVolume: BootVolume {
         guard devices[device] == .blank else { throw Refusal(description: "\(device) is not blank") }
         devices[device] = .luks(
             uuid: uuid, enrollment: enrollment, macKey: sealingKey, slotKey: sealingKey, integrity: integrity)
-        return recoveryPublicKeyPEM == nil ? nil : recoveryBlob
+        guard recoveryPublicKeyPEM != nil else { return nil }
+        recoveryKeys[device] = Array(repeating: 0x5A, count: 32)
+        return recoveryBlob
     }
 
     func validate(device: String) throws -> ValidatedVolume<Header> {
@@ -58,7 +68,9 @@ final class InMemoryVolume: BootVolume {
         guard let record = devices[device], case .luks(let uuid, let enrollment, _, _, _) = record else {
             throw Refusal(description: "\(device) has no LUKS2 header")
         }
-        return ValidatedVolume(device: device, uuid: uuid, enrollment: enrollment, header: Header(record: record))
+        return ValidatedVolume(
+            device: device, uuid: uuid, enrollment: enrollment, header: Header(record: record),
+            hasRecoveryKeyslot: recoveryKeys[device] != nil, reenrollGrant: grants[device])
     }
 
     func verifyMAC(_ volume: ValidatedVolume<Header>, sealingKey: [UInt8]) throws {
@@ -83,6 +95,32 @@ final class InMemoryVolume: BootVolume {
     func deactivate(name: String) throws {
         calls.append("deactivate \(name)")
         guard active.removeValue(forKey: name) != nil else { throw Refusal(description: "\(name) is not active") }
+    }
+
+    /// Like `replaceMachineKey`: reads the device again, refuses a recovery key that does not open its recovery
+    /// keyslot, then records the new enrollment with the new machine key.
+    func reenroll(
+        _ volume: ValidatedVolume<Header>, recoveryKey: RecoveryKey, enrollment: Enrollment, sealingKey: [UInt8]
+    ) throws -> Int {
+        calls.append("reenroll \(volume.device)")
+        guard case .luks(let uuid, _, _, _, let integrity)? = devices[volume.device] else {
+            throw Refusal(description: "\(volume.device) has no LUKS2 header")
+        }
+        guard let stored = recoveryKeys[volume.device] else {
+            throw Refusal(description: "recovery of \(volume.device): the header has no vhsm-recovery token")
+        }
+        guard recoveryKey.key.withUnsafeBytes({ Array($0) }) == stored else {
+            throw Refusal(description: "the key opens no LUKS2 keyslot on \(volume.device) (keyslot 1)")
+        }
+        keysTried.append(sealingKey)
+        devices[volume.device] = .luks(
+            uuid: uuid, enrollment: enrollment, macKey: sealingKey, slotKey: sealingKey, integrity: integrity)
+        return 2
+    }
+
+    func removeReenrollGrant(device: String) throws {
+        calls.append("removeReenrollGrant \(device)")
+        grants[device] = nil
     }
 
     /// Rewrites the token's enrollment as a host could (the MAC stays the old one).

@@ -45,6 +45,9 @@ extension VolumeStage where Volume == InMemoryVolume {
         return VolumeStage(
             volume: volume, config: config, report: report,
             deriveKey: { (enrollment) throws(BootError) in try attestation.sealingKey(for: enrollment) },
+            makeRequest: { (uuid, publicKey) throws(BootError) in
+                try attestation.recoveryRequest(volumeUUID: uuid, publicKey: publicKey)
+            },
             makeFilesystem: { (device) throws(BootError) in log.filesystems.append(device) },
             randomBytes: { Array(repeating: 7, count: $0) }, say: { log.lines.append($0) },
             candidates: { candidates })

@@ -117,7 +117,7 @@ import Testing
             try rejection(image)
                 == .headerRejected(
                     path: image.path, field: "token 5 type", found: "'systemd-tpm2'",
-                    expected: "vhsm-snp or vhsm-recovery"))
+                    expected: "vhsm-snp, vhsm-recovery or vhsm-reenroll"))
     }
 
     @Test func refusesReencryptionRequirements() throws {

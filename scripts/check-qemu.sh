@@ -7,7 +7,9 @@
 #   3 one byte of one initramfs file changed: unlock refused with expected vs actual MEASUREMENT, disk unchanged
 #   4 another chip: refused, disk unchanged
 #   5 the header tampered on the host (cipher_null segment; separately a broken token MAC): refused before any key
-#   6 recovery: 'vhsm volume recover' with the operator's private key proves the recovery key opens the volume
+#   6 recovery: 'vhsm volume recover' with the operator's private key proves the recovery key opens the volume;
+#     6b moving to another chip: the refused boot prints a request, 'vhsm volume reenroll' writes the grant, the
+#     next boot re-enrolls, vhsmd waits sealed, 'vhsm operator recover' moves its store, old ciphertext decrypts
 #   7 image seal: a changed initramfs signed with the same ID key/family/image at a higher SVN unlocks; a lower
 #     SVN is refused
 #   8 the ACPI power button stops vhsmd, closes the volume and powers off; the next boot mounts a clean filesystem;
@@ -258,6 +260,41 @@ check "vhsm volume recover proves the recovery key opens the volume" \
   '"$VHSM" volume recover "$work/disk.img" --recovery-key "$work/recovery-key.pem" >"$work/recover.out" 2>&1'
 check "another private key cannot recover it" \
   '! "$VHSM" volume recover "$work/disk.img" --recovery-key "$work/id-key.pem" >/dev/null 2>&1'
+
+# ---- 6b: moving to another chip -------------------------------------------------------------------------------------
+say "6b: move the enrolled volume and vhsmd's store to another chip with the operator's key"
+cp --sparse=always "$work/disk.img" "$work/disk-move.img"
+boot move-request "$work/disk-move.img" other && wait_exit
+check "another chip: refused, with a recovery request, its challenge, and a next: line naming vhsm volume reenroll" \
+  'has "volume failed" && has "BEGIN VHSM RECOVERY REQUEST" && has "BEGIN VHSM RECOVERY CHALLENGE" && has "vhsm volume reenroll DISK"'
+request_log=$console
+measurement=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["measurement"])' "$work/manifest.json")
+"$VHSM" emulator certs --state "$work/other" --out "$work/other-certs" >/dev/null
+reenroll() {
+  "$VHSM" volume reenroll "$work/disk-move.img" --recovery-key "$work/recovery-key.pem" --request "$request_log" \
+    --trust-emulator-root "$work/other-certs/ark.pem" "$@"
+}
+check "vhsm volume reenroll refuses another MEASUREMENT and writes nothing" \
+  'moved=$(digest "$work/disk-move.img"); ! reenroll --measurement "$(printf "cd%.0s" $(seq 48))" >/dev/null 2>&1 && [ "$(digest "$work/disk-move.img")" = "$moved" ]'
+check "vhsm volume reenroll verifies the request and writes the grant into the header" \
+  'reenroll --measurement "$measurement" >"$work/reenroll.out" 2>&1'
+boot move-reenroll "$work/disk-move.img" other && wait_ready
+check "the next boot on the other chip re-enrolls the volume with the grant and unlocks it" \
+  'has "re-enrolled with the operator.s recovery grant" && ! has "is blank"'
+check "vhsmd starts SEALED on the other chip and names vhsm operator recover" \
+  'has "SEALED: this launch" && [ "$(curl -sk -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 503 ]'
+check "vhsm operator recover releases the escrowed barrier key to the new launch, and vhsmd unseals" \
+  '"$VHSM" operator recover "$url" --key "$work/recovery-key.pem" --fingerprint "$(printed)" --measurement "$measurement" --trust-emulator-root "$work/other-certs/ark.pem" >"$work/recover-store.out" 2>&1 && [ "$(curl -sk -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 200 ]'
+plain=$(api -X POST -d "{\"ciphertext\":\"$ciphertext\"}" "$url/v1/transit/decrypt/sealed" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["plaintext"])' 2>/dev/null)
+check "on the other chip the same transit key decrypts the ciphertext made on the first" '[ "$plain" = c2VhbGVkIGJvb3Q= ]'
+powerdown
+boot move-again "$work/disk-move.img" other && wait_ready
+plain=$(api -X POST -d "{\"ciphertext\":\"$ciphertext\"}" "$url/v1/transit/decrypt/sealed" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["plaintext"])' 2>/dev/null)
+check "the next boot on the other chip unlocks and unseals by itself" \
+  'has "unlocked as" && ! has "re-enrolled" && ! has "SEALED" && [ "$plain" = c2VhbGVkIGJvb3Q= ]'
+powerdown
 
 # ---- 7: image seal -------------------------------------------------------------------------------------------------
 say "7: image seal with ID blocks (family and image fixed, SVN changes)"

@@ -265,7 +265,8 @@ final class CryptDevice {
                 crypt_activate_by_volume_key(handle, name, key.baseAddress, key.count, CCRYPT_ACTIVATE_READONLY)
             }
         }
-        if rc == -EPERM, name == nil {
+        // The userspace check answers EPERM for a data or hash block and EFAULT for the root hash.
+        if rc == -EPERM || rc == -EFAULT, name == nil {
             throw .verityMismatch(path: path, detail: CryptLibrary.log.last ?? "verification failed")
         }
         try check(rc, name.map { "activate the dm-verity mapping '\($0)' of" } ?? "verify the hash tree of")

@@ -137,7 +137,7 @@ let package = Package(
             name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", "Volume", "Sealing", crypto, cryptoExtras],
             swiftSettings: strict),
         .testTarget(
-            name: "BootTests", dependencies: ["Boot", "SNP", "SNPEmulator", "StrictJSON", "Sealing"],
+            name: "BootTests", dependencies: ["Boot", "SNP", "SNPEmulator", "StrictJSON", "Sealing", "Volume", crypto],
             swiftSettings: strict),
         .testTarget(name: "StrictJSONTests", dependencies: ["StrictJSON"], swiftSettings: strict),
         .testTarget(

@@ -55,12 +55,15 @@ struct ValidatedVolume<Header> {
     /// The LUKS2 UUID (lower case).
     var uuid: String
     var enrollment: Enrollment
+    /// The header's data segment has `hmac(sha256)` integrity (a parameter the token MAC covers).
+    var integrity: Bool
     var header: Header
 
-    init(device: String, uuid: String, enrollment: Enrollment, header: Header) {
+    init(device: String, uuid: String, enrollment: Enrollment, integrity: Bool, header: Header) {
         self.device = device
         self.uuid = uuid
         self.enrollment = enrollment
+        self.integrity = integrity
         self.header = header
     }
 }

@@ -24,6 +24,8 @@ struct VolumeStage<Volume: BootVolume> {
         var mappedDevice: String
         var uuid: String
         var firstBoot: Bool
+        /// The volume has `hmac(sha256)` integrity, as its validated header says.
+        var integrity: Bool
     }
 
     func run() throws(BootError) -> Result {
@@ -102,7 +104,8 @@ struct VolumeStage<Volume: BootVolume> {
         }
         let mapped = try verifyAndUnlock(validated, key: key)
         try makeFilesystem(mapped)
-        return Result(device: device, mappedDevice: mapped, uuid: uuid, firstBoot: true)
+        return Result(
+            device: device, mappedDevice: mapped, uuid: uuid, firstBoot: true, integrity: validated.integrity)
     }
 
     private func open(_ device: String) throws(BootError) -> Result {
@@ -113,7 +116,9 @@ struct VolumeStage<Volume: BootVolume> {
         var key = try deriveKey(validated.enrollment)
         defer { key.zeroize() }
         let mapped = try verifyAndUnlock(validated, key: key)
-        return Result(device: device, mappedDevice: mapped, uuid: validated.uuid, firstBoot: false)
+        return Result(
+            device: device, mappedDevice: mapped, uuid: validated.uuid, firstBoot: false,
+            integrity: validated.integrity)
     }
 
     /// Printed when a volume is enrolled with the platform seal.

@@ -16,8 +16,9 @@
 #     Ctrl-Alt-Del (SIGINT to PID 1) does the same
 # and: a foreign (non-blank, non-LUKS) disk and a bad kernel command line are refused; the platform seal, and the
 # volume named by vhsm.volume=UUID=… (an unknown UUID is refused); hmac(sha256) integrity formats,
-# wipes once with progress and unlocks again; switch_root into a root filesystem on a second disk; two initramfs
-# builds are byte-identical.
+# wipes once with progress and unlocks again; switch_root into a dm-verity root filesystem on a second disk (without
+# a root hash on the measured command line it is refused; one changed byte in the root stops the boot at the
+# hand-off); two initramfs builds are byte-identical.
 # Usage: VHSM=.build/debug/vhsm GUEST_BIN=<folder with vhsm-guest built with the Emulator trait>
 #        scripts/check-qemu.sh
 set -uo pipefail
@@ -231,28 +232,74 @@ powerdown
 check "the host sees the integrity segment (vhsm volume inspect)" \
   '"$VHSM" volume inspect "$work/disk-integrity.img" | grep -q "integrity hmac(sha256)"'
 
-# ---- switch_root --------------------------------------------------------------------------------------------------
-say "switch_root: unlock and mount the volume, then switch into a root filesystem on a second disk and exec its init"
+# ---- switch_root ----------------------------------------------------------------------------------------------
+say "switch_root: unlock and mount the volume, then switch into a dm-verity root on a second disk and exec its init"
 mkdir -p "$work/newroot/bin" "$work/newroot/sbin" "$work/newroot/dev" "$work/newroot/proc" "$work/newroot/sys" \
   "$work/newroot/run" "$work/newroot/var/lib/vhsm"
 cp "$(readlink -f /bin/busybox)" "$work/newroot/bin/busybox"
-for tool in sh cat ls grep poweroff; do ln -sf busybox "$work/newroot/bin/$tool"; done
+for tool in sh cat ls grep touch poweroff; do ln -sf busybox "$work/newroot/bin/$tool"; done
 cat >"$work/newroot/sbin/init" <<'INIT'
 #!/bin/sh
 echo "newroot-init: running as pid $$"
 grep -q ' /var/lib/vhsm ext4 ' /proc/mounts && echo "newroot-init: the sealed volume is mounted at /var/lib/vhsm"
+grep -q '^/dev/mapper/vhsm-root / ext4 ro[, ]' /proc/mounts && echo "newroot-init: / is the verified root, read-only"
+touch /written 2>/dev/null || echo "newroot-init: / cannot be written"
 [ -e /init ] || echo "newroot-init: the initramfs is gone"
 poweroff -f
 INIT
 chmod 755 "$work/newroot/sbin/init"
-mke2fs -q -t ext4 -d "$work/newroot" "$work/root.img" 32M
+# 4096-byte filesystem blocks: the dm-verity device has 4096-byte sectors, and ext4 refuses smaller blocks there.
+mke2fs -q -t ext4 -b 4096 -d "$work/newroot" "$work/root.img" 32M
+# The hash tree goes right after the filesystem on the same disk; no verity superblock (vhsm-init reads none).
+root_blocks=$(($(stat -c %s "$work/root.img") / 4096))
+veritysetup=$(command -v veritysetup || echo /usr/sbin/veritysetup)
+"$veritysetup" format --no-superblock --hash-offset=$((root_blocks * 4096)) "$work/root.img" "$work/root.img" \
+  >"$work/root.verity" 2>&1
+root_hash=$(awk '$1 == "Root" && $2 == "hash:" {print $3}' "$work/root.verity")
+root_salt=$(awk '$1 == "Salt:" {print $2}' "$work/root.verity")
+check "veritysetup format hashed the root image (root hash, salt, $root_blocks data blocks)" \
+  '[ ${#root_hash} = 64 ] && [ ${#root_salt} = 64 ] && grep -q "^Data blocks:[[:space:]]*$root_blocks\$" "$work/root.verity"'
+# The same image with ONE changed byte inside /sbin/init's data block (which exec reads, as does vhsm-init's
+# read-through of the whole verified device): the hash tree is unchanged.
+cp "$work/root.img" "$work/root-changed.img"
+changed_at=$(python3 -c '
+import sys
+data = open(sys.argv[1], "rb").read()
+at = data.index(b"newroot-init: running as pid")
+print(at if at < int(sys.argv[2]) * 4096 else -1)' "$work/root.img" "$root_blocks")
+printf 'R' | dd of="$work/root-changed.img" bs=1 seek="$changed_at" conv=notrunc status=none
+check "the changed image differs from the hashed one in exactly one byte, inside the data area" \
+  '[ "$changed_at" -ge 0 ] && [ "$(cmp -l "$work/root.img" "$work/root-changed.img" | wc -l)" = 1 ]'
+# root_disk IMAGE: the launch options that attach IMAGE as the second virtio disk, /dev/vdb.
+root_disk() { disk_args=(--qemu-arg=-drive --qemu-arg="file=$1,if=none,format=raw,id=root"
+  --qemu-arg=-device --qemu-arg=virtio-blk-pci,drive=root,addr=0x9); }
+switch="vhsm.handoff=switch_root vhsm.handoff.root=/dev/vdb"
+verity="vhsm.handoff.root_hash=$root_hash vhsm.handoff.root_salt=$root_salt vhsm.handoff.root_data_blocks=$root_blocks"
 # A fresh data disk: the command line is measured, so the disk enrolled above would (rightly) be refused.
 "$here/image/make-disk" "$work/disk-switch.img" 64M >/dev/null
-boot switch-root "$work/disk-switch.img" chip --append "$cmdline vhsm.handoff=switch_root vhsm.handoff.root=/dev/vdb" \
-  --qemu-arg=-drive --qemu-arg="file=$work/root.img,if=none,format=raw,id=root" \
-  --qemu-arg=-device --qemu-arg=virtio-blk-pci,drive=root,addr=0x9 && wait_exit
+blank=$(digest "$work/disk-switch.img")
+root_disk "$work/root.img"
+boot switch-no-hash "$work/disk-switch.img" chip --append "$cmdline $switch" "${disk_args[@]}" && wait_exit
+check "switch_root without a root hash is one config failure line naming handoff.root_hash, then halt" \
+  'has "vhsm-init: config failed: handoff.mode '"'"'switch_root'"'"' into /dev/vdb needs handoff.root_hash" &&
+   has "next:" && ! has "newroot-init"'
+check "refused before the volume was touched (the blank disk is unchanged)" \
+  '[ "$(digest "$work/disk-switch.img")" = "$blank" ]'
+boot switch-root "$work/disk-switch.img" chip --append "$cmdline $switch $verity" "${disk_args[@]}" && wait_exit
+check "vhsm-init verified the root through dm-verity with the root hash from the command line" \
+  'has "enrolled as" && has "/dev/vdb verified by dm-verity (root hash $root_hash"'
 check "the new root's init runs as PID 1 with the unlocked volume mounted and the initramfs freed" \
-  'has "enrolled as" && has "newroot-init: running as pid 1" && has "sealed volume is mounted" && has "initramfs is gone"'
+  'has "newroot-init: running as pid 1" && has "sealed volume is mounted" && has "initramfs is gone"'
+check "the new root is the read-only dm-verity device" \
+  'has "newroot-init: / is the verified root, read-only" && has "newroot-init: / cannot be written"'
+root_disk "$work/root-changed.img"
+boot switch-changed "$work/disk-switch.img" chip --append "$cmdline $switch $verity" "${disk_args[@]}" && wait_exit
+check "one changed byte in the root: the volume unlocks, then one handoff failure line with the configured root hash" \
+  'has "unlocked as" && has "vhsm-init: handoff failed: dm-verity refused /dev/vdb" &&
+   has "configured root hash $root_hash, the hash tree on /dev/vdb has root hash $root_hash (its top matches" &&
+   has "next: the root image is not the one veritysetup format hashed"'
+check "the kernel's dm-verity target named the corrupted block, and the changed init never ran" \
+  'grep -aq "verity.*data block [0-9]* is corrupted" "$console" && ! has "newroot-init" && ! has "switch_root: exec"'
 
 # ---- 6: recovery ---------------------------------------------------------------------------------------------------
 say "6: recovery with the operator's private key"

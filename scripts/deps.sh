@@ -22,6 +22,8 @@ have zstd || need+=(zstd)
 have readelf || need+=(binutils)
 have file || need+=(file)
 [ -x /sbin/mke2fs ] || need+=(e2fsprogs)
+# veritysetup builds the dm-verity root that check-qemu's switch_root scenarios boot into.
+[ -x /usr/sbin/veritysetup ] || have veritysetup || need+=(cryptsetup-bin)
 # Debian 12's generic OVMF images: measured by the vectors of group F.
 [ -f /usr/share/ovmf/OVMF.fd ] || need+=(ovmf)
 if [ ${#need[@]} -gt 0 ]; then

@@ -38,6 +38,11 @@ extension BootConfig {
                     ("mode", .string(handoff.mode.rawValue)), ("service", .string(handoff.service)),
                     ("args", .array(handoff.arguments.map(JSON.string))),
                     ("stop_timeout_ms", number(handoff.stopTimeoutMilliseconds)), ("root", string(handoff.root)),
+                    ("root_hash", string(handoff.rootHash.map { Hex.encode($0) })),
+                    ("root_salt", string(handoff.rootSalt.map { $0.isEmpty ? "-" : Hex.encode($0) })),
+                    ("root_data_blocks", handoff.rootDataBlocks.map(number) ?? .null),
+                    ("root_hash_offset", handoff.rootHashOffset.map(number) ?? .null),
+                    ("root_hash_device", string(handoff.rootHashDevice)),
                     ("fstype", .string(handoff.filesystemType)), ("init", .string(handoff.initPath)),
                 ])
             ),

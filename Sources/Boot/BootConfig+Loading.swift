@@ -1,5 +1,6 @@
 import Sealing
 import StrictJSON
+import Volume
 
 /// Reading the configuration: the file's object, then the command line, each key checked against
 /// `ConfigKeys`, then `validate(emulatorAvailable:)` for combinations.
@@ -90,6 +91,12 @@ extension BootConfig {
         case "handoff.args": handoff.arguments = try value.arguments()
         case "handoff.stop_timeout_ms": handoff.stopTimeoutMilliseconds = try value.integer(in: 0...3_600_000)
         case "handoff.root": handoff.root = try value.root()
+        case "handoff.root_hash": handoff.rootHash = try value.hexDigest(bytes: VerityRoot.rootHashBytes)
+        case "handoff.root_salt": handoff.rootSalt = try value.salt(maximumBytes: VerityRoot.maximumSaltBytes)
+        case "handoff.root_data_blocks": handoff.rootDataBlocks = try value.optionalInteger(in: 1...(1 << 40))
+        case "handoff.root_hash_offset":
+            handoff.rootHashOffset = try value.optionalInteger(in: 0...(1 << 52), multipleOf: VerityRoot.blockSize)
+        case "handoff.root_hash_device": handoff.rootHashDevice = try value.devicePath()
         case "handoff.fstype": handoff.filesystemType = try value.word()
         case "handoff.init": handoff.initPath = try value.absolutePath()
         case "restart.initial_ms": restart.initialMilliseconds = try value.integer(in: 1...3_600_000)
@@ -124,15 +131,63 @@ extension BootConfig {
                 "restart.initial_ms (\(restart.initialMilliseconds)) is above restart.max_ms "
                     + "(\(restart.maximumMilliseconds))")
         }
-        if handoff.mode == .switchRoot, handoff.root == nil {
-            throw .inconsistent("handoff.mode 'switch_root' needs handoff.root (a /dev/… path or 'volume')")
-        }
+        if handoff.mode == .switchRoot { try validateSwitchRoot() }
         if handoff.root == mapperPath {
             throw .inconsistent("handoff.root \(mapperPath) is mounted at \(mountPoint) already; use 'volume'")
         }
         if mountPoint == "/" {
             throw .inconsistent("mount must not be '/': the initramfs is the root until the hand-off")
         }
+    }
+}
+
+extension BootConfig {
+    /// switch_root goes only into what the measured configuration names: a `/dev/…` root through dm-verity with
+    /// its root hash, salt and size from here, or the unlocked volume when it has integrity protection.
+    fileprivate func validateSwitchRoot() throws(ConfigError) {
+        guard let root = handoff.root else {
+            throw .inconsistent("handoff.mode 'switch_root' needs handoff.root (a /dev/… path or 'volume')")
+        }
+        if root == "volume" {
+            guard integrity else {
+                throw .inconsistent(
+                    "handoff.root 'volume' needs integrity: true (hmac(sha256)); without it the host can change "
+                        + "blocks of the root unnoticed. Switch into a dm-verity root on a /dev/… device instead")
+            }
+            guard !handoff.hasVerityKeys else {
+                throw .inconsistent(
+                    "handoff.root_hash, root_salt, root_data_blocks, root_hash_offset and root_hash_device describe "
+                        + "a dm-verity root on a /dev/… device, not handoff.root 'volume'")
+            }
+            return
+        }
+        var missing: [String] = []
+        if handoff.rootHash == nil { missing.append("handoff.root_hash") }
+        if handoff.rootSalt == nil { missing.append("handoff.root_salt") }
+        if handoff.rootDataBlocks == nil { missing.append("handoff.root_data_blocks") }
+        guard missing.isEmpty else {
+            throw .inconsistent(
+                "handoff.mode 'switch_root' into \(root) needs \(missing.joined(separator: ", ")): vhsm-init switches "
+                    + "only into a dm-verity root whose root hash, salt and data blocks are in the measured "
+                    + "configuration (as 'veritysetup format --no-superblock' prints them)")
+        }
+        if root == mapperPath || handoff.rootHashDevice == mapperPath {
+            throw .inconsistent("the dm-verity root and its hash tree cannot be \(mapperPath), the sealed volume")
+        }
+        do throws(VolumeError) { _ = try verityRoot() } catch {
+            throw .inconsistent("handoff.root \(root): \(error)")
+        }
+    }
+
+    /// The dm-verity root of a `/dev/…` `handoff.root`, from the configured values; nil when a value is missing.
+    func verityRoot() throws(VolumeError) -> VerityRoot? {
+        guard let root = handoff.root, root != "volume", let hash = handoff.rootHash, let salt = handoff.rootSalt,
+            let dataBlocks = handoff.rootDataBlocks
+        else { return nil }
+        return try VerityRoot(
+            dataDevice: root, hashDevice: handoff.rootHashDevice ?? root, rootHash: hash,
+            salt: salt, dataBlocks: UInt64(dataBlocks),
+            hashOffset: UInt64(handoff.rootHashOffset ?? dataBlocks * VerityRoot.blockSize))
     }
 }
 

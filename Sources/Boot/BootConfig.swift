@@ -31,8 +31,13 @@ import Sealing
 /// | `handoff.service` | absolute path | `/usr/bin/vhsmd` | supervise: the service |
 /// | `handoff.args` | list of strings | `[]` | supervise: its arguments (argv[1…]) |
 /// | `handoff.stop_timeout_ms` | integer | `10000` | supervise: SIGTERM → SIGKILL grace period at shutdown |
-/// | `handoff.root` | `/dev/…` or `volume` | none | switch_root: the new root (`volume`: the unlocked volume itself) |
-/// | `handoff.fstype` | name | `ext4` | switch_root: filesystem type of `handoff.root` |
+/// | `handoff.root` | `/dev/…` or `volume` | none | switch_root: the new root, a dm-verity image (`volume`: the unlocked volume itself, only with `integrity`) |
+/// | `handoff.root_hash` | 64 hex digits | none | switch_root: the dm-verity root hash (SHA-256) of `handoff.root`, as `veritysetup format` printed it; required for a `/dev/…` root |
+/// | `handoff.root_salt` | hex (at most 256 bytes), or `-` for none | none | switch_root: the salt `veritysetup format` printed; required for a `/dev/…` root |
+/// | `handoff.root_data_blocks` | integer | none | switch_root: the data blocks (4096 bytes each) the root hash covers; required for a `/dev/…` root |
+/// | `handoff.root_hash_offset` | integer, a multiple of 4096 | `root_data_blocks` × 4096 | switch_root: byte offset of the hash tree on the hash device (`--hash-offset` of `veritysetup format --no-superblock`) |
+/// | `handoff.root_hash_device` | `/dev/…` | `handoff.root` | switch_root: the device holding the hash tree |
+/// | `handoff.fstype` | name | `ext4` | switch_root: filesystem type of `handoff.root` (mounted read-only) |
 /// | `handoff.init` | absolute path | `/sbin/init` | switch_root: the program to exec in the new root |
 /// | `restart.initial_ms` | integer | `200` | supervise: first restart delay, doubled per consecutive fast failure |
 /// | `restart.max_ms` | integer | `30000` | supervise: largest restart delay |
@@ -90,8 +95,27 @@ struct BootConfig: Equatable, Sendable {
         var arguments: [String] = []
         var stopTimeoutMilliseconds = 10_000
         var root: String?
+        /// The dm-verity parameters of a `/dev/…` root (`VerityRoot` fixes the rest: SHA-256, format 1,
+        /// 4096-byte blocks).
+        var rootHash: [UInt8]?
+        /// Empty: no salt.
+        var rootSalt: [UInt8]?
+        var rootDataBlocks: Int?
+        /// Nil: right after the data, `rootDataBlocks` × 4096.
+        var rootHashOffset: Int?
+        /// Nil: `root` itself.
+        var rootHashDevice: String?
         var filesystemType = "ext4"
         var initPath = "/sbin/init"
+
+        /// True when any dm-verity key is set.
+        var hasVerityKeys: Bool {
+            rootHash != nil || rootSalt != nil || rootDataBlocks != nil || rootHashOffset != nil
+                || rootHashDevice != nil
+        }
+
+        /// A `/dev/…` root: switch_root into it through dm-verity.
+        var switchesIntoVerityRoot: Bool { mode == .switchRoot && root != nil && root != "volume" }
     }
 
     struct Restart: Equatable, Sendable {
@@ -129,6 +153,8 @@ struct BootConfig: Equatable, Sendable {
             "algif_skcipher", "algif_hash", "crc32c_generic", "ext4", "button", "evdev",
         ]
         if integrity { names += ["dm_integrity", "authenc"] }
+        // dm-verity (with dm-bufio and reed_solomon from modules.dep); SHA-256 is built into the Debian kernel.
+        if handoff.switchesIntoVerityRoot { names.append("dm_verity") }
         switch attestation.provider {
         case .sevGuest: names.append("sev_guest")
         case .emulator: names.append("virtio_console")

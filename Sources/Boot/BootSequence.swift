@@ -68,7 +68,7 @@ struct BootSequence<Volume: BootVolume> {
                 Console.say("vhsm-init: network \(line)")
             }
             Console.say("vhsm-init: ready after \(Monotonic.milliseconds(Monotonic.now() - start)) ms")
-            try handOff(config)
+            try handOff(config, volume: result)
         } catch {
             for line in error.lines { Console.say(line) }
             PowerControl.perform(failureAction)
@@ -141,10 +141,10 @@ struct BootSequence<Volume: BootVolume> {
         if !notes.isEmpty { Console.say("vhsm-init: modules: \(notes.joined(separator: "; "))") }
     }
 
-    private func handOff(_ config: BootConfig) throws(BootError) -> Never {
+    private func handOff(_ config: BootConfig, volume result: VolumeStage<Volume>.Result) throws(BootError) -> Never {
         switch config.handoff.mode {
         case .switchRoot:
-            try SwitchRoot.run(config)
+            try SwitchRoot.run(config, volumeIntegrity: result.integrity)
         case .supervise:
             PowerControl.routeCtrlAltDelToSignal()
             var supervisor = Supervisor(config)

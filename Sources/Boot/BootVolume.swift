@@ -70,6 +70,8 @@ struct ValidatedVolume<Header> {
     /// The LUKS2 UUID (lower case).
     var uuid: String
     var enrollment: Enrollment
+    /// The header's data segment has `hmac(sha256)` integrity (a parameter the token MAC covers).
+    var integrity: Bool
     var header: Header
     /// The header has a `vhsm-recovery` token (and its keyslot).
     var hasRecoveryKeyslot: Bool
@@ -78,12 +80,13 @@ struct ValidatedVolume<Header> {
     var reenrollGrant: SealedSecret?
 
     init(
-        device: String, uuid: String, enrollment: Enrollment, header: Header, hasRecoveryKeyslot: Bool = false,
-        reenrollGrant: SealedSecret? = nil
+        device: String, uuid: String, enrollment: Enrollment, integrity: Bool = false, header: Header,
+        hasRecoveryKeyslot: Bool = false, reenrollGrant: SealedSecret? = nil
     ) {
         self.device = device
         self.uuid = uuid
         self.enrollment = enrollment
+        self.integrity = integrity
         self.header = header
         self.hasRecoveryKeyslot = hasRecoveryKeyslot
         self.reenrollGrant = reenrollGrant

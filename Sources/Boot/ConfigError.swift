@@ -37,7 +37,10 @@ enum ConfigKeys {
     static let sections: [String: [String]] = [
         "attestation": ["provider", "path"],
         "network": ["mode", "interface", "address", "gateway"],
-        "handoff": ["mode", "service", "args", "stop_timeout_ms", "root", "fstype", "init"],
+        "handoff": [
+            "mode", "service", "args", "stop_timeout_ms", "root", "root_hash", "root_salt", "root_data_blocks",
+            "root_hash_offset", "root_hash_device", "fstype", "init",
+        ],
         "restart": ["initial_ms", "max_ms", "fast_ms", "fast_limit"],
     ]
 

@@ -182,6 +182,47 @@ struct ConfigValue {
         return try absolutePath()
     }
 
+    /// A digest of exactly `bytes` bytes as hex (either case); `null` in the file: not set.
+    func hexDigest(bytes: Int) throws(ConfigError) -> [UInt8]? {
+        if case .json(.null) = input { return nil }
+        let text = try string()
+        do throws(HexError) { return try Hex.decode(text, count: bytes) } catch {
+            throw invalid(
+                text, "\(bytes * 2) hex digits (a SHA-256 root hash as veritysetup format prints it); it \(error)")
+        }
+    }
+
+    /// A salt as hex of at most `maximumBytes` bytes; `-` (veritysetup's spelling) or an empty string: no salt.
+    /// `null` in the file: not set.
+    func salt(maximumBytes: Int) throws(ConfigError) -> [UInt8]? {
+        if case .json(.null) = input { return nil }
+        let text = try string()
+        if text == "-" || text.isEmpty { return [] }
+        let expected = "hex of at most \(maximumBytes) bytes, or '-' for no salt (as veritysetup format prints it)"
+        let bytes: [UInt8]
+        do throws(HexError) { bytes = try Hex.decode(text) } catch { throw invalid(text, "\(expected); it \(error)") }
+        guard bytes.count <= maximumBytes else { throw invalid(text, expected) }
+        return bytes
+    }
+
+    /// An integer in `range` and a multiple of `multipleOf`; `null` in the file: not set.
+    func optionalInteger(in range: ClosedRange<Int>, multipleOf: Int = 1) throws(ConfigError) -> Int? {
+        if case .json(.null) = input { return nil }
+        let value = try integer(in: range)
+        guard value % multipleOf == 0 else {
+            throw invalid(String(value), "a multiple of \(multipleOf) from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    /// A `/dev/…` path; `null` in the file: not set.
+    func devicePath() throws(ConfigError) -> String? {
+        if case .json(.null) = input { return nil }
+        let text = try string()
+        guard text.hasPrefix("/dev/"), text.count > 5 else { throw invalid(text, "a /dev/… path") }
+        return try absolutePath()
+    }
+
     func pem() throws(ConfigError) -> String? {
         if case .json(.null) = input { return nil }
         let text = try string()

@@ -56,7 +56,8 @@ struct LUKSBootVolume: BootVolume {
     func validate(device: String) throws -> ValidatedVolume<ValidatedHeader> {
         let header = try LUKSVolume(path: device).readHeader()
         return ValidatedVolume(
-            device: device, uuid: header.uuid, enrollment: try Self.enrollment(header.snpToken.binding), header: header,
+            device: device, uuid: header.uuid, enrollment: try Self.enrollment(header.snpToken.binding),
+            integrity: header.metadata.integrity != nil, header: header,
             hasRecoveryKeyslot: header.metadata.recoveryToken != nil, reenrollGrant: header.reenrollGrant)
     }
 

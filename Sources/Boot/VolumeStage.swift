@@ -31,6 +31,8 @@ struct VolumeStage<Volume: BootVolume> {
         var mappedDevice: String
         var uuid: String
         var firstBoot: Bool
+        /// The volume has `hmac(sha256)` integrity, as its validated header says.
+        var integrity: Bool
         /// Re-enrolled for this launch with the operator's recovery grant.
         var reenrolled = false
     }
@@ -111,7 +113,8 @@ struct VolumeStage<Volume: BootVolume> {
         }
         let mapped = try verifyAndUnlock(validated, key: key)
         try makeFilesystem(mapped)
-        return Result(device: device, mappedDevice: mapped, uuid: uuid, firstBoot: true)
+        return Result(
+            device: device, mappedDevice: mapped, uuid: uuid, firstBoot: true, integrity: validated.integrity)
     }
 
     /// A volume of ours: compared with the report, its MAC verified with this launch's key, unlocked. A launch that
@@ -133,7 +136,9 @@ struct VolumeStage<Volume: BootVolume> {
             } else {
                 let mapped = try unlock(validated, key: key)
                 if let grant = validated.reenrollGrant { clearStale(grant, validated, sealingKey: key) }
-                return Result(device: device, mappedDevice: mapped, uuid: validated.uuid, firstBoot: false)
+                return Result(
+                    device: device, mappedDevice: mapped, uuid: validated.uuid, firstBoot: false,
+                    integrity: validated.integrity)
             }
         }
         return try recover(validated, refusal: refusal)
@@ -233,7 +238,8 @@ struct VolumeStage<Volume: BootVolume> {
         }
         let mapped = try verifyAndUnlock(revalidated, key: key)
         return Result(
-            device: validated.device, mappedDevice: mapped, uuid: uuid, firstBoot: false, reenrolled: true)
+            device: validated.device, mappedDevice: mapped, uuid: uuid, firstBoot: false,
+            integrity: revalidated.integrity, reenrolled: true)
     }
 
     /// Prints this launch's recovery request (REPORT_DATA binds the request key) and its challenge sealed to the

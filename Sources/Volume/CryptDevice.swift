@@ -4,7 +4,7 @@ internal import Glibc
 internal import Synchronization
 internal import SystemPackage
 
-/// The only file that calls libcryptsetup.
+/// The only file that calls libcryptsetup: LUKS2 volumes and the dm-verity root (`VerityRoot`) alike.
 ///
 /// libcryptsetup is not thread-safe, so every use goes through `CryptLibrary.run`, which holds one process-wide
 /// lock; inside it, a `CryptDevice` (non-Sendable, freed in `deinit`) owns one `struct crypt_device *`.
@@ -103,6 +103,19 @@ final class CryptDevice {
         guard rc == 0, let handle else {
             throw .cryptsetup(
                 path: data, operation: "open with its header copy", Errno(rawValue: -rc), log: CryptLibrary.log)
+        }
+        self.path = data
+        self.handle = handle
+    }
+
+    /// A dm-verity hash tree on `hash` for the data on `data` (`crypt_init_data_device(hash, data)`; they may be
+    /// the same device). Nothing is read until `formatVerity`.
+    init(verityHash hash: String, data: String) throws(VolumeError) {
+        var handle: OpaquePointer?
+        let rc = crypt_init_data_device(&handle, hash, data)
+        guard rc == 0, let handle else {
+            throw .cryptsetup(
+                path: data, operation: "open with its hash device \(hash)", Errno(rawValue: -rc), log: CryptLibrary.log)
         }
         self.path = data
         self.handle = handle
@@ -213,6 +226,55 @@ final class CryptDevice {
     /// Removes token `id` (`crypt_token_json_set` with no JSON).
     func removeToken(id: Int) throws(VolumeError) {
         try check(crypt_token_json_set(handle, CInt(id), nil), "remove token \(id) from")
+    }
+
+    /// `crypt_format` of type VERITY with `CRYPT_VERITY_NO_HEADER`: every parameter is the caller's, no superblock
+    /// is read or written, no hash is computed (`CRYPT_VERITY_CREATE_HASH` is never set). With `checkHash`, a later
+    /// `activateVerity(name: nil, …)` verifies the whole tree in userspace (`CRYPT_VERITY_CHECK_HASH`).
+    func formatVerity(
+        data: String, hashName: String, hashType: UInt32, blockSize: UInt32, dataBlocks: UInt64, hashOffset: UInt64,
+        salt: [UInt8], checkHash: Bool
+    ) throws(VolumeError) {
+        // A non-null salt pointer even for an empty salt: with none, libcryptsetup would generate a random one.
+        let saltBytes = salt.isEmpty ? [0] : salt
+        let rc = CRYPT_VERITY.withCString { type in
+            hashName.withCString { hash in
+                data.withCString { dataPath in
+                    saltBytes.withUnsafeBufferPointer { saltBuffer in
+                        saltBuffer.withMemoryRebound(to: CChar.self) { saltPointer in
+                            var params = crypt_params_verity()
+                            params.hash_name = hash
+                            params.data_device = dataPath
+                            params.salt = saltPointer.baseAddress
+                            params.salt_size = UInt32(salt.count)
+                            params.hash_type = hashType
+                            params.data_block_size = blockSize
+                            params.hash_block_size = blockSize
+                            params.data_size = dataBlocks
+                            params.hash_area_offset = hashOffset
+                            params.flags = CCRYPT_VERITY_NO_HEADER | (checkHash ? CCRYPT_VERITY_CHECK_HASH : 0)
+                            return crypt_format(handle, type, nil, nil, nil, nil, 0, &params)
+                        }
+                    }
+                }
+            }
+        }
+        try check(rc, "set the dm-verity parameters (\(hashName), \(blockSize)-byte blocks) of")
+    }
+
+    /// `crypt_activate_by_volume_key` with the root hash as the key: the read-only dm-verity mapping `name`, or,
+    /// with no name, only the userspace check that `formatVerity(checkHash: true)` asked for.
+    func activateVerity(name: String?, rootHash: [UInt8]) throws(VolumeError) {
+        let rc = rootHash.withUnsafeBufferPointer { hash in
+            hash.withMemoryRebound(to: CChar.self) { key in
+                crypt_activate_by_volume_key(handle, name, key.baseAddress, key.count, CCRYPT_ACTIVATE_READONLY)
+            }
+        }
+        // The userspace check answers EPERM for a data or hash block and EFAULT for the root hash.
+        if rc == -EPERM || rc == -EFAULT, name == nil {
+            throw .verityMismatch(path: path, detail: CryptLibrary.log.last ?? "verification failed")
+        }
+        try check(rc, name.map { "activate the dm-verity mapping '\($0)' of" } ?? "verify the hash tree of")
     }
 
     /// Zeroes `length` bytes of `device` (a mapped device) in 1 MiB steps, reporting progress.

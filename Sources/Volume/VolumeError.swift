@@ -28,6 +28,8 @@ public enum VolumeError: Error, Equatable, CustomStringConvertible {
     case invalidArgument(String)
     /// No recovery token / the recovery blob or key cannot be used.
     case recovery(path: String, String)
+    /// The data does not match the dm-verity root hash (the userspace check); `detail` is libcryptsetup's line.
+    case verityMismatch(path: String, detail: String)
     /// libcryptsetup refused; `log` holds its last error messages.
     case cryptsetup(path: String, operation: String, Errno, log: [String])
 
@@ -69,6 +71,10 @@ public enum VolumeError: Error, Equatable, CustomStringConvertible {
             return text
         case .recovery(let path, let text):
             return "recovery of \(path): \(text)"
+        case .verityMismatch(let path, let detail):
+            return
+                "the data or hash tree of \(path) does not match the dm-verity root hash (\(detail)): the image was "
+                + "changed after veritysetup format, or the parameters are not the ones it printed."
         case .cryptsetup(let path, let operation, let errno, let log):
             var text = "libcryptsetup could not \(operation) \(path): \(errno)"
             if let last = log.last { text += " (\(last))" }

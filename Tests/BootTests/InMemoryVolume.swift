@@ -65,11 +65,11 @@ final class InMemoryVolume: BootVolume {
 
     func validate(device: String) throws -> ValidatedVolume<Header> {
         calls.append("validate \(device)")
-        guard let record = devices[device], case .luks(let uuid, let enrollment, _, _, _) = record else {
+        guard let record = devices[device], case .luks(let uuid, let enrollment, _, _, let integrity) = record else {
             throw Refusal(description: "\(device) has no LUKS2 header")
         }
         return ValidatedVolume(
-            device: device, uuid: uuid, enrollment: enrollment, header: Header(record: record),
+            device: device, uuid: uuid, enrollment: enrollment, integrity: integrity, header: Header(record: record),
             hasRecoveryKeyslot: recoveryKeys[device] != nil, reenrollGrant: grants[device])
     }
 

@@ -22,7 +22,11 @@ import Testing
         let volume = InMemoryVolume(["/dev/vda": .blank])
         let log = StageLog()
         let result = try VolumeStage.make(volume, guest: TestLaunch.guest(), log: log).run()
-        #expect(result == .init(device: "/dev/vda", mappedDevice: "/dev/mapper/vhsm", uuid: uuid, firstBoot: true))
+        #expect(
+            result
+                == .init(
+                    device: "/dev/vda", mappedDevice: "/dev/mapper/vhsm", uuid: uuid, firstBoot: true, integrity: false)
+        )
         #expect(
             volume.calls == [
                 "probe /dev/vda", "format /dev/vda", "validate /dev/vda", "verifyMAC /dev/vda", "unlock /dev/vda vhsm",
@@ -50,6 +54,17 @@ import Testing
         #expect(log.filesystems.isEmpty)
         #expect(volume.keysTried.count == 4)
         #expect(Set(volume.keysTried).count == 1)
+    }
+
+    /// switch_root into the volume decides on this: the header's integrity, not the configuration's (which only
+    /// formats new volumes).
+    @Test func theResultReportsTheIntegrityTheHeaderHas() throws {
+        var integrity = BootConfig()
+        integrity.integrity = true
+        let protected = try enrolled(integrity)
+        #expect(try VolumeStage.make(protected, guest: TestLaunch.guest()).run().integrity)
+        let plain = try enrolled()
+        #expect(!(try VolumeStage.make(plain, guest: TestLaunch.guest(), config: integrity).run().integrity))
     }
 
     @Test func anotherMeasurementIsRefusedWithBothValuesBeforeAnyKeyIsTried() throws {

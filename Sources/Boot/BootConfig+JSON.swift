@@ -39,6 +39,7 @@ extension BootConfig {
                     ("args", .array(handoff.arguments.map(JSON.string))),
                     ("stop_timeout_ms", number(handoff.stopTimeoutMilliseconds)), ("root", string(handoff.root)),
                     ("fstype", .string(handoff.filesystemType)), ("init", .string(handoff.initPath)),
+                    ("user", .string(handoff.user.description)),
                 ])
             ),
             (

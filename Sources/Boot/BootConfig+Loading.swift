@@ -90,6 +90,7 @@ extension BootConfig {
         case "handoff.args": handoff.arguments = try value.arguments()
         case "handoff.stop_timeout_ms": handoff.stopTimeoutMilliseconds = try value.integer(in: 0...3_600_000)
         case "handoff.root": handoff.root = try value.root()
+        case "handoff.user": handoff.user = try value.serviceUser()
         case "handoff.fstype": handoff.filesystemType = try value.word()
         case "handoff.init": handoff.initPath = try value.absolutePath()
         case "restart.initial_ms": restart.initialMilliseconds = try value.integer(in: 1...3_600_000)

@@ -31,6 +31,7 @@ import Sealing
 /// | `handoff.service` | absolute path | `/usr/bin/vhsmd` | supervise: the service |
 /// | `handoff.args` | list of strings | `[]` | supervise: its arguments (argv[1…]) |
 /// | `handoff.stop_timeout_ms` | integer | `10000` | supervise: SIGTERM → SIGKILL grace period at shutdown |
+/// | `handoff.user` | `uid:gid`, both above 0 | `8200:8200` | supervise: the unprivileged user and group the service runs as (no /etc/passwd in the initramfs: numbers), with no supplementary groups, no_new_privs and the seccomp filter; the trees it owns are chowned to it |
 /// | `handoff.root` | `/dev/…` or `volume` | none | switch_root: the new root (`volume`: the unlocked volume itself) |
 /// | `handoff.fstype` | name | `ext4` | switch_root: filesystem type of `handoff.root` |
 /// | `handoff.init` | absolute path | `/sbin/init` | switch_root: the program to exec in the new root |
@@ -89,6 +90,7 @@ struct BootConfig: Equatable, Sendable {
         var service = "/usr/bin/vhsmd"
         var arguments: [String] = []
         var stopTimeoutMilliseconds = 10_000
+        var user = ServiceUser(uid: 8200, gid: 8200)
         var root: String?
         var filesystemType = "ext4"
         var initPath = "/sbin/init"

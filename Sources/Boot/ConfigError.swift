@@ -37,7 +37,7 @@ enum ConfigKeys {
     static let sections: [String: [String]] = [
         "attestation": ["provider", "path"],
         "network": ["mode", "interface", "address", "gateway"],
-        "handoff": ["mode", "service", "args", "stop_timeout_ms", "root", "fstype", "init"],
+        "handoff": ["mode", "service", "args", "stop_timeout_ms", "root", "fstype", "init", "user"],
         "restart": ["initial_ms", "max_ms", "fast_ms", "fast_limit"],
     ]
 

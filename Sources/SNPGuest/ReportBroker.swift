@@ -89,7 +89,9 @@ public enum ReportBroker {
         switch kind {
         case .refusal: throw .refused(String(decoding: body, as: UTF8.self))
         case .report:
-            guard body.count >= ReportResponse.byteCount else { throw .badAnswer("a report body of \(body.count) bytes") }
+            guard body.count >= ReportResponse.byteCount else {
+                throw .badAnswer("a report body of \(body.count) bytes")
+            }
             do throws(LayoutError) {
                 let response = try ReportResponse(bytes: body[0..<ReportResponse.byteCount])
                 let rest = Array(body[ReportResponse.byteCount...])
@@ -126,7 +128,9 @@ public enum ReportBroker {
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
+            }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return false }
             done += n

@@ -87,13 +87,15 @@ struct BarrierHandoff: Sendable {
         else { throw .malformed("field lengths \(pinnedCount), \(freshCount), \(reasonCount) are out of bounds") }
         guard bytes.count == headerCount + pinnedCount + freshCount + reasonCount else {
             throw .malformed(
-                "\(bytes.count) bytes where the header announces \(headerCount + pinnedCount + freshCount + reasonCount)")
+                "\(bytes.count) bytes where the header announces \(headerCount + pinnedCount + freshCount + reasonCount)"
+            )
         }
         let decoder = JSONDecoder()
         let pinned: BarrierSeal.Pin
         let fresh: BarrierSeal.Pin
         do {
-            pinned = try decoder.decode(BarrierSeal.Pin.self, from: Data(bytes[headerCount..<headerCount + pinnedCount]))
+            pinned = try decoder.decode(
+                BarrierSeal.Pin.self, from: Data(bytes[headerCount..<headerCount + pinnedCount]))
             fresh = try decoder.decode(
                 BarrierSeal.Pin.self,
                 from: Data(bytes[(headerCount + pinnedCount)..<(headerCount + pinnedCount + freshCount)]))

@@ -182,7 +182,9 @@ enum BarrierSeal {
 
     /// Recovery when vhsm-init handed the keys over: requests from the report broker (`device`, which derives no
     /// key), and the re-pin to the fresh pin vhsm-init derived, written to seal.json on commit.
-    static func recovery(handoff: BarrierHandoff, device: any GuestDevice, setting: String, directory: String)
+    static func recovery(
+        handoff: BarrierHandoff, device: any GuestDevice, setting: String, directory: String
+    )
         -> BarrierRecovery
     {
         BarrierRecovery(

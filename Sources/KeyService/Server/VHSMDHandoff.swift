@@ -1,8 +1,8 @@
 import Crypto
 import FoundationEssentials
 import Glibc
-import Sealing
 public import SNP
+import Sealing
 
 /// What vhsm-init (PID 1) does for vhsmd before starting it, in the guest binary that links both: it reads
 /// vhsmd's configuration (`--config PATH` in `handoff.args`), checks the launch against its sealing requirements,
@@ -70,7 +70,8 @@ public enum VHSMDHandoff {
         if case .files(let certificate, let key) = settings.tls { owned += [certificate, key] }
         lines.append(
             "vhsm-init: vhsmd's barrier keys derived (pin TCB \(pinned.tcb)"
-                + (pinned == fresh ? ", current" : ", this launch \(fresh.tcb)\(pinnedKey == nil ? ", pinned key unavailable" : "")")
+                + (pinned == fresh
+                    ? ", current" : ", this launch \(fresh.tcb)\(pinnedKey == nil ? ", pinned key unavailable" : "")")
                 + ")")
         return Prepared(
             descriptorContents: try handoff.encoded(), ownedPaths: owned,

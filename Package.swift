@@ -125,7 +125,7 @@ let package = Package(
         .testTarget(
             name: "KeyServiceTests",
             dependencies: [
-                "KeyService", "SNP", "SNPEmulator", "Sealing", "CLinux", crypto, cryptoExtras, asn1,
+                "KeyService", "SNP", "SNPEmulator", "SNPGuest", "Sealing", "CLinux", crypto, cryptoExtras, asn1,
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -138,7 +138,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "BootTests",
-            dependencies: ["Boot", "SNP", "SNPEmulator", "StrictJSON", "Sealing", "Volume", crypto],
+            dependencies: ["Boot", "SNP", "SNPEmulator", "SNPGuest", "StrictJSON", "Sealing", "Volume", crypto],
             swiftSettings: strict),
         .testTarget(name: "StrictJSONTests", dependencies: ["StrictJSON"], swiftSettings: strict),
         .testTarget(

@@ -2,7 +2,8 @@
 # The QEMU tier: the real Debian kernel, our initramfs (vhsm-init + vhsmd, emulator flavour) and a data disk, booted
 # under qemu-system-x86_64 (TCG) with the software Secure Processor on a virtio-serial port. Each scenario asserts
 # console lines and host-side effects (the disk's bytes, what vhsmd answers on the forwarded port):
-#   1 first boot formats, enrols and starts vhsmd; a transit key is created over HTTPS
+#   1 first boot formats, enrols and starts vhsmd (unprivileged, seccomp, its barrier keys handed over by vhsm-init,
+#     no access to the Secure Processor); a transit key is created over HTTPS
 #   2 a reboot with the same inputs unlocks; the key is still there and decrypts what it encrypted
 #   3 one byte of one initramfs file changed: unlock refused with expected vs actual MEASUREMENT, disk unchanged
 #   4 another chip: refused, disk unchanged
@@ -112,6 +113,10 @@ check "vhsm-init formatted and enrolled the blank volume" 'has "is blank: format
 check "the recovery blob was printed once for the operator" '[ "$(grep -ac "BEGIN VHSM RECOVERY" "$console")" = 1 ]'
 check "stage times are printed" 'has "vhsm-init: attest " && has "vhsm-init: volume "'
 check "vhsmd serves HTTPS with the fingerprint printed on the console" 'pin'
+check "vhsmd runs as 8200:8200 with no_new_privs and seccomp, its keys handed over by vhsm-init, without the device" \
+  'has "as uid:gid 8200:8200, no_new_privs, seccomp filter, handoff on fd 3" &&
+   has "privileges: uid 8200 gid 8200, NoNewPrivs 1, Seccomp 2 (filter); barrier key from vhsm-init (fd 3)" &&
+   has "/dev/vport0p1 not accessible"'
 token=$(operator init)
 check "vhsm operator init opens the root token that sys/init sealed to the operator key" 'is_root "$token"'
 generated=$(operator generate-root)

@@ -44,6 +44,7 @@ extension BootConfig {
                     ("root_hash_offset", handoff.rootHashOffset.map(number) ?? .null),
                     ("root_hash_device", string(handoff.rootHashDevice)),
                     ("fstype", .string(handoff.filesystemType)), ("init", .string(handoff.initPath)),
+                    ("user", .string(handoff.user.description)),
                 ])
             ),
             (

@@ -97,6 +97,7 @@ extension BootConfig {
         case "handoff.root_hash_offset":
             handoff.rootHashOffset = try value.optionalInteger(in: 0...(1 << 52), multipleOf: VerityRoot.blockSize)
         case "handoff.root_hash_device": handoff.rootHashDevice = try value.devicePath()
+        case "handoff.user": handoff.user = try value.serviceUser()
         case "handoff.fstype": handoff.filesystemType = try value.word()
         case "handoff.init": handoff.initPath = try value.absolutePath()
         case "restart.initial_ms": restart.initialMilliseconds = try value.integer(in: 1...3_600_000)

@@ -31,6 +31,7 @@ import Sealing
 /// | `handoff.service` | absolute path | `/usr/bin/vhsmd` | supervise: the service |
 /// | `handoff.args` | list of strings | `[]` | supervise: its arguments (argv[1…]) |
 /// | `handoff.stop_timeout_ms` | integer | `10000` | supervise: SIGTERM → SIGKILL grace period at shutdown |
+/// | `handoff.user` | `uid:gid`, both above 0 | `8200:8200` | supervise: the unprivileged user and group the service runs as (no /etc/passwd in the initramfs: numbers), with no supplementary groups, no_new_privs and the seccomp filter; the trees it owns are chowned to it |
 /// | `handoff.root` | `/dev/…` or `volume` | none | switch_root: the new root, a dm-verity image (`volume`: the unlocked volume itself, only with `integrity`) |
 /// | `handoff.root_hash` | 64 hex digits | none | switch_root: the dm-verity root hash (SHA-256) of `handoff.root`, as `veritysetup format` printed it; required for a `/dev/…` root |
 /// | `handoff.root_salt` | hex (at most 256 bytes), or `-` for none | none | switch_root: the salt `veritysetup format` printed; required for a `/dev/…` root |
@@ -94,6 +95,7 @@ struct BootConfig: Equatable, Sendable {
         var service = "/usr/bin/vhsmd"
         var arguments: [String] = []
         var stopTimeoutMilliseconds = 10_000
+        var user = ServiceUser(uid: 8200, gid: 8200)
         var root: String?
         /// The dm-verity parameters of a `/dev/…` root (`VerityRoot` fixes the rest: SHA-256, format 1,
         /// 4096-byte blocks).

@@ -9,6 +9,8 @@ struct BootSequence<Volume: BootVolume> {
     var volume: Volume
     var emulatorAvailable: Bool
     var configPath = "/etc/vhsm/init.json"
+    /// The guest binary's preparation of vhsmd (its barrier keys); nil in the host-side vhsm-init.
+    var prepareService: PrepareService?
 
     func run() -> Never {
         let start = Monotonic.now()
@@ -68,7 +70,7 @@ struct BootSequence<Volume: BootVolume> {
                 Console.say("vhsm-init: network \(line)")
             }
             Console.say("vhsm-init: ready after \(Monotonic.milliseconds(Monotonic.now() - start)) ms")
-            try handOff(config, volume: result)
+            try handOff(config, volume: result, device: attestation.device)
         } catch {
             for line in error.lines { Console.say(line) }
             PowerControl.perform(failureAction)
@@ -141,13 +143,20 @@ struct BootSequence<Volume: BootVolume> {
         if !notes.isEmpty { Console.say("vhsm-init: modules: \(notes.joined(separator: "; "))") }
     }
 
-    private func handOff(_ config: BootConfig, volume result: VolumeStage<Volume>.Result) throws(BootError) -> Never {
+    private func handOff(
+        _ config: BootConfig, volume result: VolumeStage<Volume>.Result, device: any GuestDevice
+    ) throws(BootError) -> Never {
         switch config.handoff.mode {
         case .switchRoot:
             try SwitchRoot.run(config, volumeIntegrity: result.integrity)
         case .supervise:
             PowerControl.routeCtrlAltDelToSignal()
-            var supervisor = Supervisor(config)
+            var launch = try Console.timed("handoff") { () throws(BootError) in
+                try ServiceStart.prepare(config, device: device, prepareService: prepareService)
+            }
+            var supervisor = Supervisor(config, launch: launch)
+            // The supervisor holds the only reference to the handed bytes, and zeroes them in place when it returns.
+            launch.descriptorContents = nil
             let outcome = supervisor.run()
             switch outcome {
             case .shutdown:

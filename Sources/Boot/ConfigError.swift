@@ -39,7 +39,7 @@ enum ConfigKeys {
         "network": ["mode", "interface", "address", "gateway"],
         "handoff": [
             "mode", "service", "args", "stop_timeout_ms", "root", "root_hash", "root_salt", "root_data_blocks",
-            "root_hash_offset", "root_hash_device", "fstype", "init",
+            "root_hash_offset", "root_hash_device", "fstype", "init", "user",
         ],
         "restart": ["initial_ms", "max_ms", "fast_ms", "fast_limit"],
     ]

@@ -132,6 +132,16 @@ struct ConfigValue {
     }
 
     /// A token without whitespace or '/': an interface name, a filesystem type, a module name.
+    /// `uid:gid`, decimal, both from 1 to 2^32-2 (root is refused: the service never runs privileged).
+    func serviceUser() throws(ConfigError) -> BootConfig.ServiceUser {
+        let text = try string()
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) }),
+            let uid = UInt32(parts[0]), let gid = UInt32(parts[1]), uid > 0, gid > 0, uid < .max, gid < .max
+        else { throw invalid(text, "'uid:gid', two numbers above 0 (not root), e.g. '8200:8200'") }
+        return BootConfig.ServiceUser(uid: uid, gid: gid)
+    }
+
     func word(maximumLength: Int = 64) throws(ConfigError) -> String {
         let text = try string()
         guard !text.isEmpty, text.utf8.count <= maximumLength,

@@ -11,10 +11,14 @@ public enum VHSMInitProgram {
 
     /// PID 1 boots whatever its arguments (the kernel passes unrecognised parameters to init). Any other process
     /// is an operator checking a configuration.
-    public static func main() -> Never {
+    /// `prepareService`: what the guest binary, which links vhsmd, does before vhsmd starts (derive its barrier
+    /// keys); the host-side vhsm-init has none, and then starts the service confined without a handoff.
+    public static func main(prepareService: PrepareService? = nil) -> Never {
         if getpid() == 1 {
             // LUKSBootVolume: the BootVolume implementation over the Volume library (libcryptsetup).
-            BootSequence(volume: LUKSBootVolume(), emulatorAvailable: emulatorBuild).run()
+            BootSequence(
+                volume: LUKSBootVolume(), emulatorAvailable: emulatorBuild, prepareService: prepareService
+            ).run()
         }
         exit(CheckConfig.run(Array(CommandLine.arguments.dropFirst()), emulatorAvailable: emulatorBuild))
     }

@@ -19,6 +19,43 @@ enum Spawn {
         return pid
     }
 
+    /// How a confined child is set up between fork and exec (`clinux_spawn_confined`).
+    struct Confinement: Equatable, Sendable {
+        /// setgroups(0), setgid, setuid; nil keeps the parent's user (tests of the filter alone).
+        var user: BootConfig.ServiceUser?
+        /// no_new_privs and the seccomp filter (`SeccompFilter.denied`).
+        var seccomp = true
+        /// A descriptor of the parent that the child gets as `target`; every other descriptor above 2 is closed.
+        var inherited: Int32?
+        var target: Int32 = ServiceLayout.descriptor
+    }
+
+    /// Starts `path` confined, in its own session, with an empty signal mask and default dispositions. The child's
+    /// setup failing (a step of it, or execve) is an error here, with the step named.
+    static func startConfined(
+        _ path: String, arguments: [String], environment: [String], confinement: Confinement
+    ) throws(SystemError) -> pid_t {
+        var pid: pid_t = 0
+        var step: Int32 = 0
+        let status = withCStrings([path] + arguments) { argv in
+            withCStrings(environment) { envp in
+                clinux_spawn_confined(
+                    &pid, path, argv, envp, confinement.inherited ?? -1, confinement.target,
+                    confinement.user.map { Int($0.uid) } ?? -1, confinement.user.map { Int($0.gid) } ?? -1,
+                    confinement.seccomp ? 1 : 0, &step)
+            }
+        }
+        guard status == 0 else { throw SystemError(Self.stepNames[step] ?? "spawn", path, errno: status) }
+        return pid
+    }
+
+    /// What the child was doing when it failed (`CLINUX_STEP_*`).
+    static let stepNames: [Int32: String] = [
+        1: "dup2 (the handoff descriptor) for", 2: "setsid for", 3: "setgroups for", 4: "setgid for",
+        5: "setuid for", 6: "prctl(PR_SET_NO_NEW_PRIVS) for", 7: "seccomp (installing the filter) for",
+        8: "sigprocmask for", 9: "execve", 10: "fork for",
+    ]
+
     /// Runs `path` to completion and returns how it ended. Only for use before supervision starts (it waits for
     /// this one child).
     static func run(_ path: String, arguments: [String], environment: [String]) throws(SystemError) -> WaitStatus {

@@ -18,12 +18,19 @@ struct Supervisor {
     var environment = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/"]
     var policy: RestartPolicy
     var stopTimeout: Duration
+    /// The service runs as `handoff.user` with no_new_privs and the seccomp filter.
+    var confinement: Spawn.Confinement
+    /// What the service reads on its inherited descriptor at every start (a fresh pipe each time); zeroed when
+    /// `run` returns.
+    var descriptorContents: [UInt8]?
 
-    init(_ config: BootConfig) {
+    init(_ config: BootConfig, launch: ServiceStart.Launch? = nil) {
         service = config.handoff.service
-        arguments = config.handoff.arguments
+        arguments = config.handoff.arguments + (launch?.arguments ?? [])
         policy = RestartPolicy(config.restart)
         stopTimeout = .milliseconds(config.handoff.stopTimeoutMilliseconds)
+        confinement = Spawn.Confinement(user: config.handoff.user)
+        descriptorContents = launch?.descriptorContents
     }
 
     private struct Child {
@@ -34,6 +41,11 @@ struct Supervisor {
     static let handledSignals: [Int32] = [SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGPWR]
 
     mutating func run() -> Outcome {
+        defer {
+            descriptorContents?.withUnsafeMutableBytes {
+                if let base = $0.baseAddress { explicit_bzero(base, $0.count) }
+            }
+        }
         let signalFD = Self.handledSignals.withUnsafeBufferPointer {
             clinux_block_signals_to_fd($0.baseAddress, Int32($0.count))
         }
@@ -54,9 +66,12 @@ struct Supervisor {
             if child == nil, let at = restartAt, Monotonic.now() >= at {
                 restartAt = nil
                 do throws(SystemError) {
-                    let pid = try Spawn.start(service, arguments: arguments, environment: environment, newSession: true)
+                    let pid = try startService()
                     child = Child(pid: pid, started: Monotonic.now())
-                    Console.say("vhsm-init: started \(service) (pid \(pid))")
+                    Console.say(
+                        "vhsm-init: started \(service) (pid \(pid)) as uid:gid \(confinement.user.map { "\($0)" } ?? "0:0")"
+                            + (confinement.seccomp ? ", no_new_privs, seccomp filter" : "")
+                            + (descriptorContents == nil ? "" : ", handoff on fd \(confinement.target)"))
                 } catch {
                     lastExit = error.description
                     Console.say("vhsm-init: \(error)")
@@ -102,6 +117,36 @@ struct Supervisor {
                 return .shutdown(reason: "power button")
             }
         }
+    }
+
+    /// Starts the service confined; with descriptor contents, on a new pipe whose read end it inherits.
+    private func startService() throws(SystemError) -> pid_t {
+        guard let contents = descriptorContents else {
+            return try Spawn.startConfined(
+                service, arguments: arguments, environment: environment, confinement: confinement)
+        }
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { throw SystemError("pipe", "the handoff of \(service)") }
+        defer { close(ends[0]) }
+        _ = fcntl(ends[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(ends[1], F_SETFD, FD_CLOEXEC)
+        // At most a few KiB: it fits in the pipe, so the write never waits for the reader.
+        var written = 0
+        while written < contents.count {
+            let count = contents[written...].withUnsafeBytes { write(ends[1], $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else {
+                let error = SystemError("write", "the handoff pipe of \(service)")
+                close(ends[1])
+                throw error
+            }
+            written += count
+        }
+        close(ends[1])
+        var confinement = confinement
+        confinement.inherited = ends[0]
+        return try Spawn.startConfined(
+            service, arguments: arguments, environment: environment, confinement: confinement)
     }
 
     /// Applies the restart policy to an exit; an outcome when the supervisor gives up.

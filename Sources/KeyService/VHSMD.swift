@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import SNP
+import SNPGuest
 import Sealing
 import ServiceLifecycle
 import UnixSignals
@@ -71,12 +72,28 @@ struct VHSMD: AsyncParsableCommand {
     @Option(help: "Config mode: a JSON configuration file.") var config: String?
     @Option(help: "Audit every request to this file (JSON lines, secrets HMAC'd); overrides the config's audit_file.")
     var auditFile: String?
+    @Option(
+        name: .customLong("barrier-key-fd"),
+        help: "Set by vhsm-init: read the barrier root keys from this inherited descriptor instead of the device.")
+    var barrierKeyFD: Int32?
+    @Option(help: "Set by vhsm-init: the report broker's socket, vhsmd's only way to the Secure Processor.")
+    var reportSocket: String?
 
     func validate() throws {
         guard dev != (config != nil) else { throw ValidationError("give exactly one of --dev and --config FILE") }
+        guard (barrierKeyFD == nil) == (reportSocket == nil) else {
+            throw ValidationError("--barrier-key-fd and --report-socket come together (vhsm-init sets both)")
+        }
+        if barrierKeyFD != nil, dev { throw ValidationError("--barrier-key-fd applies to config mode only") }
     }
 
     func run() async throws {
+        // The handed keys first: the descriptor is read and closed before anything else runs.
+        let handoff = try barrierKeyFD.map { (fd) throws(ConfigError) -> BarrierHandoff in
+            do throws(BarrierHandoffError) { return try BarrierHandoff.read(descriptor: fd) } catch {
+                throw ConfigError("\(error)")
+            }
+        }
         var logger = Logger(label: "vhsmd")
         logger.logLevel = .info
         let runtime: Runtime
@@ -117,13 +134,38 @@ struct VHSMD: AsyncParsableCommand {
             do { backend = try SQLiteBackend(directory: settings.dataDirectory) } catch {
                 throw ConfigError("cannot open the data directory \(settings.dataDirectory): \(error)")
             }
-            let seal = try BarrierSeal.provider(
-                settings.seal, mode: settings.sealMode, requirements: settings.sealing,
-                directory: settings.dataDirectory, warn: { announce($0) })
+            let seal: any SealProvider
+            var privileges: String?
+            if let handoff, let reportSocket {
+                // vhsm-init derived the keys; vhsmd holds no device and its reports come from the broker.
+                do throws(BarrierHandoffError) {
+                    try handoff.check(
+                        setting: settings.seal, mode: settings.sealMode, directory: settings.dataDirectory)
+                } catch { throw ConfigError("\(error)") }
+                let device = ProcessPrivileges.devicePath(seal: settings.seal)
+                guard let denied = ProcessPrivileges.openProbe(device) else {
+                    throw ConfigError(
+                        "vhsmd was handed its barrier key but can still open the Secure Processor's device \(device): "
+                            + "vhsm-init must run it as an unprivileged user (handoff.user) with the device mode 0600")
+                }
+                seal = handoff.pinnedProvider(name: settings.seal)
+                privileges =
+                    "\(ProcessPrivileges.current().description); barrier key from vhsm-init (fd \(barrierKeyFD!)), "
+                    + "reports from \(reportSocket), \(device) not accessible (\(denied))"
+            } else {
+                seal = try BarrierSeal.provider(
+                    settings.seal, mode: settings.sealMode, requirements: settings.sealing,
+                    directory: settings.dataDirectory, warn: { announce($0) })
+            }
             do {
                 // With an operator key, a store this launch cannot open waits sealed for the operator's recovery.
                 let recovery = try settings.operatorKey.map { _ in
-                    try BarrierSeal.recovery(
+                    if let handoff, let reportSocket {
+                        return BarrierSeal.recovery(
+                            handoff: handoff, device: ReportBrokerClient(path: reportSocket), setting: settings.seal,
+                            directory: settings.dataDirectory)
+                    }
+                    return try BarrierSeal.recovery(
                         settings.seal, mode: settings.sealMode, requirements: settings.sealing,
                         directory: settings.dataDirectory)
                 }
@@ -171,6 +213,7 @@ struct VHSMD: AsyncParsableCommand {
                   listener: \(Self.display(address)), \(transport)
                   root tokens: \(rootTokens)
                 """)
+            if let privileges { announce("  privileges: \(privileges)") }
         }
         var audit = AuditBroker()
         if let auditPath {

@@ -26,6 +26,20 @@ import Testing
         #expect(!config.effectiveModules.contains("virtio_console"))
     }
 
+    /// `handoff.user`: numeric uid:gid (no /etc/passwd in the initramfs), never root.
+    @Test func theServiceUserIsNumericAndNeverRoot() throws {
+        #expect(try load(nil).handoff.user == BootConfig.ServiceUser(uid: 8200, gid: 8200))
+        #expect(
+            try load(#"{"handoff": {"user": "1000:1001"}}"#).handoff.user
+                == BootConfig.ServiceUser(uid: 1000, gid: 1001))
+        #expect(try load(nil, "vhsm.handoff.user=42:43").handoff.user.description == "42:43")
+        for bad in [
+            "0:0", "8200:0", "0:8200", "vhsmd", "8200", "8200:", ":8200", "-1:5", "8200:8200:1", "4294967295:1",
+        ] {
+            #expect(throws: ConfigError.self, "\(bad)") { try load(#"{"handoff": {"user": ""# + bad + #""}}"#) }
+        }
+    }
+
     @Test func theFileSetsNestedAndScalarKeys() throws {
         let config = try load(
             """

@@ -20,7 +20,7 @@ import SNPEmulator
 /// pinned one open the data; older ones do not).
 enum BarrierSeal {
     /// What the data directory records in the clear about its seal (`seal.json`): nothing secret.
-    struct Pin: Codable, Sendable {
+    struct Pin: Codable, Equatable, Sendable {
         var provider: String
         var tcb: String
         var fields: [String]
@@ -70,6 +70,17 @@ enum BarrierSeal {
                 "the '\(setting)' seal refuses to open \(directory): \(refusal); launch without DEBUG and "
                     + "MIGRATE_MA, without SMT unless allow_smt is set, on firmware whose COMMITTED_TCB meets min_tcb")
         }
+        let pin = try pin(
+            report: report, setting: setting, mode: mode, requirements: requirements, directory: directory, warn: warn)
+        return try provider(device: device, setting: setting, pin: pin)
+    }
+
+    /// The pin in `directory`'s seal.json, checked against the configured provider and mode; without one, a fresh
+    /// pin for this launch (`report`), written there.
+    static func pin(
+        report: AttestationReport, setting: String, mode: SealMode, requirements: SealingRequirements,
+        directory: String, warn: (String) -> Void
+    ) throws -> Pin {
         let pinPath = pinPath(directory)
         let pin: Pin
         if let data = FileManager.default.contents(atPath: pinPath) {
@@ -92,16 +103,19 @@ enum BarrierSeal {
             try write(pin, to: pinPath)
             if mode == .platform { warn(platformWarning) }
         }
-        return try provider(device: device, setting: setting, pin: pin)
+        return pin
+    }
+
+    /// MSG_KEY_REQ for `pin`: the VCEK root, the pin's guest fields, SVN and TCB.
+    static func keyRequest(_ pin: Pin) throws -> DerivedKeyRequest {
+        DerivedKeyRequest(
+            root: .vcek, guestFieldSelect: try GuestFieldSelect(names: pin.fields.joined(separator: ",")),
+            guestSVN: pin.svn ?? 0, tcbVersion: try TCBVersion(hex: pin.tcb))
     }
 
     /// The key source for `pin` on `device`.
     static func provider(device: any GuestDevice, setting: String, pin: Pin) throws -> any SealProvider {
-        let tcb = try TCBVersion(hex: pin.tcb)
-        let request = DerivedKeyRequest(
-            root: .vcek, guestFieldSelect: try GuestFieldSelect(names: pin.fields.joined(separator: ",")),
-            guestSVN: pin.svn ?? 0,
-            tcbVersion: tcb)
+        let request = try keyRequest(pin)
         return GuestSealProvider(name: setting) { try device.derivedKeyBytes(request) }
     }
 
@@ -163,6 +177,23 @@ enum BarrierSeal {
                 return (
                     try provider(device: device, setting: setting, pin: pin), { try write(pin, to: pinPath(directory)) }
                 )
+            })
+    }
+
+    /// Recovery when vhsm-init handed the keys over: requests from the report broker (`device`, which derives no
+    /// key), and the re-pin to the fresh pin vhsm-init derived, written to seal.json on commit.
+    static func recovery(
+        handoff: BarrierHandoff, device: any GuestDevice, setting: String, directory: String
+    )
+        -> BarrierRecovery
+    {
+        BarrierRecovery(
+            directory: directory,
+            makeRequest: { publicKey in
+                try RecoveryRequest.make(device: device, purpose: .barrier, subject: directory, publicKey: publicKey)
+            },
+            repin: {
+                (handoff.freshProvider(name: setting), { try write(handoff.fresh, to: pinPath(directory)) })
             })
     }
 

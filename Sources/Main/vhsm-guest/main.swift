@@ -9,7 +9,16 @@ import KeyService
 let name = CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "") } ?? ""
 switch name {
 case _ where getpid() == 1, "init", "vhsm-init":
-    VHSMInitProgram.main()
+    // PID 1 derives vhsmd's barrier keys (vhsmd's own code, from its configuration) and hands them over on an
+    // inherited descriptor; vhsmd then runs unprivileged, without the Secure Processor.
+    VHSMInitProgram.main(prepareService: { context in
+        let prepared = try VHSMDHandoff.prepare(
+            arguments: context.arguments, device: context.device, descriptor: context.descriptor,
+            reportSocket: context.reportSocket)
+        return ServiceHandoff(
+            descriptorContents: prepared.descriptorContents, ownedPaths: prepared.ownedPaths,
+            arguments: prepared.arguments, lines: prepared.lines)
+    })
 case "vhsmd":
     await VHSMDProgram.main()
 default:

@@ -8,9 +8,26 @@ import NIOCore
 import SNP
 import SNPEmulator
 import Sealing
+import Synchronization
 import Testing
 
 @testable import KeyService
+
+/// A guest device that counts its MSG_KEY_REQs.
+final class CountingDevice: GuestDevice {
+    let inner: EmulatedGuest
+    let derivations = Mutex(0)
+    init(_ inner: EmulatedGuest) { self.inner = inner }
+    var name: String { inner.name }
+    func report(_ request: ReportRequest) throws -> ReportResponse { inner.report(request) }
+    func extendedReport(_ request: ReportRequest) throws -> (ReportResponse, CertificateTable) {
+        try inner.extendedReport(request)
+    }
+    func derivedKey(_ request: DerivedKeyRequest) throws -> DerivedKeyResponse {
+        derivations.withLock { $0 += 1 }
+        return inner.derivedKey(request)
+    }
+}
 
 /// Issue 13 item 8, vhsmd's half: the barrier root key is escrowed to the operator key, and a store that a new chip,
 /// measurement or TCB cannot open waits sealed until the operator releases the escrowed key to the new launch's
@@ -30,7 +47,7 @@ import Testing
     }
 
     /// A config-mode runtime over the suite's store on `guest`, as vhsmd builds it.
-    func runtime(_ guest: EmulatedGuest, operatorKey: HPKEPublicKey?) throws -> (Runtime, Barrier) {
+    func runtime(_ guest: any GuestDevice, operatorKey: HPKEPublicKey?) throws -> (Runtime, Barrier) {
         let barrier = Barrier(backend: backend)
         let seal = try BarrierSeal.provider(
             device: guest, setting: "emulator:test", mode: .measurement, requirements: SealingRequirements(),
@@ -144,14 +161,18 @@ import Testing
 
     @Test func aGrantThatIsNotTheEscrowedKeyOrNotForThisRequestIsRefusedAndTheStoreStaysSealed() async throws {
         try initialiseOnChipA(operatorKey: publicKey)
-        let (runtime, _) = try runtime(guest(Self.chipB), operatorKey: publicKey)
+        let device = CountingDevice(guest(Self.chipB))
+        let (runtime, _) = try runtime(device, operatorKey: publicKey)
         try await app(runtime).test(.live) { client in
             let (_, answer) = try await get(client)
-            // A host that makes up a root key can seal it to the request's key, but it does not open the keyring.
+            // A host that makes up a root key can seal it to the request's key, but it does not open the keyring,
+            // and it is refused before this launch's key is derived (no Secure Processor request).
+            let derivations = device.derivations.withLock { $0 }
             let (forged, forgedReply) = try await put(
                 client, grant: try grant(for: answer, secret: Array(repeating: 0x42, count: 32)))
             #expect(forged == .badRequest)
             #expect((forgedReply["errors"] as? [String])?.first?.contains("does not open this data directory") == true)
+            #expect(device.derivations.withLock { $0 } == derivations)
             // A grant sealed to another request's key (another process, or a host's own) does not open here.
             let other = RecoveryRequest(
                 purpose: .barrier, subject: directory.path,

@@ -185,6 +185,13 @@ final class Runtime: Sendable {
                 throw .badRequest("the grant holds \(secret.count) bytes, not a 32-byte key")
             }
             let released = SymmetricKey(data: secret)
+            // Anyone can seal a key of their choosing to the request's public key: check that it opens the keyring
+            // before this launch's key is derived, so a forged grant costs no Secure Processor request.
+            guard barrier.opens(rootKey: released) else {
+                throw .badRequest(
+                    "the released key does not open this data directory's keyring: the escrow blob served was not "
+                        + "this store's (check the escrow the request came with)")
+            }
             let (provider, commit): (any SealProvider, @Sendable () throws -> Void)
             let rootKey: SymmetricKey
             do {

@@ -116,6 +116,12 @@ final class Barrier: StorageBackend {
         return true
     }
 
+    /// Does `rootKey` open the stored keyring? (Nothing is kept.)
+    func opens(rootKey: SymmetricKey) -> Bool {
+        guard let stored = try? backend.get(Self.keyringPath) else { return false }
+        return (try? Self.openKeyring(stored, rootKey: rootKey)) != nil
+    }
+
     /// Operator recovery: opens the keyring with `oldRootKey` (the escrowed key the operator released), seals it
     /// under `newRootKey` (this launch's) and escrows `newRootKey`, in one transaction, and leaves the barrier
     /// unsealed. Throws `BarrierError.wrongRootKey` when `oldRootKey` does not open the keyring.

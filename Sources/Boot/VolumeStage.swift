@@ -103,15 +103,8 @@ struct VolumeStage<Volume: BootVolume> {
         } else {
             say("vhsm-init: no recovery_key configured: this volume has no recovery keyslot")
         }
-        let validated = try validate(device)
-        guard validated.uuid == uuid, validated.enrollment == enrollment else {
-            throw BootError(
-                stage: .volume,
-                cause: "the header read back from \(device) differs from the one just written "
-                    + "(UUID \(validated.uuid), expected \(uuid))",
-                next: "another writer changed the disk during formatting; check the host")
-        }
-        let mapped = try verifyAndUnlock(validated, key: key)
+        let (validated, mapped) = try readBackAndUnlock(
+            device, uuid: uuid, enrollment: enrollment, key: key, written: "", during: "formatting")
         try makeFilesystem(mapped)
         return Result(
             device: device, mappedDevice: mapped, uuid: uuid, firstBoot: true, integrity: validated.integrity)
@@ -228,15 +221,9 @@ struct VolumeStage<Volume: BootVolume> {
                 "vhsm-init: cannot remove the used recovery grant from \(validated.device) (the next boot will): \(error)"
             )
         }
-        let revalidated = try validate(validated.device)
-        guard revalidated.uuid == uuid, revalidated.enrollment == enrollment else {
-            throw BootError(
-                stage: .volume,
-                cause: "the header read back from \(validated.device) after re-enrolling differs from the one just "
-                    + "written (UUID \(revalidated.uuid), expected \(uuid))",
-                next: "another writer changed the disk during the re-enrollment; check the host")
-        }
-        let mapped = try verifyAndUnlock(revalidated, key: key)
+        let (revalidated, mapped) = try readBackAndUnlock(
+            validated.device, uuid: uuid, enrollment: enrollment, key: key, written: " after re-enrolling",
+            during: "the re-enrollment")
         return Result(
             device: validated.device, mappedDevice: mapped, uuid: uuid, firstBoot: false,
             integrity: revalidated.integrity, reenrolled: true)
@@ -304,6 +291,22 @@ struct VolumeStage<Volume: BootVolume> {
             stage: .attest, cause: "\(refusal) (nothing was enrolled or unlocked)",
             next: "launch without DEBUG and MIGRATE_MA in the guest policy, without SMT unless allow_smt is set, "
                 + "on firmware whose COMMITTED_TCB meets min_tcb")
+    }
+
+    /// After this stage wrote the header of `device` (`during` names the write): reads it back, checks it is the
+    /// volume `uuid` with `enrollment`, and unlocks it with `key`.
+    private func readBackAndUnlock(
+        _ device: String, uuid: String, enrollment: Enrollment, key: [UInt8], written: String, during: String
+    ) throws(BootError) -> (ValidatedVolume<Volume.Header>, String) {
+        let validated = try validate(device)
+        guard validated.uuid == uuid, validated.enrollment == enrollment else {
+            throw BootError(
+                stage: .volume,
+                cause: "the header read back from \(device)\(written) differs from the one just written "
+                    + "(UUID \(validated.uuid), expected \(uuid))",
+                next: "another writer changed the disk during \(during); check the host")
+        }
+        return (validated, try verifyAndUnlock(validated, key: key))
     }
 
     /// The token MAC first (it proves the header parameters are the ones enrolled with this key), then the

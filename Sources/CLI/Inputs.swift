@@ -44,6 +44,14 @@ enum Inputs {
         }
     }
 
+    /// AMD's pinned roots, plus the ARK in `trustingEmulatorRoot` (PEM) when given: the verifier and the extra root
+    /// to offer as a chain candidate.
+    static func verifier(trustingEmulatorRoot path: String?) throws -> (ReportVerifier, [AMDCertificate]) {
+        guard let path else { return (.amd, []) }
+        let root = try certificate(path)
+        return (ReportVerifier.amd.trusting(root), [root])
+    }
+
     static func certificate(_ path: String) throws -> AMDCertificate {
         do { return try AMDCertificate(bytes: try read(path)) } catch let error as CertificateError {
             throw CLIError.input(path, error.description)

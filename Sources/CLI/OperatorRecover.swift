@@ -23,16 +23,13 @@ struct RecoveryTrustOptions: ParsableArguments {
     @Flag(help: "Release to a guest whose policy allows DEBUG (the host can read its memory). Refused by default.")
     var allowDebug = false
 
+    /// `--measurement` as bytes (a usage error when it is not 96 hex digits).
+    func expectedMeasurement() throws -> [UInt8] { try Inputs.hex(measurement, option: "--measurement", count: 48) }
+
     /// Verifies `request`; returns the verified report.
     func verify(_ request: RecoveryRequest, source: String) throws -> VerifiedReport {
-        let expected = try Inputs.hex(measurement, option: "--measurement", count: 48)
-        var verifier = ReportVerifier.amd
-        var extra: [AMDCertificate] = []
-        if let trustEmulatorRoot {
-            let root = try Inputs.certificate(trustEmulatorRoot)
-            verifier = verifier.trusting(root)
-            extra.append(root)
-        }
+        let expected = try expectedMeasurement()
+        let (verifier, extra) = try Inputs.verifier(trustingEmulatorRoot: trustEmulatorRoot)
         do {
             return try request.verify(
                 verifier: verifier, measurement: expected, endorsement: try cert.map(Inputs.certificate),

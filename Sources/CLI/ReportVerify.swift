@@ -81,12 +81,8 @@ struct ReportVerify: AsyncParsableCommand {
                 }
             }
         }
-        var verifier = ReportVerifier.amd
-        if let trustEmulatorRoot {
-            let root = try Inputs.certificate(trustEmulatorRoot)
-            verifier = verifier.trusting(root)
-            candidates.append(root)
-        }
+        let (verifier, emulatorRoot) = try Inputs.verifier(trustingEmulatorRoot: trustEmulatorRoot)
+        candidates += emulatorRoot
         guard let endorsement else {
             throw CLIError.usage(
                 "no VCEK or VLEK to check \(file) against: pass --cert FILE or --cert-table FILE "

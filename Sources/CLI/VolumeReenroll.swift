@@ -39,13 +39,7 @@ struct VolumeReenroll: AsyncParsableCommand {
     @Argument(help: "The volume image or block device.") var image: String
     @Option(help: "The operator's recovery private key (unencrypted PEM, P-384 or X25519).") var recoveryKey: String
     @Option(help: "The guest's console log (or a file) with its recovery request and challenge.") var request: String
-    @Option(help: "The MEASUREMENT (48 bytes hex) of the launch to release the key to. Required.")
-    var measurement: String
-    @Option(help: "Also trust this ARK (PEM): the emulator's, from 'vhsm emulator certs'.") var trustEmulatorRoot:
-        String?
-    @Option(help: "The chip's VCEK or VLEK (DER or PEM), when the request carries no certificates.") var cert: String?
-    @Flag(help: "Accept a guest policy that allows DEBUG (refused by default: the host can read its memory).")
-    var allowDebug = false
+    @OptionGroup var trust: RecoveryTrustOptions
     @Flag(help: "Print JSON.") var json = false
 
     struct Outcome: Encodable {
@@ -63,7 +57,7 @@ struct VolumeReenroll: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let expected = try Inputs.hex(measurement, option: "--measurement", count: 48)
+        _ = try trust.expectedMeasurement()  // a usage error before anything is read
         let operatorKey: RecoveryPrivateKey
         do {
             operatorKey = try RecoveryPrivateKey(pem: String(decoding: try Inputs.read(recoveryKey), as: UTF8.self))
@@ -79,14 +73,6 @@ struct VolumeReenroll: AsyncParsableCommand {
         } catch {
             throw CLIError.input(request, error.description)
         }
-        var verifier = ReportVerifier.amd
-        var extra: [AMDCertificate] = []
-        if let trustEmulatorRoot {
-            let root = try Inputs.certificate(trustEmulatorRoot)
-            verifier = verifier.trusting(root)
-            extra.append(root)
-        }
-        let endorsement = try cert.map(Inputs.certificate)
 
         let volume = LUKSVolume(path: image)
         let header: ValidatedHeader
@@ -102,14 +88,7 @@ struct VolumeReenroll: AsyncParsableCommand {
                 "the recovery challenge is for '\(challenge.context)', expected '\(context)': it belongs to "
                     + "another volume")
         }
-        let verified: VerifiedReport
-        do {
-            verified = try parsed.verify(
-                verifier: verifier, measurement: expected, endorsement: endorsement, extraCertificates: extra,
-                allowDebug: allowDebug)
-        } catch {
-            throw CLIError.refused(error.description)
-        }
+        let verified = try trust.verify(parsed, source: request)
 
         var answer: [UInt8]
         do { answer = try challenge.open(with: operatorKey.hpke) } catch {

@@ -97,25 +97,22 @@ final class CryptDevice {
     }
 
     /// A validated header copy (`header`, a memfd path) for the data on `data`.
-    init(header: String, data: String) throws(VolumeError) {
-        var handle: OpaquePointer?
-        let rc = crypt_init_data_device(&handle, header, data)
-        guard rc == 0, let handle else {
-            throw .cryptsetup(
-                path: data, operation: "open with its header copy", Errno(rawValue: -rc), log: CryptLibrary.log)
-        }
-        self.path = data
-        self.handle = handle
+    convenience init(header: String, data: String) throws(VolumeError) {
+        try self.init(metadata: header, data: data, operation: "open with its header copy")
     }
 
     /// A dm-verity hash tree on `hash` for the data on `data` (`crypt_init_data_device(hash, data)`; they may be
     /// the same device). Nothing is read until `formatVerity`.
-    init(verityHash hash: String, data: String) throws(VolumeError) {
+    convenience init(verityHash hash: String, data: String) throws(VolumeError) {
+        try self.init(metadata: hash, data: data, operation: "open with its hash device \(hash)")
+    }
+
+    /// `crypt_init_data_device(metadata, data)`; `operation` names it in the error.
+    private init(metadata: String, data: String, operation: String) throws(VolumeError) {
         var handle: OpaquePointer?
-        let rc = crypt_init_data_device(&handle, hash, data)
+        let rc = crypt_init_data_device(&handle, metadata, data)
         guard rc == 0, let handle else {
-            throw .cryptsetup(
-                path: data, operation: "open with its hash device \(hash)", Errno(rawValue: -rc), log: CryptLibrary.log)
+            throw .cryptsetup(path: data, operation: operation, Errno(rawValue: -rc), log: CryptLibrary.log)
         }
         self.path = data
         self.handle = handle

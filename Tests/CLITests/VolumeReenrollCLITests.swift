@@ -76,8 +76,10 @@ import Volume
                 "--measurement", "aa", "--trust-emulator-root", "ark.pem", "--cert", "vcek.der", "--allow-debug",
                 "--json",
             ]) as? VolumeReenroll)
-        #expect(parsed.image == "disk.img" && parsed.request == "console.log" && parsed.measurement == "aa")
-        #expect(parsed.trustEmulatorRoot == "ark.pem" && parsed.cert == "vcek.der" && parsed.allowDebug && parsed.json)
+        #expect(parsed.image == "disk.img" && parsed.request == "console.log" && parsed.trust.measurement == "aa")
+        #expect(
+            parsed.trust.trustEmulatorRoot == "ark.pem" && parsed.trust.cert == "vcek.der" && parsed.trust.allowDebug
+                && parsed.json)
         // Without --measurement the key would go to whatever launch the host chose: a usage error (exit 2).
         #expect {
             try VHSM.parseAsRoot([

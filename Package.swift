@@ -60,6 +60,19 @@ let package = Package(
             swiftSettings: strict),
         .target(name: "SNP", dependencies: ["Sealing", crypto, cryptoExtras, asn1], swiftSettings: strict),
         .target(name: "SNPGuest", dependencies: ["SNP", "CLinux", system], swiftSettings: strict),
+        // Attested TLS (DESIGN §9): the evidence vhsmd proves itself with (JSON and certificate extension), the
+        // client's check of it, and the client connection that takes the handshake's key.
+        .target(
+            name: "AttestedTLS",
+            dependencies: [
+                "SNP", crypto, asn1,
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict),
         .target(
             name: "SNPEmulator",
             dependencies: ["SNP", crypto, cryptoExtras, asn1, system],
@@ -68,7 +81,8 @@ let package = Package(
         .executableTarget(
             name: "CLI",
             dependencies: [
-                "SNP", "SNPGuest", "SNPEmulator", "Volume", "Sealing", argumentParser, system, crypto,
+                "SNP", "SNPGuest", "SNPEmulator", "Volume", "Sealing", "AttestedTLS", argumentParser, system, crypto,
+                .product(name: "X509", package: "swift-certificates"),
                 // The HTTPS client of 'vhsm operator' (TLS is swift-nio-ssl's).
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -80,7 +94,7 @@ let package = Package(
         .target(
             name: "KeyService",
             dependencies: [
-                "SNP", "SNPGuest", "Sealing", crypto, cryptoExtras, asn1, argumentParser,
+                "SNP", "SNPGuest", "Sealing", "AttestedTLS", crypto, cryptoExtras, asn1, argumentParser,
                 .target(name: "SNPEmulator", condition: .when(traits: ["Emulator"])),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -125,7 +139,9 @@ let package = Package(
         .testTarget(
             name: "KeyServiceTests",
             dependencies: [
-                "KeyService", "SNP", "SNPEmulator", "SNPGuest", "Sealing", "CLinux", crypto, cryptoExtras, asn1,
+                "KeyService", "SNP", "SNPEmulator", "SNPGuest", "Sealing", "AttestedTLS", "CLinux", crypto,
+                cryptoExtras,
+                asn1,
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -139,6 +155,13 @@ let package = Package(
         .testTarget(
             name: "BootTests",
             dependencies: ["Boot", "SNP", "SNPEmulator", "SNPGuest", "StrictJSON", "Sealing", "Volume", crypto],
+            swiftSettings: strict),
+        .testTarget(
+            name: "AttestedTLSTests",
+            dependencies: [
+                "AttestedTLS", "SNP", "SNPEmulator", crypto, asn1,
+                .product(name: "X509", package: "swift-certificates"),
+            ],
             swiftSettings: strict),
         .testTarget(name: "StrictJSONTests", dependencies: ["StrictJSON"], swiftSettings: strict),
         .testTarget(

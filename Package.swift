@@ -65,12 +65,13 @@ let package = Package(
         .target(
             name: "AttestedTLS",
             dependencies: [
-                "SNP", crypto, asn1,
+                "SNP", "StrictJSON", crypto, asn1,
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ],
             swiftSettings: strict),
         .target(
@@ -82,7 +83,7 @@ let package = Package(
             name: "CLI",
             dependencies: [
                 "SNP", "SNPGuest", "SNPEmulator", "Volume", "Sealing", "AttestedTLS", argumentParser, system, crypto,
-                .product(name: "X509", package: "swift-certificates"),
+                asn1, .product(name: "X509", package: "swift-certificates"),
                 // The HTTPS client of 'vhsm operator' (TLS is swift-nio-ssl's).
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -161,6 +162,10 @@ let package = Package(
             dependencies: [
                 "AttestedTLS", "SNP", "SNPEmulator", crypto, asn1,
                 .product(name: "X509", package: "swift-certificates"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict),
         .testTarget(name: "StrictJSONTests", dependencies: ["StrictJSON"], swiftSettings: strict),

@@ -151,16 +151,32 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "CLITests", dependencies: ["CLI", "SNP", "SNPEmulator", "Volume", "Sealing", crypto, cryptoExtras],
+            name: "CLITests",
+            dependencies: [
+                "CLI", "SNP", "SNPEmulator", "Volume", "Sealing", "AttestedTLS", "AttestedTLSTestSupport", crypto,
+                cryptoExtras, .product(name: "X509", package: "swift-certificates"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "BootTests",
             dependencies: ["Boot", "SNP", "SNPEmulator", "SNPGuest", "StrictJSON", "Sealing", "Volume", crypto],
             swiftSettings: strict),
+        // A stand-in vhsmd (an in-process HTTPS server answering sys/attestation) for the client's tests.
+        .target(
+            name: "AttestedTLSTestSupport",
+            dependencies: [
+                "AttestedTLS", "SNP", "SNPEmulator", crypto, asn1,
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Tests/AttestedTLSTestSupport", swiftSettings: strict),
         .testTarget(
             name: "AttestedTLSTests",
             dependencies: [
-                "AttestedTLS", "SNP", "SNPEmulator", crypto, asn1,
+                "AttestedTLS", "AttestedTLSTestSupport", "SNP", "SNPEmulator", crypto, asn1,
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

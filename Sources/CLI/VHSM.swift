@@ -22,6 +22,7 @@ struct VHSM: AsyncParsableCommand {
             """,
         subcommands: [
             Report.self, Key.self, Measure.self, Emulator.self, IDBlock.self, VolumeCommands.self, Operator.self,
+            Server.self,
         ]
     )
 
@@ -54,6 +55,11 @@ extension VHSM {
         static let configuration = CommandConfiguration(
             abstract: "Show, verify and get SEV-SNP attestation reports.",
             subcommands: [ReportShow.self, ReportVerify.self, ReportGet.self])
+    }
+
+    struct Server: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a running vhsmd before trusting it (attested TLS).", subcommands: [ServerVerify.self])
     }
 
     struct Key: AsyncParsableCommand {

@@ -1,4 +1,5 @@
 import AttestedTLS
+import AttestedTLSTestSupport
 import Crypto
 import Foundation
 import NIOCore
@@ -149,23 +150,7 @@ import X509
             chip: chip,
             launch: LaunchContext(
                 measurement: [UInt8](repeating: 0x5A, count: 48), policy: GuestPolicy(rawValue: 0x30000)))
-        let server = try await FakeVHSMD.start { server, uri in
-            guard uri.hasPrefix("/v1/sys/attestation?nonce=") else { return (404, Array(#"{"errors":[]}"#.utf8)) }
-            let nonce = try Hex.decode(String(uri.dropFirst(26)), count: 32)
-            let spki = AttestedTLSBinding.spkiSHA256(server.certificate.publicKey.subjectPublicKeyInfoDER)
-            let data = try #require(AttestedTLSBinding.reportData(nonce: nonce, spkiSHA256: spki))
-            let (response, table) = try guest.extendedReport(try ReportRequest(reportData: data))
-            let report = try response.checked()
-            let certificates = AttestationEvidence.certificates(from: table, signer: report.keyInfo.signingKey)
-            let list = certificates.map { "\"\(Data($0).base64EncodedString())\"" }.joined(separator: ",")
-            return (
-                200,
-                ClientTests.body(
-                    ClientTests.data(
-                        nonce: "\"\(Hex.encode(nonce))\"", report: "\"\(Data(report.bytes).base64EncodedString())\"",
-                        certificates: "[\(list)]", spki: "\"\(Hex.encode(spki))\""))
-            )
-        }
+        let server = try await FakeVHSMD.start { server, uri in try server.attestation(uri, guest: guest) }
         defer { server.stop() }
         let client = AttestedTLSClient(host: "127.0.0.1", port: server.port, timeout: .seconds(10))
         let nonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
@@ -263,98 +248,6 @@ import X509
                 return
             }
             #expect(error.description.contains("is this vhsmd's HTTPS listener?"))
-        }
-    }
-}
-
-/// An in-process HTTPS server on 127.0.0.1 with a fresh self-signed P-256 certificate, answering each request with
-/// `answer(server, uri)`.
-final class FakeVHSMD: Sendable {
-    let channel: any Channel
-    let port: Int
-    let certificate: Certificate
-    let certificateDER: [UInt8]
-    let requests = Mutex<[String]>([])
-
-    typealias Answer = @Sendable (FakeVHSMD, String) async throws -> (Int, [UInt8])
-
-    private init(channel: any Channel, certificate: Certificate, der: [UInt8]) {
-        self.channel = channel
-        self.port = channel.localAddress?.port ?? 0
-        self.certificate = certificate
-        self.certificateDER = der
-    }
-
-    /// `lengthHeader: false` answers chunked, without Content-Length.
-    static func start(tls: Bool = true, lengthHeader: Bool = true, answer: @escaping Answer) async throws -> FakeVHSMD {
-        let key = P256.Signing.PrivateKey()
-        let name = try DistinguishedName { CommonName("vhsmd") }
-        let certificate = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
-            notValidBefore: Date().addingTimeInterval(-60), notValidAfter: Date().addingTimeInterval(3600),
-            issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions(),
-            issuerPrivateKey: .init(key))
-        var serializer = DER.Serializer()
-        try serializer.serialize(certificate)
-        let der = serializer.serializedBytes
-        var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: [.certificate(try NIOSSLCertificate(bytes: der, format: .der))],
-            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(key.pemRepresentation.utf8), format: .pem)))
-        configuration.minimumTLSVersion = .tlsv12
-        let context = try NIOSSLContext(configuration: configuration)
-        let box = Mutex<FakeVHSMD?>(nil)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context)) }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(
-                        Responder(server: { box.withLock { $0 } }, lengthHeader: lengthHeader, answer: answer))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        let server = FakeVHSMD(channel: channel, certificate: certificate, der: der)
-        box.withLock { $0 = server }
-        return server
-    }
-
-    func stop() { channel.close(promise: nil) }
-
-    private final class Responder: ChannelInboundHandler, Sendable {
-        typealias InboundIn = HTTPServerRequestPart
-        typealias OutboundOut = HTTPServerResponsePart
-        let server: @Sendable () -> FakeVHSMD?
-        let answer: Answer
-        let lengthHeader: Bool
-
-        init(server: @escaping @Sendable () -> FakeVHSMD?, lengthHeader: Bool, answer: @escaping Answer) {
-            self.server = server
-            self.lengthHeader = lengthHeader
-            self.answer = answer
-        }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            guard case .head(let head) = unwrapInboundIn(data), let server = server() else { return }
-            server.requests.withLock { $0.append(head.uri) }
-            let answer = self.answer
-            let bound = NIOLoopBound((context, self), eventLoop: context.eventLoop)
-            let promise = context.eventLoop.makePromise(of: (Int, [UInt8]).self)
-            promise.completeWithTask { try await answer(server, head.uri) }
-            promise.futureResult.whenComplete { result in
-                let (context, handler) = bound.value
-                let (status, body) = (try? result.get()) ?? (500, Array(#"{"errors":["test server failed"]}"#.utf8))
-                var headers = HTTPHeaders()
-                headers.add(name: "Content-Type", value: "application/json")
-                if handler.lengthHeader { headers.add(name: "Content-Length", value: String(body.count)) }
-                let responseHead = HTTPResponseHead(
-                    version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
-                context.write(handler.wrapOutboundOut(.head(responseHead)), promise: nil)
-                context.write(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
-                context.writeAndFlush(handler.wrapOutboundOut(.end(nil))).whenComplete { _ in
-                    bound.value.0.close(promise: nil)
-                }
-            }
         }
     }
 }

@@ -1,0 +1,308 @@
+import ArgumentParser
+import AttestedTLS
+import Crypto
+import Foundation
+import SNP
+import SwiftASN1
+import X509
+
+struct ServerVerify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check that vhsmd at URL runs in a genuine SEV-SNP VM you expect, and that its TLS key is that VM's.",
+        discussion: """
+            One TLS connection: the leaf certificate the handshake presents is recorded (not trusted yet), a random \
+            32-byte nonce is drawn, and GET /v1/sys/attestation?nonce=HEX asks vhsmd for a fresh report on that same \
+            connection. Nothing secret is sent.
+
+            Genuine: the report's AMD chain (ARK → ASK/ASVK → VCEK/VLEK) ends at one of AMD's pinned roots, or at \
+            the one --trust-emulator-root names (the emulator's root is never trusted unless named); certificate \
+            SPLs equal REPORTED_TCB; the report's signature holds.
+            Bound: REPORT_DATA = SHA-512("vhsm-attested-tls-v1" ‖ nonce ‖ SHA-256(SPKI)), with the 32 nonce bytes \
+            sent and the DER SubjectPublicKeyInfo of the certificate in this handshake. A man in the middle with \
+            its own certificate, or an answer replayed for another nonce, fails here.
+            Acceptable: MEASUREMENT is one of --measurement and the --manifest's; ID_KEY_DIGEST and \
+            AUTHOR_KEY_DIGEST one of those given; GUEST_SVN at least --min-guest-svn; HOST_DATA equal to \
+            --host-data; REPORTED_TCB at least --min-tcb; the guest policy does not allow DEBUG unless --allow-debug.
+            At least one of --measurement, --manifest, --id-key-digest or --author-key-digest is required: verifying \
+            "some SEV-SNP VM" is not verification. Every problem found is listed.
+
+            --from-certificate verifies the evidence vhsmd's self-signed certificate carries (extension \
+            1.3.9903.1.1, nonce all zero) from the handshake alone: genuine and bound to the key, but as old as the \
+            certificate — freshness is not checked, and the verdict says so.
+
+            --ca-out FILE writes the verified certificate (PEM) only when it is trusted: use it with \
+            curl --cacert FILE, VAULT_CACERT=FILE, or hvac's Client(url, verify=FILE).
+
+            Example:
+              vhsm server verify https://127.0.0.1:8200 --manifest out/manifest.json \\
+                  --trust-emulator-root out/emulator/certs/ark.pem --ca-out vhsmd.pem
+              curl --cacert vhsmd.pem https://127.0.0.1:8200/v1/sys/health
+
+            Exit 0 trusted; 1 refused or unreachable (every problem is listed); 2 usage error or unreadable input.
+            """)
+
+    @Argument(help: "vhsmd's URL: https://HOST:PORT.") var url: String
+    @Option(
+        name: .customLong("measurement"),
+        help: ArgumentHelp("Expected MEASUREMENT (48 bytes hex); repeat to accept any of several.", valueName: "hex"))
+    var measurements: [String] = []
+    @Option(help: "A launch manifest from 'make image' (out/manifest.json): its MEASUREMENT is expected.")
+    var manifest: String?
+    @Option(
+        name: .customLong("id-key-digest"),
+        help: ArgumentHelp(
+            "Expected ID_KEY_DIGEST (48 bytes hex, a signed image); repeat to accept any of several.", valueName: "hex")
+    )
+    var idKeyDigests: [String] = []
+    @Option(
+        name: .customLong("author-key-digest"),
+        help: ArgumentHelp(
+            "Expected AUTHOR_KEY_DIGEST (48 bytes hex); repeat to accept any of several.", valueName: "hex"))
+    var authorKeyDigests: [String] = []
+    @Option(help: "Minimum GUEST_SVN (with --id-key-digest or --author-key-digest).") var minGuestSvn: UInt32?
+    @Option(help: "Expected HOST_DATA (32 bytes hex).") var hostData: String?
+    @Option(help: "Minimum REPORTED_TCB, per component (8 bytes hex in report order, e.g. 0300000000000873).")
+    var minTCB: String?
+    @Flag(help: "Accept a guest policy that allows DEBUG (refused by default: the host can read its memory).")
+    var allowDebug = false
+    @Option(help: "Also trust this ARK (PEM): the emulator's, from 'vhsm emulator certs'.") var trustEmulatorRoot:
+        String?
+    @Option(help: "The VCEK or VLEK (DER or PEM), when the evidence carries none.") var cert: String?
+    @Option(help: "Write the verified certificate here (PEM), only when trusted.") var caOut: String?
+    @Flag(help: "Print the verdict as JSON.") var json = false
+    @Flag(help: "Verify the evidence in the certificate's extension instead of a fresh report (freshness unchecked).")
+    var fromCertificate = false
+    @Option(help: ArgumentHelp("Seconds to connect, handshake and get the answer.", valueName: "seconds"))
+    var timeout: Double = 30
+
+    struct Verdict: Encodable {
+        var url: String
+        var trusted = false
+        var genuine = false
+        var bound = false
+        var acceptable = false
+        var fresh = false
+        var freshness = ""
+        var nonce: String?
+        var spki_sha256: String?
+        var announced_spki_sha256: String?
+        var certificate_sha256: String?
+        var measurement: String?
+        var product: String?
+        var signer: String?
+        var root: String?
+        var chain: [String] = []
+        var checked_at: String
+        var ca_out: String?
+        var problems: [String] = []
+        var violations: [[String: String]] = []
+        var report: ReportJSON?
+    }
+
+    /// The reference values the options name; usage errors (exit 2) say what is missing or malformed.
+    func referenceValues() throws -> ReferenceValues {
+        var reference = ReferenceValues(allowDebug: allowDebug)
+        reference.measurements = try measurements.map { try Inputs.hex($0, option: "--measurement", count: 48) }
+        if let manifest { reference.measurements.append(try Self.manifestMeasurement(manifest)) }
+        reference.idKeyDigests = try idKeyDigests.map { try Inputs.hex($0, option: "--id-key-digest", count: 48) }
+        reference.authorKeyDigests = try authorKeyDigests.map {
+            try Inputs.hex($0, option: "--author-key-digest", count: 48)
+        }
+        if let minGuestSvn {
+            guard !reference.idKeyDigests.isEmpty || !reference.authorKeyDigests.isEmpty else {
+                throw CLIError.usage(
+                    "--min-guest-svn \(minGuestSvn) applies to signed images: give the signing key with "
+                        + "--id-key-digest or --author-key-digest too")
+            }
+            reference.minimumGuestSVN = minGuestSvn
+        }
+        reference.hostData = try hostData.map { try Inputs.hex($0, option: "--host-data", count: 32) }
+        reference.minimumTCB = try minTCB.map { try Inputs.tcb($0, option: "--min-tcb") }
+        guard reference.namesAnIdentity else {
+            throw CLIError.usage(
+                "say which VM you expect: give --measurement HEX, --manifest FILE (out/manifest.json from "
+                    + "'make image'), --id-key-digest HEX or --author-key-digest HEX. Verifying 'some SEV-SNP VM' is "
+                    + "not verification: any VM on any AMD chip would pass")
+        }
+        return reference
+    }
+
+    /// MEASUREMENT of a launch manifest (`"format": "vhsm-launch-manifest/1"`, `"measurement": "<96 hex>"`).
+    static func manifestMeasurement(_ path: String) throws -> [UInt8] {
+        let bytes = try Inputs.read(path, limit: 1 << 20)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+            throw CLIError.input(path, "is not a JSON object; expected the launch manifest 'make image' writes")
+        }
+        guard let format = object["format"] as? String, format == "vhsm-launch-manifest/1" else {
+            throw CLIError.input(
+                path,
+                "is not a vhsm launch manifest: its \"format\" is \(object["format"].map { "'\($0)'" } ?? "missing"), "
+                    + "expected 'vhsm-launch-manifest/1'")
+        }
+        guard let text = object["measurement"] as? String, let measurement = try? Hex.decode(text, count: 48) else {
+            throw CLIError.input(path, "has no \"measurement\" of 48 bytes hex (96 digits)")
+        }
+        return measurement
+    }
+
+    /// Checks the options that need no network: reference values, files, URL, timeout.
+    func prepared() throws -> (ReferenceValues, ReportVerifier, [AMDCertificate], AMDCertificate?, AttestedTLSClient) {
+        let reference = try referenceValues()
+        let (verifier, emulatorRoot) = try Inputs.verifier(trustingEmulatorRoot: trustEmulatorRoot)
+        let endorsement = try cert.map(Inputs.certificate)
+        if let caOut {
+            let directory = URL(fileURLWithPath: caOut).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue
+            else { throw CLIError.input(caOut, "cannot be written: its directory \(directory) does not exist") }
+        }
+        guard timeout > 0, timeout <= 3600 else {
+            throw CLIError.usage("--timeout \(timeout) must be more than 0 and at most 3600 seconds")
+        }
+        let client: AttestedTLSClient
+        do {
+            client = try AttestedTLSClient(url: url, timeout: .milliseconds(Int64(timeout * 1000)))
+        } catch { throw CLIError.usage(error.description) }
+        return (reference, verifier, emulatorRoot, endorsement, client)
+    }
+
+    func run() async throws {
+        let verdict = try await verdict()
+        print(json ? Output.json(verdict) : text(verdict))
+        if !verdict.trusted { throw ExitCode(1) }
+    }
+
+    /// Connects, fetches and checks; writes --ca-out when trusted. Usage errors throw (exit 2); an unreachable
+    /// server throws in text mode and is the verdict's one problem with --json.
+    func verdict() async throws -> Verdict {
+        let (reference, verifier, emulatorRoot, endorsement, client) = try prepared()
+        let instant = Date()
+        var verdict = Verdict(url: client.place, checked_at: instant.formatted(.iso8601))
+        let nonce =
+            fromCertificate
+            ? AttestedTLSBinding.certificateNonce : SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        verdict.nonce = Hex.encode(nonce)
+
+        // The evidence and the handshake's leaf, or the sentence why there is none.
+        var evidence: AttestationEvidence?
+        var leafDER: [UInt8]?
+        var leaf: Certificate?
+        var announced: [UInt8]?
+        do {
+            let der: [UInt8]
+            if fromCertificate {
+                der = try await client.leafCertificate()
+            } else {
+                let attestation = try await client.attestation(nonce: nonce)
+                der = attestation.leafCertificate
+                evidence = attestation.answer.evidence
+                announced = attestation.answer.announcedSPKISHA256
+            }
+            leafDER = der
+            verdict.certificate_sha256 = Hex.encode(SHA256.hash(data: der))
+            do { leaf = try Certificate(derEncoded: der) } catch {
+                verdict.problems.append("the certificate \(client.place) presented does not parse as X.509: \(error)")
+            }
+            if fromCertificate, let leaf {
+                do {
+                    evidence = try AttestationEvidence(certificate: leaf)
+                    if evidence == nil {
+                        verdict.problems.append(
+                            "the certificate \(client.place) presented carries no attestation evidence (extension "
+                                + "\(AttestationEvidence.oid)): an operator's own certificate (tls_cert_file) or a "
+                                + "vhsmd without attested TLS; verify a fresh report instead (without "
+                                + "--from-certificate)")
+                    }
+                } catch {
+                    verdict.problems.append(
+                        "the evidence in the certificate's extension \(AttestationEvidence.oid) does not parse: "
+                            + "\(error)")
+                }
+            }
+        } catch {
+            guard json else { throw CLIError.refused(error.description) }
+            verdict.problems.append(error.description)
+        }
+        verdict.announced_spki_sha256 = announced.map(Hex.encode)
+
+        if let evidence, let leaf {
+            let spki = AttestedTLSBinding.spkiSHA256(leaf.publicKey.subjectPublicKeyInfoDER)
+            verdict.spki_sha256 = Hex.encode(spki)
+            let checked = EvidenceCheck.check(
+                evidence, nonce: nonce, handshakeSPKISHA256: spki, announcedSPKISHA256: announced,
+                reference: reference, verifier: verifier, extraCertificates: emulatorRoot, endorsement: endorsement,
+                at: instant)
+            verdict.genuine = checked.genuine
+            verdict.bound = checked.bound
+            verdict.acceptable = checked.acceptable
+            verdict.problems += checked.problems
+            verdict.violations = checked.violations.map {
+                ["field": $0.field, "expected": $0.expected, "actual": $0.actual]
+            }
+            if let report = checked.report {
+                verdict.measurement = Hex.encode(report.measurement)
+                verdict.report = ReportJSON(report, product: checked.verified?.product)
+            }
+            if let verified = checked.verified {
+                verdict.product = verified.product.name
+                verdict.signer = verified.signer.description
+                verdict.root = verified.rootIsAMD ? "AMD (pinned)" : "operator-trusted (--trust-emulator-root)"
+                verdict.chain = verified.chain.map { $0.subject.commonName ?? "?" }
+            }
+            verdict.trusted = checked.trusted && verdict.problems.isEmpty
+        }
+        verdict.fresh = verdict.trusted && !fromCertificate
+        verdict.freshness =
+            fromCertificate
+            ? "not checked: the evidence is the certificate's own (all-zero nonce), as old as the certificate"
+                + (leaf.map { " (issued \($0.notValidBefore.formatted(.iso8601)))" } ?? "")
+            : "a fresh report for nonce \(Hex.encode(nonce))"
+
+        if verdict.trusted, let caOut, let leafDER {
+            try Inputs.write(Array(Self.pem(leafDER).utf8), to: caOut)
+            verdict.ca_out = caOut
+        }
+        return verdict
+    }
+
+    /// The certificate's DER as the handshake presented it, in PEM.
+    static func pem(_ der: [UInt8]) -> String {
+        "-----BEGIN CERTIFICATE-----\n"
+            + Data(der).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
+            + "\n-----END CERTIFICATE-----\n"
+    }
+
+    func text(_ verdict: Verdict) -> String {
+        func yes(_ value: Bool) -> String { value ? "yes" : "NO" }
+        var lines = [
+            verdict.trusted
+                ? "\(verdict.url): TRUSTED — genuine, bound to this connection's TLS key, acceptable"
+                : "\(verdict.url): NOT TRUSTED (genuine \(yes(verdict.genuine)), bound \(yes(verdict.bound)), "
+                    + "acceptable \(yes(verdict.acceptable)))"
+        ]
+        if let signer = verdict.signer, let product = verdict.product {
+            lines.append("  signed by     \(signer) of a \(product) chip")
+            lines.append("  chain         \(verdict.chain.joined(separator: " → ")), root \(verdict.root ?? "?")")
+        }
+        if let spki = verdict.spki_sha256 { lines.append("  tls key       SPKI SHA-256 \(spki)") }
+        if let certificate = verdict.certificate_sha256, let bytes = try? Hex.decode(certificate) {
+            lines.append("  certificate   SHA-256 fingerprint \(VaultClient.colonHex(bytes))")
+        }
+        lines.append("  freshness     \(verdict.freshness)")
+        if let report = verdict.report {
+            lines.append("  measurement   \(report.measurement)")
+            lines.append("  policy        \(report.policy.raw) (\(report.policy.flags.joined(separator: ", ")))")
+            lines.append("  reported tcb  \(report.reported_tcb.raw)")
+        }
+        lines.append("  checked at    \(verdict.checked_at)")
+        if let caOut = verdict.ca_out {
+            lines.append(
+                "  wrote         \(caOut) (the verified certificate, PEM: curl --cacert, VAULT_CACERT, hvac verify=)")
+        } else if let caOut {
+            lines.append("  not written   \(caOut): the certificate is not trusted")
+        }
+        lines += verdict.problems.map { "  - \($0)" }
+        return lines.joined(separator: "\n")
+    }
+}

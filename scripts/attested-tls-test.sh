@@ -81,7 +81,7 @@ spki=$(openssl x509 -in "$cacert" -pubkey -noout | openssl pkey -pubin -outform 
 verify --measurement "$measurement" --trust-emulator-root "$root" --json >"$work/verdict.json" 2>"$work/verdict.err"
 status=$?
 # field KEY [KEY…]: a value of the last --json verdict (booleans as true/false).
-field() { python3 -c 'import functools,json,sys; v=functools.reduce(lambda o, k: o[k], sys.argv[2:], json.load(open(sys.argv[1]))); print(str(v).lower() if isinstance(v, bool) else v)' "$work/verdict.json" "$@"; }
+field() { python3 -c 'import functools,json,sys; v=functools.reduce(lambda o, k: o[k], sys.argv[2:], json.load(open(sys.argv[1]))); print(str(v).lower() if isinstance(v, bool) else v)' "$work/verdict.json" "$@" 2>/dev/null; }
 check "--json: trusted, fresh, bound, and spki_sha256 is the SHA-256 of the certificate's SPKI (openssl: $spki)" \
   '[ "$status" = 0 ] && [ "$(field trusted)" = true ] && [ "$(field fresh)" = true ] && [ "$(field bound)" = true ] &&
    [ "$(field spki_sha256)" = "$spki" ] && [ "$(field measurement)" = "$measurement" ] && [ "$(field report measurement)" = "$measurement" ]'

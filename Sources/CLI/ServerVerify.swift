@@ -76,6 +76,7 @@ struct ServerVerify: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds to connect, handshake and get the answer.", valueName: "seconds"))
     var timeout: Double = 30
 
+    /// The verdict; with --json every key is present (null when unknown, e.g. after an unreachable server).
     struct Verdict: Encodable {
         var url: String
         var trusted = false
@@ -98,6 +99,37 @@ struct ServerVerify: AsyncParsableCommand {
         var problems: [String] = []
         var violations: [[String: String]] = []
         var report: ReportJSON?
+
+        enum CodingKeys: String, CodingKey {
+            case url, trusted, genuine, bound, acceptable, fresh, freshness, nonce, spki_sha256, announced_spki_sha256
+            case certificate_sha256, measurement, product, signer, root, chain, checked_at, ca_out, problems
+            case violations, report
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(url, forKey: .url)
+            try container.encode(trusted, forKey: .trusted)
+            try container.encode(genuine, forKey: .genuine)
+            try container.encode(bound, forKey: .bound)
+            try container.encode(acceptable, forKey: .acceptable)
+            try container.encode(fresh, forKey: .fresh)
+            try container.encode(freshness, forKey: .freshness)
+            try container.encode(nonce, forKey: .nonce)
+            try container.encode(spki_sha256, forKey: .spki_sha256)
+            try container.encode(announced_spki_sha256, forKey: .announced_spki_sha256)
+            try container.encode(certificate_sha256, forKey: .certificate_sha256)
+            try container.encode(measurement, forKey: .measurement)
+            try container.encode(product, forKey: .product)
+            try container.encode(signer, forKey: .signer)
+            try container.encode(root, forKey: .root)
+            try container.encode(chain, forKey: .chain)
+            try container.encode(checked_at, forKey: .checked_at)
+            try container.encode(ca_out, forKey: .ca_out)
+            try container.encode(problems, forKey: .problems)
+            try container.encode(violations, forKey: .violations)
+            try container.encode(report, forKey: .report)
+        }
     }
 
     /// The reference values the options name; usage errors (exit 2) say what is missing or malformed.

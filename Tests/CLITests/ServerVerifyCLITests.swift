@@ -265,5 +265,14 @@ import X509
                 == "cannot reach https://127.0.0.1:1: connection refused — check the URL and that vhsmd is running")
         let verdict = try await command(arguments + ["--json"]).verdict()
         #expect(!verdict.trusted && verdict.problems.count == 1 && verdict.problems[0].hasPrefix("cannot reach"))
+        // Every key is there for a script, null when unknown.
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(Output.json(verdict).utf8)) as? [String: Any])
+        for key in [
+            "url", "trusted", "fresh", "spki_sha256", "certificate_sha256", "measurement", "report", "problems",
+        ] {
+            #expect(object[key] != nil, "\(key)")
+        }
+        #expect(object["spki_sha256"] is NSNull && object["trusted"] as? Bool == false)
     }
 }

@@ -69,6 +69,8 @@ struct ServerVerify: AsyncParsableCommand {
     @Option(help: "Also trust this ARK (PEM): the emulator's, from 'vhsm emulator certs'.") var trustEmulatorRoot:
         String?
     @Option(help: "The VCEK or VLEK (DER or PEM), when the evidence carries none.") var cert: String?
+    @Option(help: "PEM with the ASK or ASVK and/or the ARK (e.g. the KDS cert_chain), when the evidence lacks them.")
+    var chain: String?
     @Option(help: "Write the verified certificate here (PEM), only when trusted.") var caOut: String?
     @Flag(help: "Print the verdict as JSON.") var json = false
     @Flag(help: "Verify the evidence in the certificate's extension instead of a fresh report (freshness unchecked).")
@@ -183,6 +185,7 @@ struct ServerVerify: AsyncParsableCommand {
         let reference = try referenceValues()
         let (verifier, emulatorRoot) = try Inputs.verifier(trustingEmulatorRoot: trustEmulatorRoot)
         let endorsement = try cert.map(Inputs.certificate)
+        let candidates = try emulatorRoot + (chain.map(Inputs.certificates(pem:)) ?? [])
         if let caOut {
             let directory = URL(fileURLWithPath: caOut).deletingLastPathComponent().path
             var isDirectory: ObjCBool = false
@@ -196,7 +199,7 @@ struct ServerVerify: AsyncParsableCommand {
         do {
             client = try AttestedTLSClient(url: url, timeout: .milliseconds(Int64(timeout * 1000)))
         } catch { throw CLIError.usage(error.description) }
-        return (reference, verifier, emulatorRoot, endorsement, client)
+        return (reference, verifier, candidates, endorsement, client)
     }
 
     func run() async throws {
@@ -208,7 +211,7 @@ struct ServerVerify: AsyncParsableCommand {
     /// Connects, fetches and checks; writes --ca-out when trusted. Usage errors throw (exit 2); an unreachable
     /// server throws in text mode and is the verdict's one problem with --json.
     func verdict() async throws -> Verdict {
-        let (reference, verifier, emulatorRoot, endorsement, client) = try prepared()
+        let (reference, verifier, candidates, endorsement, client) = try prepared()
         let instant = Date()
         var verdict = Verdict(url: client.place, checked_at: instant.formatted(.iso8601))
         let nonce =
@@ -263,7 +266,7 @@ struct ServerVerify: AsyncParsableCommand {
             verdict.spki_sha256 = Hex.encode(spki)
             let checked = EvidenceCheck.check(
                 evidence, nonce: nonce, handshakeSPKISHA256: spki, announcedSPKISHA256: announced,
-                reference: reference, verifier: verifier, extraCertificates: emulatorRoot, endorsement: endorsement,
+                reference: reference, verifier: verifier, extraCertificates: candidates, endorsement: endorsement,
                 at: instant)
             verdict.genuine = checked.genuine
             verdict.bound = checked.bound

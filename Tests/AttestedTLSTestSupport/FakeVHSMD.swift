@@ -72,8 +72,11 @@ public final class FakeVHSMD: Sendable {
     public var spkiSHA256: [UInt8] { AttestedTLSBinding.spkiSHA256(certificate.publicKey.subjectPublicKeyInfoDER) }
 
     /// vhsmd's answer to `uri` (`/v1/sys/attestation?nonce=HEX`): a report from `guest` binding the nonce and
-    /// `spkiSHA256` (default: this server's key), in Vault's envelope; 400 for another request.
-    public func attestation(_ uri: String, guest: EmulatedGuest, spkiSHA256: [UInt8]? = nil) throws -> (Int, [UInt8]) {
+    /// `spkiSHA256` (default: this server's key), in Vault's envelope, with the certificate table's chain unless
+    /// `certificates` is false (a host that supplies none); 400 for another request.
+    public func attestation(
+        _ uri: String, guest: EmulatedGuest, spkiSHA256: [UInt8]? = nil, certificates: Bool = true
+    ) throws -> (Int, [UInt8]) {
         let prefix = "/v1/sys/attestation?nonce="
         guard uri.hasPrefix(prefix), let nonce = try? Hex.decode(String(uri.dropFirst(prefix.count)), count: 32) else {
             return (400, Array(#"{"errors":["not a sys/attestation request with a nonce"]}"#.utf8))
@@ -84,8 +87,8 @@ public final class FakeVHSMD: Sendable {
         }
         let (response, table) = try guest.extendedReport(try ReportRequest(reportData: data))
         let report = try response.checked()
-        let certificates = AttestationEvidence.certificates(from: table, signer: report.keyInfo.signingKey)
-        return (200, Self.envelope(nonce: nonce, report: report.bytes, certificates: certificates, spki: spki))
+        let chain = certificates ? AttestationEvidence.certificates(from: table, signer: report.keyInfo.signingKey) : []
+        return (200, Self.envelope(nonce: nonce, report: report.bytes, certificates: chain, spki: spki))
     }
 
     /// `{"data": {"format", "nonce", "report", "certificates", "spki_sha256"}, …}` as vhsmd writes it.

@@ -51,13 +51,16 @@ import X509
             "m.json",
             "--id-key-digest", digest, "--id-key-digest", digest, "--author-key-digest", digest, "--min-guest-svn", "3",
             "--host-data", String(repeating: "00", count: 32), "--min-tcb", "0300000000000873", "--allow-debug",
-            "--trust-emulator-root", "ark.pem", "--cert", "vcek.der", "--ca-out", "vhsmd.pem", "--json",
+            "--trust-emulator-root", "ark.pem", "--cert", "vcek.der", "--chain", "ask.pem", "--ca-out", "vhsmd.pem",
+            "--json",
             "--from-certificate", "--timeout", "2.5",
         ])
         #expect(parsed.url == "https://127.0.0.1:8200" && parsed.measurements.count == 2)
         #expect(parsed.manifest == "m.json" && parsed.idKeyDigests.count == 2 && parsed.authorKeyDigests == [digest])
         #expect(parsed.minGuestSvn == 3 && parsed.minTCB == "0300000000000873" && parsed.allowDebug)
-        #expect(parsed.trustEmulatorRoot == "ark.pem" && parsed.cert == "vcek.der" && parsed.caOut == "vhsmd.pem")
+        #expect(
+            parsed.trustEmulatorRoot == "ark.pem" && parsed.cert == "vcek.der" && parsed.chain == "ask.pem"
+                && parsed.caOut == "vhsmd.pem")
         #expect(parsed.json && parsed.fromCertificate && parsed.timeout == 2.5)
         // Without --manifest the rest builds the reference values.
         let reference = try command([
@@ -253,6 +256,41 @@ import X509
             ["https://127.0.0.1:\(plain.port)", "--measurement", Self.measurement, "--from-certificate"]
         ).verdict()
         #expect(!bare.trusted && bare.problems.contains { $0.contains("carries no attestation evidence") })
+    }
+
+    @Test func evidenceWithoutCertificatesNeedsCertAndAnotherChipsVCEKIsNotGenuine() async throws {
+        let workspace = try Workspace()
+        let guest = try Self.guest()
+        let server = try await FakeVHSMD.start { server, uri in
+            try server.attestation(uri, guest: guest, certificates: false)
+        }
+        defer { server.stop() }
+        let arguments = [
+            "https://127.0.0.1:\(server.port)", "--measurement", Self.measurement, "--trust-emulator-root",
+            try root(workspace),
+        ]
+        var verdict = try await command(arguments).verdict()
+        #expect(!verdict.trusted && verdict.problems.contains { $0.contains("carries no VCEK or VLEK") })
+        // The chip's VCEK with --cert: the emulator's ASK is not AMD's built-in one, so without --chain the chain
+        // does not build; with it, trusted.
+        let vcek = try #require(try guest.certificateTable()[.vcek])
+        let vcekFile = workspace.directory + "/vcek.der"
+        try Data(vcek).write(to: URL(fileURLWithPath: vcekFile))
+        verdict = try await command(arguments + ["--cert", vcekFile]).verdict()
+        #expect(!verdict.trusted && verdict.problems.contains { $0.hasPrefix("not genuine") })
+        let askFile = try workspace.write("ask.pem", ServerVerify.pem(Self.chip.ask.derRepresentation))
+        verdict = try await command(arguments + ["--cert", vcekFile, "--chain", askFile]).verdict()
+        #expect(verdict.trusted, "\(verdict.problems)")
+        // Another chip's VCEK: not genuine.
+        let otherChip = try ChipState.create(product: .genoa)
+        let foreign = try EmulatedGuest(
+            chip: otherChip,
+            launch: LaunchContext(measurement: try Hex.decode(Self.measurement), policy: GuestPolicy(rawValue: 0x30000))
+        )
+        let foreignFile = workspace.directory + "/foreign.der"
+        try Data(try #require(try foreign.certificateTable()[.vcek])).write(to: URL(fileURLWithPath: foreignFile))
+        verdict = try await command(arguments + ["--cert", foreignFile]).verdict()
+        #expect(!verdict.trusted && !verdict.genuine && verdict.problems.contains { $0.hasPrefix("not genuine") })
     }
 
     @Test func unreachableIsASentenceInTextAndAProblemInJSON() async throws {

@@ -64,10 +64,12 @@ public enum EvidenceCheck {
                 verdict.problems += verdict.violations.map(\.description)
             } catch {
                 verdict.problems += error.problems.map { "not genuine: \($0)" }
+                unverified(report, reference, &verdict)
             }
         } else {
             verdict.problems.append(
                 "the evidence carries no VCEK or VLEK and none was given: cannot check that AMD signed the report")
+            unverified(report, reference, &verdict)
         }
 
         let expected = AttestedTLSBinding.reportData(nonce: nonce, spkiSHA256: handshakeSPKISHA256)
@@ -87,5 +89,14 @@ public enum EvidenceCheck {
                     + "\(Hex.encode(report.reportData))")
         }
         return verdict
+    }
+
+    /// A report that is not genuine is never acceptable, but what it claims is still held against the reference
+    /// values, so that every problem is listed at once (not one per attempt).
+    private static func unverified(
+        _ report: AttestationReport, _ reference: ReferenceValues, _ verdict: inout EvidenceVerdict
+    ) {
+        verdict.violations = reference.violations(in: report, layout: report.product?.tcbLayout ?? .milanGenoa)
+        verdict.problems += verdict.violations.map { "\($0) (in the unverified report)" }
     }
 }

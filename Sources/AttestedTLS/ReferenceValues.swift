@@ -40,7 +40,11 @@ public struct ReferenceValues: Hashable, Sendable {
 
     /// Every reference value the report does not meet.
     public func violations(in verified: VerifiedReport) -> [PolicyViolation] {
-        let report = verified.report
+        violations(in: verified.report, layout: verified.product.tcbLayout)
+    }
+
+    /// The same on a report whose genuineness is not established (to list every problem of a refused one).
+    public func violations(in report: AttestationReport, layout: TCBLayout) -> [PolicyViolation] {
         var found: [PolicyViolation] = []
         func anyOf(_ field: String, _ expected: [[UInt8]], _ actual: [UInt8]) {
             guard !expected.isEmpty, !expected.contains(actual) else { return }
@@ -61,7 +65,7 @@ public struct ReferenceValues: Hashable, Sendable {
         }
         let policy = ReportPolicy(
             hostData: hostData, minimumTCB: minimumTCB, forbidden: allowDebug ? [] : [.debugAllowed])
-        found += policy.violations(in: verified)
+        found += policy.violations(in: report, layout: layout)
         return found
     }
 }

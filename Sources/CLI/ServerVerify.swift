@@ -291,7 +291,7 @@ struct ServerVerify: AsyncParsableCommand {
         verdict.freshness =
             fromCertificate
             ? "not checked: the evidence is the certificate's own (all-zero nonce), as old as the certificate"
-                + (leaf.map { " (issued \($0.notValidBefore.formatted(.iso8601)))" } ?? "")
+                + (leaf.map { " (valid from \($0.notValidBefore.formatted(.iso8601)))" } ?? "")
             : "a fresh report for nonce \(Hex.encode(nonce))"
 
         if verdict.trusted, let caOut, let leafDER {

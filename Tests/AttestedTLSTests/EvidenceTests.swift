@@ -166,6 +166,30 @@ import X509
                 && verdict.problems.contains { $0.contains("certificate 2 of the evidence does not parse") })
     }
 
+    @Test func aReportThatIsNotGenuineStillHasItsReferenceValuesListed() throws {
+        let other = Array(repeating: UInt8(0x11), count: 48)
+        let evidence = try Self.evidence(
+            Self.guest(measurement: other, policy: 0xB0000), nonce: nonce, spkiSHA256: spkiHash)
+        let reference = ReferenceValues(measurements: [Self.measurement])
+        // The emulator's root not named: not genuine, and the measurement and DEBUG are named all the same.
+        let verdict = EvidenceCheck.check(
+            evidence, nonce: nonce, handshakeSPKISHA256: spkiHash, reference: reference, verifier: .amd)
+        #expect(!verdict.genuine && !verdict.acceptable && !verdict.trusted)
+        #expect(Set(verdict.violations.map(\.field)) == ["MEASUREMENT", "POLICY"])
+        #expect(verdict.problems.contains { $0.hasPrefix("not genuine") })
+        #expect(
+            verdict.problems.contains {
+                $0.hasPrefix("MEASUREMENT: expected \(Hex.encode(Self.measurement)), got \(Hex.encode(other))")
+                    && $0.hasSuffix("(in the unverified report)")
+            })
+        // No VCEK at all: the same.
+        var bare = evidence
+        bare.certificates = []
+        let second = EvidenceCheck.check(
+            bare, nonce: nonce, handshakeSPKISHA256: spkiHash, reference: reference, verifier: verifier)
+        #expect(!second.trusted && Set(second.violations.map(\.field)) == ["MEASUREMENT", "POLICY"])
+    }
+
     @Test func extensionParserRefusesOversizedAndTrailingInput() throws {
         let evidence = AttestationEvidence(
             nonce: nonce, report: [1, 2, 3],

@@ -4,7 +4,7 @@ BIN = $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 TESTDATA ?= $(abspath ../shared/testdata)
 MEASURE_CASES ?= 80
 
-.PHONY: all deps build test unit-test cli-test measure-test hvac-test sealed-test run bench format lint clean \
+.PHONY: all deps build test unit-test cli-test measure-test hvac-test sealed-test attested-test run bench format lint clean \
 	guest test-guest initramfs initramfs-emulator image check-qemu
 
 all: build
@@ -42,6 +42,11 @@ test-guest: deps
 # vhsmd on sealed storage: config mode, the emulator's Secure Processor as the seal, kill -9 mid-stream, another chip.
 sealed-test: test-guest
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/sealed-test.sh
+
+# Attested TLS (issue 14) on the emulator seal: the Python reference client (clients/python) against vhsmd, a TLS
+# man in the middle (scripts/mitm-proxy.py) and a replayed answer refused by it and by 'vhsm server verify'.
+attested-test: test-guest
+	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/attested-python-test.sh
 
 # The guest program: vhsm-guest, one binary that is vhsm-init as /init and vhsmd through the link
 # /usr/bin/vhsmd -> /init; release build, the emulator flavour (trait Emulator) for the QEMU tier.
@@ -90,7 +95,7 @@ image: build initramfs-emulator
 check-qemu: test-guest guest
 	VHSM=$(BIN)/vhsm GUEST_BIN=$(EMU_REL) TESTDATA=$(TESTDATA) scripts/check-qemu.sh
 
-test: lint unit-test cli-test measure-test hvac-test sealed-test check-qemu
+test: lint unit-test cli-test measure-test hvac-test sealed-test attested-test check-qemu
 
 run: image
 	VHSM=$(BIN)/vhsm scripts/run-vm.sh

@@ -130,6 +130,25 @@ class FormatTests(unittest.TestCase):
         self.assertEqual(vhsm_attest.tcb_below(reported, bytes([0, 1, 0, 26, 0, 0, 0, 0]), "Turin"), ["bl", "snp"])
 
 
+    def test_http_answer_is_read_to_its_end_only(self):
+        class Feed:  # a connection that never closes: reading past the answer would fail the test
+            def __init__(self, *parts):
+                self.parts = list(parts)
+
+            def recv(self, size):
+                if not self.parts:
+                    raise AssertionError("read past the end of the answer")
+                return self.parts.pop(0)
+
+        length = Feed(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"data\"", b": 1}")
+        self.assertEqual(vhsm_attest.read_response(length), ("200", b'{"data": 1}'))
+        chunked = Feed(b"HTTP/1.1 501 Not Implemented\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab", b"cd\r\n",
+                       b"2\r\nef\r\n0\r\n\r\n")
+        self.assertEqual(vhsm_attest.read_response(chunked), ("501", b"abcdef"))
+        with self.assertRaisesRegex(ValueError, "in the middle of its HTTP answer"):
+            vhsm_attest.read_response(Feed(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{", b""))
+
+
 class CheckTests(unittest.TestCase):
     def setUp(self):
         self.nonce, self.leaf = os.urandom(32), leaf()
@@ -212,9 +231,11 @@ class CheckTests(unittest.TestCase):
                      "no certificate signs CN=SEV-VCEK", "do not chain")
         self.refused(judge(answer(self.nonce, self.leaf, []), self.nonce, self.leaf), "carries no VCEK or VLEK")
 
-    def test_malformed_answer(self):
+    def test_malformed_answer_and_certificate(self):
         data = dict(answer(self.nonce, self.leaf), report="not base64!")
         self.refused(judge(data, self.nonce, self.leaf), "the attestation answer is malformed")
+        self.refused(judge([data], self.nonce, self.leaf), "the attestation answer is malformed")
+        self.refused(judge(data, self.nonce, b"\x30\x03\x02\x01"), "the certificate of the TLS handshake does not")
 
 
 if __name__ == "__main__":

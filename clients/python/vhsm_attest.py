@@ -168,12 +168,18 @@ def check(answer, nonce, leaf_der, measurements, trust_emulator_root=None, allow
           now=None):
     """Judges `answer` (sys/attestation's data, or parse_evidence_extension's fields) for the nonce sent and the
     leaf certificate seen in the handshake. measurements: 48-byte values; trust_emulator_root: a certificate."""
-    leaf = x509.load_der_x509_certificate(leaf_der)
-    result = Result(leaf_pem=leaf.public_bytes(serialization.Encoding.PEM).decode())
+    result = Result()
     problems = result.problems
-    spki_sha256 = hashlib.sha256(spki_der(leaf_der)).digest()
-    result.spki_sha256 = spki_sha256.hex()
     try:
+        result.leaf_pem = x509.load_der_x509_certificate(leaf_der).public_bytes(serialization.Encoding.PEM).decode()
+        spki_sha256 = hashlib.sha256(spki_der(leaf_der)).digest()
+        result.spki_sha256 = spki_sha256.hex()
+    except (ValueError, IndexError) as error:
+        problems.append(f"the certificate of the TLS handshake does not parse: {error}")
+        return result
+    try:
+        if not isinstance(answer, dict):
+            raise TypeError(f"a {type(answer).__name__} where an object is expected")
         fields = {k: answer[k] for k in ("format", "nonce", "report", "certificates")}
         if isinstance(fields["report"], str):  # the JSON answer: hex nonce, base64 report and certificates
             fields["nonce"] = bytes.fromhex(fields["nonce"])
@@ -305,54 +311,80 @@ def check(answer, nonce, leaf_der, measurements, trust_emulator_root=None, allow
     return result
 
 
-def fetch(url, nonce, timeout=10.0):
-    """Connects, returns (leaf DER, sys/attestation's JSON) from the SAME TLS connection."""
+def connect(url, timeout):
+    """A TLS connection to url's host and port; the certificate is not verified here (the evidence decides)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError(f"{url} is not an https:// URL")
-    host, port = parts.hostname, parts.port or 443
     context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the evidence, not a CA, decides
-    with socket.create_connection((host, port), timeout=timeout) as raw, \
-            context.wrap_socket(raw, server_hostname=host) as tls:
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    raw = socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout)
+    try:
+        return context.wrap_socket(raw, server_hostname=parts.hostname)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def dechunk(data):
+    """The body of a chunked transfer, or None while it is incomplete."""
+    body = b""
+    while True:
+        size, found, data = data.partition(b"\r\n")
+        if not found:
+            return None
+        size = int(size.split(b";")[0], 16)
+        if size == 0:
+            return body
+        if len(data) < size + 2:
+            return None
+        body, data = body + data[:size], data[size + 2 :]
+
+
+def read_response(tls):
+    """(status, body) of one HTTP/1.1 response, at most MAX_ANSWER bytes: Content-Length, chunked, or until close."""
+    data, head, headers, body = b"", None, {}, None
+    while body is None:
+        if head is None and b"\r\n\r\n" in data:
+            head, _, data = data.partition(b"\r\n\r\n")
+            lines = head.decode("iso-8859-1").split("\r\n")
+            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        if head is not None and headers.get("transfer-encoding", "").lower() == "chunked":
+            body = dechunk(data)
+        elif head is not None and "content-length" in headers and len(data) >= int(headers["content-length"]):
+            body = data[: int(headers["content-length"])]
+        if body is not None:
+            break
+        chunk = tls.recv(65536)
+        if not chunk:
+            if head is None or headers.get("transfer-encoding") or "content-length" in headers:
+                raise ValueError("the server closed the connection in the middle of its HTTP answer")
+            body = data
+        data += chunk
+        if len(data) > MAX_ANSWER:
+            raise ValueError(f"the answer exceeds {MAX_ANSWER} bytes")
+    status = head.decode("iso-8859-1").split("\r\n")[0].split(" ", 2)
+    return (status[1] if len(status) > 1 else "?", body)
+
+
+def fetch(url, nonce, timeout=10.0):
+    """(leaf DER, sys/attestation's data) for nonce, both from the SAME TLS connection."""
+    parts = urllib.parse.urlsplit(url)
+    with connect(url, timeout) as tls:
         leaf = tls.getpeercert(binary_form=True)
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         path = parts.path.rstrip("/") + "/v1/sys/attestation?nonce=" + nonce.hex()
-        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\n"
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{parts.port or 443}\r\nAccept: application/json\r\n"
                     "Connection: close\r\n\r\n".encode())
-        answer = b""
-        while len(answer) <= MAX_ANSWER:
-            chunk = tls.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-    if len(answer) > MAX_ANSWER:
-        raise ValueError(f"the answer of {url} exceeds {MAX_ANSWER} bytes")
-    head, _, body = answer.partition(b"\r\n\r\n")
-    lines = head.decode("iso-8859-1").split("\r\n")
-    status = lines[0].split(" ", 2)
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        body, rest = b"", body
-        while True:
-            size, _, rest = rest.partition(b"\r\n")
-            size = int(size.split(b";")[0], 16)
-            if size == 0:
-                break
-            body, rest = body + rest[:size], rest[size + 2 :]
-    if len(status) < 2 or status[1] != "200":
-        raise ValueError(f"sys/attestation answered {' '.join(status[1:]) or 'nothing'}: "
-                         f"{body[:300].decode(errors='replace')}")
+        status, body = read_response(tls)
+    if status != "200":
+        raise ValueError(f"sys/attestation answered HTTP {status}: {body[:300].decode(errors='replace')}")
     return leaf, json.loads(body)["data"]
 
 
 def peer_certificate(url, timeout=10.0):
     """The leaf certificate (DER) of url's TLS handshake, nothing sent."""
-    parts = urllib.parse.urlsplit(url)
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    with socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout) as raw, \
-            context.wrap_socket(raw, server_hostname=parts.hostname) as tls:
+    with connect(url, timeout) as tls:
         return tls.getpeercert(binary_form=True)
 
 
@@ -397,6 +429,8 @@ def main(argv=None):
                         help="verify the certificate's evidence (all-zero nonce) instead of a fresh report")
     args = parser.parse_args(argv)
     try:
+        if urllib.parse.urlsplit(args.url).scheme != "https" or not urllib.parse.urlsplit(args.url).hostname:
+            raise ValueError(f"{args.url} is not an https:// URL")
         measurements = [bytes.fromhex(m) for m in args.measurement]
         if args.manifest:
             with open(args.manifest) as handle:
@@ -431,6 +465,8 @@ def main(argv=None):
     if result.trusted and args.ca_out:
         with open(args.ca_out, "w") as handle:
             handle.write(result.leaf_pem)
+        if not args.json:
+            print(f"  wrote the verified certificate to {args.ca_out} (for curl --cacert, VAULT_CACERT, hvac verify=)")
     return 0 if result.trusted else 1
 
 

@@ -46,7 +46,7 @@ sealed-test: test-guest
 # Attested TLS (issue 14) on the emulator seal: the Python reference client (clients/python) against vhsmd, a TLS
 # man in the middle (scripts/mitm-proxy.py) and a replayed answer refused by it and by 'vhsm server verify'.
 attested-test: test-guest
-	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/attested-python-test.sh
+	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm TESTDATA=$(TESTDATA) scripts/attested-python-test.sh
 
 # The guest program: vhsm-guest, one binary that is vhsm-init as /init and vhsmd through the link
 # /usr/bin/vhsmd -> /init; release build, the emulator flavour (trait Emulator) for the QEMU tier.

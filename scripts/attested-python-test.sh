@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Attested TLS through the Python reference client (clients/python/vhsm_attest.py), against vhsmd in config mode on
 # the emulator's Secure Processor, on loopback:
-#  - the module's own unit tests (binding test vector, the extension's DER, TCB comparison, every refusal),
+#  - the module's own unit tests (binding test vector, the extension's DER, TCB comparison, every refusal on an
+#    AMD-shaped PKI made in the test, AMD's real reports and certificates from TESTDATA/snp to the pinned ARKs),
 #  - the client trusts vhsmd, and the key it verified is the one openssl s_client sees; --manifest, --ca-out,
 #  - refused: another MEASUREMENT (expected and actual named), the emulator root unless named, an unreachable server,
 #  - a TLS man in the middle (scripts/mitm-proxy.py, its own key, forwarding everything) is refused by the Python
@@ -9,7 +10,8 @@
 #  - a recorded answer replayed for another nonce (even served with vhsmd's own key) is refused,
 #  - --from-certificate checks the evidence in the certificate's extension and says freshness was not checked,
 #  - an hvac user: --ca-out F, then hvac.Client(url, verify=F) talks to vhsmd, and F refuses the proxy.
-# Usage: VHSMD=path/to/vhsmd-built-with-trait-Emulator VHSM=path/to/vhsm scripts/attested-python-test.sh
+# Usage: VHSMD=path/to/vhsmd-built-with-trait-Emulator VHSM=path/to/vhsm [TESTDATA=../shared/testdata] \
+#          scripts/attested-python-test.sh
 set -uo pipefail
 VHSMD=${VHSMD:?} VHSM=${VHSM:?}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +34,7 @@ measurement=$(printf 'ab%.0s' $(seq 48))
 other_measurement=$(printf 'cd%.0s' $(seq 48))
 
 check "the module's unit tests pass (python3 -m unittest clients/python/test_vhsm_attest.py)" \
-  '(cd "$here/clients/python" && python3 -m unittest test_vhsm_attest.py) >"$work/unit.log" 2>&1 || { cat "$work/unit.log"; false; }'
+  '(cd "$here/clients/python" && python3 -m unittest -v test_vhsm_attest.py) >"$work/unit.log" 2>&1 || { cat "$work/unit.log"; false; }'
 
 "$VHSM" emulator init --state "$work/chip" --product genoa >/dev/null 2>&1
 "$VHSM" emulator certs --state "$work/chip" --out "$work/certs" >/dev/null

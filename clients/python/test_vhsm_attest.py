@@ -2,11 +2,13 @@
 
 An AMD-shaped PKI made here (RSA-4096 ARK and ASK with RSASSA-PSS SHA-384, a P-384 VCEK with AMD's hwID, SPL and
 productName extensions) signs reports built here, so every refusal of check() is tested on evidence that is
-otherwise genuine.
+otherwise genuine. AMD's real reports and certificates (TESTDATA/snp, default ../shared/testdata beside the
+repository) verify to the pinned ARKs.
 """
 
 import base64
 import datetime
+import glob
 import hashlib
 import os
 import sys
@@ -236,6 +238,44 @@ class CheckTests(unittest.TestCase):
         self.refused(judge(data, self.nonce, self.leaf), "the attestation answer is malformed")
         self.refused(judge([data], self.nonce, self.leaf), "the attestation answer is malformed")
         self.refused(judge(data, self.nonce, b"\x30\x03\x02\x01"), "the certificate of the TLS handshake does not")
+
+
+class RealEvidenceTests(unittest.TestCase):
+    """Every report in TESTDATA/snp with its VCEK or VLEK and AMD's ASK or ASVK and ARK, no root named: genuine,
+    only the binding fails (these reports bind other data); one changed MEASUREMENT byte breaks the signature."""
+
+    def test_amd_samples_verify_to_the_pinned_roots(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        directory = os.path.join(os.environ.get("TESTDATA") or os.path.join(here, "..", "..", "..", "shared",
+                                                                             "testdata"), "snp")
+        reports = sorted(glob.glob(os.path.join(directory, "*_report.bin")))
+        self.assertGreaterEqual(len(reports), 10, f"AMD's sample reports are missing from {directory}")
+        leaf_der = leaf()
+
+        def pem(name):
+            with open(os.path.join(directory, name), "rb") as handle:
+                return x509.load_pem_x509_certificate(handle.read()).public_bytes(serialization.Encoding.DER)
+
+        for path in reports:
+            stem = os.path.basename(path)[: -len("_report.bin")]
+            product, vlek = stem.split("_")[0], "_vlek_" in stem
+            with self.subTest(stem):
+                with open(path, "rb") as handle:
+                    raw = handle.read()
+                with open(os.path.join(directory, f"{stem}_{'vlek' if vlek else 'vcek'}.der"), "rb") as handle:
+                    chain = [handle.read(), pem(f"{'asvk' if vlek else 'ask'}_{product}.pem")]
+                chain.append(pem(f"ark_{product}.pem"))
+                # The AWS VLEK sample expired in 2025: it is judged at an instant its certificates were valid.
+                now = datetime.datetime(2025, 6, 1, tzinfo=datetime.timezone.utc) if vlek else None
+                evidence = {"format": "vhsm-attested-tls-v1", "nonce": bytes(32), "report": raw, "certificates": chain}
+                result = vhsm_attest.check(evidence, bytes(32), leaf_der, [raw[0x90:0xC0]], allow_debug=True, now=now)
+                self.assertEqual(len(result.problems), 1, result.problems)
+                self.assertIn("REPORT_DATA does not bind", result.problems[0])
+                self.assertEqual((result.root, result.signer), (product.capitalize(), "VLEK" if vlek else "VCEK"))
+                changed = raw[:0x90] + bytes([raw[0x90] ^ 1]) + raw[0x91:]
+                broken = vhsm_attest.check(dict(evidence, report=changed), bytes(32), leaf_der, [changed[0x90:0xC0]],
+                                           allow_debug=True, now=now)
+                self.assertIn("signature does not verify", "\n".join(broken.problems))
 
 
 if __name__ == "__main__":

@@ -164,6 +164,87 @@ class Result:
     host_data: str = ""
 
 
+def genuine(report, certificates, trust_emulator_root, now, result):
+    """Why the report is not genuine: AMD's chain (VCEK/VLEK, ASK/ASVK, ARK) to a pinned ARK or the named emulator
+    root, the endorsement's SPLs = REPORTED_TCB and hwID = CHIP_ID, KEY_INFO, the report's signature. Sets
+    result.product, signer and root."""
+    problems = []
+    u32 = lambda offset: int.from_bytes(report[offset : offset + 4], "little")
+    tcb = report[0x180:0x188]
+    try:
+        certificates = [x509.load_der_x509_certificate(c) for c in certificates]
+    except ValueError as error:
+        return [f"a certificate of the evidence does not parse: {error}"]
+    if not certificates:
+        return ["the evidence carries no VCEK or VLEK: cannot check that AMD signed the report"]
+    roots, pool = dict(AMD_ARKS), list(certificates)
+    if trust_emulator_root is not None:
+        roots[fingerprint(trust_emulator_root)] = "operator-trusted (--trust-emulator-root)"
+        pool.append(trust_emulator_root)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    endorsement = certificates[0]
+    chain = [endorsement]  # VCEK/VLEK, ASK/ASVK, ARK: each signed by the next, the ARK by itself
+    while len(chain) < 3:
+        issuer = next((c for c in pool if signed_by(chain[-1], c)), None)
+        if issuer is None:
+            problems.append(f"no certificate signs {chain[-1].subject.rfc4514_string()} with RSASSA-PSS "
+                            "SHA-384 (salt 48): the certificates do not chain")
+            break
+        chain.append(issuer)
+    if len(chain) == 3:
+        result.root = roots.get(fingerprint(chain[2]), "")
+        if not signed_by(chain[2], chain[2]):
+            problems.append(f"the root {chain[2].subject.rfc4514_string()} is not self-signed")
+        for certificate in chain[1:]:
+            if certificate.public_key().key_size != 4096:
+                problems.append(f"{certificate.subject.rfc4514_string()} has no RSA-4096 key")
+        if not result.root:
+            problems.append(f"the root {chain[2].subject.rfc4514_string()} (SHA-256 {fingerprint(chain[2])}) is "
+                            "neither an AMD ARK nor the one --trust-emulator-root names")
+    for certificate in chain:
+        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+            problems.append(f"{certificate.subject.rfc4514_string()} is valid from "
+                            f"{certificate.not_valid_before_utc} to {certificate.not_valid_after_utc}, not now")
+    hwid, csp = extension(endorsement, AMD + "4"), extension(endorsement, AMD + "5")
+    result.signer = {(True, False): "VCEK", (False, True): "VLEK"}.get((hwid is not None, csp is not None), "")
+    claimed = {0: "VCEK", 1: "VLEK"}.get((u32(0x48) >> 2) & 7, "unsigned or reserved")
+    if result.signer != claimed:
+        problems.append(f"KEY_INFO says the report is signed by {claimed}, the endorsement certificate is a "
+                        f"{result.signer or 'neither VCEK nor VLEK'}")
+    name = extension(endorsement, AMD + "2") or b""
+    from_cert = next((p for p in LAYOUTS if name[2:].decode("ascii", "replace").startswith(p)), "")
+    family, model = report[0x188], report[0x189]
+    from_report = "" if u32(0) < 3 else "Milan" if family == 0x19 and model < 0x10 else "Genoa" \
+        if family == 0x19 and (model >> 4) in (1, 0xA) else "Turin" if family == 0x1A and model < 0x12 else ""
+    result.product = from_report or from_cert
+    if not result.product or (from_report and from_cert and from_report != from_cert):
+        problems.append(f"the product is unknown or inconsistent: report {from_report or '?'}, "
+                        f"certificate {from_cert or '?'}")
+    else:
+        for component, position in LAYOUTS[result.product].items():
+            value = extension(endorsement, SPL_OIDS[component])
+            integer = value is not None and len(value) > 2 and value[0] == 2 and value[1] == len(value) - 2
+            level = int.from_bytes(value[2:], "big") if integer else None
+            if level != tcb[position]:
+                problems.append(f"the endorsement's {component}SPL is {level}, REPORTED_TCB says {tcb[position]}")
+        if result.signer == "VCEK":
+            chip_id, length = report[0x1A0:0x1E0], 8 if result.product == "Turin" else 64
+            hwid = hwid[2:] if len(hwid) in (66, 10) and hwid[0] == 4 else hwid  # some wrap it in an OCTET STRING
+            if hwid != chip_id[:length] or any(chip_id[length:]):
+                problems.append(f"the VCEK's hwID {hwid.hex()} is not CHIP_ID {chip_id.hex()}: "
+                                "another chip's VCEK")
+    key = endorsement.public_key()
+    r, s = int.from_bytes(report[0x2A0:0x2E8], "little"), int.from_bytes(report[0x2E8:0x330], "little")
+    if u32(0x34) != 1 or not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp384r1":
+        problems.append("the report is not signed with ECDSA P-384 SHA-384 by the endorsement key")
+    else:
+        try:
+            key.verify(utils.encode_dss_signature(r, s), report[:0x2A0], ec.ECDSA(hashes.SHA384()))
+        except (InvalidSignature, ValueError):
+            problems.append("the report's ECDSA P-384 signature does not verify with the endorsement key")
+    return problems
+
+
 def check(answer, nonce, leaf_der, measurements, trust_emulator_root=None, allow_debug=False, min_tcb=None,
           now=None):
     """Judges `answer` (sys/attestation's data, or parse_evidence_extension's fields) for the nonce sent and the
@@ -197,7 +278,6 @@ def check(answer, nonce, leaf_der, measurements, trust_emulator_root=None, allow
     if len(report) != REPORT_SIZE:
         problems.append(f"the report has {len(report)} bytes; a report has {REPORT_SIZE}")
         return result
-    u32 = lambda offset: int.from_bytes(report[offset : offset + 4], "little")
     policy = int.from_bytes(report[0x08:0x10], "little")
     tcb = report[0x180:0x188]
     result.measurement, result.reported_tcb, result.policy = report[0x90:0xC0].hex(), tcb.hex(), f"0x{policy:x}"
@@ -218,80 +298,7 @@ def check(answer, nonce, leaf_der, measurements, trust_emulator_root=None, allow
                             f"{report[0x50:0x90].hex()}")
 
     # Genuine: AMD's chain to a pinned root, the endorsement's bindings to the report, the report's signature.
-    try:
-        certificates = [x509.load_der_x509_certificate(c) for c in fields["certificates"]]
-    except ValueError as error:
-        problems.append(f"a certificate of the evidence does not parse: {error}")
-        certificates = []
-    roots = dict(AMD_ARKS)
-    pool = list(certificates)
-    if trust_emulator_root is not None:
-        roots[fingerprint(trust_emulator_root)] = "operator-trusted (--trust-emulator-root)"
-        pool.append(trust_emulator_root)
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    if not certificates:
-        problems.append("the evidence carries no VCEK or VLEK: cannot check that AMD signed the report")
-    else:
-        endorsement = certificates[0]
-        chain = [endorsement]  # VCEK/VLEK, ASK/ASVK, ARK: each signed by the next, the ARK by itself
-        while len(chain) < 3:
-            issuer = next((c for c in pool if signed_by(chain[-1], c)), None)
-            if issuer is None:
-                problems.append(f"no certificate signs {chain[-1].subject.rfc4514_string()} with RSASSA-PSS "
-                                "SHA-384 (salt 48): the certificates do not chain")
-                break
-            chain.append(issuer)
-        if len(chain) == 3:
-            result.root = roots.get(fingerprint(chain[2]), "")
-            if not signed_by(chain[2], chain[2]):
-                problems.append(f"the root {chain[2].subject.rfc4514_string()} is not self-signed")
-            for certificate in chain[1:]:
-                if certificate.public_key().key_size != 4096:
-                    problems.append(f"{certificate.subject.rfc4514_string()} has no RSA-4096 key")
-            if not result.root:
-                problems.append(f"the root {chain[2].subject.rfc4514_string()} (SHA-256 {fingerprint(chain[2])}) is "
-                                "neither an AMD ARK nor the one --trust-emulator-root names")
-        for certificate in chain:
-            if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-                problems.append(f"{certificate.subject.rfc4514_string()} is valid from "
-                                f"{certificate.not_valid_before_utc} to {certificate.not_valid_after_utc}, not now")
-        hwid, csp = extension(endorsement, AMD + "4"), extension(endorsement, AMD + "5")
-        result.signer = {(True, False): "VCEK", (False, True): "VLEK"}.get((hwid is not None, csp is not None), "")
-        claimed = {0: "VCEK", 1: "VLEK"}.get((u32(0x48) >> 2) & 7, "unsigned or reserved")
-        if result.signer != claimed:
-            problems.append(f"KEY_INFO says the report is signed by {claimed}, the endorsement certificate is a "
-                            f"{result.signer or 'neither VCEK nor VLEK'}")
-        name = extension(endorsement, AMD + "2") or b""
-        from_cert = next((p for p in LAYOUTS if name[2:].decode("ascii", "replace").startswith(p)), "")
-        family, model = report[0x188], report[0x189]
-        from_report = "" if u32(0) < 3 else "Milan" if family == 0x19 and model < 0x10 else "Genoa" \
-            if family == 0x19 and (model >> 4) in (1, 0xA) else "Turin" if family == 0x1A and model < 0x12 else ""
-        result.product = from_report or from_cert
-        if not result.product or (from_report and from_cert and from_report != from_cert):
-            problems.append(f"the product is unknown or inconsistent: report {from_report or '?'}, "
-                            f"certificate {from_cert or '?'}")
-        else:
-            for component, position in LAYOUTS[result.product].items():
-                value = extension(endorsement, SPL_OIDS[component])
-                ok = value is not None and len(value) > 2 and value[0] == 2 and value[1] == len(value) - 2
-                level = int.from_bytes(value[2:], "big") if ok else None
-                if level != tcb[position]:
-                    problems.append(f"the endorsement's {component}SPL is {level}, REPORTED_TCB says {tcb[position]}")
-            if result.signer == "VCEK":
-                chip_id, length = report[0x1A0:0x1E0], 8 if result.product == "Turin" else 64
-                hwid = hwid[2:] if len(hwid) in (66, 10) and hwid[0] == 4 else hwid  # some wrap it in an OCTET STRING
-                if hwid != chip_id[:length] or any(chip_id[length:]):
-                    problems.append(f"the VCEK's hwID {hwid.hex()} is not CHIP_ID {chip_id.hex()}: "
-                                    "another chip's VCEK")
-        key = endorsement.public_key()
-        r, s = int.from_bytes(report[0x2A0:0x2E8], "little"), int.from_bytes(report[0x2E8:0x330], "little")
-        if u32(0x34) != 1 or not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp384r1":
-            problems.append("the report is not signed with ECDSA P-384 SHA-384 by the endorsement key")
-        else:
-            try:
-                key.verify(utils.encode_dss_signature(r, s), report[:0x2A0], ec.ECDSA(hashes.SHA384()))
-            except (InvalidSignature, ValueError):
-                problems.append("the report's ECDSA P-384 signature does not verify with the endorsement key")
+    problems += genuine(report, fields["certificates"], trust_emulator_root, now, result)
 
     # Acceptable: the reference values.
     if not measurements:

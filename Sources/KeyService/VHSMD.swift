@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttestedTLS
 import FoundationEssentials
 import Glibc
 import Hummingbird
@@ -59,6 +60,16 @@ struct VHSMD: AsyncParsableCommand {
             "tls_disable": true serves plain HTTP. HTTPS is TLS 1.3, or TLS 1.2 with ECDHE and AES-GCM or \
             ChaCha20-Poly1305 only. An IPv6 listen address is written in brackets: "[::]:8200", "[::1]:8200".
 
+            attestation_certificates (optional): a PEM file of the certificates GET /v1/sys/attestation serves \
+            when the host supplies no certificate table with reports: the VCEK or VLEK first, then ASK or ASVK, \
+            then ARK; checked at start against this launch's report.
+            Attested TLS: GET /v1/sys/attestation?nonce=<64 hex digits> (no token; sealed or not) answers a fresh \
+            SEV-SNP report whose REPORT_DATA is SHA-512("vhsm-attested-tls-v1" || nonce || SHA-256(SPKI of the \
+            served leaf certificate)), at most 10 per second (bursts of 10, 4 waiting; beyond: 429 with \
+            Retry-After). The self-signed certificate carries the same evidence over an all-zero nonce in the \
+            non-critical extension 1.3.9903.1.1, and is re-issued for the same key when a start finds another \
+            measurement, TCB or chip.
+
             Metrics: GET /v1/sys/metrics?format=prometheus (a token with read on sys/metrics). OpenAPI 3 document \
             of what this server serves: GET /v1/sys/internal/specs/openapi. With NOTIFY_SOCKET set (systemd \
             Type=notify), READY=1 is sent once the listener accepts connections. SIGTERM or SIGINT stop it \
@@ -101,6 +112,7 @@ struct VHSMD: AsyncParsableCommand {
         var auditPath = auditFile
         var tls: TLSIdentity?
         var limits = ListenerLimits()
+        var attestation = AttestationEndpoint.devMode
         if dev {
             address = try Self.address(devListenAddress, loopbackOnly: true)
             let storage = try DevStorage.make()
@@ -181,12 +193,28 @@ struct VHSMD: AsyncParsableCommand {
             }
             try runtime.start()
             let state = runtime.state
+            // Attested TLS: reports from the broker under vhsm-init, else from the seal's device.
+            let reports: any GuestDevice =
+                if let reportSocket, handoff != nil {
+                    ReportBrokerClient(path: reportSocket)
+                } else {
+                    try BarrierSeal.device(settings.seal)
+                }
+            let source = EvidenceSource(device: reports, configuredCertificates: settings.attestationCertificates)
             switch settings.tls {
             case .disabled: tls = nil
             case .files(let certificate, let key):
                 tls = try TLSIdentity.load(certificateFile: certificate, keyFile: key)
-            case .selfSigned: tls = try TLSIdentity.selfSigned(directory: settings.dataDirectory, host: address.0)
+            case .selfSigned:
+                tls = try TLSIdentity.selfSigned(
+                    directory: settings.dataDirectory, host: address.0,
+                    evidence: { spkiSHA256 in
+                        try source.evidence(nonce: AttestedTLSBinding.certificateNonce, spkiSHA256: spkiSHA256)
+                    })
             }
+            let notices: [String]
+            (attestation, notices) = try Self.attestation(tls: tls, source: source)
+            for notice in notices { announce(notice) }
             let transport =
                 tls.map {
                     "HTTPS (\($0.origin.rawValue) \($0.certificatePath), SHA-256 fingerprint \($0.fingerprint), "
@@ -213,6 +241,12 @@ struct VHSMD: AsyncParsableCommand {
                   listener: \(Self.display(address)), \(transport)
                   root tokens: \(rootTokens)
                 """)
+            if let spkiSHA256 = attestation.spkiSHA256 {
+                announce(
+                    "  attestation: GET /v1/sys/attestation?nonce=HEX binds SPKI SHA-256 \(Hex.encode(spkiSHA256)), "
+                        + "reports from \(source.name)"
+                        + (tls?.origin == .given ? " (the operator's certificate's key)" : ""))
+            }
             if let privileges { announce("  privileges: \(privileges)") }
         }
         var audit = AuditBroker()
@@ -226,7 +260,8 @@ struct VHSMD: AsyncParsableCommand {
         // handler is installed here, before the listener is ready.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let app = try buildApplication(
-            core: VaultCore(runtime: runtime, audit: audit, metrics: ServiceMetrics()), host: address.0,
+            core: VaultCore(runtime: runtime, audit: audit, metrics: ServiceMetrics(), attestation: attestation),
+            host: address.0,
             port: address.1, logger: logger, tls: tls?.configuration, limits: limits,
             onServerRunning: { channel in
                 // The bound port: the configured one, or the one the kernel chose for port 0.
@@ -246,6 +281,25 @@ struct VHSMD: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         announce("vhsmd: stopped")
+    }
+
+    /// `sys/attestation` in config mode: over HTTPS it binds the served leaf's SPKI (the self-signed one or the
+    /// operator's), after a first report checks the source and the configured certificates; over plain HTTP it
+    /// answers 501. Returns start notices.
+    static func attestation(
+        tls: TLSIdentity?, source: EvidenceSource, limits: AttestationLimits = AttestationLimits()
+    ) throws(ConfigError) -> (AttestationEndpoint, [String]) {
+        guard let tls else { return (.tlsDisabled, []) }
+        let probe: AttestationEvidence
+        do {
+            probe = try source.evidence(
+                nonce: AttestedTLSBinding.certificateNonce,
+                spkiSHA256: AttestedTLSBinding.spkiSHA256(tls.subjectPublicKeyInfo))
+        } catch {
+            throw ConfigError("sys/attestation cannot be served: \(error)")
+        }
+        let notices = try source.check(probe).map { [$0] } ?? []
+        return (AttestationEndpoint(source: source, spki: tls.subjectPublicKeyInfo, limits: limits), notices)
     }
 
     /// HOST:PORT, with an IPv6 address in brackets as Vault (Go's net.SplitHostPort) takes it: `0.0.0.0:8200`,
@@ -342,6 +396,9 @@ struct ServerConfig {
     /// `operator_key`: root tokens leave vhsmd only sealed to it.
     var operatorKey: HPKEPublicKey?
     var limits = ListenerLimits()
+    /// `attestation_certificates`: DER certificates (VCEK or VLEK first) that sys/attestation serves when the host
+    /// supplies no certificate table with reports.
+    var attestationCertificates: [[UInt8]] = []
 
     static func load(_ path: String) throws -> ServerConfig {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("cannot read \(path)") }
@@ -349,8 +406,11 @@ struct ServerConfig {
         do { root = try JSONValue.parse(Array(data)) } catch { throw ConfigError("\(path) is not JSON: \(error)") }
         guard case .object(let top) = root else { throw ConfigError("\(path) must hold a JSON object") }
         try allow(
-            top, ["listener", "storage", "seal", "seal_mode", "min_tcb", "allow_smt", "audit_file", "operator_key"],
-            in: path)
+            top,
+            [
+                "listener", "storage", "seal", "seal_mode", "min_tcb", "allow_smt", "audit_file", "operator_key",
+                "attestation_certificates",
+            ], in: path)
         guard case .object(let listener)? = top["listener"], case .object(let storage)? = top["storage"] else {
             throw ConfigError("\(path) needs \"listener\" and \"storage\" objects")
         }
@@ -422,10 +482,19 @@ struct ServerConfig {
             operatorKey = key
         default: throw ConfigError("\(path): operator_key must be a string holding a PEM public key, or null")
         }
+        var attestationCertificates: [[UInt8]] = []
+        switch top["attestation_certificates"] {
+        case nil, .null?: break
+        case .string(let file)?: attestationCertificates = try EvidenceSource.certificates(file: file)
+        default:
+            throw ConfigError(
+                "\(path): attestation_certificates must be the path of a PEM file (VCEK or VLEK first, then ASK or "
+                    + "ASVK, then ARK), or null")
+        }
         return ServerConfig(
             address: address, dataDirectory: directory, seal: seal, sealMode: sealMode, sealing: sealing,
             auditFile: auditFile, tls: tls, operatorKey: operatorKey,
-            limits: try limits(listener, in: path + " listener"))
+            limits: try limits(listener, in: path + " listener"), attestationCertificates: attestationCertificates)
     }
 
     /// The listener's limits: positive whole numbers (sizes, a count) and positive durations.

@@ -1,3 +1,4 @@
+import AttestedTLS
 import Crypto
 import FoundationEssentials
 import NIOSSL
@@ -17,12 +18,20 @@ import Glibc
 /// has expired, or its key is missing, vhsmd makes a new key and certificate and says so in a start line with the
 /// old and the new fingerprint and the reason (`notices`). An operator rotates it at will by removing `DATA/tls/`
 /// and restarting. vhsmd never replaces the operator's certificate.
+///
+/// Attested TLS: on an SNP seal the self-signed certificate carries `AttestationEvidence` over the all-zero nonce
+/// and its own key, in the non-critical extension `AttestationEvidence.oid`. At every start vhsmd asks for a fresh
+/// report; when the kept certificate has no evidence, or its report differs from this launch's (MEASUREMENT,
+/// REPORTED_TCB, CHIP_ID, the policy, HOST_DATA, the ID and author keys, the image fields), it
+/// makes a new certificate for the same key and says so. The operator's certificate carries no evidence: clients
+/// check it through `sys/attestation`.
 struct TLSIdentity {
     enum Origin: String {
         case given = "operator's certificate"
         case generated = "new self-signed certificate"
         case renewed = "renewed self-signed certificate"
         case kept = "self-signed certificate"
+        case reissued = "self-signed certificate re-issued for this launch"
     }
 
     var certificateChain: [NIOSSLCertificate]
@@ -33,6 +42,10 @@ struct TLSIdentity {
     var validUntil: Date
     var certificatePath: String
     var origin: Origin
+    /// The leaf certificate served.
+    var leaf: Certificate
+    /// The leaf's DER SubjectPublicKeyInfo: what attestation binds (`AttestedTLSBinding`).
+    var subjectPublicKeyInfo: [UInt8] { leaf.publicKey.subjectPublicKeyInfoDER }
     /// Start lines about what was done to the identity's files: a renewal (why, old and new fingerprint), a key
     /// file mode that was narrowed to 0600.
     var notices: [String] = []
@@ -105,14 +118,21 @@ struct TLSIdentity {
         }
         return TLSIdentity(
             certificateChain: chain, privateKey: key, fingerprint: fingerprint(der: der),
-            validUntil: certificate.notValidAfter, certificatePath: certificateFile, origin: origin)
+            validUntil: certificate.notValidAfter, certificatePath: certificateFile, origin: origin, leaf: certificate)
     }
 
     /// The self-signed identity kept in `directory/tls/` (the folder 0700, `key.pem` 0600, `cert.pem` 0644);
     /// made (P-256, one year, SANs for loopback and the listener's host) when missing, and made anew, with a notice,
     /// when its key is missing or the certificate expires within `renewalWindow`. A certificate that does not
     /// decode or does not match its key is refused: vhsmd does not guess which of the two to trust.
-    static func selfSigned(directory: String, host: String, now: Date = Date()) throws(ConfigError) -> TLSIdentity {
+    ///
+    /// `evidence` (on an SNP seal) gives this launch's evidence for a key's SPKI SHA-256 over the all-zero nonce;
+    /// the certificate carries it, and a kept certificate whose evidence is missing or stale is re-issued for the
+    /// same key (`staleness`).
+    static func selfSigned(
+        directory: String, host: String, now: Date = Date(),
+        evidence: ((_ spkiSHA256: [UInt8]) throws -> AttestationEvidence)? = nil
+    ) throws(ConfigError) -> TLSIdentity {
         let folder = directory + "/tls"
         let certificatePath = folder + "/cert.pem"
         let keyPath = folder + "/key.pem"
@@ -126,7 +146,11 @@ struct TLSIdentity {
             try checkMatch(certificatePath: certificatePath, keyPath: keyPath, folder: folder)
             if identity.validUntil > now.addingTimeInterval(renewalWindow) {
                 identity.notices = notices
-                return identity
+                guard let evidence else { return identity }
+                let fresh = try attest(evidence, spki: identity.subjectPublicKeyInfo)
+                guard let why = staleness(of: identity.leaf, fresh: fresh) else { return identity }
+                return try reissue(
+                    identity, why: why, evidence: fresh, keyPath: keyPath, folder: folder, host: host, now: now)
             }
             previous = identity.fingerprint
             let date = TransitTime.rfc3339(identity.validUntil)
@@ -142,9 +166,12 @@ struct TLSIdentity {
             break
         }
         let key = P256.Signing.PrivateKey()
+        let made = try evidence.map { (evidence) throws(ConfigError) in
+            try attest(evidence, spki: Certificate.PublicKey(key.publicKey).subjectPublicKeyInfoDER)
+        }
         let pem: String
         do {
-            pem = try makeCertificate(key: key, host: host, now: now).serializeAsPEM().pemString
+            pem = try makeCertificate(key: key, host: host, now: now, evidence: made).serializeAsPEM().pemString
         } catch {
             throw ConfigError("cannot make a self-signed TLS certificate: \(error)")
         }
@@ -170,7 +197,105 @@ struct TLSIdentity {
         return identity
     }
 
-    static func makeCertificate(key: P256.Signing.PrivateKey, host: String, now: Date) throws -> Certificate {
+    /// This launch's evidence for `spki`, or why there is none.
+    private static func attest(
+        _ evidence: (_ spkiSHA256: [UInt8]) throws -> AttestationEvidence, spki: [UInt8]
+    ) throws(ConfigError) -> AttestationEvidence {
+        do { return try evidence(AttestedTLSBinding.spkiSHA256(spki)) } catch {
+            throw ConfigError("cannot put attestation evidence in the self-signed TLS certificate: \(error)")
+        }
+    }
+
+    /// Why `certificate`'s evidence is not this launch's (`fresh`, for the same key): it has none, or its report
+    /// differs in what a client checks. nil when it is current.
+    static func staleness(of certificate: Certificate, fresh: AttestationEvidence) -> String? {
+        let kept: AttestationEvidence?
+        do { kept = try AttestationEvidence(certificate: certificate) } catch {
+            return "its attestation evidence does not parse (\(error))"
+        }
+        guard let kept else { return "it carries no attestation evidence" }
+        guard let before = try? AttestationReport(bytes: kept.report) else {
+            return "the report in its attestation evidence does not parse"
+        }
+        guard let now = try? AttestationReport(bytes: fresh.report) else {
+            return "this launch's report does not parse"
+        }
+        var changes: [String] = []
+        func compare(_ name: String, _ old: [UInt8], _ new: [UInt8]) {
+            if old != new { changes.append("\(name) changed from \(Hex.encode(old)) to \(Hex.encode(new))") }
+        }
+        compare("MEASUREMENT", before.measurement, now.measurement)
+        if before.reportedTCB != now.reportedTCB {
+            changes.append("REPORTED_TCB changed from \(before.reportedTCB.hex) to \(now.reportedTCB.hex)")
+        }
+        if before.chipID != now.chipID {
+            changes.append(
+                "CHIP_ID changed (another chip) from \(Hex.encode(before.chipID.prefix(8)))… to "
+                    + "\(Hex.encode(now.chipID.prefix(8)))…")
+        }
+        if before.policy != now.policy {
+            changes.append(
+                "the guest policy changed from 0x\(String(before.policy.rawValue, radix: 16)) to "
+                    + "0x\(String(now.policy.rawValue, radix: 16))")
+        }
+        compare("HOST_DATA", before.hostData, now.hostData)
+        compare("ID_KEY_DIGEST", before.idKeyDigest, now.idKeyDigest)
+        compare("AUTHOR_KEY_DIGEST", before.authorKeyDigest, now.authorKeyDigest)
+        compare("FAMILY_ID", before.familyID, now.familyID)
+        compare("IMAGE_ID", before.imageID, now.imageID)
+        if before.guestSVN != now.guestSVN {
+            changes.append("GUEST_SVN changed from \(before.guestSVN) to \(now.guestSVN)")
+        }
+        if changes.isEmpty, before.reportData != now.reportData || kept.nonce != fresh.nonce {
+            changes.append("its evidence binds another key or nonce than this certificate's key and the zero nonce")
+        }
+        // The endorsing certificates follow CHIP_ID and REPORTED_TCB; only evidence that had none gains them.
+        if changes.isEmpty, kept.certificates.isEmpty, !fresh.certificates.isEmpty {
+            changes.append("its evidence carries no certificates and this launch has them")
+        }
+        return changes.isEmpty ? nil : changes.joined(separator: ", ")
+    }
+
+    /// A new certificate for the kept key of `identity`, carrying `evidence`, written over cert.pem; the key file is
+    /// not touched.
+    private static func reissue(
+        _ identity: TLSIdentity, why: String, evidence: AttestationEvidence, keyPath: String, folder: String,
+        host: String, now: Date
+    ) throws(ConfigError) -> TLSIdentity {
+        let key: P256.Signing.PrivateKey
+        do {
+            key = try P256.Signing.PrivateKey(pemRepresentation: String(contentsOfFile: keyPath, encoding: .utf8))
+        } catch {
+            throw ConfigError("cannot read the self-signed TLS certificate's P-256 key \(keyPath): \(error)")
+        }
+        let pem: String
+        do {
+            pem = try makeCertificate(key: key, host: host, now: now, evidence: evidence).serializeAsPEM().pemString
+        } catch {
+            throw ConfigError("cannot make a self-signed TLS certificate: \(error)")
+        }
+        do {
+            try write(pem, to: identity.certificatePath, mode: 0o644)
+            try syncDirectory(folder)
+        } catch {
+            throw ConfigError("cannot keep the self-signed TLS certificate in \(folder): \(error)")
+        }
+        var reissued = try read(certificateFile: identity.certificatePath, keyFile: keyPath, origin: .reissued)
+        reissued.notices =
+            identity.notices + [
+                "vhsmd: made a new self-signed TLS certificate \(identity.certificatePath) for the same key because "
+                    + "\(why); its SHA-256 fingerprint was \(identity.fingerprint) and is now \(reissued.fingerprint) "
+                    + "(valid until \(TransitTime.rfc3339(reissued.validUntil))). The key is kept (SPKI SHA-256 "
+                    + "\(Hex.encode(AttestedTLSBinding.spkiSHA256(reissued.subjectPublicKeyInfo)))): clients that "
+                    + "verify attestation are unaffected; clients that pin the fingerprint or trust the old cert.pem "
+                    + "must be given the new one."
+            ]
+        return reissued
+    }
+
+    static func makeCertificate(
+        key: P256.Signing.PrivateKey, host: String, now: Date, evidence: AttestationEvidence? = nil
+    ) throws -> Certificate {
         let name = try DistinguishedName {
             OrganizationName("vhsm")
             CommonName("vhsmd")
@@ -191,6 +316,7 @@ struct TLSIdentity {
             Critical(KeyUsage(digitalSignature: true))
             try ExtendedKeyUsage([.serverAuth])
             SubjectAlternativeNames(alternativeNames)
+            if let evidence { try evidence.certificateExtension() }
         }
         var serial = TransitRandom.bytes(16)
         serial[0] &= 0x7f

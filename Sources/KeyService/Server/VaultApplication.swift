@@ -94,6 +94,8 @@ struct VaultHTTPAnswer: Sendable {
     var status: HTTPResponse.Status
     var contentType: String?
     var body: [UInt8]
+    /// The `Retry-After` header's seconds, when the answer has one (a rate-limited request).
+    var retryAfter: Int? = nil
 
     init(status: HTTPResponse.Status, contentType: String?, body: [UInt8]) {
         self.status = status
@@ -145,6 +147,7 @@ struct VaultHTTPAnswer: Sendable {
         } else {
             self = Self.json(error.status, .object(["errors": .array(messages.map(JSONValue.string))]))
         }
+        retryAfter = error.retryAfter.map { max(1, $0) }
     }
 }
 

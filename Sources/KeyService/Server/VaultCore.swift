@@ -14,10 +14,13 @@ struct VaultCore: Sendable {
     var audit = AuditBroker()
     /// Request counts and latencies for `sys/metrics` (none in tests that do not ask).
     var metrics: ServiceMetrics? = nil
+    /// `sys/attestation`: fresh reports binding the served TLS key, or the 501 that says why there are none.
+    var attestation: AttestationEndpoint = .notSNP
 
     /// Paths anyone may call without a token.
     static let unauthenticated: Set<String> = [
         "sys/health", "sys/seal-status", "sys/init", "sys/leader", operatorGenerateRoot, operatorUnseal,
+        AttestationEndpoint.path,
     ]
     /// Mints a root token sealed to the operator key (`Runtime.generateOperatorRoot`).
     static let operatorGenerateRoot = "sys/generate-root/operator"
@@ -210,6 +213,11 @@ struct VaultCore: Sendable {
         // sys/ and auth/token/ are served by the task (their writes commit to storage).
         guard open || (!path.hasPrefix("sys/") && !path.hasPrefix("auth/")) else { return nil }
         if open { area = "sys" }
+        if path == AttestationEndpoint.path {
+            // A refusal (method, nonce, no SNP seal, rate) is answered here; a report is made off the loop.
+            if let refusal = attestation.refusal(request) { throw refusal }
+            return nil
+        }
         switch try admit(request, onLoop: true) {
         case .wait, .initialize, .generateRoot, .operatorUnseal, .needsExistence: return nil
         case .open(let state):
@@ -255,10 +263,13 @@ struct VaultCore: Sendable {
             }
         case .open(let state):
             let backend = SysBackend(state: state, mounts: nil)
-            guard audit.audits(path) else { return try await backend.handle(request, path: String(path.dropFirst(4))) }
-            return try await audited(request, mount: nil, allowed: true, denial: nil) { () async throws(VaultError) in
-                try await backend.handle(request, path: String(path.dropFirst(4)))
+            let attestation = path == AttestationEndpoint.path ? self.attestation : nil
+            let work = { () async throws(VaultError) -> VaultReply in
+                if let attestation { return try await attestation.answer(request) }
+                return try await backend.handle(request, path: String(path.dropFirst(4)))
             }
+            guard audit.audits(path) else { return try await work() }
+            return try await audited(request, mount: nil, allowed: true, denial: nil, work)
         case .needsExistence(var decision, let mount, let relative, let acl):
             let exists = await mount.backend.existence(of: relative)
             decision.allowed = Self.authorize(decision.request, acl: acl, exists: exists)

@@ -9,6 +9,8 @@ struct VaultError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What an unexpected failure really was (a storage, barrier or audit error, …): for the server's log and the
     /// console only. Clients see `messages`, which then say no more than "internal error".
     var detail: String? = nil
+    /// `Retry-After` in whole seconds (at least 1) for a 429 or 503 the client may retry.
+    var retryAfter: Int? = nil
 
     init(status: HTTPResponse.Status, messages: [String], data: JSONValue? = nil) {
         self.status = status

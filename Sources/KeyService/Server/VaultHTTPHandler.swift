@@ -320,6 +320,7 @@ final class VaultHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         if !bodiless { headers.add(name: "Content-Length", value: String(answer.body.count)) }
         headers.add(name: "Date", value: HTTPDate.shared.now)
         headers.add(name: "Server", value: "vhsmd")
+        if let retryAfter = answer.retryAfter { headers.add(name: "Retry-After", value: String(retryAfter)) }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let status = HTTPResponseStatus(statusCode: code, reasonPhrase: answer.status.reasonPhrase)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))))

@@ -14,6 +14,10 @@ enum OpenAPIDocument {
         var sudo = false
         var unauthenticated = false
         var createSupported = false
+        /// Query parameters of a read (name, description, pattern), all required.
+        var query: [(name: String, description: String, pattern: String)] = []
+        /// A read's answers by status, when more than "200 OK" is documented.
+        var responses: [(status: String, description: String)] = []
     }
 
     struct Field {
@@ -121,7 +125,26 @@ enum OpenAPIDocument {
                 "responses": .object(["200": .object(["description": .string("OK")])]),
             ]
             switch verb {
-            case .read: plain["get"] = .object(operation)
+            case .read:
+                if !route.query.isEmpty {
+                    operation["parameters"] = .array(
+                        route.query.map { parameter in
+                            .object([
+                                "name": .string(parameter.name), "in": .string("query"), "required": .bool(true),
+                                "description": .string(parameter.description),
+                                "schema": .object(["type": .string("string"), "pattern": .string(parameter.pattern)]),
+                            ])
+                        })
+                }
+                if !route.responses.isEmpty {
+                    operation["responses"] = .object(
+                        Dictionary(
+                            route.responses.map {
+                                ($0.status, JSONValue.object(["description": .string($0.description)]))
+                            },
+                            uniquingKeysWith: { first, _ in first }))
+                }
+                plain["get"] = .object(operation)
             case .delete:
                 operation["responses"] = .object(["204": .object(["description": .string("empty body")])])
                 plain["delete"] = .object(operation)
@@ -196,6 +219,36 @@ enum OpenAPIDocument {
         Route(
             path: "leader", summary: "High-availability status (always standalone).", verbs: [.read],
             unauthenticated: true),
+        Route(
+            path: "attestation",
+            summary:
+                "Attested TLS: a fresh SEV-SNP attestation report whose REPORT_DATA is SHA-512(\"vhsm-attested-tls-v1\" "
+                + "|| nonce || SHA-256(SPKI of the served TLS certificate)), with the certificates that endorse it "
+                + "(data.format, data.nonce, data.report, data.certificates, data.spki_sha256). At most 10 reports "
+                + "per second (bursts of 10, 4 waiting).",
+            verbs: [.read], unauthenticated: true,
+            query: [
+                (
+                    name: "nonce", description: "32 fresh random bytes as 64 hex digits.",
+                    pattern: "^[0-9a-fA-F]{64}$"
+                )
+            ],
+            responses: [
+                (status: "200", description: "The evidence, in Vault's envelope."),
+                (status: "400", description: "The nonce is missing or not 64 hex digits."),
+                (
+                    status: "429",
+                    description: "Over the rate limit or the queue is full; Retry-After says when to retry."
+                ),
+                (
+                    status: "501",
+                    description: "Not served: dev mode, plain HTTP (tls_disable) or no SEV-SNP seal."
+                ),
+                (
+                    status: "503",
+                    description: "The Secure Processor or the report broker failed or did not answer in time."
+                ),
+            ]),
         Route(path: "mounts", summary: "The mounted secrets engines.", verbs: [.read]),
         Route(
             path: "mounts/{path}", summary: "Enable, read or disable a secrets engine (transit, kv version 2).",

@@ -89,8 +89,17 @@ check "--ca-out writes the verified leaf certificate as PEM" \
   'cmp -s <(openssl x509 -in "$work/vhsmd-ca.pem" -outform DER) <(openssl x509 -in "$work/data/tls/cert.pem" -outform DER)'
 check "--ca-out writes nothing when refused" \
   'verify "$url" --measurement "$other_measurement" --trust-emulator-root "$ark" --ca-out "$work/refused.pem" >/dev/null; [ ! -e "$work/refused.pem" ]'
-check "hvac.Client(url, verify=that file).sys.read_health_status() talks to vhsmd" \
-  'python3 -c "import hvac, sys; print(hvac.Client(sys.argv[1], verify=sys.argv[2]).sys.read_health_status(method=\"GET\"))" "$url" "$work/vhsmd-ca.pem" >"$work/hvac.out" 2>&1 || { cat "$work/hvac.out"; false; }'
+cat >"$work/hvac-client.py" <<'PY'
+import sys
+import hvac
+client = hvac.Client(sys.argv[1], verify=sys.argv[2])  # the file vhsm_attest.py --ca-out wrote
+client.token = client.sys.initialize()["root_token"]
+health = client.sys.read_health_status(method="GET")
+print(health)
+sys.exit(not (client.is_authenticated() and health["initialized"] and not health["sealed"]))
+PY
+check "hvac.Client(url, verify=that file) initialises vhsmd, authenticates and reads sys/health" \
+  'python3 "$work/hvac-client.py" "$url" "$work/vhsmd-ca.pem" >"$work/hvac.out" 2>&1 || { cat "$work/hvac.out"; false; }'
 
 # The man in the middle: its own key, everything forwarded, sys/attestation included.
 python3 "$here/scripts/mitm-proxy.py" "127.0.0.1:$port" >"$work/mitm.log" 2>&1 &

@@ -9,7 +9,8 @@
 #    client with both SPKI hashes named, and by 'vhsm server verify',
 #  - a recorded answer replayed for another nonce (even served with vhsmd's own key) is refused,
 #  - --from-certificate checks the evidence in the certificate's extension and says freshness was not checked,
-#  - an hvac user: --ca-out F, then hvac.Client(url, verify=F) talks to vhsmd, and F refuses the proxy.
+#  - an hvac user: --ca-out F, then hvac.Client(url, verify=F) talks to vhsmd, and F refuses the proxy,
+#  - the operator's own certificate (tls_cert_file): the fresh report binds its key; it carries no evidence.
 # Usage: VHSMD=path/to/vhsmd-built-with-trait-Emulator VHSM=path/to/vhsm [TESTDATA=../shared/testdata] \
 #          scripts/attested-python-test.sh
 set -uo pipefail
@@ -159,6 +160,27 @@ d = vhsm_attest.parse_evidence_extension(e.value.value)
 sys.exit(e.critical or d[\"nonce\"] != bytes(32) or len(d[\"report\"]) != 1184 or not d[\"certificates\"])
 " "$work/data/tls/cert.pem" "$here/clients/python"'
 
+kill -TERM "$server"
+wait "$server"
+
+# The operator's own certificate: sys/attestation binds its key; it carries no evidence of its own.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=vhsm-operator \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$work/op.key" -out "$work/op.crt" 2>/dev/null
+python3 - "$work/config.json" "$work/op.crt" "$work/op.key" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["listener"].update(tls_cert_file=sys.argv[2], tls_key_file=sys.argv[3])
+json.dump(config, open(sys.argv[1], "w"))
+PY
+"$VHSMD" --config "$work/config.json" >"$work/vhsmd.log" 2>&1 &
+server=$!
+pids+=($server)
+for _ in $(seq 200); do grep -q "ready on" "$work/vhsmd.log" && break; sleep 0.05; done
+op_spki=$(openssl x509 -in "$work/op.crt" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
+check "with the operator's certificate, the Python client trusts the report bound to its key ($op_spki)" \
+  'verify "$url" --measurement "$measurement" --trust-emulator-root "$ark" --json >"$work/op.json" && [ "$(json_field "$work/op.json" spki_sha256)" = "$op_spki" ]'
+check "... and --from-certificate says the operator's certificate carries no evidence (exit 1)" \
+  'out=$(verify "$url" --measurement "$measurement" --trust-emulator-root "$ark" --from-certificate); [ $? = 1 ] && grep -q "carries no evidence (extension 1.3.9903.1.1)" <<<"$out"'
 kill -TERM "$server"
 wait "$server"
 echo "attested-python-test: $passed passed, $failed failed"

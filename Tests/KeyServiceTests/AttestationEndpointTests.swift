@@ -534,5 +534,9 @@ struct AttestationTestFailure: Error, CustomStringConvertible {
         let bare = EvidenceSource(device: TablelessDevice(inner: Self.guest()))
         let (_, bareNotices) = try VHSMD.attestation(tls: identity, source: bare)
         #expect(bareNotices.first?.contains("clients must fetch the VCEK themselves") == true)
+        // A host that supplies a table: its certificates are served, and the unused file is mentioned.
+        let both = EvidenceSource(device: Self.guest(), configuredCertificates: certificates)
+        let (_, bothNotices) = try VHSMD.attestation(tls: identity, source: both)
+        #expect(bothNotices.first?.contains("the host supplies certificates with reports") == true)
     }
 }

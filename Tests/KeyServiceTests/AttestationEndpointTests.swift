@@ -540,3 +540,19 @@ struct AttestationTestFailure: Error, CustomStringConvertible {
         #expect(bothNotices.first?.contains("the host supplies certificates with reports") == true)
     }
 }
+
+/// The vhsmd process wires the endpoint as the mode says: dev mode answers 501 with its reason.
+@Suite struct AttestationProcessTests {
+    let directory = TemporaryDirectory()
+
+    @Test func devModeVHSMDAnswers501() async throws {
+        let vhsmd = try VHSMDProcess(["--dev", "--dev-listen-address", "127.0.0.1:0"], directory: directory.path)
+        let url = try await vhsmd.readyURL()
+        let nonce = String(repeating: "ab", count: 32)
+        #expect(try httpStatus(url + "/v1/sys/attestation?nonce=\(nonce)") == "501")
+        let body = try runProgram(
+            "/usr/bin/curl", ["-s", "--max-time", "10", url + "/v1/sys/attestation?nonce=\(nonce)"])
+        #expect(body.output.contains("vhsmd runs in dev mode"), "\(body.output)")
+        #expect(vhsmd.stop() == 0)
+    }
+}

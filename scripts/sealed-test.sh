@@ -223,7 +223,7 @@ check "without operator_key another chip cannot open the data directory, and vhs
 old_spki=$(spki_sha256 "$cacert")
 start snp.sock || { echo "sealed-test: vhsmd did not start on the other chip:"; cat "$work/vhsmd.log"; }
 check "on another chip the self-signed certificate is re-issued for the same key, and a line says why" \
-  'grep -q "made a new self-signed TLS certificate $cacert for the same key because CHIP_ID changed" "$work/vhsmd.log" && [ "$(spki_sha256 "$cacert")" = "$old_spki" ]'
+  'grep -q "re-issued the self-signed TLS certificate $cacert (SHA-256 fingerprint [0-9A-F:]*) for the same key because CHIP_ID changed" "$work/vhsmd.log" && [ "$(spki_sha256 "$cacert")" = "$old_spki" ]'
 check "sys/attestation is served while sealed, for the re-issued certificate" 'attestation_binds "$cacert"'
 check "on another chip vhsmd starts SEALED and names the recovery command" \
   'grep -q "SEALED: this launch.s seal does not open it" "$work/vhsmd.log" && grep -q "vhsm operator recover URL" "$work/vhsmd.log" && [ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 503 ]'

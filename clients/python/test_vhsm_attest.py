@@ -7,11 +7,14 @@ repository) verify to the pinned ARKs.
 """
 
 import base64
+import contextlib
 import datetime
+import io
 import glob
 import hashlib
 import os
 import sys
+import tempfile
 import unittest
 
 from cryptography import x509
@@ -69,9 +72,12 @@ class Fixture:
     vcek_key, vcek = vcek(ask_key)
 
 
-def report(nonce, spki_sha256, measurement=MEASUREMENT, policy=0x30000, signer=None):
+def report(nonce, spki_sha256, measurement=MEASUREMENT, policy=0x30000, signer=None, guest_svn=0, host_data=bytes(32),
+           id_key_digest=bytes(48), author_key_digest=bytes(48)):
     body = bytearray(vhsm_attest.REPORT_SIZE)
     body[0:4] = (5).to_bytes(4, "little")
+    body[0x04:0x08] = guest_svn.to_bytes(4, "little")
+    body[0xC0:0xE0], body[0xE0:0x110], body[0x110:0x140] = host_data, id_key_digest, author_key_digest
     body[0x08:0x10] = policy.to_bytes(8, "little")
     body[0x34:0x38] = (1).to_bytes(4, "little")
     body[0x50:0x90] = vhsm_attest.report_data(nonce, spki_sha256)
@@ -189,7 +195,62 @@ class CheckTests(unittest.TestCase):
     def test_wrong_measurement_names_expected_and_actual(self):
         self.refused(judge(answer(self.nonce, self.leaf), self.nonce, self.leaf, [b"\xcd" * 48]),
                      f"MEASUREMENT: expected {'cd' * 48}, got {'ab' * 48}")
-        self.refused(judge(answer(self.nonce, self.leaf), self.nonce, self.leaf, []), "no expected MEASUREMENT")
+        self.refused(judge(answer(self.nonce, self.leaf), self.nonce, self.leaf, [b"\xcd" * 48, b"\xef" * 48]),
+                     f"MEASUREMENT: expected one of {'cd' * 48}, {'ef' * 48}, got {'ab' * 48}")
+
+    def test_an_identity_is_required(self):
+        data = answer(self.nonce, self.leaf)
+        self.refused(judge(data, self.nonce, self.leaf, []), "no expected MEASUREMENT, ID_KEY_DIGEST or "
+                     "AUTHOR_KEY_DIGEST was given: verifying 'some SEV-SNP VM' is not verification")
+        # Reference values that name no identity do not make one.
+        self.refused(judge(data, self.nonce, self.leaf, [], host_data=bytes(32), min_guest_svn=0),
+                     "'some SEV-SNP VM' is not verification")
+
+    def test_id_key_digest_any_of(self):
+        digest, other = b"\x11" * 48, b"\x22" * 48
+        data = answer(self.nonce, self.leaf, id_key_digest=digest)
+        self.refused(judge(data, self.nonce, self.leaf, [], id_key_digests=[other]),
+                     f"ID_KEY_DIGEST: expected {other.hex()}, got {digest.hex()}")
+        self.refused(judge(data, self.nonce, self.leaf, id_key_digests=[other, b"\x33" * 48]),
+                     f"ID_KEY_DIGEST: expected one of {other.hex()}, {'33' * 48}, got {digest.hex()}")
+        met = judge(data, self.nonce, self.leaf, [], id_key_digests=[other, digest])  # the only identity given
+        self.assertEqual(met.problems, [])
+        self.assertEqual(met.id_key_digest, digest.hex())
+
+    def test_author_key_digest_any_of(self):
+        digest, other = b"\x44" * 48, b"\x55" * 48
+        data = answer(self.nonce, self.leaf, author_key_digest=digest)
+        self.refused(judge(data, self.nonce, self.leaf, [], author_key_digests=[other]),
+                     f"AUTHOR_KEY_DIGEST: expected {other.hex()}, got {digest.hex()}")
+        self.refused(judge(data, self.nonce, self.leaf, author_key_digests=[bytes(48)]),
+                     f"AUTHOR_KEY_DIGEST: expected {'00' * 48}, got {digest.hex()}")
+        met = judge(data, self.nonce, self.leaf, [], author_key_digests=[digest])
+        self.assertEqual(met.problems, [])
+        self.assertEqual(met.author_key_digest, digest.hex())
+
+    def test_min_guest_svn(self):
+        data = answer(self.nonce, self.leaf, guest_svn=7, id_key_digest=b"\x11" * 48)
+        self.refused(judge(data, self.nonce, self.leaf, [], id_key_digests=[b"\x11" * 48], min_guest_svn=8),
+                     "GUEST_SVN: expected at least 8, got 7")
+        for minimum in (0, 7):
+            met = judge(data, self.nonce, self.leaf, [], id_key_digests=[b"\x11" * 48], min_guest_svn=minimum)
+            self.assertEqual(met.problems, [], minimum)
+        self.assertEqual(met.guest_svn, 7)
+
+    def test_host_data(self):
+        host_data = bytes(range(32))
+        data = answer(self.nonce, self.leaf, host_data=host_data)
+        self.refused(judge(data, self.nonce, self.leaf, host_data=bytes(32)),
+                     f"HOST_DATA: expected {'00' * 32}, got {host_data.hex()}")
+        self.assertTrue(judge(data, self.nonce, self.leaf, host_data=host_data).trusted)
+        self.assertEqual(judge(data, self.nonce, self.leaf).host_data, host_data.hex())  # not given: not checked
+
+    def test_every_violation_is_listed(self):
+        data = answer(self.nonce, self.leaf, guest_svn=1, host_data=b"\x01" * 32)
+        result = judge(data, self.nonce, self.leaf, [b"\xcd" * 48], id_key_digests=[b"\x11" * 48],
+                       author_key_digests=[b"\x22" * 48], min_guest_svn=2, host_data=bytes(32))
+        fields = [problem.split(":")[0] for problem in result.problems]
+        self.assertEqual(fields, ["MEASUREMENT", "ID_KEY_DIGEST", "AUTHOR_KEY_DIGEST", "GUEST_SVN", "HOST_DATA"])
 
     def test_emulator_root_only_when_named(self):
         self.refused(judge(answer(self.nonce, self.leaf), self.nonce, self.leaf, root=None),
@@ -233,11 +294,77 @@ class CheckTests(unittest.TestCase):
                      "no certificate signs CN=SEV-VCEK", "do not chain")
         self.refused(judge(answer(self.nonce, self.leaf, []), self.nonce, self.leaf), "carries no VCEK or VLEK")
 
+    def test_cert_and_chain_stand_in_for_the_evidence_certificates(self):
+        bare = answer(self.nonce, self.leaf, [])
+        self.refused(judge(bare, self.nonce, self.leaf), "carries no VCEK or VLEK and none was given (--cert)")
+        met = judge(bare, self.nonce, self.leaf, cert=Fixture.vcek, chain=[Fixture.ask, Fixture.ark])
+        self.assertEqual(met.problems, [])
+        self.assertEqual((met.signer, met.root), ("VCEK", "operator-trusted (--trust-emulator-root)"))
+        # The emulator root is named: the chain need not carry it; without the ASK nothing chains.
+        self.assertTrue(judge(bare, self.nonce, self.leaf, cert=Fixture.vcek, chain=[Fixture.ask]).trusted)
+        self.refused(judge(bare, self.nonce, self.leaf, cert=Fixture.vcek, chain=[Fixture.ark]),
+                     "no certificate signs CN=SEV-VCEK", "do not chain")
+        # The VCEK alone, the ASK and ARK from the evidence.
+        self.assertTrue(judge(answer(self.nonce, self.leaf, [Fixture.ask, Fixture.ark]), self.nonce, self.leaf,
+                              cert=Fixture.vcek).trusted)
+        # --cert is the endorsement: another chip's VCEK does not verify the report.
+        _, other = vcek(Fixture.ask_key)
+        self.refused(judge(answer(self.nonce, self.leaf), self.nonce, self.leaf, cert=other),
+                     "signature does not verify")
+
+    def test_a_chain_does_not_make_its_root_trusted(self):
+        bare = answer(self.nonce, self.leaf, [])
+        self.refused(judge(bare, self.nonce, self.leaf, root=None, cert=Fixture.vcek, chain=[Fixture.ask, Fixture.ark]),
+                     f"(SHA-256 {vhsm_attest.fingerprint(Fixture.ark)}) is neither an AMD ARK nor the one "
+                     "--trust-emulator-root names")
+        # A look-alike ARK that signs the same ASK key: the chain ends at it, not at the named root.
+        other = rsa.generate_private_key(65537, 4096)
+        fake_ark = certificate("ARK-Genoa", "ARK-Genoa", other, other)
+        fake_ask = certificate("SEV-Genoa", "ARK-Genoa", Fixture.ask_key, other)
+        self.refused(judge(bare, self.nonce, self.leaf, cert=Fixture.vcek, chain=[fake_ask, fake_ark]),
+                     f"(SHA-256 {vhsm_attest.fingerprint(fake_ark)}) is neither an AMD ARK")
+
     def test_malformed_answer_and_certificate(self):
         data = dict(answer(self.nonce, self.leaf), report="not base64!")
         self.refused(judge(data, self.nonce, self.leaf), "the attestation answer is malformed")
         self.refused(judge([data], self.nonce, self.leaf), "the attestation answer is malformed")
         self.refused(judge(data, self.nonce, b"\x30\x03\x02\x01"), "the certificate of the TLS handshake does not")
+
+
+class CommandLineTests(unittest.TestCase):
+    """The options main() refuses before any connection (exit 2), and the certificate files it reads."""
+
+    def usage_error(self, *argv):
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr):
+            self.assertEqual(vhsm_attest.main(["https://127.0.0.1:1", *argv]), 2, argv)
+        return stderr.getvalue()
+
+    def test_an_identity_is_required(self):
+        for argv in [(), ("--host-data", "00" * 32), ("--min-tcb", "00" * 8)]:
+            self.assertIn("Verifying 'some SEV-SNP VM' is not verification", self.usage_error(*argv))
+
+    def test_malformed_reference_values(self):
+        self.assertIn("--id-key-digest is 48 bytes (96 hex digits), got 32 bytes",
+                      self.usage_error("--id-key-digest", "11" * 32))
+        self.assertIn("--author-key-digest 'xyz' is not hex", self.usage_error("--author-key-digest", "xyz"))
+        self.assertIn("--host-data is 32 bytes (64 hex digits), got 48 bytes",
+                      self.usage_error("--measurement", "ab" * 48, "--host-data", "00" * 48))
+        self.assertIn("--min-guest-svn 3 applies to signed images",
+                      self.usage_error("--measurement", "ab" * 48, "--min-guest-svn", "3"))
+        self.assertIn("not a 32-bit unsigned number",
+                      self.usage_error("--id-key-digest", "11" * 48, "--min-guest-svn", str(1 << 32)))
+        self.assertIn("holds no certificate", self.usage_error("--measurement", "ab" * 48, "--cert", __file__))
+
+    def test_certificate_files_der_and_pem(self):
+        with tempfile.TemporaryDirectory() as directory:
+            der_path, pem_path = os.path.join(directory, "vcek.der"), os.path.join(directory, "chain.pem")
+            with open(der_path, "wb") as handle:
+                handle.write(Fixture.vcek.public_bytes(serialization.Encoding.DER))
+            with open(pem_path, "wb") as handle:
+                handle.write(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [Fixture.ask, Fixture.ark]))
+            self.assertEqual(vhsm_attest.read_certificates(der_path), [Fixture.vcek])
+            self.assertEqual(vhsm_attest.read_certificates(pem_path), [Fixture.ask, Fixture.ark])
 
 
 class RealEvidenceTests(unittest.TestCase):

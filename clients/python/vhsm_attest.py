@@ -10,10 +10,12 @@ expected MEASUREMENT. The wire format (vhsm-attested-tls-v1):
   SEQUENCE OF OCTET STRING certificates }.
   REPORT_DATA = SHA-512("vhsm-attested-tls-v1" || nonce || SHA-256(DER SubjectPublicKeyInfo of the TLS leaf)).
 
-Usage: vhsm_attest.py URL --measurement HEX [--measurement HEX ...] [--manifest out/manifest.json]
-         [--trust-emulator-root ARK.pem] [--allow-debug] [--min-tcb HEX] [--ca-out FILE] [--json] [--from-certificate]
+Usage: vhsm_attest.py URL [--measurement HEX ...] [--manifest out/manifest.json] [--id-key-digest HEX ...]
+         [--author-key-digest HEX ...] [--min-guest-svn N] [--host-data HEX] [--min-tcb HEX] [--allow-debug]
+         [--trust-emulator-root ARK.pem] [--cert VCEK] [--chain PEM] [--ca-out FILE] [--json] [--from-certificate]
+At least one identity: --measurement, --manifest, --id-key-digest or --author-key-digest (lists are any-of).
 Exit 0 trusted, 1 refused (every problem listed), 2 usage error or unreadable input.
-Python: verify(url, measurements=[...], trust_emulator_root=None, ...) -> Result.
+Python: verify(url, measurements=[...], trust_emulator_root=None, id_key_digests=[...], ...) -> Result.
 """
 
 import argparse
@@ -53,6 +55,14 @@ MILAN_GENOA = {"bl": 0, "tee": 1, "snp": 6, "ucode": 7}
 LAYOUTS = {"Milan": MILAN_GENOA, "Genoa": MILAN_GENOA, "Turin": {"fmc": 0, "bl": 1, "tee": 2, "snp": 3, "ucode": 7}}
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=48)
 DEBUG_BIT = 1 << 19
+# Fields of the report a reference value is held against: (offset, length).
+GUEST_SVN, MEASUREMENT, HOST_DATA = (0x004, 4), (0x090, 48), (0x0C0, 32)
+ID_KEY_DIGEST, AUTHOR_KEY_DIGEST = (0x0E0, 48), (0x110, 48)
+
+
+def field(report, where):
+    offset, length = where
+    return report[offset : offset + length]
 
 
 def report_data(nonce, spki_sha256):
@@ -162,12 +172,16 @@ class Result:
     policy: str = ""
     chip_id: str = ""
     host_data: str = ""
+    id_key_digest: str = ""
+    author_key_digest: str = ""
+    guest_svn: int = 0
 
 
-def genuine(report, certificates, trust_emulator_root, now, result):
+def genuine(report, certificates, trust_emulator_root, now, result, cert=None, issuers=()):
     """Why the report is not genuine: AMD's chain (VCEK/VLEK, ASK/ASVK, ARK) to a pinned ARK or the named emulator
-    root, the endorsement's SPLs = REPORTED_TCB and hwID = CHIP_ID, KEY_INFO, the report's signature. Sets
-    result.product, signer and root."""
+    root, the endorsement's SPLs = REPORTED_TCB and hwID = CHIP_ID, KEY_INFO, the report's signature. The endorsement
+    is `cert` when given (--cert), else the evidence's first certificate; the issuers are looked for among the
+    evidence's certificates, `issuers` (--chain) and the emulator root. Sets result.product, signer and root."""
     problems = []
     u32 = lambda offset: int.from_bytes(report[offset : offset + 4], "little")
     tcb = report[0x180:0x188]
@@ -175,14 +189,15 @@ def genuine(report, certificates, trust_emulator_root, now, result):
         certificates = [x509.load_der_x509_certificate(c) for c in certificates]
     except ValueError as error:
         return [f"a certificate of the evidence does not parse: {error}"]
-    if not certificates:
-        return ["the evidence carries no VCEK or VLEK: cannot check that AMD signed the report"]
-    roots, pool = dict(AMD_ARKS), list(certificates)
+    if cert is None and not certificates:
+        return ["the evidence carries no VCEK or VLEK and none was given (--cert): cannot check that AMD signed "
+                "the report"]
+    roots, pool = dict(AMD_ARKS), certificates + list(issuers)
     if trust_emulator_root is not None:
         roots[fingerprint(trust_emulator_root)] = "operator-trusted (--trust-emulator-root)"
         pool.append(trust_emulator_root)
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    endorsement = certificates[0]
+    endorsement = cert if cert is not None else certificates[0]
     chain = [endorsement]  # VCEK/VLEK, ASK/ASVK, ARK: each signed by the next, the ARK by itself
     while len(chain) < 3:
         issuer = next((c for c in pool if signed_by(chain[-1], c)), None)
@@ -245,10 +260,49 @@ def genuine(report, certificates, trust_emulator_root, now, result):
     return problems
 
 
-def check(answer, nonce, leaf_der, measurements, trust_emulator_root=None, allow_debug=False, min_tcb=None,
-          now=None):
+def any_of(name, expected, actual):
+    """The problem of a field that is none of the expected values: [] when it is one, or when none is expected."""
+    if not expected or actual in expected:
+        return []
+    return [f"{name}: expected {'one of ' if len(expected) > 1 else ''}{', '.join(e.hex() for e in expected)}, "
+            f"got {actual.hex()}"]
+
+
+def unacceptable(report, product, measurements=(), id_key_digests=(), author_key_digests=(), min_guest_svn=None,
+                 host_data=None, min_tcb=None, allow_debug=False):
+    """Every reference value the report does not meet, each 'FIELD: expected X, got Y' (vhsm's ReferenceValues).
+    Lists are any-of; an identity (a measurement, an ID key digest or an author key digest) is required."""
+    problems = []
+    if not (measurements or id_key_digests or author_key_digests):
+        problems.append("no expected MEASUREMENT, ID_KEY_DIGEST or AUTHOR_KEY_DIGEST was given: verifying 'some "
+                        "SEV-SNP VM' is not verification")
+    problems += any_of("MEASUREMENT", measurements, field(report, MEASUREMENT))
+    problems += any_of("ID_KEY_DIGEST", id_key_digests, field(report, ID_KEY_DIGEST))
+    problems += any_of("AUTHOR_KEY_DIGEST", author_key_digests, field(report, AUTHOR_KEY_DIGEST))
+    guest_svn = int.from_bytes(field(report, GUEST_SVN), "little")
+    if min_guest_svn is not None and guest_svn < min_guest_svn:
+        problems.append(f"GUEST_SVN: expected at least {min_guest_svn}, got {guest_svn}")
+    if host_data is not None and field(report, HOST_DATA) != host_data:
+        problems.append(f"HOST_DATA: expected {host_data.hex()}, got {field(report, HOST_DATA).hex()}")
+    tcb, policy = report[0x180:0x188], int.from_bytes(report[0x08:0x10], "little")
+    if min_tcb is not None and product:
+        below = tcb_below(tcb, min_tcb, product)
+        if below:
+            problems.append(f"REPORTED_TCB: expected at least {tcb_text(min_tcb, product)}, got "
+                            f"{tcb_text(tcb, product)} ({', '.join(below)} below)")
+    if policy & DEBUG_BIT and not allow_debug:
+        problems.append(f"POLICY: expected debug not allowed, got 0x{policy:x} allows debug (the host can read and "
+                        "change the guest's memory); --allow-debug accepts it")
+    return problems
+
+
+def check(answer, nonce, leaf_der, measurements=(), trust_emulator_root=None, allow_debug=False, min_tcb=None,
+          now=None, *, id_key_digests=(), author_key_digests=(), min_guest_svn=None, host_data=None, cert=None,
+          chain=()):
     """Judges `answer` (sys/attestation's data, or parse_evidence_extension's fields) for the nonce sent and the
-    leaf certificate seen in the handshake. measurements: 48-byte values; trust_emulator_root: a certificate."""
+    leaf certificate seen in the handshake. measurements, id_key_digests, author_key_digests: 48-byte values, each
+    list any-of; host_data: 32 bytes; min_tcb: 8 bytes; trust_emulator_root and cert: certificates, chain: a list of
+    them (the endorsement when the evidence has none, the ASK/ASVK and ARK when it lacks them)."""
     result = Result()
     problems = result.problems
     try:
@@ -279,9 +333,12 @@ def check(answer, nonce, leaf_der, measurements, trust_emulator_root=None, allow
         problems.append(f"the report has {len(report)} bytes; a report has {REPORT_SIZE}")
         return result
     policy = int.from_bytes(report[0x08:0x10], "little")
-    tcb = report[0x180:0x188]
-    result.measurement, result.reported_tcb, result.policy = report[0x90:0xC0].hex(), tcb.hex(), f"0x{policy:x}"
-    result.chip_id, result.host_data = report[0x1A0:0x1E0].hex(), report[0xC0:0xE0].hex()
+    result.measurement, result.reported_tcb = field(report, MEASUREMENT).hex(), report[0x180:0x188].hex()
+    result.policy, result.chip_id, result.host_data = f"0x{policy:x}", report[0x1A0:0x1E0].hex(), \
+        field(report, HOST_DATA).hex()
+    result.id_key_digest, result.author_key_digest = field(report, ID_KEY_DIGEST).hex(), \
+        field(report, AUTHOR_KEY_DIGEST).hex()
+    result.guest_svn = int.from_bytes(field(report, GUEST_SVN), "little")
 
     # Binding: REPORT_DATA commits to the nonce sent and the key of this handshake.
     if report[0x50:0x90] != report_data(nonce, spki_sha256):
@@ -298,22 +355,11 @@ def check(answer, nonce, leaf_der, measurements, trust_emulator_root=None, allow
                             f"{report[0x50:0x90].hex()}")
 
     # Genuine: AMD's chain to a pinned root, the endorsement's bindings to the report, the report's signature.
-    problems += genuine(report, fields["certificates"], trust_emulator_root, now, result)
+    problems += genuine(report, fields["certificates"], trust_emulator_root, now, result, cert, chain)
 
     # Acceptable: the reference values.
-    if not measurements:
-        problems.append("no expected MEASUREMENT was given: 'some SEV-SNP VM' is not verification")
-    elif report[0x90:0xC0] not in measurements:
-        problems.append(f"MEASUREMENT: expected {'one of ' if len(measurements) > 1 else ''}"
-                        f"{', '.join(m.hex() for m in measurements)}, got {report[0x90:0xC0].hex()}")
-    if policy & DEBUG_BIT and not allow_debug:
-        problems.append(f"POLICY: expected debug not allowed, got 0x{policy:x} allows debug (the host can read and "
-                        "change the guest's memory); --allow-debug accepts it")
-    if min_tcb is not None and result.product:
-        below = tcb_below(tcb, min_tcb, result.product)
-        if below:
-            problems.append(f"REPORTED_TCB: expected at least {tcb_text(min_tcb, result.product)}, got "
-                            f"{tcb_text(tcb, result.product)} ({', '.join(below)} below)")
+    problems += unacceptable(report, result.product, measurements, id_key_digests, author_key_digests,
+                             min_guest_svn, host_data, min_tcb, allow_debug)
     result.trusted = not problems
     return result
 
@@ -395,15 +441,38 @@ def peer_certificate(url, timeout=10.0):
         return tls.getpeercert(binary_form=True)
 
 
-def verify(url, measurements, trust_emulator_root=None, allow_debug=False, min_tcb=None, from_certificate=False,
-           timeout=10.0):
-    """Verifies vhsmd at url. measurements: hex strings or bytes; trust_emulator_root: a PEM path or certificate;
-    min_tcb: 16 hex digits (TCB_VERSION in report order) or 8 bytes."""
-    measurements = [bytes.fromhex(m) if isinstance(m, str) else m for m in measurements]
+def read_certificates(path):
+    """The certificates of a file: every CERTIFICATE block of PEM text, or one DER certificate."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError as error:
+        raise ValueError(f"{path} holds no certificate (DER or PEM): {error}") from None
+
+
+def as_bytes(values):
+    return [bytes.fromhex(v) if isinstance(v, str) else bytes(v) for v in values]
+
+
+def verify(url, measurements=(), trust_emulator_root=None, allow_debug=False, min_tcb=None, from_certificate=False,
+           timeout=10.0, *, id_key_digests=(), author_key_digests=(), min_guest_svn=None, host_data=None, cert=None,
+           chain=()):
+    """Verifies vhsmd at url. measurements, id_key_digests, author_key_digests: hex strings or bytes (48 bytes
+    each, any-of); host_data: hex or 32 bytes; min_tcb: 16 hex digits (TCB_VERSION in report order) or 8 bytes;
+    trust_emulator_root and cert: a file path (PEM, or DER for cert) or a certificate; chain: a PEM path or a list
+    of certificates. At least one measurement, ID key digest or author key digest is expected."""
     if isinstance(trust_emulator_root, (str, os.PathLike)):
-        with open(trust_emulator_root, "rb") as handle:
-            trust_emulator_root = x509.load_pem_x509_certificate(handle.read())
-    min_tcb = bytes.fromhex(min_tcb) if isinstance(min_tcb, str) else min_tcb
+        trust_emulator_root = read_certificates(trust_emulator_root)[0]
+    if isinstance(cert, (str, os.PathLike)):
+        cert = read_certificates(cert)[0]
+    chain = read_certificates(chain) if isinstance(chain, (str, os.PathLike)) else list(chain)
+    reference = {"measurements": as_bytes(measurements), "id_key_digests": as_bytes(id_key_digests),
+                 "author_key_digests": as_bytes(author_key_digests), "min_guest_svn": min_guest_svn,
+                 "host_data": bytes.fromhex(host_data) if isinstance(host_data, str) else host_data,
+                 "min_tcb": bytes.fromhex(min_tcb) if isinstance(min_tcb, str) else min_tcb}
     try:
         if from_certificate:
             nonce, leaf = bytes(32), peer_certificate(url, timeout)
@@ -417,19 +486,40 @@ def verify(url, measurements, trust_emulator_root=None, allow_debug=False, min_t
             leaf, answer = fetch(url, nonce, timeout)
     except (OSError, ValueError, KeyError, TypeError) as error:
         return Result(problems=[f"cannot get evidence from {url}: {error}"])
-    result = check(answer, nonce, leaf, measurements, trust_emulator_root, allow_debug, min_tcb)
+    result = check(answer, nonce, leaf, trust_emulator_root=trust_emulator_root, allow_debug=allow_debug,
+                   cert=cert, chain=chain, **reference)
     result.fresh = not from_certificate
     return result
+
+
+def hex_option(text, option, count):
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"{option} {text!r} is not hex") from None
+    if len(value) != count:
+        raise ValueError(f"{option} is {count} bytes ({2 * count} hex digits), got {len(value)} bytes")
+    return value
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Verify that vhsmd's TLS key is in a genuine, expected SEV-SNP VM.")
     parser.add_argument("url")
-    parser.add_argument("--measurement", action="append", default=[], help="expected MEASUREMENT (96 hex digits)")
+    parser.add_argument("--measurement", action="append", default=[],
+                        help="expected MEASUREMENT (96 hex digits); repeat to accept any of several")
     parser.add_argument("--manifest", help="out/manifest.json from 'make image': its measurement is expected")
-    parser.add_argument("--trust-emulator-root", help="also trust this ARK (PEM), the emulator's")
-    parser.add_argument("--allow-debug", action="store_true", help="accept a guest policy that allows DEBUG")
+    parser.add_argument("--id-key-digest", action="append", default=[],
+                        help="expected ID_KEY_DIGEST (96 hex digits, a signed image); repeat to accept any of several")
+    parser.add_argument("--author-key-digest", action="append", default=[],
+                        help="expected AUTHOR_KEY_DIGEST (96 hex digits); repeat to accept any of several")
+    parser.add_argument("--min-guest-svn", type=int,
+                        help="minimum GUEST_SVN (with --id-key-digest or --author-key-digest)")
+    parser.add_argument("--host-data", help="expected HOST_DATA (64 hex digits)")
     parser.add_argument("--min-tcb", help="minimum REPORTED_TCB per component (16 hex digits, report order)")
+    parser.add_argument("--allow-debug", action="store_true", help="accept a guest policy that allows DEBUG")
+    parser.add_argument("--trust-emulator-root", help="also trust this ARK (PEM), the emulator's")
+    parser.add_argument("--cert", help="the VCEK or VLEK (DER or PEM), when the evidence carries none")
+    parser.add_argument("--chain", help="PEM with the ASK or ASVK and/or the ARK, when the evidence lacks them")
     parser.add_argument("--ca-out", help="write the verified leaf certificate (PEM) here, only when trusted")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--from-certificate", action="store_true",
@@ -438,31 +528,47 @@ def main(argv=None):
     try:
         if urllib.parse.urlsplit(args.url).scheme != "https" or not urllib.parse.urlsplit(args.url).hostname:
             raise ValueError(f"{args.url} is not an https:// URL")
-        measurements = [bytes.fromhex(m) for m in args.measurement]
+        measurements = [hex_option(m, "--measurement", 48) for m in args.measurement]
         if args.manifest:
             with open(args.manifest) as handle:
-                measurements.append(bytes.fromhex(json.load(handle)["measurement"]))
-        if not measurements or any(len(m) != 48 for m in measurements):
-            raise ValueError("give at least one --measurement or --manifest, each 48 bytes (96 hex digits)")
-        min_tcb = bytes.fromhex(args.min_tcb) if args.min_tcb else None
-        if min_tcb is not None and len(min_tcb) != 8:
-            raise ValueError("--min-tcb is 8 bytes (16 hex digits) in report order")
-        root = None
-        if args.trust_emulator_root:
-            with open(args.trust_emulator_root, "rb") as handle:
-                root = x509.load_pem_x509_certificate(handle.read())
+                measurements.append(hex_option(json.load(handle)["measurement"], f"{args.manifest}'s measurement",
+                                               48))
+        id_key_digests = [hex_option(d, "--id-key-digest", 48) for d in args.id_key_digest]
+        author_key_digests = [hex_option(d, "--author-key-digest", 48) for d in args.author_key_digest]
+        if not (measurements or id_key_digests or author_key_digests):
+            raise ValueError("say which VM you expect: give --measurement HEX, --manifest FILE (out/manifest.json "
+                             "from 'make image'), --id-key-digest HEX or --author-key-digest HEX. Verifying 'some "
+                             "SEV-SNP VM' is not verification: any VM on any AMD chip would pass")
+        if args.min_guest_svn is not None:
+            if not (id_key_digests or author_key_digests):
+                raise ValueError(f"--min-guest-svn {args.min_guest_svn} applies to signed images: give the signing "
+                                 "key with --id-key-digest or --author-key-digest too")
+            if not 0 <= args.min_guest_svn < 1 << 32:
+                raise ValueError(f"--min-guest-svn {args.min_guest_svn} is not a 32-bit unsigned number")
+        host_data = hex_option(args.host_data, "--host-data", 32) if args.host_data else None
+        min_tcb = hex_option(args.min_tcb, "--min-tcb", 8) if args.min_tcb else None
+        root = read_certificates(args.trust_emulator_root)[0] if args.trust_emulator_root else None
+        cert = read_certificates(args.cert)[0] if args.cert else None
+        chain = read_certificates(args.chain) if args.chain else []
     except (OSError, ValueError, KeyError) as error:
         print(f"vhsm_attest: {error}", file=sys.stderr)
         return 2
-    result = verify(args.url, measurements, root, args.allow_debug, min_tcb, args.from_certificate)
+    result = verify(args.url, measurements, root, args.allow_debug, min_tcb, args.from_certificate,
+                    id_key_digests=id_key_digests, author_key_digests=author_key_digests,
+                    min_guest_svn=args.min_guest_svn, host_data=host_data, cert=cert, chain=chain)
     if args.json:
         print(json.dumps(dataclasses.asdict(result), indent=2))
     else:
         print(f"{args.url}: {'TRUSTED' if result.trusted else 'REFUSED'}")
+        signed = any(c != "0" for c in result.id_key_digest + result.author_key_digest)  # an ID block was given
         for label, value in [("signed by", result.signer and f"{result.signer} of a {result.product} chip"),
                              ("root", result.root), ("tls spki", result.spki_sha256),
                              ("measurement", result.measurement), ("reported tcb", result.reported_tcb),
-                             ("policy", result.policy)]:
+                             ("policy", result.policy),
+                             ("host data", result.host_data if args.host_data else ""),
+                             ("id key digest", result.id_key_digest if signed else ""),
+                             ("author digest", result.author_key_digest if signed else ""),
+                             ("guest svn", str(result.guest_svn) if signed else "")]:
             if value:
                 print(f"  {label:<13} {value}")
         if not result.fresh:

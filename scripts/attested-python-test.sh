@@ -10,7 +10,12 @@
 #  - a recorded answer replayed for another nonce (even served with vhsmd's own key) is refused,
 #  - --from-certificate checks the evidence in the certificate's extension and says freshness was not checked,
 #  - an hvac user: --ca-out F, then hvac.Client(url, verify=F) talks to vhsmd, and F refuses the proxy,
-#  - the operator's own certificate (tls_cert_file): the fresh report binds its key; it carries no evidence.
+#  - the operator's own certificate (tls_cert_file): the fresh report binds its key; it carries no evidence,
+#  - the other reference values, on a launch with an ID block ('vhsm idblock create', GUEST_SVN 3, an author key)
+#    and HOST_DATA: each trusted when met (a key digest alone names the VM) and refused when not, with expected and
+#    actual; no identity is a usage error,
+#  - a host that withholds the certificates (the proxy with vhsmd's key, --drop-certificates): refused, then trusted
+#    with --cert (the VCEK) and --chain (ASK and ARK, 'vhsm emulator certs'), never with an unnamed root.
 # Usage: VHSMD=path/to/vhsmd-built-with-trait-Emulator VHSM=path/to/vhsm [TESTDATA=../shared/testdata] \
 #          scripts/attested-python-test.sh
 set -uo pipefail
@@ -33,6 +38,8 @@ port=$(free_port)
 url=https://127.0.0.1:$port
 measurement=$(printf 'ab%.0s' $(seq 48))
 other_measurement=$(printf 'cd%.0s' $(seq 48))
+host_data=$(printf '0f%.0s' $(seq 32))
+other_host_data=$(printf 'f0%.0s' $(seq 32))
 
 check "the module's unit tests pass (python3 -m unittest clients/python/test_vhsm_attest.py)" \
   '(cd "$here/clients/python" && python3 -m unittest -v test_vhsm_attest.py) >"$work/unit.log" 2>&1 || { cat "$work/unit.log"; false; }'
@@ -40,7 +47,13 @@ check "the module's unit tests pass (python3 -m unittest clients/python/test_vhs
 "$VHSM" emulator init --state "$work/chip" --product genoa >/dev/null 2>&1
 "$VHSM" emulator certs --state "$work/chip" --out "$work/certs" >/dev/null
 ark=$work/certs/ark.pem
-"$VHSM" emulator serve --state "$work/chip" --socket "$work/snp.sock" --measurement "$measurement" 2>/dev/null &
+for key in id author; do openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/$key.pem" 2>/dev/null; done
+"$VHSM" idblock create --measurement "$measurement" --family-id 01 --image-id 02 --svn 3 --policy 0x30000 \
+  --id-key "$work/id.pem" --author-key "$work/author.pem" --out "$work/idblock" >"$work/idblock.out"
+id_key_digest=$(sed -n 's/^id_key_digest: //p' "$work/idblock.out")
+author_key_digest=$(sed -n 's/^author_key_digest: //p' "$work/idblock.out")
+"$VHSM" emulator serve --state "$work/chip" --socket "$work/snp.sock" --measurement "$measurement" \
+  --host-data "$host_data" --id-block "$work/idblock" 2>/dev/null &
 pids+=($!)
 for _ in $(seq 100); do [ -S "$work/snp.sock" ] && break; sleep 0.05; done
 mkdir -p "$work/data"
@@ -80,7 +93,22 @@ check "the emulator root is not trusted unless named (exit 1)" \
   'out=$(verify "$url" --measurement "$measurement"); [ $? = 1 ] && grep -q "neither an AMD ARK nor the one --trust-emulator-root names" <<<"$out"'
 check "--min-tcb above the reported TCB is refused per component (exit 1)" \
   'out=$(verify "$url" --measurement "$measurement" --trust-emulator-root "$ark" --min-tcb 0a00000000001a54); [ $? = 1 ] && grep -q "REPORTED_TCB: expected at least bl 10, tee 0, snp 26, ucode 84 (0a00000000001a54), got .*(snp below)" <<<"$out"'
-check "no expected MEASUREMENT is a usage error (exit 2)" 'verify "$url" --trust-emulator-root "$ark" 2>/dev/null; [ $? = 2 ]'
+check "no expected identity is a usage error, even with other reference values (exit 2)" \
+  'out=$(verify "$url" --trust-emulator-root "$ark" --host-data "$host_data" 2>&1); [ $? = 2 ] && grep -q "Verifying .some SEV-SNP VM. is not verification" <<<"$out"'
+check "--host-data of the launch's HOST_DATA is trusted (exit 0)" \
+  'out=$(verify "$url" --measurement "$measurement" --trust-emulator-root "$ark" --host-data "$host_data"); [ $? = 0 ] && grep -q "host data *$host_data" <<<"$out"'
+check "another --host-data is refused with expected and actual (exit 1)" \
+  'out=$(verify "$url" --measurement "$measurement" --trust-emulator-root "$ark" --host-data "$other_host_data"); [ $? = 1 ] && grep -q "HOST_DATA: expected $other_host_data, got $host_data" <<<"$out"'
+check "--id-key-digest of the ID block alone names the VM, with --min-guest-svn 3: trusted (exit 0)" \
+  'out=$(verify "$url" --id-key-digest "$id_key_digest" --min-guest-svn 3 --trust-emulator-root "$ark"); [ $? = 0 ] && grep -q "id key digest *$id_key_digest" <<<"$out" && grep -q "guest svn *3" <<<"$out"'
+check "another --id-key-digest alone is refused with expected and actual, its only problem (exit 1)" \
+  'out=$(verify "$url" --id-key-digest "$other_measurement" --trust-emulator-root "$ark"); [ $? = 1 ] && grep -q "ID_KEY_DIGEST: expected $other_measurement, got $id_key_digest" <<<"$out" && [ "$(grep -c "^  - " <<<"$out")" = 1 ]'
+check "vhsm server verify refuses the same --id-key-digest with the same sentence (exit 1)" \
+  'out=$("$VHSM" server verify "$url" --id-key-digest "$other_measurement" --trust-emulator-root "$ark" 2>&1); [ $? = 1 ] && grep -q "ID_KEY_DIGEST: expected $other_measurement, got $id_key_digest" <<<"$out"'
+check "--min-guest-svn 4 above the launch's GUEST_SVN 3 is refused (exit 1)" \
+  'out=$(verify "$url" --id-key-digest "$id_key_digest" --min-guest-svn 4 --trust-emulator-root "$ark"); [ $? = 1 ] && grep -q "GUEST_SVN: expected at least 4, got 3" <<<"$out"'
+check "--author-key-digest: the ID block's author key trusted (exit 0), another refused (exit 1)" \
+  'verify "$url" --author-key-digest "$other_measurement" --author-key-digest "$author_key_digest" --trust-emulator-root "$ark" >/dev/null && out=$(verify "$url" --author-key-digest "$other_measurement" --trust-emulator-root "$ark"); [ $? = 1 ] && grep -q "AUTHOR_KEY_DIGEST: expected $other_measurement, got $author_key_digest" <<<"$out"'
 check "an unreachable server is refused with a sentence (exit 1)" \
   'out=$(verify "https://127.0.0.1:$(free_port)" --measurement "$measurement"); [ $? = 1 ] && grep -q "cannot get evidence from https://127.0.0.1:.*refused" <<<"$out"'
 
@@ -106,7 +134,7 @@ check "hvac.Client(url, verify=that file) initialises vhsmd, authenticates and r
 python3 "$here/scripts/mitm-proxy.py" "127.0.0.1:$port" >"$work/mitm.log" 2>&1 &
 mitm=$!
 pids+=($mitm)
-for _ in $(seq 100); do grep -q "listening on" "$work/mitm.log" && break; sleep 0.05; done
+for _ in $(seq 100); do grep -qs "listening on" "$work/mitm.log" && break; sleep 0.05; done
 mitm_port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/mitm.log" | cut -d: -f2)
 mitm_url=https://127.0.0.1:$mitm_port
 vhsmd_spki=$(spki_of_handshake "$port")
@@ -137,13 +165,30 @@ python3 "$here/scripts/mitm-proxy.py" "127.0.0.1:$port" --cert "$work/data/tls/c
   --replay "$work/recorded.json" >"$work/replay.log" 2>&1 &
 replay=$!
 pids+=($replay)
-for _ in $(seq 100); do grep -q "listening on" "$work/replay.log" && break; sleep 0.05; done
+for _ in $(seq 100); do grep -qs "listening on" "$work/replay.log" && break; sleep 0.05; done
 replay_port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/replay.log" | cut -d: -f2)
 check "a replayed answer is refused, naming the recorded nonce (exit 1)" \
   'out=$(verify "https://127.0.0.1:$replay_port" --measurement "$measurement" --trust-emulator-root "$ark"); [ $? = 1 ] && grep -q "the answer is for nonce $recorded_nonce, not for the nonce sent" <<<"$out" && grep -q "replayed" <<<"$out"'
 check "vhsm server verify refuses the replayed answer (exit 1)" \
   'out=$("$VHSM" server verify "https://127.0.0.1:$replay_port" --measurement "$measurement" --trust-emulator-root "$ark" 2>&1); [ $? = 1 ] && grep -q "$recorded_nonce" <<<"$out"'
 kill -TERM "$replay"
+
+# A host that withholds the certificates: vhsmd's fresh answer (vhsmd's key: the binding holds) without them.
+python3 "$here/scripts/mitm-proxy.py" "127.0.0.1:$port" --cert "$work/data/tls/cert.pem" --key "$work/data/tls/key.pem" \
+  --drop-certificates >"$work/bare.log" 2>&1 &
+bare=$!
+pids+=($bare)
+for _ in $(seq 100); do grep -qs "listening on" "$work/bare.log" && break; sleep 0.05; done
+bare_url=https://127.0.0.1:$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/bare.log" | cut -d: -f2)
+check "an answer without certificates is refused: no VCEK or VLEK (exit 1)" \
+  'out=$(verify "$bare_url" --measurement "$measurement" --trust-emulator-root "$ark"); [ $? = 1 ] && grep -q "carries no VCEK or VLEK and none was given (--cert)" <<<"$out" && [ "$(grep -c "^  - " <<<"$out")" = 1 ]'
+check "--cert (the VCEK, DER) and --chain (ASK and ARK, PEM) stand in for them: trusted (exit 0)" \
+  'out=$(verify "$bare_url" --measurement "$measurement" --trust-emulator-root "$ark" --cert "$work/certs/vcek.der" --chain "$work/certs/cert_chain.pem"); [ $? = 0 ] && grep -q "VCEK of a Genoa chip" <<<"$out" || { echo "$out"; false; }'
+check "... but the ARK in --chain is not trusted unless named (exit 1)" \
+  'out=$(verify "$bare_url" --measurement "$measurement" --cert "$work/certs/vcek.der" --chain "$work/certs/cert_chain.pem"); [ $? = 1 ] && grep -q "neither an AMD ARK nor the one --trust-emulator-root names" <<<"$out"'
+check "vhsm server verify trusts the same with the same --cert and --chain (exit 0)" \
+  '"$VHSM" server verify "$bare_url" --measurement "$measurement" --trust-emulator-root "$ark" --cert "$work/certs/vcek.der" --chain "$work/certs/cert_chain.pem" >"$work/swift-bare.out" 2>&1 || { cat "$work/swift-bare.out"; false; }'
+kill -TERM "$bare"
 
 # The evidence in the certificate (extension 1.3.9903.1.1, all-zero nonce).
 check "--from-certificate trusts the certificate's evidence and says freshness was not checked (exit 0)" \

@@ -9,8 +9,11 @@ sys/attestation without checking the binding to the handshake's key is fooled; v
   --cert/--key   serve this certificate and key instead (an attacker who has vhsmd's key, for the replay test)
   --replay FILE  answer GET /v1/sys/attestation with FILE (a recorded answer, e.g. for another nonce) instead of
                  forwarding it; other requests are still forwarded
+  --drop-certificates
+                 forward GET /v1/sys/attestation, and answer vhsmd's fresh answer with its certificates removed
+                 (a host that withholds the VCEK and chain: the client must be given them, --cert and --chain)
 
-Usage: scripts/mitm-proxy.py UPSTREAM_HOST:PORT [--port N] [--cert PEM --key PEM] [--replay FILE]
+Usage: scripts/mitm-proxy.py UPSTREAM_HOST:PORT [--port N] [--cert PEM --key PEM] [--replay FILE | --drop-certificates]
 Prints "mitm-proxy: listening on 127.0.0.1:PORT, TLS SPKI SHA-256 HEX" when ready; SIGTERM stops it (exit 0).
 """
 
@@ -18,6 +21,7 @@ import argparse
 import datetime
 import hashlib
 import ipaddress
+import json
 import os
 import signal
 import socket
@@ -69,41 +73,60 @@ def pump(source, destination):
             pass
 
 
-def replay_answer(client, recorded):
-    """Reads one request head; when it asks for sys/attestation, answers the recorded body. Returns the bytes
-    already read when the request is to be forwarded, None when it was answered."""
+def read_head(connection):
+    """The bytes of one HTTP head (and whatever came with it)."""
     head = b""
     while b"\r\n\r\n" not in head and len(head) < 65536:
-        data = client.recv(65536)
+        data = connection.recv(65536)
         if not data:
             break
         head += data
-    if not head.split(b" ", 2)[1:2] or not head.split(b" ", 2)[1].startswith(b"/v1/sys/attestation"):
-        return head
-    client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                   b"Connection: close\r\n\r\n%s" % (len(recorded), recorded))
-    return None
+    return head
 
 
-def serve(connection, upstream, server_context, recorded):
+def asks_for_attestation(head):
+    return head.split(b" ", 2)[1:2] != [] and head.split(b" ", 2)[1].startswith(b"/v1/sys/attestation")
+
+
+def without_certificates(head, server):
+    """vhsmd's answer to the request `head` (sent over `server`), with data.certificates emptied."""
+    server.sendall(head)
+    answer = read_head(server)
+    answer_head, _, body = answer.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in answer_head.split(b"\r\n")[1:]
+                   if line.lower().startswith(b"content-length:")), None)
+    while length is None or len(body) < length:
+        data = server.recv(65536)
+        if not data:
+            break
+        body += data
+    answer = json.loads(body)
+    answer["data"]["certificates"] = []
+    return json.dumps(answer).encode()
+
+
+def serve(connection, upstream, server_context, recorded, drop_certificates):
     upstream_context = ssl.create_default_context()
     upstream_context.check_hostname, upstream_context.verify_mode = False, ssl.CERT_NONE
     try:
-        with server_context.wrap_socket(connection, server_side=True) as client:
+        with server_context.wrap_socket(connection, server_side=True) as client, \
+                socket.create_connection(upstream, timeout=30) as raw, \
+                upstream_context.wrap_socket(raw, server_hostname=upstream[0]) as server:
             first = b""
-            if recorded is not None:
-                first = replay_answer(client, recorded)
-                if first is None:
+            if recorded is not None or drop_certificates:
+                first = read_head(client)
+                if asks_for_attestation(first):
+                    body = recorded if recorded is not None else without_certificates(first, server)
+                    client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                                   b"Connection: close\r\n\r\n%s" % (len(body), body))
                     return
-            with socket.create_connection(upstream, timeout=30) as raw, \
-                    upstream_context.wrap_socket(raw, server_hostname=upstream[0]) as server:
-                server.sendall(first)
-                back = threading.Thread(target=pump, args=(server, client), daemon=True)
-                back.start()
-                pump(client, server)
-                back.join()
-    except (OSError, ssl.SSLError):
-        pass  # a client or vhsmd that hangs up ends this connection only
+            server.sendall(first)
+            back = threading.Thread(target=pump, args=(server, client), daemon=True)
+            back.start()
+            pump(client, server)
+            back.join()
+    except (OSError, ssl.SSLError, ValueError, KeyError, TypeError):
+        pass  # a client or vhsmd that hangs up (or answers something else) ends this connection only
     finally:
         connection.close()
 
@@ -115,10 +138,14 @@ def main():
     parser.add_argument("--cert", help="serve this certificate (PEM) instead of a new one; needs --key")
     parser.add_argument("--key", help="the private key (PEM) of --cert")
     parser.add_argument("--replay", help="answer sys/attestation with this recorded answer (raw HTTP body)")
+    parser.add_argument("--drop-certificates", action="store_true",
+                        help="answer sys/attestation with vhsmd's fresh answer, its certificates removed")
     args = parser.parse_args()
     host, _, port = args.upstream.rpartition(":")
     if not host or not port.isdigit() or bool(args.cert) != bool(args.key):
         parser.error("UPSTREAM is HOST:PORT, and --cert and --key go together")
+    if args.replay and args.drop_certificates:
+        parser.error("--replay and --drop-certificates are two different answers: give one")
     recorded = open(args.replay, "rb").read() if args.replay else None
 
     with tempfile.TemporaryDirectory() as directory:
@@ -146,7 +173,8 @@ def main():
             connection, _ = listener.accept()
         except OSError:
             break
-        threading.Thread(target=serve, args=(connection, (host, int(port)), context, recorded), daemon=True).start()
+        threading.Thread(target=serve, args=(connection, (host, int(port)), context, recorded, args.drop_certificates),
+                         daemon=True).start()
     print("mitm-proxy: stopped", flush=True)
     return 0
 

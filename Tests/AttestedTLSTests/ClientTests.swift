@@ -220,6 +220,28 @@ import X509
         #expect(ContinuousClock.now - started < .seconds(5), "\(ContinuousClock.now - started)")
     }
 
+    @Test func aServerThatAcceptsButNeverSpeaksTimesOut() async throws {
+        // TCP accepted, then silence: neither the handshake-only fetch nor the attestation may hang.
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { silent.close(promise: nil) }
+        let port = try #require(silent.localAddress?.port)
+        let client = AttestedTLSClient(host: "127.0.0.1", port: port, timeout: .seconds(1))
+        let expected = AttestedTLSError.timedOut(place: "https://127.0.0.1:\(port)", after: .seconds(1))
+        for handshakeOnly in [true, false] {
+            let started = ContinuousClock.now
+            await #expect(throws: expected) {
+                if handshakeOnly {
+                    _ = try await client.leafCertificate()
+                } else {
+                    _ = try await client.attestation(nonce: [UInt8](repeating: 0, count: 32))
+                }
+            }
+            #expect(ContinuousClock.now - started < .seconds(4), "handshake only: \(handshakeOnly)")
+        }
+        #expect(expected.description.contains("did not answer within 1 s"))
+    }
+
     @Test func unreachableAndPlainHTTPAreNamed() async throws {
         // A port nobody listens on: bind, note, close.
         let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)

@@ -168,6 +168,19 @@ import X509
         // The handshake-only fetch sends nothing and brings back the same leaf.
         #expect(try await client.leafCertificate() == server.certificateDER)
         #expect(server.requests.withLock { $0 }.count == 1)
+        // verify(): the same, in one call, with its own fresh nonce.
+        let reference = ReferenceValues(measurements: [[UInt8](repeating: 0x5A, count: 48)])
+        let verification = try await client.verify(
+            reference: reference, verifier: ReportVerifier.amd.trusting(chip.ark))
+        #expect(verification.trusted && verification.fresh, "\(verification.verdict.problems)")
+        #expect(verification.spkiSHA256 == server.spkiSHA256 && verification.nonce != nonce)
+        #expect(server.requests.withLock { $0 }.last == "/v1/sys/attestation?nonce=" + Hex.encode(verification.nonce))
+        // This stand-in's certificate has no evidence extension: --from-certificate has nothing to trust.
+        let fromCertificate = try await client.verify(
+            reference: reference, verifier: ReportVerifier.amd.trusting(chip.ark), fromCertificate: true)
+        #expect(!fromCertificate.trusted && !fromCertificate.fresh)
+        #expect(fromCertificate.verdict.problems.contains { $0.contains("carries no attestation evidence") })
+        #expect(fromCertificate.nonce == AttestedTLSBinding.certificateNonce)
     }
 
     @Test func serverErrorsOversizedAndSilentAnswersAreSentences() async throws {

@@ -9,7 +9,10 @@
 #    both fingerprints; SIGHUP reopens a renamed audit log,
 #  - the same data directory under another chip's emulator is refused at start without operator_key; with it vhsmd
 #    waits sealed, 'vhsm operator recover' releases the escrowed barrier key to the attested new launch (a wrong
-#    measurement, chain or key releases nothing), old ciphertext decrypts, and the next start unseals by itself.
+#    measurement, chain or key releases nothing), old ciphertext decrypts, and the next start unseals by itself,
+#  - attested TLS: sys/attestation (no token, sealed or not) binds a fresh nonce and the served certificate's SPKI
+#    (the self-signed one or the operator's), the self-signed certificate carries the evidence extension, and it is
+#    re-issued for the same key on another chip.
 # Usage: VHSMD=path/to/vhsmd-built-with-trait-Emulator VHSM=path/to/vhsm scripts/sealed-test.sh
 set -uo pipefail
 VHSMD=${VHSMD:?} VHSM=${VHSM:?}
@@ -67,6 +70,25 @@ start() {
 }
 # The served certificate's fingerprint, from the listener line (a renewal line names two more).
 fingerprint() { grep 'listener:' "$work/vhsmd.log" | grep -o 'fingerprint [0-9A-F:]*' | cut -d' ' -f2; }
+# SHA-256 of a PEM certificate's DER SubjectPublicKeyInfo, in hex.
+spki_sha256() { openssl x509 -in "$1" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1; }
+# sys/attestation for a fresh nonce (curl trusting $1): the answer's fields, and REPORT_DATA (report offset 0x50)
+# recomputed in Python from the nonce and the SPKI of the certificate $1, as a third-party client would.
+attestation_binds() {
+  local nonce
+  nonce=$(openssl rand -hex 32)
+  curl -s --cacert "$1" "$url/v1/sys/attestation?nonce=$nonce" | python3 -c '
+import base64, hashlib, json, sys
+nonce, spki = sys.argv[1], sys.argv[2]
+data = json.load(sys.stdin)["data"]
+assert set(data) == {"format", "nonce", "report", "certificates", "spki_sha256"}, data.keys()
+assert data["format"] == "vhsm-attested-tls-v1" and data["nonce"] == nonce and data["spki_sha256"] == spki, data
+report = base64.b64decode(data["report"], validate=True)
+assert len(report) == 1184, len(report)
+assert report[0x50:0x90] == hashlib.sha512(b"vhsm-attested-tls-v1" + bytes.fromhex(nonce) + bytes.fromhex(spki)).digest()
+assert len(data["certificates"]) == 3 and all(base64.b64decode(c, validate=True) for c in data["certificates"])
+' "$nonce" "$(spki_sha256 "$1")"
+}
 
 start snp.sock
 check "config mode serves HTTPS with a new self-signed certificate" 'grep -q "HTTPS (new self-signed certificate" "$work/vhsmd.log"'
@@ -77,6 +99,13 @@ check "the private key is owner-only" '[ "$(stat -c %a "$work/data/tls/key.pem")
 check "the certificate verifies for 127.0.0.1 with curl --cacert" 'c -o /dev/null "$url/v1/sys/health"'
 check "plain HTTP to the TLS listener gets no answer" '! curl -s -o /dev/null "http://127.0.0.1:$port/v1/sys/health"'
 check "READY=1 reached NOTIFY_SOCKET" 'sleep 0.2; grep -q "READY=1" "$work/notify.log"'
+check "sys/attestation (before init, no token) binds the nonce and the served certificate's SPKI" 'attestation_binds "$cacert"'
+check "the start line names sys/attestation, its SPKI and its source" \
+  'grep -q "attestation: GET /v1/sys/attestation?nonce=HEX binds SPKI SHA-256 $(spki_sha256 "$cacert"), reports from emulator" "$work/vhsmd.log"'
+check "the self-signed certificate carries the evidence extension 1.3.9903.1.1" \
+  'openssl x509 -in "$cacert" -noout -text | grep -q "1.3.9903.1.1"'
+check "a nonce that is not 64 hex digits is 400 and says what is expected" \
+  '[ "$(c -o "$work/short.json" -w "%{http_code}" "$url/v1/sys/attestation?nonce=abcd")" = 400 ] && grep -q "64 hex digits" "$work/short.json"'
 
 check "health before init is 501" '[ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 501 ]'
 check "vhsm operator init refuses an https URL without --cacert or --fingerprint (exit 2)" \
@@ -175,6 +204,8 @@ start snp.sock ", \"tls_cert_file\": \"$work/op.crt\", \"tls_key_file\": \"$work
 check "the operator's certificate is served" \
   'grep -q "operator.s certificate" "$work/vhsmd.log" && curl -s -o /dev/null --cacert "$work/op.crt" "$url/v1/sys/health"'
 check "the self-signed certificate no longer verifies" '! c -o /dev/null "$url/v1/sys/health"'
+check "with the operator's certificate sys/attestation binds its SPKI, and the certificate is left as it is" \
+  'attestation_binds "$work/op.crt" && ! openssl x509 -in "$work/op.crt" -noout -text | grep -q "1.3.9903.1.1"'
 kill -9 "$server"
 
 # The same VM configuration, but another chip behind the Secure Processor socket.
@@ -189,7 +220,11 @@ sleep 2
 check "without operator_key another chip cannot open the data directory, and vhsmd exits" \
   '! kill -0 $other 2>/dev/null && grep -q "does not open" "$work/other.log"'
 # With operator_key (the escrow was written at sys/init), vhsmd waits sealed for the operator's recovery.
+old_spki=$(spki_sha256 "$cacert")
 start snp.sock || { echo "sealed-test: vhsmd did not start on the other chip:"; cat "$work/vhsmd.log"; }
+check "on another chip the self-signed certificate is re-issued for the same key, and a line says why" \
+  'grep -q "re-issued the self-signed TLS certificate $cacert (SHA-256 fingerprint [0-9A-F:]*) for the same key because CHIP_ID changed" "$work/vhsmd.log" && [ "$(spki_sha256 "$cacert")" = "$old_spki" ]'
+check "sys/attestation is served while sealed, for the re-issued certificate" 'attestation_binds "$cacert"'
 check "on another chip vhsmd starts SEALED and names the recovery command" \
   'grep -q "SEALED: this launch.s seal does not open it" "$work/vhsmd.log" && grep -q "vhsm operator recover URL" "$work/vhsmd.log" && [ "$(c -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 503 ]'
 "$VHSM" emulator certs --state "$work/other" --out "$work/other-certs" >/dev/null

@@ -349,6 +349,43 @@ struct AttestationTestFailure: Error, CustomStringConvertible {
         #expect(defaults.rate == 10 && defaults.burst == 10 && defaults.queue == 4)
     }
 
+    @Test func hammeringGetsNoMoreReportsThanTheRateAllows() async throws {
+        let device = GatedDevice(Self.guest(), gated: false)
+        let endpoint = AttestationEndpoint(
+            source: EvidenceSource(device: device),
+            spki: Certificate.PublicKey(P256.Signing.PrivateKey().publicKey).subjectPublicKeyInfoDER)
+        let limits = AttestationLimits()
+        try await Self.app(endpoint).test(.live) { client in
+            let port = try #require(client.port)
+            let start = ContinuousClock.now
+            let statuses = try await withThrowingTaskGroup(of: [(Int, String?)].self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        try await TestClient.withClient(host: "127.0.0.1", port: port) { other in
+                            var seen: [(Int, String?)] = []
+                            for _ in 0..<25 {
+                                let response = try await other.get(
+                                    "/v1/sys/attestation?nonce=\(Hex.encode(Self.randomNonce()))")
+                                seen.append((response.status.code, response.headers[HTTPField.Name("Retry-After")!]))
+                            }
+                            return seen
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            let elapsed = ContinuousClock.now - start
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let served = statuses.filter { $0.0 == 200 }.count
+            #expect(statuses.count == 200)
+            #expect(statuses.allSatisfy { $0.0 == 200 || ($0.0 == 429 && Int($0.1 ?? "") ?? 0 >= 1) })
+            // The first wave fills the queue from a full bucket: at least one report at the device and `queue` waiting.
+            #expect(served >= limits.queue + 1, "\(served) served")
+            #expect(Double(served) <= limits.burst + limits.rate * seconds + 1, "\(served) reports in \(seconds) s")
+            #expect(device.count == served, "every report asked for was answered, and no refused one was made")
+        }
+    }
+
     @Test func aSlowReportBlocksNothingElseAndAFullQueueIs429() async throws {
         var limits = AttestationLimits()
         limits.queue = 1
@@ -534,5 +571,25 @@ struct AttestationTestFailure: Error, CustomStringConvertible {
         let bare = EvidenceSource(device: TablelessDevice(inner: Self.guest()))
         let (_, bareNotices) = try VHSMD.attestation(tls: identity, source: bare)
         #expect(bareNotices.first?.contains("clients must fetch the VCEK themselves") == true)
+        // A host that supplies a table: its certificates are served, and the unused file is mentioned.
+        let both = EvidenceSource(device: Self.guest(), configuredCertificates: certificates)
+        let (_, bothNotices) = try VHSMD.attestation(tls: identity, source: both)
+        #expect(bothNotices.first?.contains("the host supplies certificates with reports") == true)
+    }
+}
+
+/// The vhsmd process wires the endpoint as the mode says: dev mode answers 501 with its reason.
+@Suite struct AttestationProcessTests {
+    let directory = TemporaryDirectory()
+
+    @Test func devModeVHSMDAnswers501() async throws {
+        let vhsmd = try VHSMDProcess(["--dev", "--dev-listen-address", "127.0.0.1:0"], directory: directory.path)
+        let url = try await vhsmd.readyURL()
+        let nonce = String(repeating: "ab", count: 32)
+        #expect(try httpStatus(url + "/v1/sys/attestation?nonce=\(nonce)") == "501")
+        let body = try runProgram(
+            "/usr/bin/curl", ["-s", "--max-time", "10", url + "/v1/sys/attestation?nonce=\(nonce)"])
+        #expect(body.output.contains("vhsmd runs in dev mode"), "\(body.output)")
+        #expect(vhsmd.stop() == 0)
     }
 }

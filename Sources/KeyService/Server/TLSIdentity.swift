@@ -283,12 +283,12 @@ struct TLSIdentity {
         var reissued = try read(certificateFile: identity.certificatePath, keyFile: keyPath, origin: .reissued)
         reissued.notices =
             identity.notices + [
-                "vhsmd: made a new self-signed TLS certificate \(identity.certificatePath) for the same key because "
-                    + "\(why); its SHA-256 fingerprint was \(identity.fingerprint) and is now \(reissued.fingerprint) "
-                    + "(valid until \(TransitTime.rfc3339(reissued.validUntil))). The key is kept (SPKI SHA-256 "
-                    + "\(Hex.encode(AttestedTLSBinding.spkiSHA256(reissued.subjectPublicKeyInfo)))): clients that "
-                    + "verify attestation are unaffected; clients that pin the fingerprint or trust the old cert.pem "
-                    + "must be given the new one."
+                "vhsmd: re-issued the self-signed TLS certificate \(identity.certificatePath) (SHA-256 fingerprint "
+                    + "\(identity.fingerprint)) for the same key because \(why); the new one has SHA-256 fingerprint "
+                    + "\(reissued.fingerprint) and is valid until \(TransitTime.rfc3339(reissued.validUntil)). The key "
+                    + "is kept (SPKI SHA-256 \(Hex.encode(AttestedTLSBinding.spkiSHA256(reissued.subjectPublicKeyInfo)))): "
+                    + "clients that verify attestation are unaffected; clients that pin the fingerprint or trust the "
+                    + "old cert.pem must be given the new one."
             ]
         return reissued
     }

@@ -97,13 +97,17 @@ struct EvidenceSource: Sendable {
 
     /// Checks at start that configured certificates endorse this launch (`evidence` is fresh): served only when the
     /// host gives no table, they must verify the report (signature, CHIP_ID, TCB). Returns a start notice when the
-    /// answer will carry no certificate at all.
+    /// answer will carry no certificate at all, or when the configured ones go unused.
     func check(_ evidence: AttestationEvidence, at instant: Date = Date()) throws(ConfigError) -> String? {
+        if evidence.certificates.isEmpty {
+            return "vhsmd: the host supplies no certificate table with reports and attestation_certificates is not "
+                + "set: sys/attestation answers no certificates, so clients must fetch the VCEK themselves"
+        }
         guard !configuredCertificates.isEmpty, evidence.certificates == configuredCertificates else {
-            return evidence.certificates.isEmpty
-                ? "vhsmd: the host supplies no certificate table with reports and attestation_certificates is not "
-                    + "set: sys/attestation answers no certificates, so clients must fetch the VCEK themselves"
-                : nil
+            return configuredCertificates.isEmpty
+                ? nil
+                : "vhsmd: the host supplies certificates with reports: sys/attestation serves them, and "
+                    + "attestation_certificates only when a report comes without them"
         }
         do {
             let report = try AttestationReport(bytes: evidence.report)

@@ -83,7 +83,7 @@ let package = Package(
             name: "CLI",
             dependencies: [
                 "SNP", "SNPGuest", "SNPEmulator", "Volume", "Sealing", "AttestedTLS", argumentParser, system, crypto,
-                asn1, .product(name: "X509", package: "swift-certificates"),
+                .product(name: "X509", package: "swift-certificates"),
                 // The HTTPS client of 'vhsm operator' (TLS is swift-nio-ssl's).
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -102,16 +102,17 @@ public struct AttestedTLSClient: Sendable {
     /// extension). Nothing is sent.
     public func leafCertificate() async throws(AttestedTLSError) -> [UInt8] {
         try await withDeadline { recorder in
-            let handshake = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Void.self)
-            let channel = try await connect(recorder: recorder) { channel in
+            let (channel, handshake) = try await connect(recorder: recorder) { channel in
+                let handshake = channel.eventLoop.makePromise(of: Void.self)
                 try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(promise: handshake))
-                return channel
+                return (channel, handshake.futureResult)
             }
-            do {
-                try await handshake.futureResult.get()
-            } catch {
+            // A server that accepts but never finishes the handshake: the deadline cancels, the channel closes,
+            // and the watcher fails the promise.
+            try await withTaskCancellationHandler {
+                try await handshake.get()
+            } onCancel: {
                 channel.close(promise: nil)
-                throw error
             }
             try? await channel.close()
             guard let der = recorder.der.withLock({ $0 }) else {

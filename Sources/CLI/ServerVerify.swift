@@ -3,7 +3,6 @@ import AttestedTLS
 import Crypto
 import Foundation
 import SNP
-import SwiftASN1
 import X509
 
 struct ServerVerify: AsyncParsableCommand {
@@ -214,88 +213,48 @@ struct ServerVerify: AsyncParsableCommand {
         let (reference, verifier, candidates, endorsement, client) = try prepared()
         let instant = Date()
         var verdict = Verdict(url: client.place, checked_at: instant.formatted(.iso8601))
-        let nonce =
-            fromCertificate
-            ? AttestedTLSBinding.certificateNonce : SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
-        verdict.nonce = Hex.encode(nonce)
-
-        // The evidence and the handshake's leaf, or the sentence why there is none.
-        var evidence: AttestationEvidence?
-        var leafDER: [UInt8]?
-        var leaf: Certificate?
-        var announced: [UInt8]?
+        let result: ServerVerification
         do {
-            let der: [UInt8]
-            if fromCertificate {
-                der = try await client.leafCertificate()
-            } else {
-                let attestation = try await client.attestation(nonce: nonce)
-                der = attestation.leafCertificate
-                evidence = attestation.answer.evidence
-                announced = attestation.answer.announcedSPKISHA256
-            }
-            leafDER = der
-            verdict.certificate_sha256 = Hex.encode(SHA256.hash(data: der))
-            do { leaf = try Certificate(derEncoded: der) } catch {
-                verdict.problems.append("the certificate \(client.place) presented does not parse as X.509: \(error)")
-            }
-            if fromCertificate, let leaf {
-                do {
-                    evidence = try AttestationEvidence(certificate: leaf)
-                    if evidence == nil {
-                        verdict.problems.append(
-                            "the certificate \(client.place) presented carries no attestation evidence (extension "
-                                + "\(AttestationEvidence.oid)): an operator's own certificate (tls_cert_file) or a "
-                                + "vhsmd without attested TLS; verify a fresh report instead (without "
-                                + "--from-certificate)")
-                    }
-                } catch {
-                    verdict.problems.append(
-                        "the evidence in the certificate's extension \(AttestationEvidence.oid) does not parse: "
-                            + "\(error)")
-                }
-            }
+            result = try await client.verify(
+                reference: reference, verifier: verifier, extraCertificates: candidates, endorsement: endorsement,
+                fromCertificate: fromCertificate, at: instant)
         } catch {
             guard json else { throw CLIError.refused(error.description) }
             verdict.problems.append(error.description)
+            verdict.freshness = "not checked: no evidence"
+            return verdict
         }
-        verdict.announced_spki_sha256 = announced.map(Hex.encode)
-
-        if let evidence, let leaf {
-            let spki = AttestedTLSBinding.spkiSHA256(leaf.publicKey.subjectPublicKeyInfoDER)
-            verdict.spki_sha256 = Hex.encode(spki)
-            let checked = EvidenceCheck.check(
-                evidence, nonce: nonce, handshakeSPKISHA256: spki, announcedSPKISHA256: announced,
-                reference: reference, verifier: verifier, extraCertificates: candidates, endorsement: endorsement,
-                at: instant)
-            verdict.genuine = checked.genuine
-            verdict.bound = checked.bound
-            verdict.acceptable = checked.acceptable
-            verdict.problems += checked.problems
-            verdict.violations = checked.violations.map {
-                ["field": $0.field, "expected": $0.expected, "actual": $0.actual]
-            }
-            if let report = checked.report {
-                verdict.measurement = Hex.encode(report.measurement)
-                verdict.report = ReportJSON(report, product: checked.verified?.product)
-            }
-            if let verified = checked.verified {
-                verdict.product = verified.product.name
-                verdict.signer = verified.signer.description
-                verdict.root = verified.rootIsAMD ? "AMD (pinned)" : "operator-trusted (--trust-emulator-root)"
-                verdict.chain = verified.chain.map { $0.subject.commonName ?? "?" }
-            }
-            verdict.trusted = checked.trusted && verdict.problems.isEmpty
+        let checked = result.verdict
+        verdict.nonce = Hex.encode(result.nonce)
+        verdict.certificate_sha256 = Hex.encode(SHA256.hash(data: result.leafCertificate))
+        verdict.spki_sha256 = result.spkiSHA256.map(Hex.encode)
+        verdict.announced_spki_sha256 = result.announcedSPKISHA256.map(Hex.encode)
+        verdict.genuine = checked.genuine
+        verdict.bound = checked.bound
+        verdict.acceptable = checked.acceptable
+        verdict.problems = checked.problems
+        verdict.violations = checked.violations.map {
+            ["field": $0.field, "expected": $0.expected, "actual": $0.actual]
         }
-        verdict.fresh = verdict.trusted && !fromCertificate
+        if let report = checked.report {
+            verdict.measurement = Hex.encode(report.measurement)
+            verdict.report = ReportJSON(report, product: checked.verified?.product)
+        }
+        if let verified = checked.verified {
+            verdict.product = verified.product.name
+            verdict.signer = verified.signer.description
+            verdict.root = verified.rootIsAMD ? "AMD (pinned)" : "operator-trusted (--trust-emulator-root)"
+            verdict.chain = verified.chain.map { $0.subject.commonName ?? "?" }
+        }
+        verdict.trusted = result.trusted
+        verdict.fresh = result.trusted && result.fresh
         verdict.freshness =
-            fromCertificate
-            ? "not checked: the evidence is the certificate's own (all-zero nonce), as old as the certificate"
-                + (leaf.map { " (valid from \($0.notValidBefore.formatted(.iso8601)))" } ?? "")
-            : "a fresh report for nonce \(Hex.encode(nonce))"
-
-        if verdict.trusted, let caOut, let leafDER {
-            try Inputs.write(Array(Self.pem(leafDER).utf8), to: caOut)
+            result.fresh
+            ? "a fresh report for nonce \(Hex.encode(result.nonce))"
+            : "not checked: the evidence is the certificate's own (all-zero nonce), as old as the certificate"
+                + (result.certificate.map { " (valid from \($0.notValidBefore.formatted(.iso8601)))" } ?? "")
+        if verdict.trusted, let caOut {
+            try Inputs.write(Array(Self.pem(result.leafCertificate).utf8), to: caOut)
             verdict.ca_out = caOut
         }
         return verdict

@@ -7,10 +7,12 @@ struct VHSM: AsyncParsableCommand {
         commandName: "vhsm",
         abstract:
             "Read, get and verify AMD SEV-SNP evidence; derive sealing keys; run the software SEV-SNP emulator; "
-            + "inspect and recover volumes; take vhsmd's root token with the operator key.",
+            + "inspect and recover volumes; take vhsmd's root token with the operator key; verify a running vhsmd "
+            + "(attested TLS).",
         discussion: """
-            Exit codes: 0 success (for 'report verify': genuine and acceptable), 1 refused (the evidence is not \
-            genuine or not acceptable, or the Secure Processor said no), 2 usage error or unreadable input.
+            Exit codes: 0 success (for 'report verify': genuine and acceptable; for 'server verify': trusted), 1 \
+            refused (the evidence is not genuine, not bound or not acceptable, the server is unreachable, or the \
+            Secure Processor said no), 2 usage error or unreadable input.
 
             Examples:
               vhsm emulator init --state /tmp/chip --product milan
@@ -19,6 +21,8 @@ struct VHSM: AsyncParsableCommand {
               vhsm report show /tmp/report.bin
               vhsm report verify /tmp/report.bin --cert /tmp/certs/vcek.der \\
                   --chain /tmp/certs/ask.pem --trust-emulator-root /tmp/certs/ark.pem
+              vhsm server verify https://127.0.0.1:8200 --manifest out/manifest.json \\
+                  --trust-emulator-root /tmp/certs/ark.pem --ca-out vhsmd.pem
             """,
         subcommands: [
             Report.self, Key.self, Measure.self, Emulator.self, IDBlock.self, VolumeCommands.self, Operator.self,

@@ -295,7 +295,7 @@ import X509
 
     @Test func unreachableIsASentenceInTextAndAProblemInJSON() async throws {
         // Port 1 on loopback: nothing listens there.
-        let arguments = ["https://127.0.0.1:1", "--measurement", Self.measurement, "--timeout", "5"]
+        let arguments = ["https://127.0.0.1:1", "--measurement", Self.measurement, "--timeout", "60"]
         let error = await #expect(throws: CLIError.self) { _ = try await command(arguments).verdict() }
         #expect(error?.exitCode == 1)
         #expect(

@@ -3,7 +3,10 @@
 # under qemu-system-x86_64 (TCG) with the software Secure Processor on a virtio-serial port. Each scenario asserts
 # console lines and host-side effects (the disk's bytes, what vhsmd answers on the forwarded port):
 #   1 first boot formats, enrols and starts vhsmd (unprivileged, seccomp, its barrier keys handed over by vhsm-init,
-#     no access to the Secure Processor); a transit key is created over HTTPS
+#     no access to the Secure Processor); make run's path: 'vhsm server verify --manifest' proves vhsmd's TLS key is
+#     in the VM with the manifest's MEASUREMENT (the console's fingerprint is only compared, never trusted), then
+#     sys/init over the verified certificate; a TLS man in the middle is refused with both SPKI hashes; a transit
+#     key is created over HTTPS
 #   2 a reboot with the same inputs unlocks; the key is still there and decrypts what it encrypted
 #   3 one byte of one initramfs file changed: unlock refused with expected vs actual MEASUREMENT, disk unchanged
 #   4 another chip: refused, disk unchanged
@@ -16,7 +19,8 @@
 #   8 the ACPI power button stops vhsmd, closes the volume and powers off; the next boot mounts a clean filesystem;
 #     Ctrl-Alt-Del (SIGINT to PID 1) does the same
 # and: a foreign (non-blank, non-LUKS) disk and a bad kernel command line are refused; the platform seal, and the
-# volume named by vhsm.volume=UUID=… (an unknown UUID is refused); hmac(sha256) integrity formats,
+# volume named by vhsm.volume=UUID=… (an unknown UUID is refused), and a changed initramfs on that platform-sealed
+# volume: it unlocks and vhsmd serves, but 'vhsm server verify' against the manifest refuses it; hmac(sha256) integrity formats,
 # wipes once with progress and unlocks again; switch_root into a dm-verity root filesystem on a second disk (without
 # a root hash on the measured command line it is refused; one changed byte in the root stops the boot at the
 # hand-off); two initramfs builds are byte-identical.
@@ -104,6 +108,15 @@ operator() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])' 2>/dev/null
 }
 is_root() { [ -n "$1" ] && curl -sk --max-time 20 -H "X-Vault-Token: $1" "$url/v1/auth/token/lookup-self" | grep -q '"root"'; }
+# attest URL MANIFEST [options]: 'vhsm server verify' as make run calls it, trusting the emulator's root by name; the
+# JSON verdict goes to $work/attest.json.
+attest() {
+  local target=$1 manifest=$2
+  shift 2
+  "$VHSM" server verify "$target" --manifest "$manifest" --trust-emulator-root "$work/chip-certs/ark.pem" --json "$@" \
+    >"$work/attest.json" 2>"$work/attest.err"
+}
+verdict() { python3 -c 'import json,sys; v = json.load(open(sys.argv[1])); print(v[sys.argv[2]])' "$work/attest.json" "$1"; }
 
 # ---- 1: first boot -------------------------------------------------------------------------------------------------
 say "1: first boot on a blank disk"
@@ -113,12 +126,36 @@ check "vhsm-init formatted and enrolled the blank volume" 'has "is blank: format
 check "the recovery blob was printed once for the operator" '[ "$(grep -ac "BEGIN VHSM RECOVERY" "$console")" = 1 ]'
 check "stage times are printed" 'has "vhsm-init: attest " && has "vhsm-init: volume "'
 check "vhsmd serves HTTPS with the fingerprint printed on the console" 'pin'
+"$VHSM" emulator certs --state "$work/chip" --out "$work/chip-certs" >/dev/null
+check "make run's path: vhsm server verify --manifest trusts vhsmd (genuine, bound to this TLS key, MEASUREMENT)" \
+  'attest "$url" "$work/manifest.json" --ca-out "$work/vhsmd-cert.pem" && [ "$(verdict trusted)" = True ] &&
+   [ "$(verdict fresh)" = True ]'
+vhsmd_spki=$(verdict spki_sha256)
+check "the certificate verified by attestation is the one whose fingerprint the console printed (informative only)" \
+  '[ "$(openssl x509 -noout -fingerprint -sha256 -in "$work/vhsmd-cert.pem" | cut -d= -f2)" = "$(printed)" ]'
+check "the emulator's root is not trusted unless named" \
+  '! "$VHSM" server verify "$url" --manifest "$work/manifest.json" >"$work/unnamed.out" 2>&1 &&
+   grep -q "not genuine" "$work/unnamed.out"'
+# The host as a TLS man in the middle: its own key, everything (sys/attestation included) forwarded to vhsmd.
+python3 "$here/scripts/mitm-proxy.py" "127.0.0.1:$port" >"$work/mitm.log" 2>&1 &
+mitm=$!
+for _ in $(seq 100); do grep -q "listening on" "$work/mitm.log" && break; sleep 0.1; done
+mitm_port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/mitm.log" | cut -d: -f2)
+mitm_spki=$(grep -o 'SPKI SHA-256 [0-9a-f]*' "$work/mitm.log" | cut -d' ' -f3)
+check "a TLS man in the middle is refused, naming the handshake's SPKI hash and the one the report binds" \
+  '! attest "https://127.0.0.1:$mitm_port" "$work/manifest.json" && [ "$(verdict trusted)" = False ] &&
+   [ "$(verdict genuine)" = True ] && [ "$(verdict bound)" = False ] &&
+   grep -q "$mitm_spki" "$work/attest.json" && grep -q "$vhsmd_spki" "$work/attest.json"'
+kill "$mitm" 2>/dev/null
+wait "$mitm" 2>/dev/null
 check "vhsmd runs as 8200:8200 with no_new_privs and seccomp, its keys handed over by vhsm-init, without the device" \
   'has "as uid:gid 8200:8200, no_new_privs, seccomp filter, handoff on fd 3" &&
    has "privileges: uid 8200 gid 8200, NoNewPrivs 1, Seccomp 2 (filter); barrier key from vhsm-init (fd 3)" &&
    has "/dev/vport0p1 not accessible"'
-token=$(operator init)
-check "vhsm operator init opens the root token that sys/init sealed to the operator key" 'is_root "$token"'
+# sys/init over the certificate that attestation verified, as make run does.
+token=$("$VHSM" operator init "$url" --key "$work/recovery-key.pem" --cacert "$work/vhsmd-cert.pem" --json \
+  2>>"$work/operator.err" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])' 2>/dev/null)
+check "vhsm operator init over the verified certificate opens the root token sealed to the operator key" 'is_root "$token"'
 generated=$(operator generate-root)
 check "vhsm operator generate-root mints another root token, sealed to the operator key" \
   'is_root "$generated" && [ "$generated" != "$token" ]'
@@ -219,11 +256,27 @@ check "the disk's bytes are unchanged" '[ "$(digest "$work/disk-uuid.img")" = "$
 boot by-uuid "$work/disk-uuid.img" chip --append "$cmdline vhsm.seal=platform vhsm.volume=UUID=${uuid^^}" && wait_ready
 check "vhsm.volume=UUID=<upper case> finds the enrolled volume among the block devices and unlocks it" \
   'has "unlocked as /dev/mapper/" && ! has "is blank"'
+platform_cmdline="$cmdline vhsm.seal=platform vhsm.volume=UUID=${uuid^^}"
+"$here/image/manifest" --initrd "$work/initrd-base.img" --append "$platform_cmdline" -o "$work/manifest-platform.json" \
+  >/dev/null
+check "vhsm server verify trusts this launch against its manifest (same initramfs and command line)" \
+  'attest "$url" "$work/manifest-platform.json" && [ "$(verdict trusted)" = True ]'
 # The signal path of an orderly shutdown: Ctrl-Alt-Del is SIGINT to PID 1 (vhsm-init disabled the kernel's reboot).
 "$here/image/launch" powerdown --run-dir "$run" --ctrl-alt-del --timeout 90 >/dev/null 2>&1
 status=$?
 check "Ctrl-Alt-Del (SIGINT to PID 1) stops vhsmd, unmounts, closes the volume and powers off" \
   '[ "$status" = 0 ] && has "shutdown: SIGINT" && has "vhsmd: stopped" && has "shutdown: unmount" && has "shutdown: close"'
+# The platform seal binds no image: a changed initramfs still unlocks the volume and vhsmd serves. Only the client's
+# check of the launch against the manifest tells it apart.
+boot platform-changed "$work/disk-uuid.img" chip --initrd "$work/initrd-changed.img" --append "$platform_cmdline" &&
+  wait_ready
+expected=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["measurement"])' "$work/manifest-platform.json")
+check "a changed initramfs on the platform-sealed volume unlocks, and vhsmd serves" 'has "unlocked as /dev/mapper/"'
+check "vhsm server verify refuses it against the manifest, with the expected and the actual MEASUREMENT" \
+  '! attest "$url" "$work/manifest-platform.json" && [ "$(verdict trusted)" = False ] && [ "$(verdict genuine)" = True ] &&
+   [ "$(verdict bound)" = True ] && grep -q "MEASUREMENT" "$work/attest.json" && grep -q "$expected" "$work/attest.json" &&
+   [ "$(verdict measurement)" != "$expected" ]'
+powerdown
 
 # ---- integrity ----------------------------------------------------------------------------------------------------
 say "integrity: a first boot with vhsm.integrity formats with hmac(sha256), wipes once, and a reboot unlocks"

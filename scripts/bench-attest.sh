@@ -22,7 +22,13 @@ ATTEST_CONNS=${BENCH_ATTEST_CONNS:-4}
 out=${BENCH_OUT:-$root/out}
 lua=$here/bench/vault.lua
 die() { echo "bench-attest: $*" >&2; exit 1; }
-command -v wrk >/dev/null || die "wrk is not installed (scripts/bench-vhsmd.sh installs it; apt-get install wrk)"
+if ! command -v wrk >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "bench-attest: installing the Debian package wrk (the load generator)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends wrk >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || true
+fi
+command -v wrk >/dev/null || die "wrk is not installed: install the Debian package 'wrk' (apt-get install wrk)"
 SRV_PIN=() CLI_PIN=()
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then SRV_PIN=(taskset -c 0) CLI_PIN=(taskset -c 1); fi
 

@@ -112,3 +112,22 @@ extension Certificate.PublicKey {
         return serializer.serializedBytes
     }
 }
+
+extension AttestedTLSBinding {
+    /// The DER SubjectPublicKeyInfo exactly as it is encoded in the certificate `der` (the bytes a third-party
+    /// client hashes), found with SwiftASN1's parser: the 6th element of tbsCertificate, or the 7th after an explicit
+    /// version. Not re-encoded, so an unusual but valid encoding is hashed as served.
+    public static func subjectPublicKeyInfo(certificate der: [UInt8]) throws -> [UInt8] {
+        let root = try DER.parse(der)
+        guard case .constructed(let certificate) = root.content, let tbs = certificate.first(where: { _ in true }),
+            case .constructed(let fields) = tbs.content
+        else { throw ASN1Error.invalidASN1Object(reason: "not an X.509 certificate") }
+        let elements = Array(fields)
+        let version = ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)
+        let index = elements.first?.identifier == version ? 6 : 5
+        guard elements.count > index, elements[index].identifier == .sequence else {
+            throw ASN1Error.invalidASN1Object(reason: "tbsCertificate has no SubjectPublicKeyInfo")
+        }
+        return Array(elements[index].encodedBytes)
+    }
+}

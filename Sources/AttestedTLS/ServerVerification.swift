@@ -60,7 +60,13 @@ extension AttestedTLSClient {
             return result
         }
         result.certificate = certificate
-        let spki = AttestedTLSBinding.spkiSHA256(certificate.publicKey.subjectPublicKeyInfoDER)
+        let spkiDER: [UInt8]
+        do { spkiDER = try AttestedTLSBinding.subjectPublicKeyInfo(certificate: der) } catch {
+            result.verdict.problems.append(
+                "the SubjectPublicKeyInfo of the certificate \(place) presented cannot be read: \(error)")
+            return result
+        }
+        let spki = AttestedTLSBinding.spkiSHA256(spkiDER)
         result.spkiSHA256 = spki
         if fromCertificate {
             do { evidence = try AttestationEvidence(certificate: certificate) } catch {

@@ -74,6 +74,12 @@ import X509
         var serializer = DER.Serializer()
         try serializer.serialize(certificate)
         let parsed = try Certificate(derEncoded: serializer.serializedBytes)
+        // The SPKI hashed is the one encoded in the certificate, found by SwiftASN1's parser (after the explicit
+        // version here); for swift-certificates' own encoding it equals the re-encoded key.
+        let raw = try AttestedTLSBinding.subjectPublicKeyInfo(certificate: serializer.serializedBytes)
+        #expect(raw == parsed.publicKey.subjectPublicKeyInfoDER)
+        #expect(throws: (any Error).self) { try AttestedTLSBinding.subjectPublicKeyInfo(certificate: [0x30, 0x00]) }
+        #expect(throws: (any Error).self) { try AttestedTLSBinding.subjectPublicKeyInfo(certificate: evidence.report) }
         let found = try #require(try AttestationEvidence(certificate: parsed))
         #expect(found == evidence)
         #expect(parsed.extensions.first { $0.oid == AttestationEvidence.oid }?.critical == false)

@@ -44,8 +44,9 @@ struct TLSIdentity {
     var origin: Origin
     /// The leaf certificate served.
     var leaf: Certificate
-    /// The leaf's DER SubjectPublicKeyInfo: what attestation binds (`AttestedTLSBinding`).
-    var subjectPublicKeyInfo: [UInt8] { leaf.publicKey.subjectPublicKeyInfoDER }
+    /// The leaf's DER SubjectPublicKeyInfo as encoded in the certificate: what attestation binds
+    /// (`AttestedTLSBinding`).
+    var subjectPublicKeyInfo: [UInt8]
     /// Start lines about what was done to the identity's files: a renewal (why, old and new fingerprint), a key
     /// file mode that was narrowed to 0600.
     var notices: [String] = []
@@ -110,15 +111,18 @@ struct TLSIdentity {
         }
         let der: [UInt8]
         let certificate: Certificate
+        let spki: [UInt8]
         do {
             der = try leaf.toDERBytes()
             certificate = try Certificate(derEncoded: der)
+            spki = try AttestedTLSBinding.subjectPublicKeyInfo(certificate: der)
         } catch {
             throw ConfigError("cannot decode the TLS certificate in \(certificateFile): \(error)")
         }
         return TLSIdentity(
             certificateChain: chain, privateKey: key, fingerprint: fingerprint(der: der),
-            validUntil: certificate.notValidAfter, certificatePath: certificateFile, origin: origin, leaf: certificate)
+            validUntil: certificate.notValidAfter, certificatePath: certificateFile, origin: origin, leaf: certificate,
+            subjectPublicKeyInfo: spki)
     }
 
     /// The self-signed identity kept in `directory/tls/` (the folder 0700, `key.pem` 0600, `cert.pem` 0644);

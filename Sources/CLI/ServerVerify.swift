@@ -22,7 +22,9 @@ struct ServerVerify: AsyncParsableCommand {
             its own certificate, or an answer replayed for another nonce, fails here.
             Acceptable: MEASUREMENT is one of --measurement and the --manifest's; ID_KEY_DIGEST and \
             AUTHOR_KEY_DIGEST one of those given; GUEST_SVN at least --min-guest-svn; HOST_DATA equal to \
-            --host-data; REPORTED_TCB at least --min-tcb; the guest policy does not allow DEBUG unless --allow-debug.
+            --host-data; REPORTED_TCB at least --min-tcb; the guest policy does not allow DEBUG unless --allow-debug; \
+            the firmware is committed (COMMITTED_TCB and version equal to CURRENT) unless \
+            --permit-provisional-firmware.
             At least one of --measurement, --manifest, --id-key-digest or --author-key-digest is required: verifying \
             "some SEV-SNP VM" is not verification. Every problem found is listed.
 
@@ -65,6 +67,10 @@ struct ServerVerify: AsyncParsableCommand {
     var minTCB: String?
     @Flag(help: "Accept a guest policy that allows DEBUG (refused by default: the host can read its memory).")
     var allowDebug = false
+    @Flag(
+        help: "Accept firmware the host has not committed (COMMITTED_TCB or version below CURRENT; refused by default)."
+    )
+    var permitProvisionalFirmware = false
     @Option(help: "Also trust this ARK (PEM): the emulator's, from 'vhsm emulator certs'.") var trustEmulatorRoot:
         String?
     @Option(help: "The VCEK or VLEK (DER or PEM), when the evidence carries none.") var cert: String?
@@ -136,6 +142,7 @@ struct ServerVerify: AsyncParsableCommand {
     /// The reference values the options name; usage errors (exit 2) say what is missing or malformed.
     func referenceValues() throws -> ReferenceValues {
         var reference = ReferenceValues(allowDebug: allowDebug)
+        reference.permitProvisionalFirmware = permitProvisionalFirmware
         reference.measurements = try measurements.map { try Inputs.hex($0, option: "--measurement", count: 48) }
         if let manifest { reference.measurements.append(try Self.manifestMeasurement(manifest)) }
         reference.idKeyDigests = try idKeyDigests.map { try Inputs.hex($0, option: "--id-key-digest", count: 48) }

@@ -83,6 +83,14 @@ import X509
         #expect(try command(["https://h", "--author-key-digest", digest]).referenceValues().namesAnIdentity)
     }
 
+    @Test func provisionalFirmwareIsRefusedUnlessPermitted() throws {
+        let m = ["--measurement", String(repeating: "ab", count: 48)]
+        #expect(try !command(["https://h"] + m).referenceValues().permitProvisionalFirmware)
+        #expect(
+            try command(["https://h", "--permit-provisional-firmware"] + m).referenceValues()
+                .permitProvisionalFirmware)
+    }
+
     @Test func malformedOptionsAreUsageErrorsThatSayWhy() throws {
         let m = ["--measurement", Self.measurement]
         #expect(

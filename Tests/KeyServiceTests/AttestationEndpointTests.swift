@@ -386,7 +386,7 @@ struct AttestationTestFailure: Error, CustomStringConvertible {
         }
     }
 
-    @Test func aSlowReportBlocksNothingElseAndAFullQueueIs429() async throws {
+    @Test(.timeLimit(.minutes(2))) func aSlowReportBlocksNothingElseAndAFullQueueIs429() async throws {
         var limits = AttestationLimits()
         limits.queue = 1
         let device = GatedDevice(Self.guest())
@@ -417,7 +417,6 @@ struct AttestationTestFailure: Error, CustomStringConvertible {
             #expect(status == .tooManyRequests)
             #expect(retry == "1")
             // Other requests do not wait for the Secure Processor.
-            let start = ContinuousClock.now
             try await client.execute(uri: "/v1/sys/health", method: .get) { response in
                 #expect(response.status == .ok)
             }
@@ -425,7 +424,9 @@ struct AttestationTestFailure: Error, CustomStringConvertible {
             try await client.execute(uri: "/v1/sys/init", method: .put, body: ByteBuffer(string: "{}")) { response in
                 #expect(response.status == .badRequest, "already initialised")
             }
-            #expect(ContinuousClock.now - start < .seconds(2))
+            // Both answered while the report is still held at the device (it is released only below): had either
+            // waited for the Secure Processor, it would never have returned (the time limit ends the test). No wall
+            // clock bound: parallel tests that make RSA-4096 chips can starve the task pool for tens of seconds.
             #expect(device.count == 1, "still one report at the device")
             device.open(2)
             #expect(try await first.value == .ok)

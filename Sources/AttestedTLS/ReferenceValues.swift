@@ -153,15 +153,10 @@ public struct ReferenceValues: Hashable, Sendable {
                         actual: "\(report.committedVersion)"))
             }
         }
-        if let minimumLaunchTCB {
-            let minimum = minimumLaunchTCB.levels(layout)
-            let launch = report.launchTCB.levels(layout)
-            if !launch.isAtLeast(minimum) {
-                found.append(
-                    PolicyViolation(
-                        field: "LAUNCH_TCB", expected: "at least \(minimum) (\(minimumLaunchTCB.hex))",
-                        actual: "\(launch) (\(report.launchTCB.hex))"))
-            }
+        if let minimumLaunchTCB,
+            let violation = PolicyViolation.below("LAUNCH_TCB", minimumLaunchTCB, report.launchTCB, layout)
+        {
+            found.append(violation)
         }
         let policy = ReportPolicy(
             hostData: hostData, minimumTCB: minimumTCB, vmpl: vmpl, forbidden: allowDebug ? [] : [.debugAllowed])

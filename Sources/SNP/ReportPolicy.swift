@@ -57,25 +57,14 @@ public struct ReportPolicy: Hashable, Sendable {
         if let vmpl, vmpl != report.vmpl {
             found.append(PolicyViolation(field: "VMPL", expected: "\(vmpl)", actual: "\(report.vmpl)"))
         }
-        if let minimumTCB {
-            let minimum = minimumTCB.levels(layout)
-            let reported = report.reportedTCB.levels(layout)
-            if !reported.isAtLeast(minimum) {
-                found.append(
-                    PolicyViolation(
-                        field: "REPORTED_TCB", expected: "at least \(minimum) (\(minimumTCB.hex))",
-                        actual: "\(reported) (\(report.reportedTCB.hex))"))
-            }
+        if let minimumTCB, let violation = PolicyViolation.below("REPORTED_TCB", minimumTCB, report.reportedTCB, layout)
+        {
+            found.append(violation)
         }
-        if let minimumCommittedTCB {
-            let minimum = minimumCommittedTCB.levels(layout)
-            let committed = report.committedTCB.levels(layout)
-            if !committed.isAtLeast(minimum) {
-                found.append(
-                    PolicyViolation(
-                        field: "COMMITTED_TCB", expected: "at least \(minimum) (\(minimumCommittedTCB.hex))",
-                        actual: "\(committed) (\(report.committedTCB.hex))"))
-            }
+        if let minimumCommittedTCB,
+            let violation = PolicyViolation.below("COMMITTED_TCB", minimumCommittedTCB, report.committedTCB, layout)
+        {
+            found.append(violation)
         }
         for (flag, name) in GuestPolicy.names where forbidden.contains(flag) && report.policy.contains(flag) {
             found.append(
@@ -100,4 +89,15 @@ public struct PolicyViolation: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(field): expected \(expected), got \(actual)" }
+
+    /// The violation of a TCB floor: `actual` below `minimum` in some component (nil when it meets it).
+    public static func below(
+        _ field: String, _ minimum: TCBVersion, _ actual: TCBVersion, _ layout: TCBLayout
+    ) -> PolicyViolation? {
+        let floor = minimum.levels(layout)
+        let levels = actual.levels(layout)
+        guard !levels.isAtLeast(floor) else { return nil }
+        return PolicyViolation(
+            field: field, expected: "at least \(floor) (\(minimum.hex))", actual: "\(levels) (\(actual.hex))")
+    }
 }

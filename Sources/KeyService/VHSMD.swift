@@ -260,7 +260,10 @@ struct VHSMD: AsyncParsableCommand {
         // handler is installed here, before the listener is ready.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let app = try buildApplication(
-            core: VaultCore(runtime: runtime, audit: audit, metrics: ServiceMetrics(), attestation: attestation),
+            core: VaultCore(
+                runtime: runtime, audit: audit, metrics: ServiceMetrics(), attestation: attestation,
+                servedSPKISHA256: tls.map { AttestedTLSBinding.spkiSHA256($0.subjectPublicKeyInfo) }
+                    ?? AttestedLoginBinding.absent),
             host: address.0,
             port: address.1, logger: logger, tls: tls?.configuration, limits: limits,
             onServerRunning: { channel in

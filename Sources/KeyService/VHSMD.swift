@@ -262,8 +262,7 @@ struct VHSMD: AsyncParsableCommand {
         let app = try buildApplication(
             core: VaultCore(
                 runtime: runtime, audit: audit, metrics: ServiceMetrics(), attestation: attestation,
-                servedSPKISHA256: tls.map { AttestedTLSBinding.spkiSHA256($0.subjectPublicKeyInfo) }
-                    ?? AttestedLoginBinding.absent),
+                servedSPKISHA256: Self.servedSPKISHA256(tls)),
             host: address.0,
             port: address.1, logger: logger, tls: tls?.configuration, limits: limits,
             onServerRunning: { channel in
@@ -284,6 +283,12 @@ struct VHSMD: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         announce("vhsmd: stopped")
+    }
+
+    /// S of `auth/sev-snp` logins (`AttestedLoginBinding`): the SHA-256 of the served certificate's SPKI, as the
+    /// client sees it in the handshake; 32 zero bytes over plain HTTP (dev mode, `tls_disable`).
+    static func servedSPKISHA256(_ tls: TLSIdentity?) -> [UInt8] {
+        tls.map { AttestedTLSBinding.spkiSHA256($0.subjectPublicKeyInfo) } ?? AttestedLoginBinding.absent
     }
 
     /// `sys/attestation` in config mode: over HTTPS it binds the served leaf's SPKI (the self-signed one or the

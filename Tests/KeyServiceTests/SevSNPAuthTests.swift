@@ -4,9 +4,12 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
+import NIOSSL
 import SNP
 import SNPEmulator
+import SwiftASN1
 import Testing
 import X509
 
@@ -35,7 +38,7 @@ import X509
 
     /// A served core over dev storage with a root token `test-root`; `served` is S (the served SPKI's SHA-256).
     static func app(
-        served: [UInt8] = AttestedLoginBinding.absent, audit: AuditBroker = AuditBroker()
+        served: [UInt8] = AttestedLoginBinding.absent, audit: AuditBroker = AuditBroker(), tls: TLSIdentity? = nil
     ) throws -> some ApplicationProtocol {
         let services = try Services.open(try DevStorage.make())
         _ = try services.tokens.create(
@@ -49,7 +52,9 @@ import X509
             runtime: Runtime(
                 state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),
                 services: services), audit: audit, metrics: ServiceMetrics(), servedSPKISHA256: served)
-        return try ServerTests.serve(core)
+        return try buildApplication(
+            core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test"), tls: tls?.configuration,
+            limits: ServerTests.patientLimits)
     }
 
     static let list = HTTPRequest.Method("LIST")!
@@ -379,6 +384,97 @@ import X509
             #expect(
                 try await Self.call(client, .post, "auth/token/revoke-self", token: token, [:]).status == .noContent)
             #expect(try await Self.call(client, .get, "secret/data/allowed", token: token).status == .forbidden)
+        }
+    }
+
+    /// POST over a raw (TLS) client.
+    static func post(
+        _ client: TestClient, _ path: String, token: String? = "test-root", _ body: [String: Any] = [:]
+    ) async throws -> Answer {
+        var headers: HTTPFields = [:]
+        if let token { headers[HTTPField.Name("X-Vault-Token")!] = token }
+        let response = try await client.post(
+            "/v1/" + path, headers: headers, body: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+        let bytes = response.body.map { Data($0.readableBytesView) } ?? Data()
+        let parsed = bytes.isEmpty ? [:] : (try JSONSerialization.jsonObject(with: bytes) as? [String: Any] ?? [:])
+        return Answer(status: response.status, body: parsed, retryAfter: nil)
+    }
+
+    @Test func overTLSTheLoginBindsTheSPKIOfTheHandshakesCertificate() async throws {
+        let directory = TemporaryDirectory()
+        let identity = try TLSIdentity.selfSigned(directory: directory.path, host: "127.0.0.1")
+        // What vhsmd serves in config mode over HTTPS (`VHSMD.run`).
+        let app = try Self.app(served: VHSMD.servedSPKISHA256(identity), tls: identity)
+        try await app.test(.live) { live in
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            try await TestClient.withClient(
+                host: "127.0.0.1", port: try #require(live.port),
+                configuration: .init(tlsConfiguration: configuration, serverName: "localhost")
+            ) { client in
+                #expect(try await Self.post(client, "sys/auth/sev-snp", ["type": "sev-snp"]).status == .noContent)
+                #expect(
+                    try await Self.post(
+                        client, "auth/sev-snp/config", ["trusted_roots": [Self.chip.ark.pemRepresentation]]
+                    ).status == .noContent)
+                #expect(
+                    try await Self.post(
+                        client, "auth/sev-snp/role/vm", ["bound_measurements": [Hex.encode(Self.measurement)]]
+                    ).status == .noContent)
+                // S is what the client saw: the SPKI of the handshake's leaf.
+                let channel = try await client.channelPromise.futureResult.get()
+                let leaf = try await channel.eventLoop.submit {
+                    try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
+                }.get()
+                let handshake = try Certificate(derEncoded: try #require(leaf).toDERBytes())
+                let seen = Array(SHA256.hash(data: handshake.publicKey.subjectPublicKeyInfoDER))
+                func nonce() async throws -> [UInt8] {
+                    let answer = try await Self.post(client, "auth/sev-snp/nonce", token: nil)
+                    return try Hex.decode(try #require(answer.data["nonce"] as? String), count: 32)
+                }
+                let accepted = try await Self.post(
+                    client, "auth/sev-snp/login", token: nil,
+                    try Self.login(Self.guest(), nonce: try await nonce(), audience: seen))
+                #expect(accepted.status == .ok, "\(accepted.errors)")
+                #expect(accepted.auth["client_token"] is String)
+                // Plain HTTP's zeros are not accepted over HTTPS.
+                let zeros = try await Self.post(
+                    client, "auth/sev-snp/login", token: nil, try Self.login(Self.guest(), nonce: try await nonce()))
+                #expect(zeros.status == .forbidden)
+            }
+        }
+    }
+
+    @Test func clockSkewExcusesOnlyValidityTimesWithinIt() throws {
+        let nonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let body = try Self.login(Self.guest(), nonce: nonce)
+        let reportText = try #require(body["report"] as? String)
+        let report = try AttestationReport(bytes: Array(try #require(Data(base64Encoded: reportText))))
+        var certificates: [AMDCertificate] = []
+        for text in try #require(body["certificates"] as? [String]) {
+            let der = try #require(Data(base64Encoded: text))
+            certificates.append(try AMDCertificate(derEncoded: Array(der)))
+        }
+        let verifier = ReportVerifier.amd.trusting(Self.chip.ark)
+        // Ten seconds before the chain's certificates are valid (a client clock ahead of vhsmd's).
+        let early = try #require(certificates.map(\.notBefore).max()).addingTimeInterval(-10)
+        #expect(throws: VerificationFailure.self) {
+            try SevSNPAuthBackend.verify(report, certificates: certificates, verifier: verifier, at: early, skew: 0)
+        }
+        #expect(throws: VerificationFailure.self) {
+            try SevSNPAuthBackend.verify(report, certificates: certificates, verifier: verifier, at: early, skew: 5)
+        }
+        let verified = try SevSNPAuthBackend.verify(
+            report, certificates: certificates, verifier: verifier, at: early, skew: 30)
+        #expect(verified.report.measurement == Self.measurement)
+        // The skew excuses nothing else: a flipped byte stays refused, at any instant.
+        var altered = report
+        altered.measurement[0] ^= 1
+        #expect(throws: VerificationFailure.self) {
+            try SevSNPAuthBackend.verify(altered, certificates: certificates, verifier: verifier, at: early, skew: 30)
+        }
+        #expect(throws: VerificationFailure.self) {
+            try SevSNPAuthBackend.verify(altered, certificates: certificates, verifier: verifier, at: Date(), skew: 30)
         }
     }
 

@@ -478,6 +478,34 @@ import X509
         }
     }
 
+    @Test func tokensTakeTheMountsLeaseTTLsUnlessTheRoleSetsItsOwn() async throws {
+        try await Self.app().test(.live) { client in
+            try await Self.setUp(client)
+            let tuned = try await Self.call(
+                client, .post, "sys/auth/sev-snp/tune", ["default_lease_ttl": "1h", "max_lease_ttl": "2h"])
+            #expect(tuned.status == .noContent, "\(tuned.errors)")
+            let tuning = try await Self.call(client, .get, "sys/auth/sev-snp/tune")
+            #expect(tuning.data["default_lease_ttl"] as? Int == 3600 && tuning.data["max_lease_ttl"] as? Int == 7200)
+            let byMount = try await Self.post(client, try Self.login(Self.guest(), nonce: try await Self.nonce(client)))
+            #expect(byMount.auth["lease_duration"] as? Int == 3600, "\(byMount.errors)")
+            #expect(
+                try await Self.call(client, .post, "auth/sev-snp/role/vm", ["token_ttl": "5h"]).status == .noContent)
+            let capped = try await Self.post(client, try Self.login(Self.guest(), nonce: try await Self.nonce(client)))
+            #expect(capped.auth["lease_duration"] as? Int == 7200, "the mount's maximum caps the role's TTL")
+            #expect(
+                try await Self.call(client, .post, "auth/sev-snp/role/vm", ["token_ttl": "10m"]).status == .noContent)
+            let own = try await Self.post(client, try Self.login(Self.guest(), nonce: try await Self.nonce(client)))
+            #expect(own.auth["lease_duration"] as? Int == 600)
+            // A secrets engine's tune does not reach an auth method, nor the reverse.
+            #expect(
+                try await Self.call(client, .post, "sys/mounts/auth/sev-snp/tune", ["default_lease_ttl": "5m"]).status
+                    == .badRequest)
+            #expect(
+                try await Self.call(client, .post, "sys/auth/secret/tune", ["default_lease_ttl": "5m"]).status
+                    == .badRequest)
+        }
+    }
+
     @Test func signedImagesLogInByTheirIDKeyAndCarryTheIDBlockFields() async throws {
         let digest = Array(repeating: UInt8(0xC3), count: 48)
         let identity = LaunchIdentity(

@@ -29,6 +29,9 @@ final class SevSNPAuthBackend: Backend {
         let tokens: TokenStore
         let policies: PolicyStore
         let servedSPKISHA256: [UInt8]
+        /// The mount's lease TTLs (`sys/auth/<path>` config or tune; 0: the token store's).
+        var defaultLeaseTTL: Int64 = 0
+        var maxLeaseTTL: Int64 = 0
     }
 
     private let storage: EngineStorage
@@ -274,9 +277,13 @@ final class SevSNPAuthBackend: Backend {
         var policies = TokenStore.sanitizePolicies(role.tokenPolicies)
         if !role.tokenNoDefaultPolicy, !policies.contains("default") { policies.append("default") }
         policies = TokenStore.sanitizePolicies(policies)
+        // Vault's order: the role's period or TTL, else the mount's default; never above the mount's maximum (the
+        // token store's where the mount sets none) nor the role's token_max_ttl.
         let tuning = context.tokens.tuning
-        var ttl = role.tokenPeriod > 0 ? role.tokenPeriod : role.tokenTTL > 0 ? role.tokenTTL : tuning.defaultTTL
-        ttl = min(ttl, tuning.maximum)
+        let maximum = context.maxLeaseTTL > 0 ? context.maxLeaseTTL : tuning.maximum
+        let fallback = context.defaultLeaseTTL > 0 ? context.defaultLeaseTTL : tuning.defaultTTL
+        var ttl = role.tokenPeriod > 0 ? role.tokenPeriod : role.tokenTTL > 0 ? role.tokenTTL : fallback
+        ttl = min(ttl, maximum)
         if role.tokenMaxTTL > 0 { ttl = min(ttl, role.tokenMaxTTL) }
         var meta: [String: JSONValue] = [
             "role": .string(name), "measurement": .string(Hex.encode(report.measurement)),

@@ -199,11 +199,11 @@ final class MountTable: Sendable {
     @discardableResult
     func tune(
         path rawPath: String, description: String?, defaultLeaseTTL: Int64?, maxLeaseTTL: Int64?,
-        options: [String: JSONValue]?
+        options: [String: JSONValue]?, auth: Bool = false
     ) throws(VaultError) -> String? {
-        let path = Self.normalise(rawPath)
+        let path = auth ? "auth/" + Self.normalise(rawPath) : Self.normalise(rawPath)
         return try change { (mounts) throws(VaultError) -> String? in
-            guard !Self.isAuth(path), var mount = mounts[path] else {
+            guard auth == Self.isAuth(path), var mount = mounts[path] else {
                 throw .badRequest("tune of path \"\(path)\" failed: no mount entry found")
             }
             if let description { mount.description = description }

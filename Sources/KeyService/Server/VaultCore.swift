@@ -402,7 +402,8 @@ struct VaultCore: Sendable {
             return try await method.serve(
                 request, path: relative,
                 context: SevSNPAuthBackend.Context(
-                    tokens: services.tokens, policies: services.policies, servedSPKISHA256: servedSPKISHA256))
+                    tokens: services.tokens, policies: services.policies, servedSPKISHA256: servedSPKISHA256,
+                    defaultLeaseTTL: mount.defaultLeaseTTL, maxLeaseTTL: mount.maxLeaseTTL))
         }
         var reply = try await mount.backend.handle(request, path: relative)
         if reply.leaseDuration == VaultReply.mountDefaultLease {

@@ -134,6 +134,12 @@ struct SysBackend: Backend {
             let entry = Self.tokenAuthEntry(tokens.tuning)
             return VaultReply(data: .object(entry), topLevel: entry)
         case (.read, _) where path.hasPrefix("auth/") && path.hasSuffix("/tune"):
+            let authPath = String(path.dropFirst("auth/".count).dropLast("/tune".count))
+            if let mount = mounts?.authMount(path: authPath) {
+                var tuning = mount.tuning
+                tuning["token_type"] = .string("default-service")
+                return VaultReply(data: .object(tuning), topLevel: tuning)
+            }
             throw .badRequest(
                 "cannot fetch sysview for path \"\(MountTable.normalise(String(path.dropLast("/tune".count))))\"")
         case (.read, _) where path.hasPrefix("auth/"):
@@ -143,6 +149,18 @@ struct SysBackend: Backend {
                 throw .badRequest("No auth engine at \(MountTable.normalise(authPath))")
             }
             return VaultReply(data: .object(entry), topLevel: entry)
+        case (.update, _) where path.hasPrefix("auth/") && path.hasSuffix("/tune"):
+            // An auth method's lease TTLs (its tokens' default and maximum TTL) and description.
+            guard let mounts else { throw .permissionDenied }
+            if request.body["token_type"] != nil {
+                throw .badRequest("vhsmd's sev-snp roles set token_type (token_type on the role), not the mount")
+            }
+            try mounts.tune(
+                path: String(path.dropFirst("auth/".count).dropLast("/tune".count)),
+                description: try request.body.string("description"),
+                defaultLeaseTTL: try Self.leaseTTL(request.body, "default_lease_ttl"),
+                maxLeaseTTL: try Self.leaseTTL(request.body, "max_lease_ttl"), options: nil, auth: true)
+            return .noContent
         case (.update, _) where path.hasPrefix("auth/"):
             // sys/auth/<path>: Vault's request shape (hvac's sys.enable_auth_method): type, description, config.
             guard let mounts else { throw .permissionDenied }

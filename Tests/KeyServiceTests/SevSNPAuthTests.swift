@@ -506,6 +506,33 @@ import X509
         }
     }
 
+    @Test func writingANewRoleNeedsCreateAndChangingOneNeedsUpdate() async throws {
+        try await Self.app().test(.live) { client in
+            try await Self.setUp(client)
+            for (name, capability) in [("creator", "create"), ("updater", "update")] {
+                let policy = "path \"auth/sev-snp/role/*\" { capabilities = [\"\(capability)\"] }"
+                #expect(
+                    try await Self.call(client, .post, "sys/policies/acl/\(name)", ["policy": policy]).status
+                        == .noContent)
+            }
+            func token(_ policy: String) async throws -> String {
+                let created = try await Self.call(client, .post, "auth/token/create", ["policies": [policy]])
+                return try #require(created.auth["client_token"] as? String)
+            }
+            let creator = try await token("creator")
+            let updater = try await token("updater")
+            let role = ["bound_measurements": [Hex.encode(Self.measurement)]]
+            #expect(
+                try await Self.call(client, .post, "auth/sev-snp/role/new", token: updater, role).status == .forbidden)
+            #expect(
+                try await Self.call(client, .post, "auth/sev-snp/role/new", token: creator, role).status == .noContent)
+            #expect(
+                try await Self.call(client, .post, "auth/sev-snp/role/vm", token: creator, role).status == .forbidden)
+            #expect(
+                try await Self.call(client, .post, "auth/sev-snp/role/vm", token: updater, role).status == .noContent)
+        }
+    }
+
     @Test func signedImagesLogInByTheirIDKeyAndCarryTheIDBlockFields() async throws {
         let digest = Array(repeating: UInt8(0xC3), count: 48)
         let identity = LaunchIdentity(

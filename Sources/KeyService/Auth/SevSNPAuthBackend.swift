@@ -46,6 +46,18 @@ final class SevSNPAuthBackend: Backend {
     /// The paths of a `sev-snp` mount that need no token.
     static let unauthenticated: Set<String> = ["nonce", "login"]
 
+    /// Vault's existence check: writing a role that does not exist needs `create`, changing one `update`; the
+    /// config exists once written.
+    var hasExistenceCheck: Bool { true }
+
+    func existence(of path: String) async -> Bool? {
+        if path == SevSNPAuthConfig.record {
+            return (try? storage.read(SevSNPAuthConfig.self, SevSNPAuthConfig.record)) != nil
+        }
+        guard path.hasPrefix("role/"), let name = try? Self.roleName(path) else { return nil }
+        return (try? storage.read(SevSNPRole.self, "role/" + name)) != nil
+    }
+
     func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
         throw .internalError("auth/sev-snp is served with its context (VaultCore.serve)")
     }

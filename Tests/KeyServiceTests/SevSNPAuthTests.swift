@@ -239,7 +239,7 @@ import X509
                 (["trusted_roots": ["not a pem"]], "trusted_roots"),
                 (["trusted_roots": [Self.chip.ask.pemRepresentation]], "trusted_roots"),
                 (["nonce_ttl": "forever"], "nonce_ttl"), (["nonce_ttl": "0s"], "nonce_ttl"),
-                (["clock_skew": "2h"], "clock_skew"),
+                (["clock_skew": "2h"], "clock_skew"), (["nonce_tll": "1m"], "'nonce_tll'"),
             ] as [([String: Any], String)] {
                 let refused = try await Self.call(client, .post, "auth/sev-snp/config", body)
                 #expect(refused.status == .badRequest, "\(body)")
@@ -290,6 +290,12 @@ import X509
             let updated = try await Self.call(client, .get, "auth/sev-snp/role/web-1")
             #expect(updated.data["token_ttl"] as? Int == 1200)
             #expect(updated.data["min_guest_svn"] as? Int == 3)
+            // Vault's legacy names.
+            #expect(
+                try await Self.call(client, .post, "auth/sev-snp/role/web-1", ["ttl": "7m", "max_ttl": "50m"]).status
+                    == .noContent)
+            let legacy = try await Self.call(client, .get, "auth/sev-snp/role/web-1")
+            #expect(legacy.data["token_ttl"] as? Int == 420 && legacy.data["token_max_ttl"] as? Int == 3000)
             #expect(
                 try await Self.call(
                     client, .post, "auth/sev-snp/role/signed", ["bound_id_key_digests": [digest]]
@@ -321,6 +327,9 @@ import X509
                 (["bound_measurements": [measurement], "token_type": "weird"], "token_type"),
                 (["bound_measurements": [measurement], "token_policies": ["missing"]], "missing"),
                 (["bound_measurements": [measurement], "token_ttl": "2h", "token_max_ttl": "1h"], "token_ttl"),
+                // A misspelt constraint is refused, not ignored: the role would be weaker than it reads.
+                (["bound_measurements": [measurement], "min_tcbb": "0400000000000018"], "'min_tcbb'"),
+                (["bound_measurement": [measurement]], "'bound_measurement'"),
             ] as [([String: Any], String)] {
                 let refused = try await Self.call(client, .post, "auth/sev-snp/role/bad", body)
                 #expect(refused.status == .badRequest, "\(body)")

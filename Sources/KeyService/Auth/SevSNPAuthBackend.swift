@@ -344,8 +344,22 @@ struct SevSNPAuthConfig: Codable, Sendable {
         ]
     }
 
-    /// Sets the fields the body names; every value is checked before anything changes.
+    static let fields: Set<String> = ["trusted_roots", "nonce_ttl", "audience_spki_sha256", "clock_skew"]
+
+    /// A 400 naming the body's fields that are not in `known`.
+    static func refuseUnknown(_ body: JSONValue, _ known: Set<String>, what: String) throws(VaultError) {
+        let unknown = body.objectMembers.keys.filter { !known.contains($0) }.sorted()
+        guard unknown.isEmpty else {
+            throw .badRequest(
+                "\(what) has no field " + unknown.map { "'\($0)'" }.joined(separator: ", ") + "; its fields are "
+                    + known.sorted().joined(separator: ", "))
+        }
+    }
+
+    /// Sets the fields the body names; every value is checked before anything changes, and an unknown field is
+    /// refused.
     mutating func apply(_ body: JSONValue) throws(VaultError) {
+        try Self.refuseUnknown(body, Self.fields, what: "the sev-snp config")
         var next = self
         if let roots = try TokenBackend.stringList(body, "trusted_roots") {
             for (index, pem) in roots.enumerated() {
@@ -441,9 +455,20 @@ struct SevSNPRole: Codable, Sendable {
         ]
     }
 
+    /// The fields a role write takes; `policies`, `ttl`, `max_ttl` and `period` are Vault's legacy names.
+    static let fields: Set<String> = [
+        "bound_measurements", "bound_host_data", "bound_id_key_digests", "bound_author_key_digests",
+        "bound_family_ids", "bound_image_ids", "min_guest_svn", "min_tcb", "bound_products", "bound_chip_ids",
+        "bound_vmpl", "allow_debug", "allow_vlek", "permit_provisional_firmware", "minimum_launch_tcb",
+        "token_policies", "token_ttl", "token_max_ttl", "token_period", "token_num_uses", "token_type",
+        "token_no_default_policy", "policies", "ttl", "max_ttl", "period",
+    ]
+
     /// Sets the fields the body names (a write to an existing role changes only those); each malformed value is a
-    /// 400 naming its field.
+    /// 400 naming its field, and so is a field the role does not have: a misspelt constraint must not leave the role
+    /// weaker than it reads.
     mutating func apply(_ body: JSONValue) throws(VaultError) {
+        try SevSNPAuthConfig.refuseUnknown(body, Self.fields, what: "a sev-snp role")
         var next = self
         for (field, count, keyPath) in Self.hexLists {
             guard let items = try TokenBackend.stringList(body, field) else { continue }
@@ -487,10 +512,13 @@ struct SevSNPRole: Codable, Sendable {
         if let policies {
             next.tokenPolicies = TokenStore.sanitizePolicies(policies)
         }
-        for (field, keyPath) in [
-            ("token_ttl", \SevSNPRole.tokenTTL), ("token_max_ttl", \.tokenMaxTTL), ("token_period", \.tokenPeriod),
+        for (field, legacy, keyPath) in [
+            ("token_ttl", "ttl", \SevSNPRole.tokenTTL), ("token_max_ttl", "max_ttl", \.tokenMaxTTL),
+            ("token_period", "period", \.tokenPeriod),
         ] {
-            guard let seconds = try body.duration(field) else { continue }
+            var seconds = try body.duration(field)
+            if seconds == nil { seconds = try body.duration(legacy) }
+            guard let seconds else { continue }
             guard seconds >= 0 else { throw .badRequest("\(field) cannot be negative") }
             next[keyPath: keyPath] = seconds
         }

@@ -35,12 +35,14 @@ final class SevSNPAuthBackend: Backend {
     }
 
     private let storage: EngineStorage
-    private let nonces: Mutex<LoginNonces>
+    /// The store new nonces come from, and the one before the last `nonce_ttl` change (its nonces stay good for
+    /// the time they were issued with, so a config write does not break logins in flight).
+    private let nonces: Mutex<(current: LoginNonces, previous: LoginNonces?)>
 
     init(storage: EngineStorage) {
         self.storage = storage
         let ttl = (try? storage.read(SevSNPAuthConfig.self, SevSNPAuthConfig.record))?.nonceTTL ?? 60
-        nonces = Mutex(LoginNonces(timeToLive: TimeInterval(max(ttl, 1))))
+        nonces = Mutex((LoginNonces(timeToLive: TimeInterval(max(ttl, 1))), nil))
     }
 
     /// The paths of a `sev-snp` mount that need no token.
@@ -70,7 +72,10 @@ final class SevSNPAuthBackend: Backend {
             try config.apply(request.body)
             try storage.write(config, SevSNPAuthConfig.record)
             let ttl = TimeInterval(config.nonceTTL)
-            nonces.withLock { if $0.timeToLive != ttl { $0 = LoginNonces(timeToLive: ttl) } }
+            nonces.withLock { stores in
+                guard stores.current.timeToLive != ttl else { return }
+                stores = (LoginNonces(timeToLive: ttl), stores.current)
+            }
             return .noContent
         case (.list, "role"), (.list, "role/"):
             let names = try storage.children("role/").filter { !$0.hasSuffix("/") }.sorted()
@@ -120,7 +125,7 @@ final class SevSNPAuthBackend: Backend {
     }
 
     private func issueNonce() throws(VaultError) -> VaultReply {
-        let store = nonces.withLock { $0 }
+        let store = nonces.withLock { $0.current }
         do {
             let (nonce, expiresAt) = try store.issue()
             return .data([
@@ -131,6 +136,15 @@ final class SevSNPAuthBackend: Backend {
             var refusal = VaultError(status: .tooManyRequests, messages: ["\(error)"])
             if case .tooMany(let retryAfter) = error { refusal.retryAfter = Int(retryAfter.rounded(.up)) }
             throw refusal
+        }
+    }
+
+    /// Spends `nonce` from the current store, else from the one before the last `nonce_ttl` change.
+    private func spend(_ nonce: [UInt8], at instant: Date) throws(LoginNonceError) {
+        let stores = nonces.withLock { $0 }
+        do { try stores.current.spend(nonce, now: instant) } catch {
+            guard error == .unknown, let previous = stores.previous else { throw error }
+            try previous.spend(nonce, now: instant)
         }
     }
 
@@ -150,8 +164,7 @@ final class SevSNPAuthBackend: Backend {
         default: malformed.append("'nonce' must be a string of \(LoginNonces.nonceCount * 2) hex digits")
         }
         if let nonce {
-            let store = nonces.withLock { $0 }
-            do { try store.spend(nonce, now: arrived) } catch { refusals.append("\(error)") }
+            do { try spend(nonce, at: arrived) } catch { refusals.append("\(error)") }
         }
         var roleName: String?
         switch body["role"] {
@@ -375,8 +388,8 @@ struct SevSNPAuthConfig: Codable, Sendable {
             next.trustedRoots = roots
         }
         if let ttl = try body.duration("nonce_ttl") {
-            guard (1...3600).contains(ttl) else {
-                throw .badRequest("nonce_ttl must be between 1 s and 1 h, not \(ttl) s")
+            guard (1...300).contains(ttl) else {
+                throw .badRequest("nonce_ttl must be between 1 s and 5 minutes, not \(ttl) s")
             }
             next.nonceTTL = ttl
         }

@@ -158,7 +158,7 @@ final class SevSNPAuthBackend: Backend {
         switch body["nonce"] {
         case .string(let text)?:
             do { nonce = try Hex.decode(text, count: LoginNonces.nonceCount) } catch {
-                malformed.append("'nonce' is not \(LoginNonces.nonceCount * 2) hex digits: \(error)")
+                malformed.append("'nonce' (a nonce from auth/\(Self.type)/nonce) \(error)")
             }
         case nil, .null?: malformed.append("'nonce' is missing: draw one from auth/\(Self.type)/nonce")
         default: malformed.append("'nonce' must be a string of \(LoginNonces.nonceCount * 2) hex digits")
@@ -397,7 +397,7 @@ struct SevSNPAuthConfig: Codable, Sendable {
             for (index, text) in audiences.enumerated() {
                 do { _ = try Hex.decode(text, count: 32) } catch {
                     throw .badRequest(
-                        "audience_spki_sha256 item \(index + 1) is not 64 hex digits (a SHA-256): \(error)")
+                        "audience_spki_sha256 item \(index + 1) (an SPKI SHA-256) \(error)")
                 }
             }
             next.audienceSPKISHA256 = audiences.map { $0.lowercased() }
@@ -551,7 +551,7 @@ struct SevSNPRole: Codable, Sendable {
 
     static func hex(_ text: String, count: Int, field: String) throws(VaultError) -> String {
         do { return Hex.encode(try Hex.decode(text, count: count)) } catch {
-            throw .badRequest("\(field) is not \(count * 2) hex digits (\(count) bytes): \(error)")
+            throw .badRequest("\(field) \(error)")
         }
     }
 

@@ -804,6 +804,9 @@ import X509
             #expect(short.errors.contains { $0.contains("1184") }, "\(short.errors)")
             #expect(short.errors.contains { $0.hasPrefix("'certificates' item 1") }, "\(short.errors)")
             #expect(try await Self.call(client, .post, "auth/sev-snp/login", token: nil, nil).status == .badRequest)
+            // Without a token, a login's body is bounded as the other unauthenticated paths' (64 KiB).
+            let huge = try await Self.post(client, ["role": "vm", "report": String(repeating: "A", count: 70_000)])
+            #expect(huge.status == .contentTooLarge)
         }
     }
 

@@ -35,6 +35,8 @@ final class SevSNPAuthBackend: Backend {
     }
 
     private let storage: EngineStorage
+    /// Held across each read-modify-write of the config or a role, so that two writers never lose a change.
+    private let writes = Mutex(())
     /// The store new nonces come from, and the one before the last `nonce_ttl` change (its nonces stay good for
     /// the time they were issued with, so a config write does not break logins in flight).
     private let nonces: Mutex<(current: LoginNonces, previous: LoginNonces?)>
@@ -68,10 +70,13 @@ final class SevSNPAuthBackend: Backend {
         switch (request.operation, path) {
         case (.read, "config"): return .data(try config().answer)
         case (.update, "config"):
-            var config = try config()
-            try config.apply(request.body)
-            try storage.write(config, SevSNPAuthConfig.record)
-            let ttl = TimeInterval(config.nonceTTL)
+            let written = try writes.withLock { (_) throws(VaultError) -> SevSNPAuthConfig in
+                var next = try config()
+                try next.apply(request.body)
+                try storage.write(next, SevSNPAuthConfig.record)
+                return next
+            }
+            let ttl = TimeInterval(written.nonceTTL)
             nonces.withLock { stores in
                 guard stores.current.timeToLive != ttl else { return }
                 stores = (LoginNonces(timeToLive: ttl), stores.current)
@@ -88,10 +93,12 @@ final class SevSNPAuthBackend: Backend {
             return .data(role.answer)
         case (.update, _) where path.hasPrefix("role/"):
             let name = try Self.roleName(path)
-            var role = try storage.read(SevSNPRole.self, "role/" + name) ?? SevSNPRole()
-            try role.apply(request.body)
-            try role.check(policies: context.policies)
-            try storage.write(role, "role/" + name)
+            try writes.withLock { (_) throws(VaultError) in
+                var role = try storage.read(SevSNPRole.self, "role/" + name) ?? SevSNPRole()
+                try role.apply(request.body)
+                try role.check(policies: context.policies)
+                try storage.write(role, "role/" + name)
+            }
             return .noContent
         case (.delete, _) where path.hasPrefix("role/"):
             try storage.remove("role/" + (try Self.roleName(path)))

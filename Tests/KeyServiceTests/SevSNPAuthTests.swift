@@ -189,7 +189,7 @@ import X509
         }
     }
 
-    @Test func anAuthMethodItsConfigAndRolesSurviveAReopenOfTheStore() throws {
+    @Test func anAuthMethodMountSurvivesAReopenOfTheStore() throws {
         let storage = try DevStorage.make()
         let services = try Services.open(storage)
         try services.mounts.enable(path: "vms", type: "sev-snp", description: "d", options: [:], auth: true)

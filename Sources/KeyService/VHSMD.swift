@@ -69,6 +69,11 @@ struct VHSMD: AsyncParsableCommand {
             Retry-After). The self-signed certificate carries the same evidence over an all-zero nonce in the \
             non-critical extension 1.3.9903.1.1, and is re-issued for the same key when a start finds another \
             measurement, TCB or chip.
+            Workload login: POST /v1/sys/auth/<path> {"type": "sev-snp"} enables an auth method at auth/<path>/ \
+            (config, role/:name); a VM draws POST auth/<path>/nonce and logs in with POST auth/<path>/login \
+            {role, nonce, report, certificates, public_key?} (no token): REPORT_DATA = SHA-512("vhsm-login-v1" || \
+            nonce || SHA-256(public_key SPKI) or 32 zero bytes || SHA-256(SPKI of the served certificate), 32 zero \
+            bytes over plain HTTP).
 
             Metrics: GET /v1/sys/metrics?format=prometheus (a token with read on sys/metrics). OpenAPI 3 document \
             of what this server serves: GET /v1/sys/internal/specs/openapi. With NOTIFY_SOCKET set (systemd \
@@ -260,7 +265,9 @@ struct VHSMD: AsyncParsableCommand {
         // handler is installed here, before the listener is ready.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let app = try buildApplication(
-            core: VaultCore(runtime: runtime, audit: audit, metrics: ServiceMetrics(), attestation: attestation),
+            core: VaultCore(
+                runtime: runtime, audit: audit, metrics: ServiceMetrics(), attestation: attestation,
+                servedSPKISHA256: Self.servedSPKISHA256(tls)),
             host: address.0,
             port: address.1, logger: logger, tls: tls?.configuration, limits: limits,
             onServerRunning: { channel in
@@ -281,6 +288,12 @@ struct VHSMD: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         announce("vhsmd: stopped")
+    }
+
+    /// S of `auth/sev-snp` logins (`AttestedLoginBinding`): the SHA-256 of the served certificate's SPKI, as the
+    /// client sees it in the handshake; 32 zero bytes over plain HTTP (dev mode, `tls_disable`).
+    static func servedSPKISHA256(_ tls: TLSIdentity?) -> [UInt8] {
+        tls.map { AttestedTLSBinding.spkiSHA256($0.subjectPublicKeyInfo) } ?? AttestedLoginBinding.absent
     }
 
     /// `sys/attestation` in config mode: over HTTPS it binds the served leaf's SPKI (the self-signed one or the

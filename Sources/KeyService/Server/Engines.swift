@@ -9,5 +9,7 @@ enum Engines {
             return KVV1Backend(storage: storage)
         },
         "transit": { _, storage in TransitBackend(store: TransitStore(storage: storage)) },
+        // An auth method (`sys/auth`), mounted at auth/<path>/.
+        SevSNPAuthBackend.type: { _, storage in SevSNPAuthBackend(storage: storage) },
     ]
 }

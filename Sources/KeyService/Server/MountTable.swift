@@ -87,31 +87,45 @@ final class MountTable: Sendable {
         return (mount, relative)
     }
 
-    /// Mounts an engine; `defaultLeaseTTL`/`maxLeaseTTL` are `sys/mounts`' `config` (0: the system's). Everything is
-    /// checked before the mount exists: a refused enable leaves nothing behind.
+    /// Mounts an engine, or with `auth` an auth method (`sys/auth/<path>`, mounted at `auth/<path>/`);
+    /// `defaultLeaseTTL`/`maxLeaseTTL` are `sys/mounts`' `config` (0: the system's). Everything is checked before the
+    /// mount exists: a refused enable leaves nothing behind.
     func enable(
         path rawPath: String, type: String, description: String, options: [String: JSONValue],
-        defaultLeaseTTL: Int64 = 0, maxLeaseTTL: Int64 = 0
+        defaultLeaseTTL: Int64 = 0, maxLeaseTTL: Int64 = 0, auth: Bool = false
     )
         throws(VaultError)
     {
         try change { (mounts) throws(VaultError) in
             try enable(
                 path: rawPath, type: type, description: description, options: options,
-                defaultLeaseTTL: defaultLeaseTTL, maxLeaseTTL: maxLeaseTTL, in: &mounts)
+                defaultLeaseTTL: defaultLeaseTTL, maxLeaseTTL: maxLeaseTTL, auth: auth, in: &mounts)
         }
     }
 
     private func enable(
         path rawPath: String, type: String, description: String, options: [String: JSONValue],
-        defaultLeaseTTL: Int64, maxLeaseTTL: Int64, in mounts: inout [String: Mount]
+        defaultLeaseTTL: Int64, maxLeaseTTL: Int64, auth: Bool, in mounts: inout [String: Mount]
     )
         throws(VaultError)
     {
-        let path = Self.normalise(rawPath)
-        guard !path.isEmpty, path != "/" else { throw .badRequest("missing path") }
-        for reserved in Self.reserved where path.hasPrefix(reserved) {
-            throw .badRequest("cannot mount '\(path)': '\(reserved)' is reserved")
+        let relative = Self.normalise(rawPath)
+        guard !relative.isEmpty, relative != "/" else { throw .badRequest("missing path") }
+        let path = auth ? "auth/" + relative : relative
+        if auth {
+            guard Self.authTypes.contains(type) else {
+                throw .badRequest(
+                    "vhsmd's auth methods are token (always at auth/token/) and "
+                        + Self.authTypes.sorted().joined(separator: ", ") + ": cannot enable '\(type)'")
+            }
+            if path == "auth/token/" { throw .badRequest("path is already in use at auth/token/") }
+        } else {
+            for reserved in Self.reserved where path.hasPrefix(reserved) {
+                throw .badRequest("cannot mount '\(path)': '\(reserved)' is reserved")
+            }
+            guard !Self.authTypes.contains(type) else {
+                throw .badRequest("'\(type)' is an auth method, not a secrets engine: enable it at sys/auth/<path>")
+            }
         }
         if let taken = mounts.keys.first(where: { path.hasPrefix($0) || $0.hasPrefix(path) }) {
             throw .badRequest("path is already in use at \(taken)")
@@ -135,19 +149,23 @@ final class MountTable: Sendable {
             if let version { options["version"] = .string(version) }
         }
         let uuid = UUID().uuidString.lowercased()
-        let mount = Mount(
+        var mount = Mount(
             path: path, type: type, description: description, accessor: "\(type)_\(Self.randomHex(4))",
             uuid: uuid, options: options, backend: factory(options, storage.scoped("logical/\(uuid)/")),
             defaultLeaseTTL: defaultLeaseTTL, maxLeaseTTL: maxLeaseTTL)
+        if auth { mount.accessor = "auth_\(type)_\(Self.randomHex(4))" }
         try mount.checkLeaseTTLs()
         mounts[path] = mount
         try persist(mounts)
     }
 
-    /// Unmounts `path` and destroys its data, as Vault does.
-    func disable(path rawPath: String) throws(VaultError) {
+    /// Unmounts `path` and destroys its data, as Vault does; with `auth`, the auth method at `auth/<path>/` (an auth
+    /// method is never disabled through `sys/mounts`).
+    func disable(path rawPath: String, auth: Bool = false) throws(VaultError) {
+        let path = auth ? "auth/" + Self.normalise(rawPath) : Self.normalise(rawPath)
+        guard auth || !Self.isAuth(path) else { return }
         let removed = try change { (mounts) throws(VaultError) -> Mount? in
-            guard let mount = mounts.removeValue(forKey: Self.normalise(rawPath)) else { return nil }
+            guard let mount = mounts.removeValue(forKey: path) else { return nil }
             try persist(mounts)
             return mount
         }
@@ -159,7 +177,8 @@ final class MountTable: Sendable {
     /// `sys/mounts/<path>`: the mount's entry, as `sys/mounts` lists it; 400 for a path nothing is mounted at.
     func entry(path rawPath: String) throws(VaultError) -> [String: JSONValue] {
         let path = Self.normalise(rawPath)
-        guard let mount = published.withLock({ $0[path] }), case .object(let entry) = mount.listing else {
+        guard !Self.isAuth(path), let mount = published.withLock({ $0[path] }), case .object(let entry) = mount.listing
+        else {
             throw .badRequest("cannot fetch sysview for path \"\(path)\"")
         }
         return entry
@@ -168,7 +187,7 @@ final class MountTable: Sendable {
     /// `sys/mounts/<path>/tune` (read): 400 for a path nothing is mounted at.
     func tuning(path rawPath: String) throws(VaultError) -> [String: JSONValue] {
         let path = Self.normalise(rawPath)
-        guard let mount = published.withLock({ $0[path] }) else {
+        guard !Self.isAuth(path), let mount = published.withLock({ $0[path] }) else {
             throw .badRequest("cannot fetch sysview for path \"\(path)\"")
         }
         return mount.tuning
@@ -180,11 +199,11 @@ final class MountTable: Sendable {
     @discardableResult
     func tune(
         path rawPath: String, description: String?, defaultLeaseTTL: Int64?, maxLeaseTTL: Int64?,
-        options: [String: JSONValue]?
+        options: [String: JSONValue]?, auth: Bool = false
     ) throws(VaultError) -> String? {
-        let path = Self.normalise(rawPath)
+        let path = auth ? "auth/" + Self.normalise(rawPath) : Self.normalise(rawPath)
         return try change { (mounts) throws(VaultError) -> String? in
-            guard var mount = mounts[path] else {
+            guard auth == Self.isAuth(path), var mount = mounts[path] else {
                 throw .badRequest("tune of path \"\(path)\" failed: no mount entry found")
             }
             if let description { mount.description = description }
@@ -230,7 +249,9 @@ final class MountTable: Sendable {
         let from = Self.normalise(rawFrom)
         let to = Self.normalise(rawTo)
         try change { (mounts) throws(VaultError) in
-            guard var mount = mounts[from] else { throw .badRequest("no matching mount at \"\(from)\"") }
+            guard !Self.isAuth(from), var mount = mounts[from] else {
+                throw .badRequest("no matching mount at \"\(from)\"")
+            }
             for reserved in Self.reserved where to.hasPrefix(reserved) {
                 throw .badRequest("cannot mount '\(to)': '\(reserved)' is reserved")
             }
@@ -244,9 +265,22 @@ final class MountTable: Sendable {
         }
     }
 
+    /// The secrets engines (`sys/mounts`).
     func list() -> [String: JSONValue] {
-        published.withLock { $0.mapValues(\.listing) }
+        published.withLock { $0.filter { !Self.isAuth($0.key) }.mapValues(\.listing) }
     }
+
+    /// The auth method mounted at `auth/<path>/` (`sys/auth/<path>`).
+    func authMount(path rawPath: String) -> Mount? {
+        let path = "auth/" + Self.normalise(rawPath)
+        return published.withLock { $0[path] }
+    }
+
+    /// Auth method types `sys/auth` can enable besides the token store.
+    static let authTypes: Set<String> = [SevSNPAuthBackend.type]
+
+    /// Is `path` (normalised) an auth method's mount?
+    static func isAuth(_ path: String) -> Bool { path.hasPrefix("auth/") }
 
     /// Every mount as published (committed), in no particular order.
     var mounted: [Mount] { published.withLock { Array($0.values) } }

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import HTTPTypes
+import SNP
 
 /// Routes an API request: unauthenticated sys paths, then token authentication, authorisation, and the mount
 /// that serves the path. Every failure is a `VaultError` in Vault's shape.
@@ -16,6 +17,9 @@ struct VaultCore: Sendable {
     var metrics: ServiceMetrics? = nil
     /// `sys/attestation`: fresh reports binding the served TLS key, or the 501 that says why there are none.
     var attestation: AttestationEndpoint = .notSNP
+    /// The SHA-256 of the SPKI of the TLS certificate vhsmd serves, which `auth/sev-snp` logins bind (S of
+    /// `AttestedLoginBinding`); 32 zero bytes over plain HTTP (dev mode).
+    var servedSPKISHA256: [UInt8] = AttestedLoginBinding.absent
 
     /// Paths anyone may call without a token.
     static let unauthenticated: Set<String> = [
@@ -61,7 +65,7 @@ struct VaultCore: Sendable {
     /// need no token pass, and so does everything while the store is sealed (the answer is then 503).
     func tokenMayPass(_ request: VaultRequest, onLoop: Bool) -> Bool {
         guard !Self.unauthenticated.contains(request.path), !Self.bodyWithoutToken.contains(request.path),
-            let services = runtime.services
+            let services = runtime.services, !Self.isAuthLogin(request.path, mounts: services.mounts)
         else { return true }
         guard let token = request.token else { return false }
         if onLoop {
@@ -169,6 +173,11 @@ struct VaultCore: Sendable {
             throw VaultError(status: .serviceUnavailable, messages: ["Vault is sealed"])
         }
         var decision = Decision(request: request, services: services, state: state)
+        // An auth method's login and nonce: anyone may call them (the method authenticates the caller itself).
+        if Self.isAuthLogin(path, mounts: services.mounts) {
+            decision.allowed = true
+            return .decided(decision)
+        }
         // The holder of a wrapping token looks it up or unwraps it with that token alone: it is not authenticated
         // (that would spend its one use) and no ACL applies; the backend checks it is a live wrapping token.
         if Self.usesWrappingToken(request) {
@@ -336,6 +345,14 @@ struct VaultCore: Sendable {
         return try outcome.get()
     }
 
+    /// An auth method's unauthenticated path: `auth/<path>/nonce` or `auth/<path>/login` of a `sev-snp` mount.
+    static func isAuthLogin(_ path: String, mounts: MountTable) -> Bool {
+        guard path.hasPrefix("auth/"), !path.hasPrefix("auth/token/"), let (mount, relative) = mounts.route(path),
+            MountTable.isAuth(mount.path), mount.backend is SevSNPAuthBackend
+        else { return false }
+        return SevSNPAuthBackend.unauthenticated.contains(relative)
+    }
+
     /// `sys/wrapping/lookup`, and `sys/wrapping/unwrap` without a `token` in the body: the wrapping token is the
     /// request's own.
     static func usesWrappingToken(_ request: VaultRequest) -> Bool {
@@ -381,6 +398,13 @@ struct VaultCore: Sendable {
         }
         guard let (mount, relative) = services.mounts.route(path) else { throw .unsupportedPath(path) }
         area = mount.type
+        if let method = mount.backend as? SevSNPAuthBackend {
+            return try await method.serve(
+                request, path: relative,
+                context: SevSNPAuthBackend.Context(
+                    tokens: services.tokens, policies: services.policies, servedSPKISHA256: servedSPKISHA256,
+                    defaultLeaseTTL: mount.defaultLeaseTTL, maxLeaseTTL: mount.maxLeaseTTL))
+        }
         var reply = try await mount.backend.handle(request, path: relative)
         if reply.leaseDuration == VaultReply.mountDefaultLease {
             reply.leaseDuration = mount.defaultLeaseTTL > 0 ? mount.defaultLeaseTTL : Mount.systemLeaseTTL

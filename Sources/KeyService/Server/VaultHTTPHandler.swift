@@ -37,6 +37,12 @@ struct ListenerLimits: Sendable, Equatable {
         if VaultCore.unauthenticated.contains(path) || VaultCore.bodyWithoutToken.contains(path) {
             return Self.unauthenticatedRequestSize
         }
+        // An auth method's login and nonce (no token; a report and its certificates are a few KiB).
+        if path.hasPrefix("auth/"), let last = path.split(separator: "/").last,
+            SevSNPAuthBackend.unauthenticated.contains(String(last))
+        {
+            return Self.unauthenticatedRequestSize
+        }
         if path == "sys/wrapping/wrap" { return maxRequestSize }
         if path.hasPrefix("sys/") || path.hasPrefix("auth/") { return min(maxSysRequestSize, maxRequestSize) }
         return maxRequestSize

@@ -124,19 +124,63 @@ struct SysBackend: Backend {
         case (.delete, "auth/token"), (.delete, "auth/token/"):
             throw .badRequest("token credential backend cannot be disabled")
         case (.delete, _) where path.hasPrefix("auth/"):
-            // Nothing else is mounted under auth/: disabling it is a no-op, as in Vault.
+            // Disables the auth method and destroys its roles and configuration; nothing mounted: a no-op, as in
+            // Vault.
+            guard let mounts else { throw .permissionDenied }
+            try mounts.disable(path: String(path.dropFirst("auth/".count)), auth: true)
             return .noContent
         case (.read, "auth/token"):
             guard let tokens = services?.tokens else { throw .permissionDenied }
             let entry = Self.tokenAuthEntry(tokens.tuning)
             return VaultReply(data: .object(entry), topLevel: entry)
         case (.read, _) where path.hasPrefix("auth/") && path.hasSuffix("/tune"):
+            let authPath = String(path.dropFirst("auth/".count).dropLast("/tune".count))
+            if let mount = mounts?.authMount(path: authPath) {
+                var tuning = mount.tuning
+                tuning["token_type"] = .string("default-service")
+                return VaultReply(data: .object(tuning), topLevel: tuning)
+            }
             throw .badRequest(
                 "cannot fetch sysview for path \"\(MountTable.normalise(String(path.dropLast("/tune".count))))\"")
+        case (.read, _) where path.hasPrefix("auth/"):
+            let authPath = String(path.dropFirst("auth/".count))
+            guard let mount = mounts?.authMount(path: authPath), case .object(let entry) = Self.authEntry(mount)
+            else {
+                throw .badRequest("No auth engine at \(MountTable.normalise(authPath))")
+            }
+            return VaultReply(data: .object(entry), topLevel: entry)
+        case (.update, _) where path.hasPrefix("auth/") && path.hasSuffix("/tune"):
+            // An auth method's lease TTLs (its tokens' default and maximum TTL) and description.
+            guard let mounts else { throw .permissionDenied }
+            if request.body["token_type"] != nil {
+                throw .badRequest("vhsmd's sev-snp roles set token_type (token_type on the role), not the mount")
+            }
+            try mounts.tune(
+                path: String(path.dropFirst("auth/".count).dropLast("/tune".count)),
+                description: try request.body.string("description"),
+                defaultLeaseTTL: try Self.leaseTTL(request.body, "default_lease_ttl"),
+                maxLeaseTTL: try Self.leaseTTL(request.body, "max_lease_ttl"), options: nil, auth: true)
+            return .noContent
         case (.update, _) where path.hasPrefix("auth/"):
-            // vhsmd's one auth method is the token store.
-            let type = try request.body.string("type") ?? String(path.dropFirst("auth/".count))
-            throw .badRequest("vhsmd has only the token auth method: cannot enable '\(type)'")
+            // sys/auth/<path>: Vault's request shape (hvac's sys.enable_auth_method): type, description, config.
+            guard let mounts else { throw .permissionDenied }
+            let authPath = String(path.dropFirst("auth/".count))
+            guard let type = try request.body.string("type"), !type.isEmpty else {
+                throw .badRequest("missing type")
+            }
+            var defaultTTL: Int64 = 0
+            var maxTTL: Int64 = 0
+            switch request.body["config"] {
+            case nil, .null?: break
+            case .object(let members)?:
+                defaultTTL = try Self.leaseTTL(.object(members), "default_lease_ttl") ?? 0
+                maxTTL = try Self.leaseTTL(.object(members), "max_lease_ttl") ?? 0
+            default: throw .badRequest("'config' must be an object")
+            }
+            try mounts.enable(
+                path: authPath, type: type, description: try request.body.string("description") ?? "", options: [:],
+                defaultLeaseTTL: defaultTTL, maxLeaseTTL: maxTTL, auth: true)
+            return .noContent
         case (.update, "remount"):
             guard let mounts else { throw .permissionDenied }
             guard let from = try request.body.string("from"), let to = try request.body.string("to") else {
@@ -166,8 +210,11 @@ struct SysBackend: Backend {
         case (.read, "auth"):
             // The token store is the one auth method, mounted at auth/token/ as in every Vault.
             guard let tokens = services?.tokens else { throw .permissionDenied }
-            let token = JSONValue.object(Self.tokenAuthEntry(tokens.tuning))
-            return VaultReply(data: .object(["token/": token]), topLevel: ["token/": token])
+            var listing: [String: JSONValue] = ["token/": .object(Self.tokenAuthEntry(tokens.tuning))]
+            for mount in mounts?.mounted ?? [] where MountTable.isAuth(mount.path) {
+                listing[String(mount.path.dropFirst("auth/".count))] = Self.authEntry(mount)
+            }
+            return VaultReply(data: .object(listing), topLevel: listing)
         case (.update, _) where path == "tools/random" || path.hasPrefix("tools/random/"):
             // sys/tools/random[/source][/bytes][/format], as transit's random.
             let words = path.split(separator: "/").dropFirst(2).map(String.init)
@@ -419,6 +466,16 @@ extension SysBackend {
 }
 
 extension SysBackend {
+    /// An auth method's entry in `sys/auth`: its mount's, with the token type its logins issue.
+    static func authEntry(_ mount: Mount) -> JSONValue {
+        guard case .object(var entry) = mount.listing else { return mount.listing }
+        if case .object(var config)? = entry["config"] {
+            config["token_type"] = .string("default-service")
+            entry["config"] = .object(config)
+        }
+        return .object(entry)
+    }
+
     /// The token auth method's entry in `sys/auth` (and `sys/auth/token`).
     static func tokenAuthEntry(_ tuning: TokenStore.Tuning) -> [String: JSONValue] {
         [

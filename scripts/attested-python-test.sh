@@ -30,10 +30,10 @@ cleanup() {
   [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
+. "$here/scripts/lib/test-env.sh"
 passed=0
 failed=0
 check() { if eval "$2"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $1"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 port=$(free_port)
 url=https://127.0.0.1:$port
 measurement=$(printf 'ab%.0s' $(seq 48))
@@ -44,28 +44,22 @@ other_host_data=$(printf 'f0%.0s' $(seq 32))
 check "the module's unit tests pass (python3 -m unittest clients/python/test_vhsm_attest.py)" \
   '(cd "$here/clients/python" && python3 -m unittest -v test_vhsm_attest.py) >"$work/unit.log" 2>&1 || { cat "$work/unit.log"; false; }'
 
-"$VHSM" emulator init --state "$work/chip" --product genoa >/dev/null 2>&1
-"$VHSM" emulator certs --state "$work/chip" --out "$work/certs" >/dev/null
-ark=$work/certs/ark.pem
+emulated_chip "$work/chip" || { echo "attested-python-test: emulator init failed"; exit 1; }
+ark=$work/chip/certs/ark.pem
 for key in id author; do openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/$key.pem" 2>/dev/null; done
 "$VHSM" idblock create --measurement "$measurement" --family-id 01 --image-id 02 --svn 3 --policy 0x30000 \
   --id-key "$work/id.pem" --author-key "$work/author.pem" --out "$work/idblock" >"$work/idblock.out"
 id_key_digest=$(sed -n 's/^id_key_digest: //p' "$work/idblock.out")
 author_key_digest=$(sed -n 's/^author_key_digest: //p' "$work/idblock.out")
-"$VHSM" emulator serve --state "$work/chip" --socket "$work/snp.sock" --measurement "$measurement" \
-  --host-data "$host_data" --id-block "$work/idblock" 2>/dev/null &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$work/snp.sock" ] && break; sleep 0.05; done
+emulated_serve "$work/chip" "$work/snp.sock" --measurement "$measurement" --host-data "$host_data" \
+  --id-block "$work/idblock" || { echo "attested-python-test: the emulator did not start:"; cat "$work/snp.sock.log"; exit 1; }
 mkdir -p "$work/data"
 cat >"$work/config.json" <<JSON
 {"listener": {"address": "127.0.0.1:$port"}, "storage": {"path": "$work/data"},
  "seal": "emulator:$work/snp.sock", "allow_smt": true}
 JSON
-"$VHSMD" --config "$work/config.json" >"$work/vhsmd.log" 2>&1 &
-server=$!
-pids+=($server)
-for _ in $(seq 200); do grep -q "ready on" "$work/vhsmd.log" && break; sleep 0.05; done
-grep -q "ready on" "$work/vhsmd.log" || { echo "attested-python-test: vhsmd did not start:"; cat "$work/vhsmd.log"; exit 1; }
+vhsmd_start "$work/config.json" "$work/vhsmd.log" || { echo "attested-python-test: vhsmd did not start:"; cat "$work/vhsmd.log"; exit 1; }
+server=$VHSMD_PID
 
 verify() { python3 "$client" "$@"; }
 spki_of_handshake() { # SHA-256 of the DER SPKI that openssl s_client sees at 127.0.0.1:$1
@@ -183,11 +177,11 @@ bare_url=https://127.0.0.1:$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/bare
 check "an answer without certificates is refused: no VCEK or VLEK (exit 1)" \
   'out=$(verify "$bare_url" --measurement "$measurement" --trust-emulator-root "$ark"); [ $? = 1 ] && grep -q "carries no VCEK or VLEK and none was given (--cert)" <<<"$out" && [ "$(grep -c "^  - " <<<"$out")" = 1 ]'
 check "--cert (the VCEK, DER) and --chain (ASK and ARK, PEM) stand in for them: trusted (exit 0)" \
-  'out=$(verify "$bare_url" --measurement "$measurement" --trust-emulator-root "$ark" --cert "$work/certs/vcek.der" --chain "$work/certs/cert_chain.pem"); [ $? = 0 ] && grep -q "VCEK of a Genoa chip" <<<"$out" || { echo "$out"; false; }'
+  'out=$(verify "$bare_url" --measurement "$measurement" --trust-emulator-root "$ark" --cert "$work/chip/certs/vcek.der" --chain "$work/chip/certs/cert_chain.pem"); [ $? = 0 ] && grep -q "VCEK of a Genoa chip" <<<"$out" || { echo "$out"; false; }'
 check "... but the ARK in --chain is not trusted unless named (exit 1)" \
-  'out=$(verify "$bare_url" --measurement "$measurement" --cert "$work/certs/vcek.der" --chain "$work/certs/cert_chain.pem"); [ $? = 1 ] && grep -q "neither an AMD ARK nor the one --trust-emulator-root names" <<<"$out"'
+  'out=$(verify "$bare_url" --measurement "$measurement" --cert "$work/chip/certs/vcek.der" --chain "$work/chip/certs/cert_chain.pem"); [ $? = 1 ] && grep -q "neither an AMD ARK nor the one --trust-emulator-root names" <<<"$out"'
 check "vhsm server verify trusts the same with the same --cert and --chain (exit 0)" \
-  '"$VHSM" server verify "$bare_url" --measurement "$measurement" --trust-emulator-root "$ark" --cert "$work/certs/vcek.der" --chain "$work/certs/cert_chain.pem" >"$work/swift-bare.out" 2>&1 || { cat "$work/swift-bare.out"; false; }'
+  '"$VHSM" server verify "$bare_url" --measurement "$measurement" --trust-emulator-root "$ark" --cert "$work/chip/certs/vcek.der" --chain "$work/chip/certs/cert_chain.pem" >"$work/swift-bare.out" 2>&1 || { cat "$work/swift-bare.out"; false; }'
 kill -TERM "$bare"
 
 # The evidence in the certificate (extension 1.3.9903.1.1, all-zero nonce).
@@ -217,10 +211,8 @@ config = json.load(open(sys.argv[1]))
 config["listener"].update(tls_cert_file=sys.argv[2], tls_key_file=sys.argv[3])
 json.dump(config, open(sys.argv[1], "w"))
 PY
-"$VHSMD" --config "$work/config.json" >"$work/vhsmd.log" 2>&1 &
-server=$!
-pids+=($server)
-for _ in $(seq 200); do grep -q "ready on" "$work/vhsmd.log" && break; sleep 0.05; done
+vhsmd_start "$work/config.json" "$work/vhsmd.log" || { echo "attested-python-test: vhsmd did not start with the operator's certificate:"; cat "$work/vhsmd.log"; }
+server=$VHSMD_PID
 op_spki=$(openssl x509 -in "$work/op.crt" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
 check "with the operator's certificate, the Python client trusts the report bound to its key ($op_spki)" \
   'verify "$url" --measurement "$measurement" --trust-emulator-root "$ark" --json >"$work/op.json" && [ "$(json_field "$work/op.json" spki_sha256)" = "$op_spki" ]'

@@ -16,44 +16,40 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"; }
 trap cleanup EXIT
+. "$(dirname "$0")/lib/test-env.sh"
 passed=0
 failed=0
 check() { if eval "$2"; then passed=$((passed + 1)); [ -n "${VERBOSE:-}" ] && echo "ok   $1"; else failed=$((failed + 1)); echo "FAIL $1"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 port=$(free_port)
 url=https://127.0.0.1:$port
 measurement=$(printf 'ab%.0s' $(seq 48))
 other_measurement=$(printf 'cd%.0s' $(seq 48))
 
 # One emulated chip, its root (for --trust-emulator-root), a launch with a known MEASUREMENT.
-"$VHSM" emulator init --state "$work/chip" --product genoa >/dev/null 2>&1
-"$VHSM" emulator certs --state "$work/chip" --out "$work/certs" >/dev/null
-root=$work/certs/ark.pem
+emulated_chip "$work/chip" || { echo "attested-tls-test: emulator init failed"; exit 1; }
+root=$work/chip/certs/ark.pem
 emulator=
 serve() { # serve [emulator launch options]: (re)starts the emulator on $work/snp.sock
-  [ -n "$emulator" ] && { kill "$emulator" 2>/dev/null; wait "$emulator" 2>/dev/null; }
-  rm -f "$work/snp.sock"
-  "$VHSM" emulator serve --state "$work/chip" --socket "$work/snp.sock" "$@" 2>>"$work/emulator.log" &
-  emulator=$!
-  pids+=($emulator)
-  for _ in $(seq 100); do [ -S "$work/snp.sock" ] && return 0; sleep 0.05; done
-  return 1
+  stop_pid "$emulator"
+  emulated_serve "$work/chip" "$work/snp.sock" "$@"
+  local rc=$?
+  emulator=$EMULATOR_PID
+  return $rc
 }
 openssl genpkey -algorithm X25519 -out "$work/operator.pem" 2>/dev/null
 operator_key=$(openssl pkey -in "$work/operator.pem" -pubout | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')
 server=
 start() { # start DATA-DIR [extra listener JSON]: vhsmd in config mode on the emulator's seal
-  [ -n "$server" ] && { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; }
+  stop_pid "$server"
   mkdir -p "$1"
   cat >"$work/config.json" <<JSON
 {"listener": {"address": "127.0.0.1:$port" ${2:-}}, "storage": {"path": "$1"},
  "seal": "emulator:$work/snp.sock", "allow_smt": true, "operator_key": $operator_key}
 JSON
-  "$VHSMD" --config "$work/config.json" >"$work/vhsmd.log" 2>&1 &
-  server=$!
-  pids+=($server)
-  for _ in $(seq 200); do grep -q "ready on" "$work/vhsmd.log" && return 0; kill -0 "$server" 2>/dev/null || return 1; sleep 0.05; done
-  return 1
+  vhsmd_start "$work/config.json" "$work/vhsmd.log"
+  local rc=$?
+  server=$VHSMD_PID
+  return $rc
 }
 verify() { "$VHSM" server verify "$url" "$@"; }
 # The launch manifest 'make image' writes, reduced to what server verify reads.

@@ -36,37 +36,32 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+. "$here/lib/test-env.sh"
+port=$(free_port)
 url=https://127.0.0.1:$port
 measurement=$(printf 'ab%.0s' $(seq 48))
 
-"$VHSM" emulator init --state "$work/chip" --product genoa >/dev/null
-"$VHSM" emulator certs --state "$work/chip" --out "$work/certs" >/dev/null
-"$VHSM" emulator serve --state "$work/chip" --socket "$work/snp.sock" --measurement "$measurement" 2>/dev/null &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$work/snp.sock" ] && break; sleep 0.05; done
+emulated_chip "$work/chip" || die "emulator init failed"
+emulated_serve "$work/chip" "$work/snp.sock" --measurement "$measurement" || die "the emulator did not start"
 mkdir -p "$work/data"
 cat >"$work/config.json" <<JSON
 {"listener": {"address": "127.0.0.1:$port"}, "storage": {"path": "$work/data"},
  "seal": "emulator:$work/snp.sock", "allow_smt": true}
 JSON
-"${SRV_PIN[@]}" "$VHSMD" --config "$work/config.json" >"$work/vhsmd.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 300); do grep -q "ready on" "$work/vhsmd.log" && break; sleep 0.05; done
-grep -q "ready on" "$work/vhsmd.log" || { cat "$work/vhsmd.log" >&2; die "vhsmd did not start"; }
+vhsmd_start "$work/config.json" "$work/vhsmd.log" "${SRV_PIN[@]}" || { cat "$work/vhsmd.log" >&2; die "vhsmd did not start"; }
 cacert=$work/data/tls/cert.pem
-token=$(curl -sf --cacert "$cacert" -X PUT -d '{}' "$url/v1/sys/init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])')
+token=$(root_token "$url" "$cacert")
 api() { curl -sf --cacert "$cacert" -H "X-Vault-Token: $token" "$@" >/dev/null; }
 api -X POST -d '{"type":"transit"}' "$url/v1/sys/mounts/transit"
 api -X POST "$url/v1/transit/keys/bench"
 
 # ---- 1: one verification, as a process ----------------------------------------------------------------------------
 verify_swift() {
-  "$VHSM" server verify "$url" --measurement "$measurement" --trust-emulator-root "$work/certs/ark.pem" >/dev/null
+  "$VHSM" server verify "$url" --measurement "$measurement" --trust-emulator-root "$work/chip/certs/ark.pem" >/dev/null
 }
 verify_python() {
   python3 "$root/clients/python/vhsm_attest.py" "$url" --measurement "$measurement" \
-    --trust-emulator-root "$work/certs/ark.pem" >/dev/null
+    --trust-emulator-root "$work/chip/certs/ark.pem" >/dev/null
 }
 curl_once() { curl -sf --cacert "$cacert" -o /dev/null "$url/v1/sys/health"; }
 verify_swift || die "vhsm server verify does not trust the benchmark's vhsmd"

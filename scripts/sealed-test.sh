@@ -20,10 +20,11 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"; }
 trap cleanup EXIT
+. "$(dirname "$0")/lib/test-env.sh"
 passed=0
 failed=0
 check() { if eval "$2"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $1"; fi; }
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+port=$(free_port)
 url=https://127.0.0.1:$port
 cacert=$work/data/tls/cert.pem
 c() { curl -s --cacert "$cacert" "$@"; }
@@ -38,12 +39,9 @@ pids+=($!)
 
 "$VHSM" emulator init --state "$work/chip" --product genoa >/dev/null 2>&1
 "$VHSM" emulator init --state "$work/other" --product genoa >/dev/null 2>&1
-serve() {
-  rm -f "$work/snp.sock"
-  "$VHSM" emulator serve --state "$work/$1" --socket "$work/snp.sock" --measurement "$(printf 'ab%.0s' $(seq 48))" 2>/dev/null &
-  emulator=$!
-  pids+=($emulator)
-  for _ in $(seq 100); do [ -S "$work/snp.sock" ] && break; sleep 0.05; done
+serve() { # serve CHIP: the emulator of $work/CHIP on $work/snp.sock
+  emulated_serve "$work/$1" "$work/snp.sock" --measurement "$(printf 'ab%.0s' $(seq 48))"
+  emulator=$EMULATOR_PID
 }
 serve chip
 mkdir -p "$work/data"
@@ -60,13 +58,11 @@ config() {
 JSON
   echo "$work/config-$1.json"
 }
-start() {
-  : >"$work/vhsmd.log"
-  NOTIFY_SOCKET=$work/notify.sock "$VHSMD" --config "$(config "$1" "${2:-}")" >"$work/vhsmd.log" 2>&1 &
-  server=$!
-  pids+=($server)
-  for _ in $(seq 200); do grep -q "ready on" "$work/vhsmd.log" && return 0; sleep 0.05; done
-  return 1
+start() { # start SOCKET [extra listener JSON]: vhsmd with systemd's NOTIFY_SOCKET
+  vhsmd_start "$(config "$1" "${2:-}")" "$work/vhsmd.log" env NOTIFY_SOCKET="$work/notify.sock"
+  local rc=$?
+  server=$VHSMD_PID
+  return $rc
 }
 # The served certificate's fingerprint, from the listener line (a renewal line names two more).
 fingerprint() { grep 'listener:' "$work/vhsmd.log" | grep -o 'fingerprint [0-9A-F:]*' | cut -d' ' -f2; }

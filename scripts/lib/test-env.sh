@@ -1,0 +1,56 @@
+# Sourced by the end-to-end scripts (sealed-test, attested-tls-test, attested-python-test, login-e2e-test,
+# bench-attest): one way to start an emulated SEV-SNP chip and vhsmd on loopback, and to stop them by PID.
+#
+# The sourcing script sets VHSM (and VHSMD where it starts one) and `work` (a temporary directory), and declares
+# `pids=()`; every process started here is added to `pids`, which the script's EXIT trap kills:
+#   cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
+# Functions return non-zero when what they start does not come up; the caller says what failed.
+
+# free_port: an unused TCP port on 127.0.0.1.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+
+# emulated_chip STATE [PRODUCT]: a new emulated chip in STATE (default product genoa) and its certificates in
+# STATE/certs (ark.pem, ask.pem, vcek.der, cert_chain.pem).
+emulated_chip() {
+  "$VHSM" emulator init --state "$1" --product "${2:-genoa}" >/dev/null 2>&1 &&
+    "$VHSM" emulator certs --state "$1" --out "$1/certs" >/dev/null
+}
+
+# emulated_serve STATE SOCKET [LAUNCH OPTIONS…]: serves the chip in STATE on SOCKET (replacing a socket file left
+# there) with `vhsm emulator serve`; its PID is in EMULATOR_PID. Its stderr goes to SOCKET.log.
+emulated_serve() {
+  local state=$1 socket=$2
+  shift 2
+  rm -f "$socket"
+  "$VHSM" emulator serve --state "$state" --socket "$socket" "$@" 2>>"$socket.log" &
+  EMULATOR_PID=$!
+  pids+=("$EMULATOR_PID")
+  for _ in $(seq 100); do [ -S "$socket" ] && return 0; kill -0 "$EMULATOR_PID" 2>/dev/null || return 1; sleep 0.05; done
+  return 1
+}
+
+# vhsmd_start CONFIG LOG [PREFIX COMMAND…]: starts "$VHSMD" --config CONFIG (behind PREFIX, such as taskset, when
+# given), its output in LOG; returns once LOG says "ready on", non-zero when vhsmd exits or is not ready in 15 s.
+# Its PID is in VHSMD_PID.
+vhsmd_start() {
+  local config=$1 log=$2
+  shift 2
+  : >"$log"
+  "$@" "$VHSMD" --config "$config" >"$log" 2>&1 &
+  VHSMD_PID=$!
+  pids+=("$VHSMD_PID")
+  for _ in $(seq 300); do
+    grep -q "ready on" "$log" && return 0
+    kill -0 "$VHSMD_PID" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
+# stop_pid PID: stops one process started above and waits for it (a no-op for an empty PID).
+stop_pid() { [ -n "${1:-}" ] && { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }; return 0; }
+
+# root_token URL CACERT: sys/init on a fresh vhsmd without operator_key; prints the root token.
+root_token() {
+  curl -sf --cacert "$2" -X PUT -d '{}' "$1/v1/sys/init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])'
+}

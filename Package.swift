@@ -128,7 +128,8 @@ let package = Package(
         .executableTarget(
             name: "VHSMGuestMain", dependencies: ["Boot", "KeyService"], path: "Sources/Main/vhsm-guest",
             swiftSettings: strict),
-        .executableTarget(name: "Bench", dependencies: ["SNP", "SNPEmulator", crypto], swiftSettings: strict),
+        .executableTarget(
+            name: "Bench", dependencies: ["SNP", "SNPEmulator", "AttestedTLS", crypto], swiftSettings: strict),
         .testTarget(name: "SNPTests", dependencies: ["SNP", crypto], swiftSettings: strict),
         .testTarget(
             name: "SNPGuestTests", dependencies: ["SNPGuest", "SNP", "CLinux", system], swiftSettings: strict),

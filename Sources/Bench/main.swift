@@ -6,6 +6,7 @@
 // `seal`: AES-256-GCM of one 32-byte plaintext through swift-crypto's `AES.GCM.seal`, the call vhsmd makes per
 // transit item, with a fresh random nonce each time: the ceiling of batch encrypt through the library vhsmd uses,
 // set beside `openssl speed -evp aes-256-gcm -bytes 32` by scripts/bench-vhsmd.sh.
+// `login`: logins per second a running vhsmd completes (LoginBench.swift).
 import Crypto
 import Foundation
 import SNP
@@ -34,6 +35,10 @@ func rate(seconds: Double, _ body: () throws -> Void) rethrows -> Double {
 }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.first == "login" {
+    await loginBench(arguments)
+    exit(0)
+}
 if arguments.first == "seal" {
     let seconds = Double(option("--seconds", in: arguments) ?? "2") ?? 2
     let key = SymmetricKey(size: .bits256)
@@ -60,7 +65,8 @@ guard arguments.first == "verify",
 else {
     fail(
         "usage: vhsm-bench verify --report R --ark ARK.pem --ask ASK.pem --vcek VCEK.der [--at RFC3339] [--seconds S]\n"
-            + "       vhsm-bench seal [--seconds S]")
+            + "       vhsm-bench seal [--seconds S]\n"
+            + "       vhsm-bench login --url http://127.0.0.1:PORT --state CHIP-DIR --measurement HEX [--count N]")
 }
 func read(_ path: String) -> [UInt8] {
     guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }

@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# auth/sev-snp through the Python login client (clients/python/vhsm_login.py, the protocol implemented a second
+# time), against vhsmd --dev (plain HTTP: S is 32 zero bytes) on loopback, a workload on an emulated chip of its
+# own ('vhsm emulator init', reports from 'vhsm emulator report'):
+#  - the module's unit tests (the README's binding vectors, RFC 9180's HPKE vectors, the command line),
+#  - auth/sev-snp enabled through sys/auth, listed beside token/, its config and role written through the API,
+#  - before the emulator's ARK is in trusted_roots, the login is refused (403, the root named),
+#  - the workload logs in (its MEASUREMENT, role and chip in the token's metadata), reads the KV secret its role's
+#    policy allows and is denied another (403); the token looks itself up with the role's policies,
+#  - refused, each with its status and reason: a nonce replayed after a success and after a failure, a nonce
+#    vhsmd never issued, a report bound to another nonce, a role bound to another MEASUREMENT, one flipped byte
+#    in the report and in the VCEK, a report of another chip with its own VCEK; malformed input is 400,
+#  - a public key bound into REPORT_DATA (K) is accepted, and a login that sends another key than the one bound
+#    is refused.
+# Usage: VHSMD=path/to/vhsmd VHSM=path/to/vhsm scripts/login-python-test.sh   (KEEP=1 keeps the work directory)
+set -uo pipefail
+VHSMD=${VHSMD:?} VHSM=${VHSM:?}
+here=$(cd "$(dirname "$0")/.." && pwd)
+client="$here/clients/python/vhsm_login.py"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  wait 2>/dev/null
+  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+passed=0
+failed=0
+check() { if eval "$2"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $1"; fi; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+port=$(free_port)
+url=http://127.0.0.1:$port
+measurement=$(printf 'ab%.0s' $(seq 48))
+other_measurement=$(printf 'cd%.0s' $(seq 48))
+root=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+
+check "the module's unit tests pass (python3 -m unittest clients/python/test_vhsm_login.py)" \
+  '(cd "$here/clients/python" && python3 -m unittest -v test_vhsm_login.py) >"$work/unit.log" 2>&1 || { cat "$work/unit.log"; false; }'
+
+# The workload's chip, and another chip (its reports with its own VCEK must not pass for the first's).
+"$VHSM" emulator init --state "$work/chip" --product genoa >/dev/null 2>&1 &
+"$VHSM" emulator init --state "$work/other-chip" --product genoa >/dev/null 2>&1 &
+wait
+"$VHSM" emulator certs --state "$work/chip" --out "$work/certs" >/dev/null
+
+"$VHSMD" --dev --dev-root-token-id "$root" --dev-listen-address "127.0.0.1:$port" >"$work/vhsmd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do grep -q "ready on" "$work/vhsmd.log" && break; sleep 0.05; done
+grep -q "ready on" "$work/vhsmd.log" || { echo "login-python-test: vhsmd did not start:"; cat "$work/vhsmd.log"; exit 1; }
+
+# api METHOD PATH [BODY]: prints the body, then the status on the last line (root token unless TOKEN is set).
+api() {
+  curl -s -X "$1" -H "X-Vault-Token: ${TOKEN:-$root}" ${3:+--data "$3"} -w '\n%{http_code}' "$url/v1/$2"
+}
+status_of() { tail -n1 <<<"$1"; }
+body_of() { sed '$d' <<<"$1"; }
+
+out=$(api POST sys/auth/sev-snp '{"type": "sev-snp", "description": "workloads"}')
+check "sys/auth/sev-snp enables the method (204)" '[ "$(status_of "$out")" = 204 ]'
+out=$(api GET sys/auth)
+check "sys/auth lists sev-snp/ (type sev-snp) beside token/" \
+  'body_of "$out" | python3 -c "import json,sys; d=json.load(sys.stdin)[\"data\"]; sys.exit(not (d[\"sev-snp/\"][\"type\"] == \"sev-snp\" and d[\"token/\"][\"type\"] == \"token\"))"'
+policy='path "secret/data/allowed" { capabilities = ["read"] }'
+out=$(api PUT sys/policies/acl/workload-reader "$(python3 -c 'import json,sys; print(json.dumps({"policy": sys.argv[1]}))' "$policy")")
+check "the policy that allows reading secret/allowed is written (204)" '[ "$(status_of "$out")" = 204 ]'
+api POST secret/data/allowed '{"data": {"value": "for the workload"}}' >/dev/null
+api POST secret/data/denied '{"data": {"value": "not for the workload"}}' >/dev/null
+out=$(api POST auth/sev-snp/role/workload "{\"bound_measurements\": [\"$measurement\"], \"token_policies\": [\"workload-reader\"], \"token_ttl\": \"10m\"}")
+check "the role bound to the workload's MEASUREMENT is written (204)" '[ "$(status_of "$out")" = 204 ]'
+out=$(api POST auth/sev-snp/role/other "{\"bound_measurements\": [\"$other_measurement\"], \"token_policies\": [\"workload-reader\"]}")
+check "a role bound to another MEASUREMENT is written (204)" '[ "$(status_of "$out")" = 204 ]'
+out=$(api POST auth/sev-snp/role/nobody '{"token_policies": ["workload-reader"]}')
+check "a role that names no identity is refused (400, named)" \
+  '[ "$(status_of "$out")" = 400 ] && grep -q "a sev-snp role must name an identity" <<<"$out"'
+out=$(api POST auth/sev-snp/role/missing "{\"bound_measurements\": [\"$measurement\"], \"token_policies\": [\"no-such-policy\"]}")
+check "a role that names a missing policy is refused (400, named)" \
+  '[ "$(status_of "$out")" = 400 ] && grep -q "no-such-policy" <<<"$out"'
+
+login() { python3 "$client" "$url" --emulator-state "$work/chip" --vhsm "$VHSM" "$@"; }
+out=$(login --role workload --measurement "$measurement" 2>&1)
+status=$?
+check "before the emulator's ARK is configured, the login is refused (exit 1, 403, the root named)" \
+  '[ "$status" = 1 ] && grep -q "HTTP 403" <<<"$out" && grep -q "not genuine: the root CN=ARK-Genoa .* is not a pinned AMD ARK" <<<"$out" || { echo "$out"; false; }'
+
+config=$(python3 -c 'import json,sys; print(json.dumps({"trusted_roots": [open(sys.argv[1]).read()], "nonce_ttl": "30s"}))' "$work/certs/ark.pem")
+out=$(api POST auth/sev-snp/config "$config")
+check "the config names the emulator's ARK in trusted_roots (204)" '[ "$(status_of "$out")" = 204 ]'
+out=$(api GET auth/sev-snp/config)
+check "... and reads back with nonce_ttl 30" \
+  'body_of "$out" | python3 -c "import json,sys; d=json.load(sys.stdin)[\"data\"]; sys.exit(not (len(d[\"trusted_roots\"]) == 1 and d[\"nonce_ttl\"] == 30))"'
+
+login --role workload --measurement "$measurement" --json >"$work/auth.json" 2>"$work/login.err"
+status=$?
+check "the workload logs in with the Python client (exit $status)" '[ "$status" = 0 ] || { cat "$work/login.err"; false; }'
+field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."): d=d[k]
+print(" ".join(d) if isinstance(d, list) else d)' "$@"; }
+check "the auth block names the role, the MEASUREMENT and the chip, and carries the role's policies and TTL" \
+  '[ "$(field "$work/auth.json" metadata.role)" = workload ] && [ "$(field "$work/auth.json" metadata.measurement)" = "$measurement" ] && [ "$(field "$work/auth.json" metadata.chip_id)" = "$(field "$work/chip/chip.json" chipID)" ] && [ "$(field "$work/auth.json" policies)" = "default workload-reader" ] && [ "$(field "$work/auth.json" lease_duration)" = 600 ]'
+token=$(field "$work/auth.json" client_token)
+out=$(TOKEN=$token api GET auth/token/lookup-self)
+check "the token looks itself up: the role's policies, path auth/sev-snp/login" \
+  '[ "$(status_of "$out")" = 200 ] && body_of "$out" | python3 -c "import json,sys; d=json.load(sys.stdin)[\"data\"]; sys.exit(not (d[\"policies\"] == [\"default\", \"workload-reader\"] and d[\"path\"] == \"auth/sev-snp/login\" and d[\"meta\"][\"role\"] == \"workload\"))"'
+out=$(TOKEN=$token api GET secret/data/allowed)
+check "the token reads the KV secret its role's policy allows (200)" \
+  '[ "$(status_of "$out")" = 200 ] && grep -q "for the workload" <<<"$out"'
+out=$(TOKEN=$token api GET secret/data/denied)
+check "... and is denied another (403 permission denied)" \
+  '[ "$(status_of "$out")" = 403 ] && grep -q "permission denied" <<<"$out"'
+login --role workload --measurement "$measurement" -o "$work/token" >/dev/null 2>&1
+check "-o writes the token alone to a file of mode 0600" \
+  '[ "$(stat -c %a "$work/token")" = 600 ] && [ "$(wc -l <"$work/token")" = 1 ] && grep -q "^s\." "$work/token"'
+
+# The refusals, driven through the module so that each can bend one thing: attempt.py MODE [ARGS] prints
+# "STATUS<TAB>reason; reason" (200 for a login that succeeded).
+cat >"$work/attempt.py" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import vhsm_login
+from cryptography.hazmat.primitives.asymmetric import ec
+url, vhsm, state, measurement, role, mode = sys.argv[2:8]
+extra = sys.argv[8:]
+launch = ["--measurement", measurement]
+def evidence(data, state=state):
+    return vhsm_login.emulator_evidence(vhsm, state, data, launch)
+def flip(blob, offset):
+    blob = bytearray(blob); blob[offset] ^= 0x01; return bytes(blob)
+nonce, public_key = None, None
+if mode == "replay":                       # extra: a nonce already presented
+    nonce = bytes.fromhex(extra[0])
+elif mode == "invented":                   # a nonce vhsmd never issued
+    nonce = bytes.fromhex("42" * 32)
+elif mode == "other-nonce":                # the report binds another nonce than the one sent
+    real = evidence
+    evidence = lambda data: real(vhsm_login.report_data(bytes(32)))
+elif mode == "flip-report":                # extra: the byte to flip
+    real = evidence
+    evidence = lambda data: (lambda r, c: (flip(r, int(extra[0])), c))(*real(data))
+elif mode == "flip-vcek":                  # extra: the byte of the VCEK's DER to flip
+    real = evidence
+    evidence = lambda data: (lambda r, c: (r, [flip(c[0], int(extra[0]))] + c[1:]))(*real(data))
+elif mode == "other-chip-vcek":            # the report of another chip, sent with that chip's own VCEK
+    evidence = lambda data: vhsm_login.emulator_evidence(vhsm, extra[0], data, launch)
+elif mode == "mixed-vcek":                 # this chip's report, sent with the other chip's VCEK and chain
+    real = evidence
+    evidence = lambda data: (real(data)[0], vhsm_login.emulator_evidence(vhsm, extra[0], data, launch)[1])
+elif mode == "public-key":                 # K: a P-384 key, bound and sent
+    public_key = ec.generate_private_key(ec.SECP384R1()).public_key()
+elif mode == "swapped-key":                # K binds one key, another is sent
+    bound = ec.generate_private_key(ec.SECP384R1()).public_key()
+    public_key = ec.generate_private_key(ec.SECP384R1()).public_key()
+    real = evidence
+    evidence = lambda data: real(vhsm_login.report_data(
+        used[0], vhsm_login.spki_sha256(vhsm_login.public_key_spki(bound))))
+elif mode != "plain":
+    sys.exit(f"unknown mode {mode}")
+used = [nonce]
+if mode == "swapped-key":
+    server = vhsm_login.Server(url)
+    used[0] = nonce = vhsm_login.draw_nonce(server, "sev-snp")
+try:
+    auth = vhsm_login.login(url, role, evidence, public_key=public_key, nonce=nonce)
+    print(f"200\t{json.dumps(auth['metadata'])}")
+except vhsm_login.Refused as refusal:
+    print(f"{refusal.status}\t" + "; ".join(refusal.reasons))
+PY
+attempt() { python3 "$work/attempt.py" "$here/clients/python" "$url" "$VHSM" "$work/chip" "$measurement" "$@"; }
+spent_reason="the login nonce is not one vhsmd issued, or it was already spent"
+nonce_of_next() { curl -s -X POST "$url/v1/auth/sev-snp/nonce" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["nonce"])'; }
+
+out=$(curl -s -X POST -w '\n%{http_code}' "$url/v1/auth/sev-snp/nonce")
+check "a nonce is drawn without a token: 64 hex digits, its expiry and ttl 30" \
+  '[ "$(status_of "$out")" = 200 ] && body_of "$out" | python3 -c "import json,sys; d=json.load(sys.stdin)[\"data\"]; sys.exit(not (len(bytes.fromhex(d[\"nonce\"])) == 32 and d[\"ttl\"] == 30 and d[\"expires_at\"]))"'
+spent=$(nonce_of_next)
+out=$(attempt workload replay "$spent")
+check "a login with a drawn nonce succeeds (the nonce to replay)" '[ "$(cut -f1 <<<"$out")" = 200 ] || { echo "$out"; false; }'
+out=$(attempt workload replay "$spent")
+check "the nonce replayed after a success is refused (403, not issued or already spent)" \
+  '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "$spent_reason" <<<"$out" || { echo "$out"; false; }'
+failed_nonce=$(nonce_of_next)
+out=$(attempt other replay "$failed_nonce")
+check "a login refused for its role (the nonce to replay): 403, MEASUREMENT expected and got" \
+  '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "MEASUREMENT: expected $other_measurement, got $measurement" <<<"$out" || { echo "$out"; false; }'
+out=$(attempt workload replay "$failed_nonce")
+check "the nonce replayed after a failure is refused (403), though the role now fits" \
+  '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "$spent_reason" <<<"$out" || { echo "$out"; false; }'
+out=$(attempt workload invented)
+check "a nonce vhsmd never issued is refused (403)" \
+  '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "$spent_reason" <<<"$out" || { echo "$out"; false; }'
+api POST auth/sev-snp/config '{"nonce_ttl": "1s"}' >/dev/null
+expiring=$(nonce_of_next)
+sleep 2
+out=$(attempt workload replay "$expiring")
+check "an expired nonce is refused (403, named expired)" \
+  '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -qi "expired" <<<"$out" || { echo "$out"; false; }'
+api POST auth/sev-snp/config '{"nonce_ttl": "30s"}' >/dev/null
+out=$(attempt workload other-nonce)
+check "a report bound to another nonce is refused (403, REPORT_DATA does not bind this login)" \
+  '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "REPORT_DATA does not bind this login" <<<"$out" || { echo "$out"; false; }'
+out=$(attempt other plain)
+check "a role bound to another MEASUREMENT refuses the workload (403, expected and got)" \
+  '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "MEASUREMENT: expected $other_measurement, got $measurement" <<<"$out" || { echo "$out"; false; }'
+for offset in 0x90 0x50 0x2a0; do # MEASUREMENT, REPORT_DATA, the signature
+  out=$(attempt workload flip-report $((offset)))
+  check "one flipped report byte at $offset is refused (403, the signature does not verify)" \
+    '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "not genuine: the report signature does not verify" <<<"$out" || { echo "$out"; false; }'
+done
+out=$(attempt workload flip-vcek 200)
+check "one flipped byte in the VCEK is refused (403 not genuine, or 400 when it no longer parses)" \
+  '{ [ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "not genuine" <<<"$out"; } || { [ "$(cut -f1 <<<"$out")" = 400 ] && grep -q "certificates" <<<"$out"; } || { echo "$out"; false; }'
+out=$(attempt workload other-chip-vcek "$work/other-chip")
+check "another chip's report with its own VCEK is refused: its root is not trusted (403)" \
+  '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "not genuine: the root CN=ARK-Genoa .* is not a pinned AMD ARK" <<<"$out" || { echo "$out"; false; }'
+"$VHSM" emulator certs --state "$work/other-chip" --out "$work/other-certs" >/dev/null
+both=$(python3 -c 'import json,sys; print(json.dumps({"trusted_roots": [open(p).read() for p in sys.argv[1:]]}))' "$work/certs/ark.pem" "$work/other-certs/ark.pem")
+api POST auth/sev-snp/config "$both" >/dev/null
+out=$(attempt workload other-chip-vcek "$work/other-chip")
+check "... and logs in once that chip's root is trusted too (200, its own CHIP_ID)" \
+  '[ "$(cut -f1 <<<"$out")" = 200 ] && grep -q "$(field "$work/other-chip/chip.json" chipID)" <<<"$out" || { echo "$out"; false; }'
+out=$(attempt workload mixed-vcek "$work/other-chip")
+check "a report sent with another chip's VCEK (both roots trusted) is refused (403, the signature)" \
+  '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "not genuine: .*signature does not verify" <<<"$out" || { echo "$out"; false; }'
+out=$(attempt workload public-key)
+check "a public key bound into REPORT_DATA (K) and sent: logged in" '[ "$(cut -f1 <<<"$out")" = 200 ] || { echo "$out"; false; }'
+out=$(attempt workload swapped-key)
+check "a report binding one key, sent with another, is refused (403, SHA-256 of public_key)" \
+  '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "REPORT_DATA does not bind this login.*SHA-256 of public_key" <<<"$out" || { echo "$out"; false; }'
+out=$(curl -s -X POST -w '\n%{http_code}' --data "{\"role\": \"workload\", \"nonce\": \"$(nonce_of_next)\", \"report\": \"not base64!\", \"certificates\": [\"AA==\"]}" "$url/v1/auth/sev-snp/login")
+check "malformed base64 is refused (400, the field named)" \
+  '[ "$(status_of "$out")" = 400 ] && grep -q "'"'"'report'"'"' is not standard base64" <<<"$out" || { echo "$out"; false; }'
+out=$(curl -s -X POST -w '\n%{http_code}' --data '{"role": "workload", "nonce": "xyz", "report": "", "certificates": []}' "$url/v1/auth/sev-snp/login")
+check "a malformed nonce is refused (400, the field named)" \
+  '[ "$(status_of "$out")" = 400 ] && grep -q "'"'"'nonce'"'"'" <<<"$out" || { echo "$out"; false; }'
+
+out=$(api DELETE sys/auth/sev-snp)
+check "sys/auth/sev-snp disables the method (204)" '[ "$(status_of "$out")" = 204 ]'
+out=$(curl -s -X POST -w '\n%{http_code}' "$url/v1/auth/sev-snp/nonce")
+check "... after which its nonce path is gone (404 or 403)" '[[ "$(status_of "$out")" =~ ^(403|404|405)$ ]]'
+echo "login-python-test: $passed passed, $failed failed"
+[ "$failed" = 0 ]

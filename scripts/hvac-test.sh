@@ -37,7 +37,7 @@ if [ "$lines" -lt 100 ] || grep -q "$token" "$work/audit.log"; then
 else
   echo "hvac-test: audit log has $lines lines, the root token never in clear"
 fi
-# vhsmd's OpenAPI document (with transit and kv mounted) is valid OpenAPI 3.0 by openapi-spec-validator.
+# vhsmd's OpenAPI document (with transit, kv and a sev-snp auth method mounted) is valid OpenAPI 3.0 by openapi-spec-validator.
 if python3 - "http://127.0.0.1:$vport" "$token" <<'PY'; then
 import sys, requests
 from openapi_spec_validator import validate
@@ -45,8 +45,12 @@ url, token = sys.argv[1:3]
 h = {"X-Vault-Token": token}
 requests.post(f"{url}/v1/sys/mounts/openapi-transit", json={"type": "transit"}, headers=h).raise_for_status()
 requests.post(f"{url}/v1/sys/mounts/openapi-kv", json={"type": "kv", "options": {"version": "2"}}, headers=h).raise_for_status()
+requests.post(f"{url}/v1/sys/auth/openapi-snp", json={"type": "sev-snp"}, headers=h).raise_for_status()
 document = requests.get(f"{url}/v1/sys/internal/specs/openapi", headers=h).json()
 validate(document)
+for path in ["/sys/auth/{path}", "/sys/auth/{path}/tune", "/auth/openapi-snp/config", "/auth/openapi-snp/role/",
+             "/auth/openapi-snp/role/{name}", "/auth/openapi-snp/nonce", "/auth/openapi-snp/login"]:
+    assert path in document["paths"], f"{path} is not in vhsmd's OpenAPI document"
 print(f"hvac-test: vhsmd's OpenAPI document is valid ({len(document['paths'])} paths)")
 PY
   :

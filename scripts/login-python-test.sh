@@ -14,7 +14,8 @@
 #    is refused,
 #  - image/manifest --role-json: the role for a manifest's MEASUREMENT, and with --id-block for the ID block's
 #    signer, family, image and SVN, each taken by vhsmd as written and logging in the launch it describes (another
-#    ID key and a lower GUEST_SVN refused); allow_debug follows the manifest's POLICY.
+#    ID key and a lower GUEST_SVN refused); allow_debug follows the manifest's POLICY,
+#  - the audit log (--audit-file) records each refusal's reasons and no token or nonce in clear.
 # Usage: VHSMD=path/to/vhsmd VHSM=path/to/vhsm scripts/login-python-test.sh   (KEEP=1 keeps the work directory)
 set -uo pipefail
 VHSMD=${VHSMD:?} VHSM=${VHSM:?}
@@ -47,7 +48,8 @@ check "the module's unit tests pass (python3 -m unittest clients/python/test_vhs
 wait
 "$VHSM" emulator certs --state "$work/chip" --out "$work/certs" >/dev/null
 
-"$VHSMD" --dev --dev-root-token-id "$root" --dev-listen-address "127.0.0.1:$port" >"$work/vhsmd.log" 2>&1 &
+"$VHSMD" --dev --dev-root-token-id "$root" --dev-listen-address "127.0.0.1:$port" --audit-file "$work/audit.log" \
+  >"$work/vhsmd.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 200); do grep -q "ready on" "$work/vhsmd.log" && break; sleep 0.05; done
 grep -q "ready on" "$work/vhsmd.log" || { echo "login-python-test: vhsmd did not start:"; cat "$work/vhsmd.log"; exit 1; }
@@ -291,5 +293,11 @@ out=$(api DELETE sys/auth/sev-snp)
 check "sys/auth/sev-snp disables the method (204)" '[ "$(status_of "$out")" = 204 ]'
 out=$(curl -s -X POST -w '\n%{http_code}' "$url/v1/auth/sev-snp/nonce")
 check "... after which its nonce path is gone (404 or 403)" '[[ "$(status_of "$out")" =~ ^(403|404|405)$ ]]'
+# The audit log (vhsmd --audit-file): each refused login with its reasons; no issued token, nonce or root token in
+# clear (Vault's HMAC-SHA256 stands for them).
+check "the audit log records refused logins with their reasons (MEASUREMENT, spent nonce, signature)" \
+  'grep "auth/sev-snp/login" "$work/audit.log" | grep -q "MEASUREMENT: expected $other_measurement" && grep -q "$spent_reason" "$work/audit.log" && grep -q "not genuine: the report signature does not verify" "$work/audit.log"'
+check "the audit log holds no issued token, no nonce and not the root token in clear" \
+  '! grep -qF -e "$token" -e "$(cat "$work/token")" -e "$spent" -e "$failed_nonce" -e "$root" "$work/audit.log" && grep -q "\"client_token\":\"hmac-sha256:" "$work/audit.log"'
 echo "login-python-test: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -15,7 +15,9 @@
 #  - image/manifest --role-json: the role for a manifest's MEASUREMENT, and with --id-block for the ID block's
 #    signer, family, image and SVN, each taken by vhsmd as written and logging in the launch it describes (another
 #    ID key and a lower GUEST_SVN refused); allow_debug follows the manifest's POLICY,
-#  - the audit log (--audit-file) records each refusal's reasons and no token or nonce in clear.
+#  - the audit log (--audit-file) records each refusal's reasons and no token or nonce in clear,
+#  - over https through a TLS-terminating proxy (scripts/mitm-proxy.py --plain-upstream): S is the proxy's SPKI,
+#    refused until config.audience_spki_sha256 names it, then accepted; --ca of another certificate refused.
 # Usage: VHSMD=path/to/vhsmd VHSM=path/to/vhsm scripts/login-python-test.sh   (KEEP=1 keeps the work directory)
 set -uo pipefail
 VHSMD=${VHSMD:?} VHSM=${VHSM:?}
@@ -233,6 +235,43 @@ check "a public key bound into REPORT_DATA (K) and sent: logged in" '[ "$(cut -f
 out=$(attempt workload swapped-key)
 check "a report binding one key, sent with another, is refused (403, SHA-256 of public_key)" \
   '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "REPORT_DATA does not bind this login.*SHA-256 of public_key" <<<"$out" || { echo "$out"; false; }'
+# Over https: a TLS-terminating proxy (scripts/mitm-proxy.py --plain-upstream, its own certificate) in front of
+# vhsmd --dev. The client binds S = SHA-256 of the proxy's SPKI, the key it saw; vhsmd refuses that until the
+# proxy's SPKI is named in audience_spki_sha256 (a login relayed through an unknown TLS endpoint never succeeds).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=tls-proxy \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$work/proxy.key" -out "$work/proxy.crt" 2>/dev/null
+python3 "$here/scripts/mitm-proxy.py" "127.0.0.1:$port" --plain-upstream --cert "$work/proxy.crt" \
+  --key "$work/proxy.key" >"$work/proxy.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -qs "listening on" "$work/proxy.log" && break; sleep 0.05; done
+proxy_url=https://127.0.0.1:$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/proxy.log" | cut -d: -f2)
+proxy_spki=$(grep -o 'TLS SPKI SHA-256 [0-9a-f]*' "$work/proxy.log" | cut -d' ' -f4)
+via_proxy() { python3 "$client" "$proxy_url" --emulator-state "$work/chip" --vhsm "$VHSM" --role workload \
+  --measurement "$measurement" "$@"; }
+out=$(via_proxy --ca "$work/proxy.crt" 2>&1)
+status=$?
+check "over https through a TLS proxy vhsmd does not name, the login is refused (exit 1, 403, REPORT_DATA)" \
+  '[ "$status" = 1 ] && grep -q "HTTP 403" <<<"$out" && grep -q "REPORT_DATA does not bind this login" <<<"$out" || { echo "$out"; false; }'
+out=$(api POST auth/sev-snp/config "{\"audience_spki_sha256\": [\"$proxy_spki\"]}")
+check "the proxy's SPKI SHA-256 is named in audience_spki_sha256 (204)" '[ "$(status_of "$out")" = 204 ]'
+via_proxy --ca "$work/proxy.crt" --json >"$work/proxy-auth.json" 2>"$work/proxy.err"
+status=$?
+check "... then the https login through it succeeds, S = the SPKI the client saw (exit $status)" \
+  '[ "$status" = 0 ] && [ "$(field "$work/proxy-auth.json" metadata.role)" = workload ] || { cat "$work/proxy.err"; false; }'
+out=$(via_proxy --ca "$work/certs/ark.pem" 2>&1)
+status=$?
+check "--ca with another certificate: the TLS handshake is refused before any report is made (exit 1)" \
+  '[ "$status" = 1 ] && grep -q "CERTIFICATE_VERIFY_FAILED" <<<"$out" || { echo "$out"; false; }'
+out=$(via_proxy --insecure 2>&1)
+status=$?
+check "--insecure (no certificate check) still binds the key seen: logged in through the named proxy (exit 0)" \
+  '[ "$status" = 0 ] || { echo "$out"; false; }'
+api POST auth/sev-snp/config '{"audience_spki_sha256": []}' >/dev/null
+out=$(via_proxy --ca "$work/proxy.crt" 2>&1)
+status=$?
+check "... and refused again once the audience is removed (exit 1, 403)" \
+  '[ "$status" = 1 ] && grep -q "REPORT_DATA does not bind this login" <<<"$out" || { echo "$out"; false; }'
+
 out=$(curl -s -X POST -w '\n%{http_code}' --data "{\"role\": \"workload\", \"nonce\": \"$(nonce_of_next)\", \"report\": \"not base64!\", \"certificates\": [\"AA==\"]}" "$url/v1/auth/sev-snp/login")
 check "malformed base64 is refused (400, the field named)" \
   '[ "$(status_of "$out")" = 400 ] && grep -q "'"'"'report'"'"' is not standard base64" <<<"$out" || { echo "$out"; false; }'
@@ -296,7 +335,7 @@ check "... after which its nonce path is gone (404 or 403)" '[[ "$(status_of "$o
 # The audit log (vhsmd --audit-file): each refused login with its reasons; no issued token, nonce or root token in
 # clear (Vault's HMAC-SHA256 stands for them).
 check "the audit log records refused logins with their reasons (MEASUREMENT, spent nonce, signature)" \
-  'grep "auth/sev-snp/login" "$work/audit.log" | grep -q "MEASUREMENT: expected $other_measurement" && grep -q "$spent_reason" "$work/audit.log" && grep -q "not genuine: the report signature does not verify" "$work/audit.log"'
+  '[ "$(grep "MEASUREMENT: expected $other_measurement" "$work/audit.log" | grep -c "auth/sev-snp/login")" -gt 0 ] && grep -q "$spent_reason" "$work/audit.log" && grep -q "not genuine: the report signature does not verify" "$work/audit.log"'
 check "the audit log holds no issued token, no nonce and not the root token in clear" \
   '! grep -qF -e "$token" -e "$(cat "$work/token")" -e "$spent" -e "$failed_nonce" -e "$root" "$work/audit.log" && grep -q "\"client_token\":\"hmac-sha256:" "$work/audit.log"'
 echo "login-python-test: $passed passed, $failed failed"

@@ -7,9 +7,11 @@
 #  - before the emulator's ARK is in trusted_roots, the login is refused (403, the root named),
 #  - the workload logs in (its MEASUREMENT, role and chip in the token's metadata), reads the KV secret its role's
 #    policy allows and is denied another (403); the token looks itself up with the role's policies,
-#  - refused, each with its status and reason: a nonce replayed after a success and after a failure, a nonce
-#    vhsmd never issued, a report bound to another nonce, a role bound to another MEASUREMENT, one flipped byte
-#    in the report and in the VCEK, a report of another chip with its own VCEK; malformed input is 400,
+#  - refused, each with its status and reason: a nonce replayed after a success and after a failure, an expired
+#    nonce, a nonce vhsmd never issued, a report bound to another nonce, a role bound to another MEASUREMENT, one
+#    flipped byte in the report (MEASUREMENT, REPORT_DATA, signature) and in the VCEK, another chip's report with
+#    its own untrusted chain, this chip's report with another chip's VCEK (both roots trusted); roles without an
+#    identity or naming a missing policy, malformed base64 and hex are 400,
 #  - a public key bound into REPORT_DATA (K) is accepted, and a login that sends another key than the one bound
 #    is refused,
 #  - image/manifest --role-json: the role for a manifest's MEASUREMENT, and with --id-block for the ID block's

@@ -1,10 +1,11 @@
-"""Unit tests of the login client, no server: python3 -m unittest clients/python/test_vhsm_login.py
+"""Unit tests of the login client, no vhsmd: python3 -m unittest clients/python/test_vhsm_login.py
 
 The binding against the test vectors of the README (notes/issue15-readme-draft.md); HPKE against RFC 9180's
 published vectors (A.1 X25519/HKDF-SHA256/AES-128-GCM, A.2 X25519/HKDF-SHA256/ChaCha20Poly1305, A.3
 P-256/HKDF-SHA256/AES-128-GCM for DeriveKeyPair's rejection sampling on a NIST curve; a DHKEM(P-384) DeriveKeyPair
 known answer from .NET's HPKE tests, as RFC 9180 has no P-384 vector); opening a sealed auth block
-of both of vhsmd's suites and every refusal of it; the command line's usage errors (exit 2) before any report.
+of both of vhsmd's suites and every refusal of it; login() against a fake server on loopback that follows the wire
+(wrapped answers of both suites, a bound key, the server's refusal); the command line's usage errors (exit 2).
 """
 
 import base64
@@ -224,6 +225,118 @@ class SealedAuthTests(unittest.TestCase):
         data = sealed_answer("X25519-SHA256-ChaCha20Poly1305", key.public_key(), self.AUTH, NONCE, b"other")
         with self.assertRaisesRegex(ValueError, "does not open"):
             vhsm_login.open_sealed_auth(dict(data, info=vhsm_login.WRAP_INFO.decode()), key, NONCE)
+
+
+class FakeServer:
+    """nonce and login on loopback HTTP as vhsmd specifies them (wrapped answer included), holding the client's login
+    to the binding: REPORT_DATA (the report's bytes 0x50-0x8f) must be SHA-512("vhsm-login-v1" || nonce || K || 0^32)
+    with K the SHA-256 of the public_key sent."""
+
+    def __init__(self, clear_when_wrapped=False):
+        import http.server
+        import threading
+        server = self
+        self.nonces, self.requests, self.clear_when_wrapped = [], [], clear_when_wrapped
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+                server.requests.append((self.path, body))
+                if self.path.endswith("/nonce"):
+                    nonce = os.urandom(32)
+                    server.nonces.append(nonce)
+                    self.answer(200, {"data": {"nonce": nonce.hex(), "expires_at": "", "ttl": 60}})
+                    return
+                nonce = bytes.fromhex(body["nonce"])
+                report = base64.b64decode(body["report"])
+                key = serialization.load_pem_public_key(body["public_key"].encode()) if "public_key" in body else None
+                k = vhsm_login.spki_sha256(vhsm_login.public_key_spki(key)) if key else None
+                if nonce not in server.nonces or report[0x50:0x90] != vhsm_login.report_data(nonce, k):
+                    self.answer(403, {"errors": ["REPORT_DATA does not bind this login"]})
+                    return
+                server.nonces.remove(nonce)
+                auth = {"client_token": "s.fake", "policies": ["default"], "metadata": {"role": body["role"]}}
+                if body.get("wrap_to_public_key") and not server.clear_when_wrapped:
+                    suite = ("X25519-SHA256-ChaCha20Poly1305" if isinstance(key, x25519.X25519PublicKey)
+                             else "P384-SHA384-AES256GCM")
+                    self.answer(200, {"auth": None, "data": sealed_answer(suite, key, auth, nonce)})
+                else:
+                    self.answer(200, {"auth": auth, "data": None})
+
+            def answer(self, status, value):
+                data = json.dumps(value).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def fake_evidence(data):
+    """A report that is nothing but its REPORT_DATA (the fake server checks only the binding)."""
+    report = bytearray(vhsm_login.REPORT_SIZE)
+    report[0x50:0x90] = data
+    return bytes(report), [b"vcek"]
+
+
+class LoginFlowTests(unittest.TestCase):
+    """login() against FakeServer: the wire of both suites' wrapped answers, a bound public key, and refusals."""
+
+    def setUp(self):
+        self.server = FakeServer()
+
+    def tearDown(self):
+        self.server.close()
+
+    def test_a_wrapped_login_opens_for_both_suites(self):
+        for key in (x25519.X25519PrivateKey.generate(), ec.generate_private_key(ec.SECP384R1())):
+            auth = vhsm_login.login(self.server.url, "workload", fake_evidence, wrap_key=key)
+            self.assertEqual(auth["client_token"], "s.fake")
+            path, body = self.server.requests[-1]
+            self.assertEqual(path, "/v1/auth/sev-snp/login")
+            self.assertIs(body["wrap_to_public_key"], True)
+            self.assertEqual(serialization.load_pem_public_key(body["public_key"].encode()).public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo),
+                vhsm_login.public_key_spki(key.public_key()))
+            self.assertEqual(body["certificates"], [base64.b64encode(b"vcek").decode()])
+
+    def test_a_bound_public_key_without_wrapping_and_no_key(self):
+        key = ec.generate_private_key(ec.SECP384R1()).public_key()
+        self.assertEqual(vhsm_login.login(self.server.url, "r", fake_evidence, public_key=key)["metadata"],
+                         {"role": "r"})
+        self.assertNotIn("wrap_to_public_key", self.server.requests[-1][1])
+        vhsm_login.login(self.server.url, "r", fake_evidence, mount="vms")
+        self.assertEqual(self.server.requests[-1][0], "/v1/auth/vms/login")
+        self.assertNotIn("public_key", self.server.requests[-1][1])
+
+    def test_a_spent_nonce_is_the_servers_refusal_with_its_reasons(self):
+        vhsm_login.login(self.server.url, "r", fake_evidence)
+        spent = bytes.fromhex(self.server.requests[-1][1]["nonce"])
+        with self.assertRaises(vhsm_login.Refused) as caught:
+            vhsm_login.login(self.server.url, "r", fake_evidence, nonce=spent)
+        self.assertEqual((caught.exception.status, caught.exception.reasons),
+                         (403, ["REPORT_DATA does not bind this login"]))
+
+    def test_an_auth_block_in_the_clear_when_wrapping_was_asked_is_refused(self):
+        clear = FakeServer(clear_when_wrapped=True)
+        try:
+            with self.assertRaisesRegex(ValueError, "carries the auth block in the clear"):
+                vhsm_login.login(clear.url, "r", fake_evidence, wrap_key=x25519.X25519PrivateKey.generate())
+        finally:
+            clear.close()
 
 
 class CommandLineTests(unittest.TestCase):

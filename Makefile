@@ -4,7 +4,7 @@ BIN = $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 TESTDATA ?= $(abspath ../shared/testdata)
 MEASURE_CASES ?= 80
 
-.PHONY: all deps build test unit-test cli-test measure-test hvac-test sealed-test attested-test run bench format lint clean \
+.PHONY: all deps build test unit-test cli-test measure-test hvac-test sealed-test attested-test login-test run bench format lint clean \
 	guest test-guest initramfs initramfs-emulator image check-qemu
 
 all: build
@@ -29,7 +29,7 @@ measure-test: build
 
 # vhsmd against hvac 2.4.0, and the same checks against OpenBao 2.7.2 to prove they encode Vault's behaviour.
 hvac-test: build
-	VHSMD=$(BIN)/vhsmd scripts/hvac-test.sh
+	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/hvac-test.sh
 
 # The emulator (test) flavour of vhsmd and vhsm for the sealed-storage tests: a debug build with the Emulator trait
 # in the main scratch path, where changing the trait recompiles only vhsm's own targets. It runs after the tests of
@@ -48,6 +48,12 @@ sealed-test: test-guest
 attested-test: test-guest
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/attested-tls-test.sh
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm TESTDATA=$(TESTDATA) scripts/attested-python-test.sh
+
+# Workload login (issue 15) through the Python client (clients/python/vhsm_login.py, the protocol implemented a
+# second time): vhsmd --dev, auth/sev-snp through the API, an emulated chip's reports, the KV secret its role allows
+# and the one it does not, and the refusals (replayed, expired and invented nonces, flipped bytes, other roots).
+login-test: build
+	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/login-python-test.sh
 
 # The guest program: vhsm-guest, one binary that is vhsm-init as /init and vhsmd through the link
 # /usr/bin/vhsmd -> /init; release build, the emulator flavour (trait Emulator) for the QEMU tier.
@@ -96,7 +102,7 @@ image: build initramfs-emulator
 check-qemu: test-guest guest
 	VHSM=$(BIN)/vhsm GUEST_BIN=$(EMU_REL) TESTDATA=$(TESTDATA) scripts/check-qemu.sh
 
-test: lint unit-test cli-test measure-test hvac-test sealed-test attested-test check-qemu
+test: lint unit-test cli-test measure-test hvac-test sealed-test attested-test login-test check-qemu
 
 run: image
 	VHSM=$(BIN)/vhsm scripts/run-vm.sh

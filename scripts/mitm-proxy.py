@@ -12,8 +12,12 @@ sys/attestation without checking the binding to the handshake's key is fooled; v
   --drop-certificates
                  forward GET /v1/sys/attestation, and answer vhsmd's fresh answer with its certificates removed
                  (a host that withholds the VCEK and chain: the client must be given them, --cert and --chain)
+  --plain-upstream
+                 reach the upstream over plain TCP: a TLS-terminating proxy in front of vhsmd --dev (HTTP), as for
+                 auth/sev-snp's audience_spki_sha256
 
 Usage: scripts/mitm-proxy.py UPSTREAM_HOST:PORT [--port N] [--cert PEM --key PEM] [--replay FILE | --drop-certificates]
+                             [--plain-upstream]
 Prints "mitm-proxy: listening on 127.0.0.1:PORT, TLS SPKI SHA-256 HEX" when ready; SIGTERM stops it (exit 0).
 """
 
@@ -105,13 +109,13 @@ def without_certificates(head, server):
     return json.dumps(answer).encode()
 
 
-def serve(connection, upstream, server_context, recorded, drop_certificates):
+def serve(connection, upstream, server_context, recorded, drop_certificates, plain_upstream=False):
     upstream_context = ssl.create_default_context()
     upstream_context.check_hostname, upstream_context.verify_mode = False, ssl.CERT_NONE
     try:
         with server_context.wrap_socket(connection, server_side=True) as client, \
                 socket.create_connection(upstream, timeout=30) as raw, \
-                upstream_context.wrap_socket(raw, server_hostname=upstream[0]) as server:
+                (raw if plain_upstream else upstream_context.wrap_socket(raw, server_hostname=upstream[0])) as server:
             first = b""
             if recorded is not None or drop_certificates:
                 first = read_head(client)
@@ -140,6 +144,8 @@ def main():
     parser.add_argument("--replay", help="answer sys/attestation with this recorded answer (raw HTTP body)")
     parser.add_argument("--drop-certificates", action="store_true",
                         help="answer sys/attestation with vhsmd's fresh answer, its certificates removed")
+    parser.add_argument("--plain-upstream", action="store_true",
+                        help="reach the upstream over plain TCP (vhsmd --dev), terminating TLS here")
     args = parser.parse_args()
     host, _, port = args.upstream.rpartition(":")
     if not host or not port.isdigit() or bool(args.cert) != bool(args.key):
@@ -173,8 +179,8 @@ def main():
             connection, _ = listener.accept()
         except OSError:
             break
-        threading.Thread(target=serve, args=(connection, (host, int(port)), context, recorded, args.drop_certificates),
-                         daemon=True).start()
+        threading.Thread(target=serve, args=(connection, (host, int(port)), context, recorded, args.drop_certificates,
+                                             args.plain_upstream), daemon=True).start()
     print("mitm-proxy: stopped", flush=True)
     return 0
 

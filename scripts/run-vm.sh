@@ -3,7 +3,8 @@
 # Processor and the VM (out/manifest.json: Debian kernel + out/initrd-emulator.img); waits for vhsmd, verifies it by
 # attestation (vhsm server verify --manifest out/manifest.json; the console's fingerprint is informative), calls sys/init through the forwarded port and opens the root
 # token sealed to the operator key (vhsm operator init --key out/recovery-key.pem), prints the
-# address and root token, does one transit encrypt/decrypt round trip, then keeps the VM running until Ctrl-C and
+# address and root token, does one transit encrypt/decrypt round trip, enables auth/sev-snp and prints the one
+# command that creates the role for this image (out/role.json from image/manifest --role-json), then keeps the VM running until Ctrl-C and
 # powers it off with the ACPI power button (vhsmd stops, the volume closes).
 # Without a terminal (CI, scripts) it stops after the round trip. Environment: VHSM, PORT (default 18200).
 set -uo pipefail
@@ -18,6 +19,8 @@ launch=$here/image/launch
 say() { echo "vhsm run: $*"; }
 
 "$launch" stop --run-dir "$run" >/dev/null 2>&1
+# The auth/sev-snp role for this image (its MEASUREMENT, allow_debug from its POLICY), for workload logins.
+"$here/image/manifest" --from "$out/manifest.json" --role-json "$out/role.json" >/dev/null || exit 1
 "$here/image/make-disk" --force "$out/disk.img" 64M >/dev/null
 say "booting the emulated SEV-SNP VM (QEMU, TCG): console in $out/console.log"
 "$launch" start --manifest "$out/manifest.json" --disk "$out/disk.img" --state "$out/emulator" --port "$port" \
@@ -72,6 +75,8 @@ ciphertext=$(api -X POST -d "{\"plaintext\":\"$plaintext\"}" "$base/v1/transit/e
   python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["ciphertext"])')
 decrypted=$(api -X POST -d "{\"ciphertext\":\"$ciphertext\"}" "$base/v1/transit/decrypt/demo" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["plaintext"])' | base64 -d)
+# Workload logins: the sev-snp auth method at auth/sev-snp/ (its role is the one command printed below).
+api -X POST -d '{"type":"sev-snp"}' "$base/v1/sys/auth/sev-snp" >/dev/null
 cat <<EOF
 
 vhsmd is serving inside the emulated confidential VM.
@@ -84,6 +89,8 @@ vhsmd is serving inside the emulated confidential VM.
   recovery:    $VHSM volume recover out/disk.img --recovery-key out/recovery-key.pem
   verify:      $VHSM server verify $base --manifest out/manifest.json --trust-emulator-root out/emulator-certs/ark.pem
   new root:    $VHSM operator generate-root $base --key out/recovery-key.pem --cacert out/vhsmd-cert.pem
+  login role:  auth/sev-snp is enabled; the role for VMs of this image (out/role.json, image/manifest --role-json):
+               curl --cacert out/vhsmd-cert.pem -H "X-Vault-Token: $token" --data @out/role.json $base/v1/auth/sev-snp/role/vhsm-image
 EOF
 if [ "$decrypted" != "hello from the host" ]; then
   say "the round trip failed"

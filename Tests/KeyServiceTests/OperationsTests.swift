@@ -87,6 +87,56 @@ import X509
         }
     }
 
+    /// A sev-snp method's paths appear under its actual mount, with request and answer schemas; sys/auth/{path} and
+    /// its tuning are listed; without a token only its nonce and login.
+    @Test func theOpenAPIDocumentListsAnAuthMethodsPathsUnderItsMount() async throws {
+        let (app, root) = try await server.makeApp()
+        let token: HTTPFields = [HTTPField.Name("X-Vault-Token")!: root]
+        try await app.test(.live) { client in
+            try await client.execute(
+                uri: "/v1/sys/auth/vms", method: .post, headers: token, body: ByteBuffer(string: #"{"type":"sev-snp"}"#)
+            ) { response in #expect(response.status == .noContent) }
+            try await client.execute(uri: "/v1/sys/internal/specs/openapi", method: .get, headers: token) { response in
+                #expect(response.status == .ok)
+                let paths = try #require(try server.json(response.body)["paths"] as? [String: Any])
+                for path in [
+                    "/sys/auth/{path}", "/sys/auth/{path}/tune", "/auth/vms/config", "/auth/vms/role/",
+                    "/auth/vms/role/{name}", "/auth/vms/nonce", "/auth/vms/login",
+                ] {
+                    #expect(paths[path] != nil, "\(path) is missing")
+                }
+                #expect(paths["/auth/sev-snp/login"] == nil)
+                let login = try #require(paths["/auth/vms/login"] as? [String: Any])
+                #expect(login["x-vault-unauthenticated"] as? Bool == true)
+                let post = try #require(login["post"] as? [String: Any])
+                let request = try #require(
+                    ((((post["requestBody"] as? [String: Any])?["content"] as? [String: Any])?["application/json"]
+                        as? [String: Any])?["schema"] as? [String: Any])?["properties"] as? [String: Any])
+                #expect(
+                    Set(request.keys) == [
+                        "role", "nonce", "report", "certificates", "public_key", "wrap_to_public_key",
+                    ])
+                #expect((request["certificates"] as? [String: Any])?["items"] != nil)
+                let answer = try #require(
+                    (((((post["responses"] as? [String: Any])?["200"] as? [String: Any])?["content"] as? [String: Any])?[
+                        "application/json"] as? [String: Any])?["schema"] as? [String: Any])?["properties"]
+                        as? [String: Any])
+                let auth = try #require((answer["auth"] as? [String: Any])?["properties"] as? [String: Any])
+                #expect(auth["client_token"] != nil && auth["metadata"] != nil)
+                let sealed = try #require((answer["data"] as? [String: Any])?["properties"] as? [String: Any])
+                #expect(sealed["sealed_auth"] != nil && sealed["suite"] != nil)
+                let role = try #require(paths["/auth/vms/role/{name}"] as? [String: Any])
+                #expect(role["x-vault-createSupported"] as? Bool == true)
+                #expect(role["get"] != nil && role["post"] != nil && role["delete"] != nil)
+            }
+            try await client.execute(uri: "/v1/sys/internal/specs/openapi", method: .get) { response in
+                let paths = try #require(try server.json(response.body)["paths"] as? [String: Any])
+                #expect(paths["/auth/vms/login"] != nil && paths["/auth/vms/nonce"] != nil)
+                #expect(paths["/auth/vms/config"] == nil && paths["/sys/auth/{path}"] == nil)
+            }
+        }
+    }
+
     @Test func aSelfSignedIdentityIsKeptAcrossRestartsAndNamesLoopback() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vhsmd-tls-\(UUID().uuidString)")
             .path

@@ -297,7 +297,11 @@ struct VaultCore: Sendable {
         if path == "sys/internal/specs/openapi", request.operation == .read {
             // Vault serves its document to anyone, listing the paths the caller's token can reach.
             let document = OpenAPIDocument.build(
-                mounts: services.mounts.list(), acl: decision.authenticated ? request.acl : nil)
+                mounts: services.mounts.list(),
+                authMounts: Dictionary(
+                    services.mounts.mounted.filter { MountTable.isAuth($0.path) }.map { ($0.path, $0.type) },
+                    uniquingKeysWith: { first, _ in first }),
+                acl: decision.authenticated ? request.acl : nil)
             return VaultReply(bare: document)
         }
         guard audit.audits(path) else {

@@ -18,6 +18,9 @@ enum OpenAPIDocument {
         var query: [(name: String, description: String, pattern: String)] = []
         /// A read's answers by status, when more than "200 OK" is documented.
         var responses: [(status: String, description: String)] = []
+        /// The fields of a 200 answer (of a read, or of an update that answers one) under each top-level key
+        /// (`data`; `auth` for a login); none: "200 OK" without a schema.
+        var answers: [(key: String, fields: [Field])] = []
     }
 
     struct Field {
@@ -31,7 +34,8 @@ enum OpenAPIDocument {
         }
     }
 
-    static func build(mounts: [String: JSONValue], acl: ACL?) -> JSONValue {
+    /// `authMounts`: the auth methods mounted besides the token store, `auth/<path>/` to their type.
+    static func build(mounts: [String: JSONValue], authMounts: [String: String] = [:], acl: ACL?) -> JSONValue {
         var paths: [String: JSONValue] = [:]
         func add(_ prefix: String, _ routes: [Route], tag: String) {
             for route in routes {
@@ -44,6 +48,7 @@ enum OpenAPIDocument {
         }
         add("sys/", system, tag: "system")
         add("auth/token/", token, tag: "auth")
+        addAuthMethods(authMounts, add)
         for (mount, listing) in mounts.sorted(by: { $0.key < $1.key }) {
             guard case .object(let fields) = listing, case .string(let type)? = fields["type"] else { continue }
             switch type {
@@ -144,6 +149,7 @@ enum OpenAPIDocument {
                             },
                             uniquingKeysWith: { first, _ in first }))
                 }
+                if !route.answers.isEmpty, route.responses.isEmpty { operation["responses"] = answerSchema(route) }
                 plain["get"] = .object(operation)
             case .delete:
                 operation["responses"] = .object(["204": .object(["description": .string("empty body")])])
@@ -151,11 +157,7 @@ enum OpenAPIDocument {
             case .update:
                 if !route.fields.isEmpty {
                     var properties: [String: JSONValue] = [:]
-                    for field in route.fields {
-                        properties[field.name] = .object([
-                            "type": .string(field.type), "description": .string(field.description),
-                        ])
-                    }
+                    for field in route.fields { properties[field.name] = schema(field) }
                     operation["requestBody"] = .object([
                         "content": .object([
                             "application/json": .object([
@@ -164,6 +166,7 @@ enum OpenAPIDocument {
                         ])
                     ])
                 }
+                if !route.answers.isEmpty { operation["responses"] = answerSchema(route) }
                 plain["post"] = .object(operation)
             case .patch:
                 operation["requestBody"] = .object([
@@ -187,6 +190,35 @@ enum OpenAPIDocument {
         }
         if listing["get"] != nil { result["/" + full + "/"] = .object(listing) }
         return result
+    }
+
+    /// A field's JSON schema; a list is a list of strings.
+    static func schema(_ field: Field) -> JSONValue {
+        var schema: [String: JSONValue] = ["type": .string(field.type), "description": .string(field.description)]
+        if field.type == "array" { schema["items"] = .object(["type": .string("string")]) }
+        return .object(schema)
+    }
+
+    /// The 200 answer of a route with `answers`: Vault's envelope with each key's fields.
+    static func answerSchema(_ route: Route) -> JSONValue {
+        var envelope: [String: JSONValue] = [:]
+        for (key, fields) in route.answers {
+            envelope[key] = .object([
+                "type": .string("object"), "nullable": .bool(true),
+                "properties": .object(
+                    Dictionary(fields.map { ($0.name, schema($0)) }, uniquingKeysWith: { first, _ in first })),
+            ])
+        }
+        return .object([
+            "200": .object([
+                "description": .string("OK"),
+                "content": .object([
+                    "application/json": .object([
+                        "schema": .object(["type": .string("object"), "properties": .object(envelope)])
+                    ])
+                ]),
+            ])
+        ])
     }
 
     // MARK: The routes

@@ -3,6 +3,7 @@ import AttestedTLS
 import Crypto
 import Foundation
 import NIOHTTP1
+import NIOSSL
 import SNP
 import SNPGuest
 import Sealing
@@ -229,9 +230,35 @@ struct Login: AsyncParsableCommand {
                 "--ca: \(url) is trusted because its certificate is \(file) or signed by it; its SEV-SNP evidence is "
                     + "NOT checked")
             let anchored = try Self.client(url: url, caFile: file, timeout: plan.timeout)
-            let answer = try await anchored.send(.POST, noncePath, body: Array("{}".utf8))
-            guard let leaf = answer.leafCertificate else {
-                throw CLIError.refused("\(url) presented no certificate")
+            // vhsmd's own self-signed certificate as the file (the usual case) is no anchor to BoringSSL: a
+            // handshake alone (nothing sent) shows whether the server presents a certificate the file holds; if
+            // not, the nonce is drawn over a connection the file's CA verifies, and that leaf is pinned.
+            let presented: [UInt8]
+            do { presented = try await AttestedTLSClient(url: url, timeout: plan.timeout).leafCertificate() } catch {
+                throw Self.failure(error)
+            }
+            var held: [[UInt8]] = []
+            if case .certificates(let certificates) = anchored.trust {
+                held = certificates.compactMap { try? $0.toDERBytes() }
+            }
+            let leaf: [UInt8]
+            if held.contains(presented) {
+                leaf = presented
+            } else {
+                let answer: VaultClient.Answer
+                do { answer = try await anchored.send(.POST, noncePath, body: Array("{}".utf8)) } catch let error
+                    as CLIError where error.exitCode == 2
+                {
+                    // The handshake above reached the server: what failed here is the file's verdict on it.
+                    throw CLIError.refused(
+                        "\(url) presented a certificate (SHA-256 \(VaultClient.colonHex(Array(SHA256.hash(data: presented)))))"
+                            + " that \(file) neither holds nor verifies: \(error.description)")
+                }
+                guard let seen = answer.leafCertificate else {
+                    throw CLIError.refused("\(url) presented no certificate")
+                }
+                leaf = seen
+                nonceAnswer = answer
             }
             let spkiDER: [UInt8]
             do { spkiDER = try AttestedTLSBinding.subjectPublicKeyInfo(certificate: leaf) } catch {
@@ -239,7 +266,6 @@ struct Login: AsyncParsableCommand {
                     "the certificate \(url) presented has no readable SubjectPublicKeyInfo: \(error)")
             }
             audience = AttestedTLSBinding.spkiSHA256(spkiDER)
-            nonceAnswer = answer
             api = try Self.client(url: url, fingerprint: Hex.encode(SHA256.hash(data: leaf)), timeout: plan.timeout)
         case .insecureHTTP:
             say(

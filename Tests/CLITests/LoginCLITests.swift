@@ -290,6 +290,37 @@ import X509
             requests.count == 2 && requests.allSatisfy { $0.hasPrefix("/v1/sys/attestation?nonce=") }, "\(requests)")
     }
 
+    @Test func anAnswerInTheClearWhenSealingWasAskedIsRefusedAndNothingIsPrinted() async throws {
+        let workspace = try Workspace()
+        let socket = try await Self.emulator(workspace)
+        let guest = try EmulatedGuest(
+            chip: Self.serverChip,
+            launch: LaunchContext(
+                measurement: try Hex.decode(Self.serverMeasurement), policy: GuestPolicy(rawValue: 0x30000)))
+        // A genuine server that ignores wrap_to_public_key (or a relay that strips it): the token in the clear.
+        let clear = try await FakeVHSMD.start { server, uri in
+            switch uri {
+            case "/v1/auth/sev-snp/nonce":
+                return (200, Array(#"{"data":{"nonce":"\#(String(repeating: "ab", count: 32))"},"auth":null}"#.utf8))
+            case "/v1/auth/sev-snp/login":
+                return (200, Array(#"{"data":null,"auth":{"client_token":"s.leaked","accessor":"a"}}"#.utf8))
+            default: return try server.attestation(uri, guest: guest)
+            }
+        }
+        defer { clear.stop() }
+        let base = ["https://127.0.0.1:\(clear.port)", "--role", "vm", "--emulator", socket]
+        let error = await #expect(throws: CLIError.self) {
+            _ = try await command(base + (try Self.verifying(workspace))).perform()
+        }
+        #expect(error?.exitCode == 1)
+        #expect(error?.description.contains("did not honour wrap_to_public_key") == true, "\(error?.description ?? "")")
+        #expect(error?.description.contains("s.leaked") == false)
+        #expect(clear.requests.withLock { $0 }.suffix(2) == ["/v1/auth/sev-snp/nonce", "/v1/auth/sev-snp/login"])
+        // With --no-wrap the same answer is what was asked for.
+        let outcome = try await command(base + (try Self.verifying(workspace)) + ["--no-wrap"]).perform()
+        #expect(String(bytes: outcome.token, encoding: .utf8) == "s.leaked" && !outcome.wrapped)
+    }
+
     @Test func aServerPresentingAnotherCertificateAfterVerificationIsRefused() async throws {
         let workspace = try Workspace()
         let guest = try EmulatedGuest(

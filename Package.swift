@@ -156,6 +156,11 @@ let package = Package(
             dependencies: [
                 "CLI", "SNP", "SNPEmulator", "Volume", "Sealing", "AttestedTLS", "AttestedTLSTestSupport", crypto,
                 cryptoExtras, .product(name: "X509", package: "swift-certificates"),
+                // `vhsm login` against a real vhsmd in-process (LoginCLITests).
+                "KeyService", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .testTarget(

@@ -8,7 +8,7 @@ struct VHSM: AsyncParsableCommand {
         abstract:
             "Read, get and verify AMD SEV-SNP evidence; derive sealing keys; run the software SEV-SNP emulator; "
             + "inspect and recover volumes; take vhsmd's root token with the operator key; verify a running vhsmd "
-            + "(attested TLS).",
+            + "(attested TLS); log in to it with this VM's evidence.",
         discussion: """
             Exit codes: 0 success (for 'report verify': genuine and acceptable; for 'server verify': trusted), 1 \
             refused (the evidence is not genuine, not bound or not acceptable, the server is unreachable, or the \
@@ -23,10 +23,12 @@ struct VHSM: AsyncParsableCommand {
                   --chain /tmp/certs/ask.pem --trust-emulator-root /tmp/certs/ark.pem
               vhsm server verify https://127.0.0.1:8200 --manifest out/manifest.json \\
                   --trust-emulator-root /tmp/certs/ark.pem --ca-out vhsmd.pem
+              vhsm login https://127.0.0.1:8200 --role vm --manifest out/manifest.json \\
+                  --trust-emulator-root /tmp/certs/ark.pem --emulator /tmp/chip.sock -o /tmp/token
             """,
         subcommands: [
             Report.self, Key.self, Measure.self, Emulator.self, IDBlock.self, VolumeCommands.self, Operator.self,
-            Server.self,
+            Server.self, Login.self,
         ]
     )
 

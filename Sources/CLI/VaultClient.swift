@@ -28,6 +28,8 @@ struct VaultClient: Sendable {
     var timeout: Duration = .seconds(60)
     /// The most body bytes an answer may have.
     static let maximumAnswer = 1 << 20
+    /// The exit code when the server cannot be reached or does not answer in time (`vhsm login`: 2).
+    var unreachableExitCode: Int32 = 1
 
     /// `http://HOST:PORT` or `https://HOST:PORT` (an IPv6 address in brackets; no path). https needs a CA file or
     /// a fingerprint.
@@ -106,6 +108,8 @@ struct VaultClient: Sendable {
     struct Answer {
         var status: Int
         var body: [UInt8]
+        /// The DER of the leaf certificate the TLS handshake presented (nil over plain HTTP).
+        var leafCertificate: [UInt8]? = nil
     }
 
     /// Sends `method path` with a JSON body and returns the answer. Failures are sentences naming the server.
@@ -127,7 +131,9 @@ struct VaultClient: Sendable {
                 }
                 group.addTask {
                     try await Task.sleep(for: timeout)
-                    throw CLIError.refused("\(place) did not answer within \(timeout): check the URL and the network")
+                    throw CLIError(
+                        exitCode: unreachableExitCode,
+                        description: "\(place) did not answer within \(timeout): check the URL and the network")
                 }
                 let answer = try await group.next()!
                 group.cancelAll()
@@ -145,8 +151,10 @@ struct VaultClient: Sendable {
                     "\(place) presented a certificate whose SHA-256 is \(served), not the pinned fingerprint: "
                         + "this is not the vhsmd you pinned (check the fingerprint vhsmd printed at start)")
             }
-            throw CLIError.refused(
-                "cannot \(method) \(place)/v1/\(path): \(error). Check the URL, that vhsmd is listening, and "
+            throw CLIError(
+                exitCode: unreachableExitCode,
+                description:
+                    "cannot \(method) \(place)/v1/\(path): \(error). Check the URL, that vhsmd is listening, and "
                     + (secure ? "that --cacert or --fingerprint names its certificate" : "that it serves plain HTTP"))
         }
     }
@@ -159,12 +167,17 @@ struct VaultClient: Sendable {
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.minimumTLSVersion = .tlsv12
             if case .certificates(let roots) = trust { configuration.trustRoots = .certificates(roots) }
+            // A pinned fingerprint names the one certificate accepted: its host names are not checked (vhsmd's
+            // self-signed certificate names the address it was configured with, not the one a client reaches it by,
+            // e.g. through NAT), as the Trust case says.
+            if case .fingerprint = trust { configuration.certificateVerification = .noHostnameVerification }
             context = try NIOSSLContext(configuration: configuration)
         } else {
             context = nil
         }
         let host = self.host
         let trust = self.trust
+        let recorder = RecordedLeaf()
         // SNI takes names only; for an IP address NIOSSL checks the leaf's IP SANs against the peer's address.
         let serverName = host.contains(":") || host.split(separator: ".").allSatisfy({ Int($0) != nil }) ? nil : host
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -203,6 +216,7 @@ struct VaultClient: Sendable {
                             handler = try NIOSSLClientHandler(context: context, serverHostname: serverName)
                         }
                         try channel.pipeline.syncOperations.addHandler(handler)
+                        try channel.pipeline.syncOperations.addHandler(LeafRecorder(recorder))
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
@@ -220,9 +234,12 @@ struct VaultClient: Sendable {
             try await outbound.write(.end(nil))
             var status: Int?
             var received: [UInt8] = []
+            var leaf: [UInt8]?
             for try await part in inbound {
                 switch part {
-                case .head(let response): status = Int(response.status.code)
+                case .head(let response):
+                    status = Int(response.status.code)
+                    leaf = recorder.der.withLock { $0 }
                 case .body(let buffer):
                     received += buffer.readableBytesView
                     guard received.count <= Self.maximumAnswer else {
@@ -230,10 +247,34 @@ struct VaultClient: Sendable {
                     }
                 case .end:
                     guard let status else { throw CLIError.refused("the answer to \(path) has no status line") }
-                    return Answer(status: status, body: received)
+                    return Answer(status: status, body: received, leafCertificate: leaf)
                 }
             }
             throw CLIError.refused("the connection closed before the answer to \(path) was complete")
+        }
+    }
+
+    /// The DER of the leaf certificate the handshake presented.
+    final class RecordedLeaf: Sendable {
+        let der = Mutex<[UInt8]?>(nil)
+    }
+
+    /// Records the handshake's leaf certificate when the first bytes after the handshake arrive (the TLS handler
+    /// is still in the pipeline then, however soon the server closes).
+    final class LeafRecorder: ChannelInboundHandler, Sendable {
+        typealias InboundIn = NIOAny
+        let recorded: RecordedLeaf
+
+        init(_ recorded: RecordedLeaf) { self.recorded = recorded }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if recorded.der.withLock({ $0 }) == nil,
+                let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self),
+                let der = try? handler.peerCertificate?.toDERBytes()
+            {
+                recorded.der.withLock { $0 = der }
+            }
+            context.fireChannelRead(data)
         }
     }
 

@@ -71,9 +71,11 @@ struct VHSMD: AsyncParsableCommand {
             measurement, TCB or chip.
             Workload login: POST /v1/sys/auth/<path> {"type": "sev-snp"} enables an auth method at auth/<path>/ \
             (config, role/:name); a VM draws POST auth/<path>/nonce and logs in with POST auth/<path>/login \
-            {role, nonce, report, certificates, public_key?} (no token): REPORT_DATA = SHA-512("vhsm-login-v1" || \
-            nonce || SHA-256(public_key SPKI) or 32 zero bytes || SHA-256(SPKI of the served certificate), 32 zero \
-            bytes over plain HTTP).
+            {role, nonce, report, certificates, public_key?, wrap_to_public_key?} (no token): REPORT_DATA = \
+            SHA-512("vhsm-login-v1" || nonce || SHA-256(public_key SPKI) or 32 zero bytes || SHA-256(SPKI of the \
+            served certificate), 32 zero bytes over plain HTTP). With "wrap_to_public_key": true and a P-384 or X25519 \
+            public_key, the answer's auth is null and data is {sealed_auth: base64(enc || ciphertext), suite, info: \
+            "vhsm/login/auth/v1"}: the auth JSON sealed by HPKE base mode to public_key, AAD the 32 nonce bytes.
 
             Metrics: GET /v1/sys/metrics?format=prometheus (a token with read on sys/metrics). OpenAPI 3 document \
             of what this server serves: GET /v1/sys/internal/specs/openapi. With NOTIFY_SOCKET set (systemd \

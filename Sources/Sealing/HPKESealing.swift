@@ -61,6 +61,14 @@ public enum HPKEPublicKey: Sendable {
         }
     }
 
+    /// PEM SubjectPublicKeyInfo ("-----BEGIN PUBLIC KEY-----").
+    public var pemRepresentation: String {
+        switch self {
+        case .p384(let key): key.pemRepresentation
+        case .x25519(let key): key.pemRepresentation
+        }
+    }
+
     /// SHA-256 of the DER SubjectPublicKeyInfo: `openssl pkey -pubin -outform DER | sha256sum`.
     public var fingerprint: [UInt8] { Array(SHA256.hash(data: derRepresentation)) }
 
@@ -96,6 +104,14 @@ public enum HPKEPrivateKey: Sendable {
             self = .x25519(key)
         } else {
             return nil
+        }
+    }
+
+    /// A fresh key of `suite`'s curve (an ephemeral key: `vhsm login`'s).
+    public init(generating suite: HPKESuite) {
+        switch suite {
+        case .p384: self = .p384(P384.KeyAgreement.PrivateKey())
+        case .x25519: self = .x25519(Curve25519.KeyAgreement.PrivateKey())
         }
     }
 

@@ -11,7 +11,8 @@ struct AuditResponse: Sendable {
 
 extension AuditResponse {
     init(_ reply: VaultReply) {
-        self.init(data: reply.bare ?? reply.data, auth: reply.auth, wrapInfo: reply.wrapInfo, error: nil)
+        self.init(
+            data: reply.bare ?? reply.data, auth: reply.auth ?? reply.auditedAuth, wrapInfo: reply.wrapInfo, error: nil)
     }
 
     /// A failed request: its messages as Vault's `error` string, and any `data` the error carries (batch results,

@@ -3,6 +3,7 @@ import Crypto
 import FoundationEssentials
 import HTTPTypes
 import SNP
+import Sealing
 import SwiftASN1
 import Synchronization
 import X509
@@ -217,16 +218,44 @@ final class SevSNPAuthBackend: Backend {
                     + "certificates, the VCEK or VLEK first")
         }
         var publicKeySHA256: [UInt8]?
+        // A P-384 or X25519 key can take the sealed answer (HPKE); any other key swift-certificates reads is bound
+        // by K only.
+        var hpkeKey: HPKEPublicKey?
+        var publicKeyGiven = false
         switch body["public_key"] {
         case nil, .null?: break
         case .string(let pem)?:
-            do {
-                let key = try Certificate.PublicKey(pemEncoded: pem)
-                publicKeySHA256 = Array(SHA256.hash(data: key.subjectPublicKeyInfoDER))
-            } catch {
-                malformed.append("'public_key' is not a PEM SubjectPublicKeyInfo (BEGIN PUBLIC KEY): \(error)")
+            publicKeyGiven = true
+            if let key = HPKEPublicKey(pem: pem) {
+                hpkeKey = key
+                publicKeySHA256 = key.fingerprint
+            } else {
+                do {
+                    let key = try Certificate.PublicKey(pemEncoded: pem)
+                    publicKeySHA256 = Array(SHA256.hash(data: key.subjectPublicKeyInfoDER))
+                } catch {
+                    malformed.append("'public_key' is not a PEM SubjectPublicKeyInfo (BEGIN PUBLIC KEY): \(error)")
+                }
             }
         default: malformed.append("'public_key' must be a PEM SubjectPublicKeyInfo")
+        }
+        var wrapTo: HPKEPublicKey?
+        switch body["wrap_to_public_key"] {
+        case nil, .null?, .bool(false)?: break
+        case .bool(true)?:
+            if let hpkeKey {
+                wrapTo = hpkeKey
+            } else if !publicKeyGiven {
+                malformed.append(
+                    "'wrap_to_public_key' needs 'public_key': the PEM SubjectPublicKeyInfo of the P-384 or X25519 key "
+                        + "to seal the auth block to")
+            } else if publicKeySHA256 != nil {
+                malformed.append(
+                    "'wrap_to_public_key' needs a P-384 or X25519 'public_key' (HPKE "
+                        + HPKESuite.allCases.map(\.rawValue).joined(separator: " or ")
+                        + "); this public_key is of another type")
+            }
+        default: malformed.append("'wrap_to_public_key' must be true or false")
         }
         guard malformed.isEmpty, let nonce, let roleName, let report else {
             throw VaultError(status: .badRequest, messages: malformed + refusals)
@@ -274,7 +303,9 @@ final class SevSNPAuthBackend: Backend {
                 status: .forbidden,
                 messages: problems.isEmpty ? ["the report is not genuine"] : problems)
         }
-        return try issue(role: role, name: roleName, verified: verified, mountPath: request.path, context: context)
+        return try issue(
+            role: role, name: roleName, verified: verified, mountPath: request.path, context: context,
+            wrap: wrapTo.map { ($0, nonce) })
     }
 
     /// ReportVerifier's verdict at `instant`; a chain refused only for validity times is tried again at the
@@ -302,8 +333,12 @@ final class SevSNPAuthBackend: Backend {
         }
     }
 
+    /// Issues the role's token. With `wrap`, the answer's `auth` is null and its `data` carries the auth block
+    /// sealed to the login's key for its nonce (`SealedLoginAuth`); the audit log records the auth block with the
+    /// token and accessor hashed, as for any login.
     private func issue(
-        role: SevSNPRole, name: String, verified: VerifiedReport, mountPath: String, context: Context
+        role: SevSNPRole, name: String, verified: VerifiedReport, mountPath: String, context: Context,
+        wrap: (key: HPKEPublicKey, nonce: [UInt8])? = nil
     ) throws(VaultError) -> VaultReply {
         let report = verified.report
         var policies = TokenStore.sanitizePolicies(role.tokenPolicies)
@@ -341,7 +376,22 @@ final class SevSNPAuthBackend: Backend {
         entry.period = role.tokenPeriod > 0 ? role.tokenPeriod : nil
         entry.type = batch ? "batch" : nil
         let token = try context.tokens.create(entry: entry)
-        return VaultReply(auth: TokenBackend.auth(entry, token: token))
+        let auth = TokenBackend.auth(entry, token: token)
+        guard let wrap else { return VaultReply(auth: auth) }
+        var plaintext = auth.serialized
+        defer { plaintext.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
+        let sealed: String
+        do { sealed = try SealedLoginAuth.seal(plaintext, to: wrap.key, nonce: wrap.nonce) } catch {
+            // The token must not outlive an answer that cannot carry it.
+            try? context.tokens.revoke(key: context.tokens.key(token: token))
+            throw .internalError("\(error)")
+        }
+        var reply = VaultReply.data([
+            "sealed_auth": .string(sealed), "suite": .string(wrap.key.suite.rawValue),
+            "info": .string(SealedLoginAuth.info),
+        ])
+        reply.auditedAuth = auth
+        return reply
     }
 }
 

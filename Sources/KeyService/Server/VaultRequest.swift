@@ -65,6 +65,9 @@ struct VaultReply: Sendable {
     var raw: RawBody?
     /// A response-wrapped answer: the wrapping token's `wrap_info` (data and auth are then empty).
     var wrapInfo: JSONValue?
+    /// The `auth` block the audit log records (token and accessor hashed) when the answer carries it sealed instead
+    /// (`auth/sev-snp/login` with `wrap_to_public_key`): never sent.
+    var auditedAuth: JSONValue?
 
     /// The envelope's `lease_duration` (seconds); `mountDefaultLease` asks for the mount's default lease TTL.
     var leaseDuration: Int64?

@@ -34,7 +34,9 @@ struct ListenerLimits: Sendable, Equatable {
 
     /// The largest body a request to `path` (below `/v1/`, cleaned) may carry.
     func bodyLimit(path: String) -> Int {
-        if VaultCore.unauthenticated.contains(path) || VaultCore.bodyWithoutToken.contains(path) {
+        if VaultCore.unauthenticated.contains(path) || VaultCore.bodyWithoutToken.contains(path)
+            || IdentityOIDC.unauthenticated.contains(path)
+        {
             return Self.unauthenticatedRequestSize
         }
         // An auth method's login and nonce (no token; a report and its certificates are a few KiB).

@@ -114,7 +114,10 @@ import Testing
         let (app, _) = try Self.app()
         try await app.test(.live) { client in
             #expect(try await Self.call(client, SevSNPAuthTests.list, "identity/oidc/key").status == .notFound)
-            #expect(try await Self.call(client, .post, "identity/oidc/key/k", [:]).status == .noContent)
+            // hvac's create_named_key sends the name and nulls for what it was not given.
+            let hvac = try await Self.call(
+                client, .post, "identity/oidc/key/k", ["name": "k", "allowed_client_ids": NSNull()])
+            #expect(hvac.status == .noContent, "\(hvac.errors)")
             let read = try await Self.call(client, .get, "identity/oidc/key/k")
             #expect(read.status == .ok)
             #expect(read.data["algorithm"] as? String == "ES256")

@@ -1205,6 +1205,74 @@ def policy_endpoints_are_matched_on_segment_boundaries(c):
     expect(raw(c, "GET", f"sys/policies/acl/{name}").status_code == 404, "policy written through sys/policyX")
 
 
+# identity tokens (identity/oidc) ------------------------------------------------------------------------------
+# Key and role CRUD, Vault's refusals and the unauthenticated documents' shapes, on both servers. Signing a token
+# needs an entity on OpenBao (the root token has none), so tokens are checked against vhsmd alone by
+# scripts/oidc-test.py (make oidc-test), a relying party with nothing but the discovery document.
+
+@check
+def identity_oidc_keys_roles_and_discovery(c):
+    identity = c.client.secrets.identity
+    key, role = "oidc-" + secrets.token_hex(4), "oidc-role-" + secrets.token_hex(4)
+    identity.create_named_key(name=key, rotation_period="1h", verification_ttl="2h", algorithm="ES256")
+    read = identity.read_named_key(name=key)["data"]
+    expect(read == {"algorithm": "ES256", "rotation_period": 3600, "verification_ttl": 7200,
+                    "allowed_client_ids": []}, read)
+    expect(key in identity.list_named_keys()["data"]["keys"], "key not listed")
+    error = raises(exceptions.InvalidRequest, identity.create_named_key, name=key, rotation_period="30s",
+                   algorithm="ES256")
+    expect("rotation_period must be at least one minute" in str(error), error)
+    error = raises(exceptions.InvalidRequest, identity.create_named_key, name=key, rotation_period="1h",
+                   verification_ttl="11h", algorithm="ES256")
+    expect("verification_ttl cannot be longer than 10x rotation_period" in str(error), error)
+    raises(exceptions.InvalidRequest, identity.create_named_key, name=key, algorithm="HS256")
+    # A role needs an existing key and a ttl within the key's verification_ttl; its client_id is generated.
+    error = raises(exceptions.InvalidRequest, identity.create_or_update_role, name=role, key="missing-" + key)
+    expect("cannot find key" in str(error), error)
+    error = raises(exceptions.InvalidRequest, identity.create_or_update_role, name=role, key=key, ttl="3h")
+    expect("cannot be longer than the verification_ttl" in str(error), error)
+    identity.create_or_update_role(name=role, key=key, ttl="1h")
+    data = identity.read_role(name=role)["data"]
+    expect(set(data) == {"client_id", "key", "template", "ttl"}, data)
+    expect(data["key"] == key and data["ttl"] == 3600 and len(data["client_id"]) == 26, data)
+    identity.create_or_update_role(name=role, key=key, ttl="30m")
+    again = identity.read_role(name=role)["data"]
+    expect(again["client_id"] == data["client_id"] and again["ttl"] == 1800, again)
+    expect(role in identity.list_roles()["data"]["keys"], "role not listed")
+    # A key in use cannot be deleted.
+    error = raises(exceptions.InvalidRequest, identity.delete_named_key, name=key)
+    expect(f'unable to delete key "{key}" because it is currently referenced by these roles: {role}' in str(error),
+           error)
+    # The documents, without a token: the issuer is the server's address; the JWKS holds the signing key and the
+    # next one, then the rotated-out one too.
+    discovery = requests.get(f"{c.url}/v1/identity/oidc/.well-known/openid-configuration").json()
+    expect(discovery["issuer"] == f"{c.url}/v1/identity/oidc", discovery)
+    expect(discovery["jwks_uri"] == f"{c.url}/v1/identity/oidc/.well-known/keys", discovery)
+    expect(discovery["response_types_supported"] == ["id_token"], discovery)
+    expect(discovery["subject_types_supported"] == ["public"], discovery)
+    expect(set(discovery["id_token_signing_alg_values_supported"])
+           == {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "EdDSA"}, discovery)
+
+    def published():
+        keys = requests.get(discovery["jwks_uri"]).json()["keys"]
+        for jwk in keys:
+            expect(jwk["use"] == "sig" and jwk["kty"] == "EC" and jwk["alg"] == "ES256" and jwk["crv"] == "P-256", jwk)
+            expect("d" not in jwk and jwk["kid"], jwk)
+        return {jwk["kid"] for jwk in keys}
+
+    before = published()
+    expect(len(before) == 2, before)
+    requests.post(f"{c.url}/v1/identity/oidc/key/{key}/rotate", json={},
+                  headers={"X-Vault-Token": c.token}).raise_for_status()
+    after = published()
+    expect(len(after) == 3 and before < after, (before, after))
+    identity.delete_role(name=role)
+    identity.delete_named_key(name=key)
+    raises(exceptions.InvalidPath, identity.read_named_key, name=key)
+    error = raises(exceptions.InvalidRequest, identity.configure_tokens_backend, issuer="https://example.com/path")
+    expect("invalid issuer" in str(error), error)
+
+
 # cleanup -----------------------------------------------------------------------------------------------------
 
 @check

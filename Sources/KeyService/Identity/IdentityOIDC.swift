@@ -93,11 +93,12 @@ final class IdentityOIDC: Backend {
         guard parts.first == "oidc", parts.count >= 2 else { throw .unsupportedPath(request.path) }
         let rest = Array(parts.dropFirst())
         let item = rest.count >= 2 ? rest[1] : ""
+        let body = Self.fields(request.body)
         switch (request.operation, rest[0], rest.count) {
         case (.read, "config", 1):
             return .data(["issuer": .string(try config().issuer)])
         case (.update, "config", 1):
-            return try writeConfig(request.body)
+            return try writeConfig(body)
         case (.list, "key", 1):
             return try list("key/")
         case (.read, "key", 2):
@@ -106,13 +107,13 @@ final class IdentityOIDC: Backend {
             }
             return .data(key.answer)
         case (.update, "key", 2):
-            try writeKey(try Self.name(item), request.body)
+            try writeKey(try Self.name(item), body)
             return .noContent
         case (.delete, "key", 2):
             try deleteKey(try Self.name(item))
             return .noContent
         case (.update, "key", 3) where rest[2] == "rotate":
-            try rotateKey(try Self.name(item), request.body)
+            try rotateKey(try Self.name(item), body)
             return .noContent
         case (.list, "role", 1):
             return try list("role/")
@@ -120,7 +121,7 @@ final class IdentityOIDC: Backend {
             guard let role = try storage.read(OIDCRole.self, "role/" + (try Self.name(item))) else { throw .notFound }
             return .data(role.answer)
         case (.update, "role", 2):
-            try writeRole(try Self.name(item), request.body)
+            try writeRole(try Self.name(item), body)
             return .noContent
         case (.delete, "role", 2):
             let name = try Self.name(item)
@@ -151,6 +152,13 @@ final class IdentityOIDC: Backend {
                     + "with a letter, digit or '_'")
         }
         return text
+    }
+
+    /// A write's fields as Vault's framework reads them: a JSON null is a field not given, and `name` is the path's
+    /// (hvac sends both).
+    static func fields(_ body: JSONValue) -> JSONValue {
+        guard case .object(let members) = body else { return body }
+        return .object(members.filter { $0.key != "name" && $0.value != .null })
     }
 
     private func list(_ folder: String) throws(VaultError) -> VaultReply {

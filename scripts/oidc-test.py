@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Identity tokens (identity/oidc) as a relying party sees them: a `vhsmd --dev` is started on loopback, a key and a
 role are written, a token is fetched with hvac, and PyJWT verifies it with nothing but the discovery document (its
-issuer, its jwks_uri, its algorithms). vhsmd only: OpenBao signs identity tokens only for tokens with an entity,
-which vhsmd does not have (the key, role and discovery shapes are checked on both servers in Tests/hvac).
+issuer, its jwks_uri, its algorithms). The hvac suite (Tests/hvac) checks the shapes and one ES256 token on vhsmd and
+OpenBao alike; this script checks what is vhsmd's own: every algorithm, nbf, sub = the calling token's accessor (vhsmd
+has no entities), and a token signed before a rotation verifying after it.
 
 Usage: VHSMD=path/to/vhsmd scripts/oidc-test.py
 Closing line: 'oidc-test: N passed, M failed'.

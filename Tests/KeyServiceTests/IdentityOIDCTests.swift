@@ -67,6 +67,13 @@ import Testing
         func verify(using algorithm: some JWTAlgorithm) async throws {}
     }
 
+    /// The `Cache-Control` header of an unauthenticated GET.
+    static func cacheControl(_ client: some TestClientProtocol, _ path: String) async throws -> String? {
+        try await client.execute(uri: "/v1/" + path, method: .get, headers: [:], body: nil) { response in
+            response.headers[HTTPField.Name("Cache-Control")!]
+        }
+    }
+
     /// Verifies `token` with nothing but the unauthenticated JWKS, as a relying party does.
     static func verify(_ client: some TestClientProtocol, _ token: String) async throws -> Signed {
         let (status, body) = try await document(client, "identity/oidc/.well-known/keys")
@@ -254,6 +261,13 @@ import Testing
             #expect(
                 discovery["id_token_signing_alg_values_supported"] as? [String]
                     == ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "EdDSA"])
+            // Relying parties may cache the discovery document for an hour (Vault's header) and the JWKS until it
+            // changes, at most the shortest rotation period or verification TTL (the key's: 24 h, 24 h).
+            #expect(
+                try await Self.cacheControl(client, "identity/oidc/.well-known/openid-configuration") == "max-age=3600")
+            let keysAge = try #require(try await Self.cacheControl(client, "identity/oidc/.well-known/keys"))
+            let seconds = try #require(Int(keysAge.dropFirst("max-age=".count)))
+            #expect(keysAge.hasPrefix("max-age=") && (86000...86400).contains(seconds), "\(keysAge)")
             let configured = try await Self.call(
                 client, .post, "identity/oidc/config", ["issuer": "https://id.example.test"])
             #expect(configured.status == .ok && (configured.body["warnings"] as? [String])?.count == 1)

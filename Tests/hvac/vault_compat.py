@@ -16,6 +16,7 @@ import traceback
 import warnings
 
 import hvac
+import jwt
 import requests
 from hvac import exceptions
 
@@ -1206,9 +1207,11 @@ def policy_endpoints_are_matched_on_segment_boundaries(c):
 
 
 # identity tokens (identity/oidc) ------------------------------------------------------------------------------
-# Key and role CRUD, Vault's refusals and the unauthenticated documents' shapes, on both servers. Signing a token
-# needs an entity on OpenBao (the root token has none), so tokens are checked against vhsmd alone by
-# scripts/oidc-test.py (make oidc-test), a relying party with nothing but the discovery document.
+# Key and role CRUD, Vault's refusals, the unauthenticated documents' shapes, and a token that PyJWT verifies with
+# nothing but the discovery document, on both servers. OpenBao signs only for a token with an entity (the root token
+# has none): the token comes from a token role that allows an entity alias, which OpenBao binds to an entity and
+# vhsmd (no entities; sub = the token's accessor) accepts and ignores. scripts/oidc-test.py (make oidc-test) checks
+# what is vhsmd's own: every algorithm, nbf, sub = accessor.
 
 @check
 def identity_oidc_keys_roles_and_discovery(c):
@@ -1271,6 +1274,51 @@ def identity_oidc_keys_roles_and_discovery(c):
     raises(exceptions.InvalidPath, identity.read_named_key, name=key)
     error = raises(exceptions.InvalidRequest, identity.configure_tokens_backend, issuer="https://example.com/path")
     expect("invalid issuer" in str(error), error)
+
+
+@check
+def identity_token_verified_by_a_relying_party_with_the_discovery_document_alone(c):
+    identity = c.client.secrets.identity
+    suffix = secrets.token_hex(4)
+    key, role, policy, token_role = f"rp-{suffix}", f"rp-role-{suffix}", f"rp-policy-{suffix}", f"rp-token-{suffix}"
+    headers = {"X-Vault-Token": c.token}
+    identity.create_named_key(name=key, algorithm="ES256", allowed_client_ids=["*"], rotation_period="1h",
+                              verification_ttl="2h")
+    identity.create_or_update_role(name=role, key=key, ttl="15m")
+    client_id = identity.read_role(name=role)["data"]["client_id"]
+    c.client.sys.create_or_update_policy(
+        name=policy, policy=f'path "identity/oidc/token/{role}" {{ capabilities = ["read"] }}')
+    requests.post(f"{c.url}/v1/auth/token/roles/{token_role}", headers=headers,
+                  json={"allowed_entity_aliases": [suffix], "allowed_policies": [policy], "orphan": True}
+                  ).raise_for_status()
+    created = requests.post(f"{c.url}/v1/auth/token/create/{token_role}", headers=headers,
+                            json={"entity_alias": suffix, "policies": [policy]})
+    created.raise_for_status()
+    caller = hvac.Client(url=c.url, token=created.json()["auth"]["client_token"])
+    answer = caller.secrets.identity.generate_signed_id_token(name=role)["data"]
+    expect(answer["client_id"] == client_id and answer["ttl"] == 900, answer)
+    token = answer["token"]
+    # The relying party knows the issuer, nothing else.
+    issuer = f"{c.url}/v1/identity/oidc"
+    discovery = requests.get(f"{issuer}/.well-known/openid-configuration").json()
+    signing_key = jwt.PyJWKClient(discovery["jwks_uri"], cache_jwk_set=False).get_signing_key_from_jwt(token)
+    claims = jwt.decode(token, signing_key.key, algorithms=discovery["id_token_signing_alg_values_supported"],
+                        audience=client_id, issuer=discovery["issuer"],
+                        options={"require": ["iss", "sub", "aud", "iat", "exp"]})
+    expect(claims["iss"] == issuer and claims["aud"] == client_id and claims["sub"], claims)
+    expect(claims["exp"] - claims["iat"] == 900 and abs(claims["iat"] - time.time()) < 60, claims)
+    expect(jwt.get_unverified_header(token)["alg"] == "ES256", jwt.get_unverified_header(token))
+    try:
+        jwt.decode(token, signing_key.key, algorithms=["ES256"], audience="another-client", issuer=issuer)
+        raise AssertionError("a token for another audience verified")
+    except jwt.InvalidAudienceError:
+        pass
+    # Without the policy: no token.
+    other = hvac.Client(url=c.url, token=c.client.auth.token.create(policies=["default"])["auth"]["client_token"])
+    raises(exceptions.Forbidden, other.secrets.identity.generate_signed_id_token, name=role)
+    identity.delete_role(name=role)
+    identity.delete_named_key(name=key)
+    requests.delete(f"{c.url}/v1/auth/token/roles/{token_role}", headers=headers).raise_for_status()
 
 
 # cleanup -----------------------------------------------------------------------------------------------------

@@ -42,6 +42,17 @@ final class IdentityOIDC: Backend {
         var jwks: [UInt8]
         /// Unix seconds: the first rotation or expiry that changes the JWKS.
         var validUntil: Int64
+        /// The shortest rotation period or verification TTL of the keys (nil: no keys): how long a relying party
+        /// may cache the JWKS at most.
+        var maxAge: Int64?
+
+        /// The JWKS answer: cacheable until it changes, at most `maxAge` (Vault's bound), not at all without keys.
+        func keysReply(now: Int64) -> VaultReply {
+            IdentityOIDC.raw(jwks, cacheFor: maxAge.map { max(0, min($0, validUntil - now)) })
+        }
+
+        /// The discovery document's answer: cacheable for an hour, as Vault's.
+        var discoveryReply: VaultReply { IdentityOIDC.raw(discovery, cacheFor: 3600) }
     }
 
     private let storage: EngineStorage
@@ -83,7 +94,7 @@ final class IdentityOIDC: Backend {
         guard request.operation == .read, Self.unauthenticated.contains("identity/" + path) else { return nil }
         let now = clock.now
         guard let cached = documents.withLock({ $0 }), now < cached.validUntil else { return nil }
-        return Self.raw(path.hasSuffix("keys") ? cached.jwks : cached.discovery)
+        return path.hasSuffix("keys") ? cached.keysReply(now: now) : cached.discoveryReply
     }
 
     // MARK: Requests
@@ -130,9 +141,9 @@ final class IdentityOIDC: Backend {
         case (.read, "token", 2):
             return try await token(role: try Self.name(item), request: request, context: context)
         case (.read, ".well-known", 2) where item == "openid-configuration":
-            return Self.raw(try currentDocuments(context).discovery)
+            return try currentDocuments(context).discoveryReply
         case (.read, ".well-known", 2) where item == "keys":
-            return Self.raw(try currentDocuments(context).jwks)
+            return try currentDocuments(context).keysReply(now: clock.now)
         default:
             throw .unsupportedPath(request.path)
         }
@@ -167,8 +178,10 @@ final class IdentityOIDC: Backend {
         return .data(["keys": .array(names.map(JSONValue.string))])
     }
 
-    private static func raw(_ bytes: [UInt8]) -> VaultReply {
-        VaultReply(raw: VaultReply.RawBody(contentType: "application/json", bytes: bytes))
+    private static func raw(_ bytes: [UInt8], cacheFor seconds: Int64?) -> VaultReply {
+        VaultReply(
+            raw: VaultReply.RawBody(
+                contentType: "application/json", bytes: bytes, cacheControl: seconds.map { "max-age=\($0)" }))
     }
 
     // MARK: Config
@@ -440,6 +453,7 @@ final class IdentityOIDC: Backend {
             }
             var published: [JSONValue] = []
             var validUntil = Int64.max
+            var maxAge: Int64?
             var maintained = false
             for name in try storage.children("key/").filter({ !$0.hasSuffix("/") }).sorted() {
                 guard var key = try storage.read(OIDCNamedKey.self, "key/" + name) else { continue }
@@ -450,6 +464,7 @@ final class IdentityOIDC: Backend {
                 }
                 for jwk in try key.publishedJWKs(now: now) { published.append(try Self.published(jwk)) }
                 validUntil = min(validUntil, key.nextChange)
+                maxAge = min(maxAge ?? .max, key.rotationPeriod, key.verificationTTL)
             }
             if maintained { signers.withLock { $0.removeAll() } }
             let discovery: JSONValue = .object([
@@ -460,7 +475,8 @@ final class IdentityOIDC: Backend {
             ])
             let made = Documents(
                 issuer: issuer, discovery: discovery.serialized,
-                jwks: JSONValue.object(["keys": .array(published)]).serialized, validUntil: validUntil)
+                jwks: JSONValue.object(["keys": .array(published)]).serialized, validUntil: validUntil,
+                maxAge: maxAge)
             documents.withLock { $0 = made }
             return made
         }

@@ -329,6 +329,7 @@ final class VaultHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: "Date", value: HTTPDate.shared.now)
         headers.add(name: "Server", value: "vhsmd")
         if let retryAfter = answer.retryAfter { headers.add(name: "Retry-After", value: String(retryAfter)) }
+        if let cacheControl = answer.cacheControl { headers.add(name: "Cache-Control", value: cacheControl) }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let status = HTTPResponseStatus(statusCode: code, reasonPhrase: answer.status.reasonPhrase)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))))

@@ -471,6 +471,33 @@ import Testing
         }
     }
 
+    // MARK: api_addr
+
+    @Test func apiAddrIsTheDefaultIssuerElseTheBoundListener() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vhsmd-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        func load(_ extra: String) throws -> ServerConfig {
+            try #"{"listener": {}, "storage": {"path": "/tmp/x"}, "seal": "sev-guest"\#(extra)}"#
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            return try ServerConfig.load(path)
+        }
+        #expect(try load("").apiAddress == nil)
+        #expect(
+            try load(#", "api_addr": "https://vhsm.example.com:8200""#).apiAddress == "https://vhsm.example.com:8200")
+        for bad in [#""vhsm.example.com""#, #""https://vhsm.example.com/v1""#, "8200", #""ftp://x""#] {
+            #expect(throws: ConfigError.self, "\(bad)") { try load(#", "api_addr": \#(bad)"#) }
+        }
+        // Configured: it stays, whatever the listener binds; trailing slash dropped.
+        let configured = APIAddress(configured: "https://vhsm.example.com:8200/")
+        configured.bound("https://0.0.0.0:8200")
+        #expect(configured.current == "https://vhsm.example.com:8200")
+        // Not configured: the listener's URL with the port it bound.
+        let derived = APIAddress()
+        #expect(derived.current == "")
+        derived.bound("http://127.0.0.1:41234")
+        #expect(derived.current == "http://127.0.0.1:41234")
+    }
+
     // MARK: secrets
 
     @Test func noPrivateKeyAppearsInAnyResponseOrTheAuditLog() async throws {

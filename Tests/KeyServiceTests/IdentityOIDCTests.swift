@@ -243,6 +243,15 @@ import Testing
             #expect(claims.nbf == claims.iat && claims.exp == claims.iat + 3600)
             #expect(abs(claims.iat - Int64(Date().timeIntervalSince1970)) < 60)
             #expect(claims.snp == nil)
+            // A token made through auth/token/create with metadata that reads like an attested login's is still a
+            // plain token: named by its accessor, no snp claim (only the sev-snp method's logins carry one).
+            let forged = try await Self.call(
+                client, .post, "auth/token/create",
+                ["policies": ["oidc"], "meta": ["role": "vm", "chip_id": String(repeating: "ab", count: 64)]])
+            let forgedToken = try #require(forged.auth["client_token"] as? String)
+            let forgedAnswer = try await Self.call(client, .get, "identity/oidc/token/r", token: forgedToken)
+            let forgedClaims = try await Self.verify(client, try #require(forgedAnswer.data["token"] as? String))
+            #expect(forgedClaims.snp == nil && forgedClaims.sub == forged.auth["accessor"] as? String)
             // A tampered token does not verify.
             var parts = jwt.split(separator: ".").map(String.init)
             parts[1] = Data(#"{"sub":"someone else"}"#.utf8).base64EncodedString()
@@ -517,6 +526,7 @@ import Testing
                 ] {
                     let answer = try await Self.call(client, method, uri)
                     #expect(answer.status == .ok)
+                    if let jwt = answer.data["token"] as? String { bodies.append("JWT " + jwt) }
                     bodies.append(
                         String(decoding: try JSONSerialization.data(withJSONObject: answer.body), as: UTF8.self))
                 }
@@ -528,6 +538,10 @@ import Testing
         }
         let audit = try String(contentsOfFile: path, encoding: .utf8)
         #expect(audit.contains("identity/oidc/token/"))
+        // The identity tokens themselves are HMAC'd like every response string.
+        let jwts = bodies.filter { $0.hasPrefix("JWT ") }.map { String($0.dropFirst(4)) }
+        #expect(jwts.count == 3)
+        for jwt in jwts { #expect(!audit.contains(String(jwt.split(separator: ".")[2])), "an identity token in clear") }
         let storage = services.storage.scoped("identity/oidc/")
         var secrets: [[UInt8]] = []
         for name in ["k-es256", "k-rs256", "k-eddsa"] {

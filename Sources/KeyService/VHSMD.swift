@@ -34,7 +34,10 @@ struct VHSMD: AsyncParsableCommand {
                "storage": {"path": "/var/lib/vhsm"},
                "seal": "sev-guest", "seal_mode": "measurement", "min_tcb": "0300000000000873", "allow_smt": false,
                "audit_file": "/var/lib/vhsm/audit.log",
-               "operator_key": "-----BEGIN PUBLIC KEY-----\\n...\\n-----END PUBLIC KEY-----\\n"}
+               "operator_key": "-----BEGIN PUBLIC KEY-----\\n...\\n-----END PUBLIC KEY-----\\n",
+               "api_addr": "https://vhsm.example.com:8200"}
+            api_addr (optional, Vault's key) is the URL clients reach vhsmd at; without it, the listener's URL. \
+            It is the default issuer of identity tokens.
             operator_key (optional; a PEM P-384 or X25519 public key, in the guest the operator's recovery key) \
             closes the first-boot race for root: 'PUT /v1/sys/init' then answers no root_token but \
             root_token_sealed (the token HPKE-sealed to the key, an armored VHSM ROOT TOKEN blob) and \
@@ -76,6 +79,12 @@ struct VHSMD: AsyncParsableCommand {
             served certificate), 32 zero bytes over plain HTTP). With "wrap_to_public_key": true and a P-384 or X25519 \
             public_key, the answer's auth is null and data is {sealed_auth: base64(enc || ciphertext), suite, info: \
             "vhsm/login/auth/v1"}: the auth JSON sealed by HPKE base mode to public_key, AAD the 32 nonce bytes.
+            Identity tokens (Vault's paths): identity/oidc/key/:name (ES256 default, RS256..512, ES384, ES512, \
+            EdDSA; rotation_period, verification_ttl, allowed_client_ids; LIST identity/oidc/key; POST \
+            identity/oidc/key/:name/rotate), identity/oidc/role/:name (key, ttl, client_id = aud; LIST), \
+            identity/oidc/config (issuer; default api_addr), GET identity/oidc/token/:role (a JWT for the calling \
+            token: iss, sub, aud, iat, nbf, exp, and snp for an auth/sev-snp login), and without a token GET \
+            identity/oidc/.well-known/openid-configuration and identity/oidc/.well-known/keys (JWKS).
 
             Metrics: GET /v1/sys/metrics?format=prometheus (a token with read on sys/metrics). OpenAPI 3 document \
             of what this server serves: GET /v1/sys/internal/specs/openapi. With NOTIFY_SOCKET set (systemd \
@@ -120,6 +129,7 @@ struct VHSMD: AsyncParsableCommand {
         var tls: TLSIdentity?
         var limits = ListenerLimits()
         var attestation = AttestationEndpoint.devMode
+        var apiAddress = APIAddress()
         if dev {
             address = try Self.address(devListenAddress, loopbackOnly: true)
             let storage = try DevStorage.make()
@@ -146,6 +156,7 @@ struct VHSMD: AsyncParsableCommand {
                 """)
         } else {
             let settings = try ServerConfig.load(config!)
+            apiAddress = APIAddress(configured: settings.apiAddress)
             auditPath = auditPath ?? settings.auditFile
             limits = settings.limits
             address = try Self.address(settings.address, loopbackOnly: false)
@@ -266,15 +277,18 @@ struct VHSMD: AsyncParsableCommand {
         // SIGHUP reopens the audit log (logrotate: rename, then HUP), as Vault does, instead of ending vhsmd: the
         // handler is installed here, before the listener is ready.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let apiAddressOnceBound = apiAddress
         let app = try buildApplication(
             core: VaultCore(
                 runtime: runtime, audit: audit, metrics: ServiceMetrics(), attestation: attestation,
-                servedSPKISHA256: Self.servedSPKISHA256(tls)),
+                servedSPKISHA256: Self.servedSPKISHA256(tls), apiAddress: apiAddress),
             host: address.0,
             port: address.1, logger: logger, tls: tls?.configuration, limits: limits,
             onServerRunning: { channel in
                 // The bound port: the configured one, or the one the kernel chose for port 0.
                 let url = "\(scheme)://\(Self.display((address.0, channel.localAddress?.port ?? address.1)))"
+                // The identity tokens' default issuer, unless the configuration names api_addr.
+                apiAddressOnceBound.bound(url)
                 announce("vhsmd: ready on \(url)")
                 if let problem = ServiceNotification.send("READY=1\nSTATUS=serving \(url)\nMAINPID=\(getpid())") {
                     complain("vhsmd: \(problem)")
@@ -286,6 +300,7 @@ struct VHSMD: AsyncParsableCommand {
                     .init(service: app), .init(service: ShutdownAnnouncer()),
                     .init(service: HangupHandler(signals: hangups, audit: audit)),
                     .init(service: TransitAutoRotation(runtime: runtime)),
+                    .init(service: IdentityKeyRotation(runtime: runtime)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -414,6 +429,8 @@ struct ServerConfig {
     /// `attestation_certificates`: DER certificates (VCEK or VLEK first) that sys/attestation serves when the host
     /// supplies no certificate table with reports.
     var attestationCertificates: [[UInt8]] = []
+    /// `api_addr`: the URL clients reach vhsmd at, the default issuer of identity tokens (nil: the listener's URL).
+    var apiAddress: String?
 
     static func load(_ path: String) throws -> ServerConfig {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("cannot read \(path)") }
@@ -424,7 +441,7 @@ struct ServerConfig {
             top,
             [
                 "listener", "storage", "seal", "seal_mode", "min_tcb", "allow_smt", "audit_file", "operator_key",
-                "attestation_certificates",
+                "attestation_certificates", "api_addr",
             ], in: path)
         guard case .object(let listener)? = top["listener"], case .object(let storage)? = top["storage"] else {
             throw ConfigError("\(path) needs \"listener\" and \"storage\" objects")
@@ -497,6 +514,16 @@ struct ServerConfig {
             operatorKey = key
         default: throw ConfigError("\(path): operator_key must be a string holding a PEM public key, or null")
         }
+        var apiAddress: String?
+        switch top["api_addr"] {
+        case nil, .null?: break
+        case .string(let text)? where IdentityOIDC.isOrigin(text.hasSuffix("/") ? String(text.dropLast()) : text):
+            apiAddress = text
+        default:
+            throw ConfigError(
+                "\(path): api_addr must be the URL clients reach vhsmd at, a scheme, host and optional port such as "
+                    + "\"https://vhsm.example.com:8200\" (the identity tokens' issuer)")
+        }
         var attestationCertificates: [[UInt8]] = []
         switch top["attestation_certificates"] {
         case nil, .null?: break
@@ -509,7 +536,8 @@ struct ServerConfig {
         return ServerConfig(
             address: address, dataDirectory: directory, seal: seal, sealMode: sealMode, sealing: sealing,
             auditFile: auditFile, tls: tls, operatorKey: operatorKey,
-            limits: try limits(listener, in: path + " listener"), attestationCertificates: attestationCertificates)
+            limits: try limits(listener, in: path + " listener"), attestationCertificates: attestationCertificates,
+            apiAddress: apiAddress)
     }
 
     /// The listener's limits: positive whole numbers (sizes, a count) and positive durations.

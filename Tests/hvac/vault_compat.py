@@ -16,6 +16,7 @@ import traceback
 import warnings
 
 import hvac
+import jwt
 import requests
 from hvac import exceptions
 
@@ -1332,6 +1333,129 @@ def sev_snp_login_through_the_hvac_adapter_and_the_token_through_hvac(c):
             sys_.disable_auth_method(path)
             sys_.disable_secrets_engine(kv)
             sys_.delete_acl_policy(policy)
+
+
+# identity tokens (identity/oidc) ------------------------------------------------------------------------------
+# Key and role CRUD, Vault's refusals, the unauthenticated documents' shapes, and a token that PyJWT verifies with
+# nothing but the discovery document, on both servers. OpenBao signs only for a token with an entity (the root token
+# has none): the token comes from a token role that allows an entity alias, which OpenBao binds to an entity and
+# vhsmd (no entities; sub = the token's accessor) accepts and ignores. scripts/oidc-test.py (make oidc-test) checks
+# what is vhsmd's own: every algorithm, nbf, sub = accessor.
+
+@check
+def identity_oidc_keys_roles_and_discovery(c):
+    identity = c.client.secrets.identity
+    key, role = "oidc-" + secrets.token_hex(4), "oidc-role-" + secrets.token_hex(4)
+    identity.create_named_key(name=key, rotation_period="1h", verification_ttl="2h", algorithm="ES256")
+    read = identity.read_named_key(name=key)["data"]
+    expect(read == {"algorithm": "ES256", "rotation_period": 3600, "verification_ttl": 7200,
+                    "allowed_client_ids": []}, read)
+    expect(key in identity.list_named_keys()["data"]["keys"], "key not listed")
+    error = raises(exceptions.InvalidRequest, identity.create_named_key, name=key, rotation_period="30s",
+                   algorithm="ES256")
+    expect("rotation_period must be at least one minute" in str(error), error)
+    error = raises(exceptions.InvalidRequest, identity.create_named_key, name=key, rotation_period="1h",
+                   verification_ttl="11h", algorithm="ES256")
+    expect("verification_ttl cannot be longer than 10x rotation_period" in str(error), error)
+    raises(exceptions.InvalidRequest, identity.create_named_key, name=key, algorithm="HS256")
+    # A role needs an existing key and a ttl within the key's verification_ttl; its client_id is generated.
+    error = raises(exceptions.InvalidRequest, identity.create_or_update_role, name=role, key="missing-" + key)
+    expect("cannot find key" in str(error), error)
+    error = raises(exceptions.InvalidRequest, identity.create_or_update_role, name=role, key=key, ttl="3h")
+    expect("cannot be longer than the verification_ttl" in str(error), error)
+    identity.create_or_update_role(name=role, key=key, ttl="1h")
+    data = identity.read_role(name=role)["data"]
+    expect(set(data) == {"client_id", "key", "template", "ttl"}, data)
+    expect(data["key"] == key and data["ttl"] == 3600 and len(data["client_id"]) == 26, data)
+    identity.create_or_update_role(name=role, key=key, ttl="30m")
+    again = identity.read_role(name=role)["data"]
+    expect(again["client_id"] == data["client_id"] and again["ttl"] == 1800, again)
+    expect(role in identity.list_roles()["data"]["keys"], "role not listed")
+    # A key in use cannot be deleted.
+    error = raises(exceptions.InvalidRequest, identity.delete_named_key, name=key)
+    expect(f'unable to delete key "{key}" because it is currently referenced by these roles: {role}' in str(error),
+           error)
+    # The documents, without a token: the issuer is the server's address; the JWKS holds the signing key and the
+    # next one, then the rotated-out one too.
+    discovery = requests.get(f"{c.url}/v1/identity/oidc/.well-known/openid-configuration").json()
+    expect(discovery["issuer"] == f"{c.url}/v1/identity/oidc", discovery)
+    expect(discovery["jwks_uri"] == f"{c.url}/v1/identity/oidc/.well-known/keys", discovery)
+    expect(discovery["response_types_supported"] == ["id_token"], discovery)
+    expect(discovery["subject_types_supported"] == ["public"], discovery)
+    expect(set(discovery["id_token_signing_alg_values_supported"])
+           == {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "EdDSA"}, discovery)
+
+    def published():
+        keys = requests.get(discovery["jwks_uri"]).json()["keys"]
+        for jwk in keys:
+            expect(jwk["use"] == "sig" and jwk["kty"] == "EC" and jwk["alg"] == "ES256" and jwk["crv"] == "P-256", jwk)
+            expect("d" not in jwk and jwk["kid"], jwk)
+        return {jwk["kid"] for jwk in keys}
+
+    before = published()
+    expect(len(before) == 2, before)
+    requests.post(f"{c.url}/v1/identity/oidc/key/{key}/rotate", json={},
+                  headers={"X-Vault-Token": c.token}).raise_for_status()
+    after = published()
+    expect(len(after) == 3 and before < after, (before, after))
+    identity.delete_role(name=role)
+    identity.delete_named_key(name=key)
+    raises(exceptions.InvalidPath, identity.read_named_key, name=key)
+    error = raises(exceptions.InvalidRequest, identity.configure_tokens_backend, issuer="https://example.com/path")
+    expect("invalid issuer" in str(error), error)
+
+
+@check
+def identity_token_verified_by_a_relying_party_with_the_discovery_document_alone(c):
+    identity = c.client.secrets.identity
+    suffix = secrets.token_hex(4)
+    key, role, policy, token_role = f"rp-{suffix}", f"rp-role-{suffix}", f"rp-policy-{suffix}", f"rp-token-{suffix}"
+    headers = {"X-Vault-Token": c.token}
+    identity.create_named_key(name=key, algorithm="ES256", allowed_client_ids=["*"], rotation_period="1h",
+                              verification_ttl="2h")
+    identity.create_or_update_role(name=role, key=key, ttl="15m")
+    client_id = identity.read_role(name=role)["data"]["client_id"]
+    c.client.sys.create_or_update_policy(
+        name=policy, policy=f'path "identity/oidc/token/{role}" {{ capabilities = ["read"] }}')
+    requests.post(f"{c.url}/v1/auth/token/roles/{token_role}", headers=headers,
+                  json={"allowed_entity_aliases": [suffix], "allowed_policies": [policy], "orphan": True}
+                  ).raise_for_status()
+    created = requests.post(f"{c.url}/v1/auth/token/create/{token_role}", headers=headers,
+                            json={"entity_alias": suffix, "policies": [policy]})
+    created.raise_for_status()
+    caller = hvac.Client(url=c.url, token=created.json()["auth"]["client_token"])
+    answer = caller.secrets.identity.generate_signed_id_token(name=role)["data"]
+    expect(answer["client_id"] == client_id and answer["ttl"] == 900, answer)
+    token = answer["token"]
+    # The relying party knows the issuer, nothing else.
+    issuer = f"{c.url}/v1/identity/oidc"
+    discovery = requests.get(f"{issuer}/.well-known/openid-configuration").json()
+    signing_key = jwt.PyJWKClient(discovery["jwks_uri"], cache_jwk_set=False).get_signing_key_from_jwt(token)
+    claims = jwt.decode(token, signing_key.key, algorithms=discovery["id_token_signing_alg_values_supported"],
+                        audience=client_id, issuer=discovery["issuer"],
+                        options={"require": ["iss", "sub", "aud", "iat", "exp"]})
+    expect(claims["iss"] == issuer and claims["aud"] == client_id and claims["sub"], claims)
+    expect(claims["exp"] - claims["iat"] == 900 and abs(claims["iat"] - time.time()) < 60, claims)
+    expect(jwt.get_unverified_header(token)["alg"] == "ES256", jwt.get_unverified_header(token))
+    try:
+        jwt.decode(token, signing_key.key, algorithms=["ES256"], audience="another-client", issuer=issuer)
+        raise AssertionError("a token for another audience verified")
+    except jwt.InvalidAudienceError:
+        pass
+    # Without the policy: no token.
+    other = hvac.Client(url=c.url, token=c.client.auth.token.create(policies=["default"])["auth"]["client_token"])
+    raises(exceptions.Forbidden, other.secrets.identity.generate_signed_id_token, name=role)
+    identity.delete_role(name=role)
+    identity.delete_named_key(name=key)
+    requests.delete(f"{c.url}/v1/auth/token/roles/{token_role}", headers=headers).raise_for_status()
+    # Vault's built-in "default" key (RS256, every client ID) serves a role that names it, and is never deleted.
+    # (Last: it stays, and the JWKS counts above assume only this suite's keys.)
+    identity.create_or_update_role(name=f"default-{suffix}", key="default")
+    default = identity.read_named_key(name="default")["data"]
+    expect(default["algorithm"] == "RS256" and default["allowed_client_ids"] == ["*"], default)
+    error = raises(exceptions.InvalidRequest, identity.delete_named_key, name="default")
+    expect('deletion of key "default" not allowed' in str(error), error)
+    identity.delete_role(name=f"default-{suffix}")
 
 
 # cleanup -----------------------------------------------------------------------------------------------------

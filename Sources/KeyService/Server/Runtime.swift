@@ -12,6 +12,8 @@ struct Services: Sendable {
     let policies: PolicyStore
     /// Where the policies are kept (`core/policies`).
     let storage: EngineStorage
+    /// `identity/oidc/`: identity tokens, their keys and roles (kept at `identity/oidc/`).
+    let identity: IdentityOIDC
 
     /// Opens the services kept in `storage`.
     static func open(_ storage: EngineStorage) throws -> Services {
@@ -20,7 +22,20 @@ struct Services: Sendable {
         let saved = try storage.read([PolicyStore.Entry].self, "core/policies") ?? []
         return Services(
             tokens: try TokenStore(storage: storage), mounts: mounts, policies: try PolicyStore(restoring: saved),
-            storage: storage)
+            storage: storage, identity: IdentityOIDC(storage: storage.scoped("identity/oidc/")))
+    }
+
+    /// The built-in `identity/` store as a mount entry (the audit log's mount point and type, and routing).
+    var identityMount: Mount {
+        Mount(
+            path: "identity/", type: "identity", description: "identity store", accessor: "identity_oidc",
+            uuid: "identity", options: [:], backend: identity)
+    }
+
+    /// The mount serving `path` (the identity store for `identity/…`) and the path relative to it.
+    func route(_ path: String) -> (Mount, String)? {
+        if path.hasPrefix("identity/") { return (identityMount, String(path.dropFirst("identity/".count))) }
+        return mounts.route(path)
     }
 
     /// Writes the policy set `entries` (as `PolicyStore.put`/`delete` are about to make it) to the sealed store.

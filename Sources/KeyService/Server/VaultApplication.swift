@@ -96,6 +96,8 @@ struct VaultHTTPAnswer: Sendable {
     var body: [UInt8]
     /// The `Retry-After` header's seconds, when the answer has one (a rate-limited request).
     var retryAfter: Int? = nil
+    /// The `Cache-Control` header, when the answer has one.
+    var cacheControl: String? = nil
 
     init(status: HTTPResponse.Status, contentType: String?, body: [UInt8]) {
         self.status = status
@@ -120,6 +122,7 @@ struct VaultHTTPAnswer: Sendable {
             self.init(status: .noContent, contentType: nil, body: [])
         } else if let raw = reply.raw {
             self.init(status: reply.status, contentType: raw.contentType, body: raw.bytes)
+            cacheControl = raw.cacheControl
         } else if let bare = reply.bare {
             self = Self.json(reply.status, bare)
         } else if let wrapInfo = reply.wrapInfo {

@@ -20,6 +20,8 @@ struct VaultCore: Sendable {
     /// The SHA-256 of the SPKI of the TLS certificate vhsmd serves, which `auth/sev-snp` logins bind (S of
     /// `AttestedLoginBinding`); 32 zero bytes over plain HTTP (dev mode).
     var servedSPKISHA256: [UInt8] = AttestedLoginBinding.absent
+    /// vhsmd's address as clients reach it (`api_addr`): the default issuer of identity tokens.
+    var apiAddress = APIAddress()
 
     /// Paths anyone may call without a token.
     static let unauthenticated: Set<String> = [
@@ -65,7 +67,8 @@ struct VaultCore: Sendable {
     /// need no token pass, and so does everything while the store is sealed (the answer is then 503).
     func tokenMayPass(_ request: VaultRequest, onLoop: Bool) -> Bool {
         guard !Self.unauthenticated.contains(request.path), !Self.bodyWithoutToken.contains(request.path),
-            let services = runtime.services, !Self.isAuthLogin(request.path, mounts: services.mounts)
+            !IdentityOIDC.unauthenticated.contains(request.path), let services = runtime.services,
+            !Self.isAuthLogin(request.path, mounts: services.mounts)
         else { return true }
         guard let token = request.token else { return false }
         if onLoop {
@@ -178,6 +181,11 @@ struct VaultCore: Sendable {
             decision.allowed = true
             return .decided(decision)
         }
+        // The identity tokens' discovery document and JWKS: a relying party reads them without a token.
+        if IdentityOIDC.unauthenticated.contains(path) {
+            decision.allowed = true
+            return .decided(decision)
+        }
         // The holder of a wrapping token looks it up or unwraps it with that token alone: it is not authenticated
         // (that would spend its one use) and no ACL applies; the backend checks it is a live wrapping token.
         if Self.usesWrappingToken(request) {
@@ -198,7 +206,7 @@ struct VaultCore: Sendable {
         decision.authenticated = true
         decision.request.caller = Caller(key: key, entry: entry)
         let acl = services.policies.acl(for: entry.policies)
-        if request.operation == .update, !acl.isRoot, let (mount, relative) = services.mounts.route(path),
+        if request.operation == .update, !acl.isRoot, let (mount, relative) = services.route(path),
             mount.backend.hasExistenceCheck
         {
             if onLoop { return .wait }
@@ -235,7 +243,7 @@ struct VaultCore: Sendable {
         case .decided(let decision):
             // A denial: the answer `handle` gives (counted as unrouted, as there).
             guard decision.allowed else { throw decision.denial }
-            guard let (mount, relative) = decision.services.mounts.route(path),
+            guard let (mount, relative) = decision.services.route(path),
                 let reply = try mount.backend.handleOnLoop(decision.request, path: relative)
             else { return nil }
             area = mount.type
@@ -311,7 +319,7 @@ struct VaultCore: Sendable {
         var routed = area
         defer { area = routed }
         return try await audited(
-            request, mount: services.mounts.route(path)?.0, allowed: decision.allowed, denial: decision.denial
+            request, mount: services.route(path)?.0, allowed: decision.allowed, denial: decision.denial
         ) { () async throws(VaultError) in
             try await route(request, services: services, state: decision.state, area: &routed)
         }
@@ -400,8 +408,13 @@ struct VaultCore: Sendable {
             area = "auth/token"
             return try await TokenBackend(store: services.tokens).handle(request, path: String(path.dropFirst(11)))
         }
-        guard let (mount, relative) = services.mounts.route(path) else { throw .unsupportedPath(path) }
+        guard let (mount, relative) = services.route(path) else { throw .unsupportedPath(path) }
         area = mount.type
+        if let identity = mount.backend as? IdentityOIDC {
+            return try await identity.serve(
+                request, path: relative,
+                context: IdentityOIDC.Context(mounts: services.mounts, apiAddress: apiAddress.current))
+        }
         if let method = mount.backend as? SevSNPAuthBackend {
             return try await method.serve(
                 request, path: relative,

@@ -34,7 +34,9 @@ struct ListenerLimits: Sendable, Equatable {
 
     /// The largest body a request to `path` (below `/v1/`, cleaned) may carry.
     func bodyLimit(path: String) -> Int {
-        if VaultCore.unauthenticated.contains(path) || VaultCore.bodyWithoutToken.contains(path) {
+        if VaultCore.unauthenticated.contains(path) || VaultCore.bodyWithoutToken.contains(path)
+            || IdentityOIDC.unauthenticated.contains(path)
+        {
             return Self.unauthenticatedRequestSize
         }
         // An auth method's login and nonce (no token; a report and its certificates are a few KiB).
@@ -327,6 +329,7 @@ final class VaultHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: "Date", value: HTTPDate.shared.now)
         headers.add(name: "Server", value: "vhsmd")
         if let retryAfter = answer.retryAfter { headers.add(name: "Retry-After", value: String(retryAfter)) }
+        if let cacheControl = answer.cacheControl { headers.add(name: "Cache-Control", value: cacheControl) }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let status = HTTPResponseStatus(statusCode: code, reasonPhrase: answer.status.reasonPhrase)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))))

@@ -77,6 +77,8 @@ struct VaultReply: Sendable {
     struct RawBody: Sendable {
         var contentType: String
         var bytes: [UInt8]
+        /// The `Cache-Control` header (the identity tokens' discovery document and JWKS).
+        var cacheControl: String? = nil
     }
 
     static let noContent = VaultReply(status: .noContent)

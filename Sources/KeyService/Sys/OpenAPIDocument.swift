@@ -49,6 +49,7 @@ enum OpenAPIDocument {
         add("sys/", system, tag: "system")
         add("auth/token/", token, tag: "auth")
         addAuthMethods(authMounts, add)
+        add("identity/", identity, tag: "identity")
         for (mount, listing) in mounts.sorted(by: { $0.key < $1.key }) {
             guard case .object(let fields) = listing, case .string(let type)? = fields["type"] else { continue }
             switch type {

@@ -52,6 +52,7 @@ sealed-test: test-guest
 attested-test: test-guest
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/attested-tls-test.sh
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm TESTDATA=$(TESTDATA) scripts/attested-python-test.sh
+	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/login-e2e-test.sh
 
 # Workload login (issue 15) through the Python client (clients/python/vhsm_login.py, the protocol implemented a
 # second time): vhsmd --dev, auth/sev-snp through the API, an emulated chip's reports, the KV secret its role allows
@@ -123,6 +124,8 @@ bench: deps image
 	VHSMD=out/bench-bin/vhsmd BENCH_BIN=$$($(SWIFT) build -c release --show-bin-path)/vhsm-bench scripts/bench-vhsmd.sh
 	mkdir -p out/bench-bin-emulator && ln -sf $(abspath $(EMU_REL)/vhsm-guest) out/bench-bin-emulator/vhsmd
 	VHSM=$$($(SWIFT) build -c release --show-bin-path)/vhsm VHSMD=out/bench-bin-emulator/vhsmd scripts/bench-attest.sh
+	VHSM=$$($(SWIFT) build -c release --show-bin-path)/vhsm VHSMD=out/bench-bin-emulator/vhsmd \
+		BENCH=$$($(SWIFT) build -c release --show-bin-path)/vhsm-bench TESTDATA=$(TESTDATA) scripts/bench-login.sh
 	VHSM=$(BIN)/vhsm scripts/bench-boot.sh 3
 
 format:

@@ -120,6 +120,14 @@ check "... and is denied another (403 permission denied)" \
 login --role workload --measurement "$measurement" -o "$work/token" >/dev/null 2>&1
 check "-o writes the token alone to a file of mode 0600" \
   '[ "$(stat -c %a "$work/token")" = 600 ] && [ "$(wc -l <"$work/token")" = 1 ] && grep -q "^s\." "$work/token"'
+for suite in x25519 p384; do
+  login --role workload --measurement "$measurement" --wrap "$suite" --json >"$work/wrapped-$suite.json" 2>"$work/wrapped.err"
+  status=$?
+  check "a login with --wrap $suite: vhsmd seals the auth block (HPKE) and the Python client opens it (exit $status)" \
+    '[ "$status" = 0 ] && [ "$(field "$work/wrapped-$suite.json" metadata.role)" = workload ] &&
+     [ "$(status_of "$(TOKEN=$(field "$work/wrapped-$suite.json" client_token) api GET secret/data/allowed)")" = 200 ] ||
+     { cat "$work/wrapped.err"; false; }'
+done
 
 # The refusals, driven through the module so that each can bend one thing: attempt.py MODE [ARGS] prints
 # "STATUS<TAB>reason; reason" (200 for a login that succeeded).
@@ -260,6 +268,10 @@ via_proxy --ca "$work/proxy.crt" --json >"$work/proxy-auth.json" 2>"$work/proxy.
 status=$?
 check "... then the https login through it succeeds, S = the SPKI the client saw (exit $status)" \
   '[ "$status" = 0 ] && [ "$(field "$work/proxy-auth.json" metadata.role)" = workload ] || { cat "$work/proxy.err"; false; }'
+via_proxy --ca "$work/proxy.crt" --wrap x25519 --json >"$work/proxy-wrapped.json" 2>"$work/proxy.err"
+status=$?
+check "... and with --wrap x25519 through that proxy, the sealed auth block opens in the client (exit $status)" \
+  '[ "$status" = 0 ] && [ "$(field "$work/proxy-wrapped.json" metadata.role)" = workload ] || { cat "$work/proxy.err"; false; }'
 out=$(via_proxy --ca "$work/certs/ark.pem" 2>&1)
 status=$?
 check "--ca with another certificate: the TLS handshake is refused before any report is made (exit 1)" \

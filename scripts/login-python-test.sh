@@ -90,7 +90,7 @@ login() { python3 "$client" "$url" --emulator-state "$work/chip" --vhsm "$VHSM" 
 out=$(login --role workload --measurement "$measurement" 2>&1)
 status=$?
 check "before the emulator's ARK is configured, the login is refused (exit 1, 403, the root named)" \
-  '[ "$status" = 1 ] && grep -q "HTTP 403" <<<"$out" && grep -q "not genuine: the root CN=ARK-Genoa .* is not a pinned AMD ARK" <<<"$out" || { echo "$out"; false; }'
+  '[ "$status" = 1 ] && grep -q "HTTP 403" <<<"$out" && grep -q "not genuine: the root CN=ARK-Genoa .* is neither a pinned AMD ARK nor one of this method.s trusted_roots" <<<"$out" || { echo "$out"; false; }'
 
 config=$(python3 -c 'import json,sys; print(json.dumps({"trusted_roots": [open(sys.argv[1]).read()], "nonce_ttl": "30s"}))' "$work/certs/ark.pem")
 out=$(api POST auth/sev-snp/config "$config")
@@ -230,7 +230,7 @@ check "one flipped byte in the VCEK is refused (403 not genuine, or 400 when it 
   '{ [ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "not genuine" <<<"$out"; } || { [ "$(cut -f1 <<<"$out")" = 400 ] && grep -q "certificates" <<<"$out"; } || { echo "$out"; false; }'
 out=$(attempt workload other-chip-vcek "$work/other-chip")
 check "another chip's report with its own VCEK is refused: its root is not trusted (403)" \
-  '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "not genuine: the root CN=ARK-Genoa .* is not a pinned AMD ARK" <<<"$out" || { echo "$out"; false; }'
+  '[ "$(cut -f1 <<<"$out")" = 403 ] && grep -q "not genuine: the root CN=ARK-Genoa .* is neither a pinned AMD ARK nor one of this method.s trusted_roots" <<<"$out" || { echo "$out"; false; }'
 "$VHSM" emulator certs --state "$work/other-chip" --out "$work/other-certs" >/dev/null
 both=$(python3 -c 'import json,sys; print(json.dumps({"trusted_roots": [open(p).read() for p in sys.argv[1:]]}))' "$work/certs/ark.pem" "$work/other-certs/ark.pem")
 api POST auth/sev-snp/config "$both" >/dev/null

@@ -718,6 +718,10 @@ import X509
                 client, try Self.login(Self.guest(), nonce: try await Self.nonce(client)))
             #expect(untrusted.status == .forbidden)
             #expect(untrusted.errors.contains { $0.hasPrefix("not genuine") }, "\(untrusted.errors)")
+            // The fix named is the method's config, not a command-line option.
+            #expect(
+                untrusted.errors.contains { $0.contains("add its PEM to config trusted_roots") }, "\(untrusted.errors)")
+            #expect(!untrusted.errors.joined().contains("--trust-emulator-root"), "\(untrusted.errors)")
             #expect(untrusted.auth.isEmpty)
             #expect(
                 try await Self.call(

@@ -282,7 +282,7 @@ final class SevSNPAuthBackend: Backend {
             problems += reference.violations(in: verified!).map(\.description)
         } catch {
             verified = nil
-            problems += error.problems.map { "not genuine: \($0)" }
+            problems += error.problems.map { "not genuine: \(Self.describe($0))" }
             problems += reference.violations(in: report, layout: report.product?.tcbLayout ?? .milanGenoa).map {
                 "\($0) (in the unverified report)"
             }
@@ -310,6 +310,20 @@ final class SevSNPAuthBackend: Backend {
 
     /// ReportVerifier's verdict at `instant`; a chain refused only for validity times is tried again at the
     /// instant ± `skew` seconds.
+    /// A verification problem as a login's refusal says it: where the verifier names its command-line fix
+    /// (`--trust-emulator-root`), the method's own fix (`config` `trusted_roots`) is named instead.
+    static func describe(_ problem: VerificationProblem) -> String {
+        switch problem {
+        case .untrustedRoot(let subject, let fingerprint):
+            "the root \(subject) (SHA-256 \(fingerprint)) is neither a pinned AMD ARK nor one of this method's "
+                + "trusted_roots; to accept it (an emulator's, say), add its PEM to config trusted_roots"
+        case .notSignedByAMDRoot(let subject, let root):
+            "\(subject) is not signed by AMD's \(root) nor by one of this method's trusted_roots; to accept an "
+                + "emulator's chain, add its ARK to config trusted_roots"
+        default: problem.description
+        }
+    }
+
     static func verify(
         _ report: AttestationReport, certificates: [AMDCertificate], verifier: ReportVerifier, at instant: Date,
         skew: Int64

@@ -3,9 +3,9 @@
 # Processor and the VM (out/manifest.json: Debian kernel + out/initrd-emulator.img); waits for vhsmd, verifies it by
 # attestation (vhsm server verify --manifest out/manifest.json; the console's fingerprint is informative), calls sys/init through the forwarded port and opens the root
 # token sealed to the operator key (vhsm operator init --key out/recovery-key.pem), prints the
-# address and root token, does one transit encrypt/decrypt round trip, enables auth/sev-snp and prints the one
-# command that creates the role for this image (out/role.json from image/manifest --role-json), then keeps the VM running until Ctrl-C and
-# powers it off with the ACPI power button (vhsmd stops, the volume closes).
+# address and root token, does one transit encrypt/decrypt round trip, enables auth/sev-snp (trusting the emulated
+# chip's root) and prints the one command that creates the role for this image (out/role.json from image/manifest
+# --role-json), then keeps the VM running until Ctrl-C and powers it off with the ACPI power button (vhsmd stops, the volume closes).
 # Without a terminal (CI, scripts) it stops after the round trip. Environment: VHSM, PORT (default 18200).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -77,6 +77,10 @@ decrypted=$(api -X POST -d "{\"ciphertext\":\"$ciphertext\"}" "$base/v1/transit/
   python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["plaintext"])' | base64 -d)
 # Workload logins: the sev-snp auth method at auth/sev-snp/ (its role is the one command printed below).
 api -X POST -d '{"type":"sev-snp"}' "$base/v1/sys/auth/sev-snp" >/dev/null
+# This emulated chip's root is not AMD's: trusted for logins only because it is named here (as on real hardware,
+# AMD's roots need no configuration).
+api -X POST -d "{\"trusted_roots\": [$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$out/emulator-certs/ark.pem")]}" \
+  "$base/v1/auth/sev-snp/config" >/dev/null
 cat <<EOF
 
 vhsmd is serving inside the emulated confidential VM.
@@ -89,7 +93,8 @@ vhsmd is serving inside the emulated confidential VM.
   recovery:    $VHSM volume recover out/disk.img --recovery-key out/recovery-key.pem
   verify:      $VHSM server verify $base --manifest out/manifest.json --trust-emulator-root out/emulator-certs/ark.pem
   new root:    $VHSM operator generate-root $base --key out/recovery-key.pem --cacert out/vhsmd-cert.pem
-  login role:  auth/sev-snp is enabled; the role for VMs of this image (out/role.json, image/manifest --role-json):
+  login role:  auth/sev-snp is enabled (trusting the emulated chip's root); the role for VMs of this image
+               (out/role.json, written by image/manifest --role-json):
                curl --cacert out/vhsmd-cert.pem -H "X-Vault-Token: $token" --data @out/role.json $base/v1/auth/sev-snp/role/vhsm-image
 EOF
 if [ "$decrypted" != "hello from the host" ]; then

@@ -22,18 +22,8 @@ set -uo pipefail
 VHSMD=${VHSMD:?} VHSM=${VHSM:?}
 here=$(cd "$(dirname "$0")/.." && pwd)
 client="$here/clients/python/vhsm_attest.py"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  wait 2>/dev/null
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-. "$here/scripts/lib/test-env.sh"
-passed=0
-failed=0
-check() { if eval "$2"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $1"; fi; }
+. "$(dirname "$0")/lib/test-env.sh"
+test_begin
 port=$(free_port)
 url=https://127.0.0.1:$port
 measurement=$(printf 'ab%.0s' $(seq 48))
@@ -220,5 +210,4 @@ check "... and --from-certificate says the operator's certificate carries no evi
   'out=$(verify "$url" --measurement "$measurement" --trust-emulator-root "$ark" --from-certificate); [ $? = 1 ] && grep -q "carries no evidence (extension 1.3.9903.1.1)" <<<"$out"'
 kill -TERM "$server"
 wait "$server"
-echo "attested-python-test: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+test_end attested-python-test

@@ -12,14 +12,8 @@
 # Usage: VHSMD=path/to/vhsmd-built-with-trait-Emulator VHSM=path/to/vhsm scripts/attested-tls-test.sh
 set -uo pipefail
 VHSMD=${VHSMD:?} VHSM=${VHSM:?}
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"; }
-trap cleanup EXIT
 . "$(dirname "$0")/lib/test-env.sh"
-passed=0
-failed=0
-check() { if eval "$2"; then passed=$((passed + 1)); [ -n "${VERBOSE:-}" ] && echo "ok   $1"; else failed=$((failed + 1)); echo "FAIL $1"; fi; }
+test_begin
 port=$(free_port)
 url=https://127.0.0.1:$port
 measurement=$(printf 'ab%.0s' $(seq 48))
@@ -132,5 +126,4 @@ check "an unreachable server: exit 1 and a sentence naming it" \
 check "a plain-HTTP URL is a usage error (exit 2)" \
   '"$VHSM" server verify "http://127.0.0.1:$closed" --measurement "$measurement" >/dev/null 2>&1; [ $? = 2 ]'
 
-echo "attested-tls-test: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+test_end attested-tls-test

@@ -13,14 +13,8 @@
 set -uo pipefail
 VHSMD=${VHSMD:?} VHSM=${VHSM:?}
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"; }
-trap cleanup EXIT
-. "$here/lib/test-env.sh"
-passed=0
-failed=0
-check() { if eval "$2"; then passed=$((passed + 1)); [ -n "${VERBOSE:-}" ] && echo "ok   $1"; else failed=$((failed + 1)); echo "FAIL $1"; fi; }
+. "$(dirname "$0")/lib/test-env.sh"
+test_begin
 port=$(free_port)
 url=https://127.0.0.1:$port
 server_measurement=$(printf 'ab%.0s' $(seq 48))
@@ -114,5 +108,4 @@ check "a server with another measurement than expected is refused (exit 1) with 
 check "before chip B's emulator root is configured the login is refused (exit 1, not genuine)" \
   'out=$(login app 2>&1); [ $? = 1 ] && grep -qi "root\|genuine\|chain" <<<"$out"'
 
-echo "login-e2e-test: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+test_end login-e2e-test

@@ -25,18 +25,8 @@ set -uo pipefail
 VHSMD=${VHSMD:?} VHSM=${VHSM:?}
 here=$(cd "$(dirname "$0")/.." && pwd)
 client="$here/clients/python/vhsm_login.py"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  wait 2>/dev/null
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-passed=0
-failed=0
-check() { if eval "$2"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $1"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+. "$(dirname "$0")/lib/test-env.sh"
+test_begin
 port=$(free_port)
 url=http://127.0.0.1:$port
 measurement=$(printf 'ab%.0s' $(seq 48))
@@ -352,5 +342,4 @@ check "the audit log records refused logins with their reasons (MEASUREMENT, spe
   '[ "$(grep "MEASUREMENT: expected $other_measurement" "$work/audit.log" | grep -c "auth/sev-snp/login")" -gt 0 ] && grep -q "$spent_reason" "$work/audit.log" && grep -q "not genuine: the report signature does not verify" "$work/audit.log"'
 check "the audit log holds no issued token, no nonce and not the root token in clear" \
   '! grep -qF -e "$token" -e "$(cat "$work/token")" -e "$spent" -e "$failed_nonce" -e "$root" "$work/audit.log" && grep -q "\"client_token\":\"hmac-sha256:" "$work/audit.log"'
-echo "login-python-test: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+test_end login-python-test

@@ -16,14 +16,8 @@
 # Usage: VHSMD=path/to/vhsmd-built-with-trait-Emulator VHSM=path/to/vhsm scripts/sealed-test.sh
 set -uo pipefail
 VHSMD=${VHSMD:?} VHSM=${VHSM:?}
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"; }
-trap cleanup EXIT
 . "$(dirname "$0")/lib/test-env.sh"
-passed=0
-failed=0
-check() { if eval "$2"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $1"; fi; }
+test_begin
 port=$(free_port)
 url=https://127.0.0.1:$port
 cacert=$work/data/tls/cert.pem
@@ -247,5 +241,4 @@ kill -TERM "$server"
 wait "$server"
 
 echo "sealed-test: $acked writes acknowledged before kill -9, all checked after the restart"
-echo "sealed-test: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+test_end sealed-test

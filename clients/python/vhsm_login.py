@@ -39,6 +39,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
+from vhsm_attest import hex_option  # option parsing shared with the attested-TLS client (beside this file)
+
 LABEL = b"vhsm-login-v1"
 NONCE_SIZE = 32
 REPORT_SIZE = 1184
@@ -410,16 +412,6 @@ def login(url, role, evidence, mount="sev-snp", public_key=None, wrap_key=None, 
     if not isinstance(parsed.get("auth"), dict):
         raise ValueError(f"the login answer has no auth block: {raw[:300]}")
     return parsed["auth"]
-
-
-def hex_option(text, option, count):
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        raise ValueError(f"{option} {text!r} is not hex") from None
-    if len(value) != count:
-        raise ValueError(f"{option} is {count} bytes ({2 * count} hex digits), got {len(value)} bytes")
-    return value
 
 
 def main(argv=None):

@@ -1,10 +1,53 @@
 # Sourced by the end-to-end scripts (sealed-test, attested-tls-test, attested-python-test, login-e2e-test,
 # bench-attest): one way to start an emulated SEV-SNP chip and vhsmd on loopback, and to stop them by PID.
 #
-# The sourcing script sets VHSM (and VHSMD where it starts one) and `work` (a temporary directory), and declares
-# `pids=()`; every process started here is added to `pids`, which the script's EXIT trap kills:
-#   cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
-# Functions return non-zero when what they start does not come up; the caller says what failed.
+# The sourcing script sets VHSM (and VHSMD where it starts one). A test script calls test_begin first (a work
+# directory `work`, the list `pids` of what it started, stopped at exit), counts with `check NAME 'COMMAND'` and ends
+# with `test_end NAME`; a benchmark makes its own `work` and `pids` and trap. Every process started here is added to
+# `pids`. Functions return non-zero when what they start does not come up; the caller says what failed.
+
+# test_begin: $work (a new temporary directory; KEEP=1 keeps it), $pids (stopped at exit: SIGTERM, then SIGKILL
+# after 5 s) and the check counts.
+test_begin() {
+  work=$(mktemp -d)
+  pids=()
+  passed=0
+  failed=0
+  trap test_cleanup EXIT
+}
+
+test_cleanup() {
+  local pid alive
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for _ in $(seq 50); do
+    alive=
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ -z "$alive" ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+  wait 2>/dev/null
+  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
+}
+
+# check NAME COMMAND: runs COMMAND (a string, eval'd) and counts it; prints 'FAIL NAME' when it fails, and
+# 'ok   NAME' when VERBOSE is set.
+check() {
+  if eval "$2"; then
+    passed=$((passed + 1))
+    [ -n "${VERBOSE:-}" ] && echo "ok   $1"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $1"
+  fi
+  return 0
+}
+
+# test_end NAME: the count line; the script's status is non-zero when a check failed.
+test_end() {
+  echo "$1: $passed passed, $failed failed"
+  [ "$failed" = 0 ]
+}
 
 # free_port: an unused TCP port on 127.0.0.1.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }

@@ -31,14 +31,9 @@ if ! command -v wrk >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev
     { apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || true
 fi
 command -v wrk >/dev/null || die "wrk is not installed: install the Debian package 'wrk' (apt-get install wrk)"
-SRV_PIN=() CLI_PIN=()
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then SRV_PIN=(taskset -c 0) CLI_PIN=(taskset -c 1); fi
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 . "$here/lib/test-env.sh"
+test_begin
+bench_pins
 port=$(free_port)
 url=https://127.0.0.1:$port
 measurement=$(printf 'ab%.0s' $(seq 48))

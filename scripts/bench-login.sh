@@ -20,14 +20,9 @@ LOGINS=${BENCH_LOGINS:-3000}
 CONNS=${BENCH_LOGIN_CONNS:-8}
 out=${BENCH_OUT:-$root/out}
 die() { echo "bench-login: $*" >&2; exit 1; }
-SRV_PIN=() CLI_PIN=()
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then SRV_PIN=(taskset -c 0) CLI_PIN=(taskset -c 1); fi
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 . "$here/lib/test-env.sh"
+test_begin
+bench_pins
 port=$(free_port)
 url=http://127.0.0.1:$port
 token=bench-root

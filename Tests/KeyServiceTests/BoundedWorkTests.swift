@@ -304,10 +304,7 @@ import Testing
         let services = try Services.open(storage)
         let root = try services.tokens.create(
             id: "root-token",
-            entry: TokenStore.Entry(
-                accessor: "acc", policies: ["root"], displayName: "root", creationTime: Date(), ttl: nil,
-                explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
-                path: "auth/token/root"))
+            entry: .root(accessor: "acc"))
         try services.mounts.enable(path: "transit/", type: "transit", description: "", options: [:])
         let core = VaultCore(
             runtime: Runtime(

@@ -238,10 +238,7 @@ import Testing
         let services = try Services.open(EngineStorage(backend: barrier, prefix: ""))
         let root = try services.tokens.create(
             id: "test-root",
-            entry: TokenStore.Entry(
-                accessor: "acc", policies: ["root"], displayName: "root", creationTime: Date(), ttl: nil,
-                explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
-                path: "auth/token/root"))
+            entry: .root(accessor: "acc"))
         try services.mounts.enable(path: "secret/", type: "kv", description: "", options: ["version": .string("2")])
         let core = VaultCore(
             runtime: Runtime(

@@ -31,10 +31,7 @@ import Testing
         if try services.tokens.entry(token: "test-root") == nil {
             _ = try services.tokens.create(
                 id: "test-root",
-                entry: TokenStore.Entry(
-                    accessor: "root-accessor", policies: ["root"], displayName: "root", creationTime: Date(), ttl: nil,
-                    explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
-                    path: "auth/token/root"))
+                entry: .root(accessor: "root-accessor"))
         }
         let core = VaultCore(
             runtime: Runtime(

@@ -43,10 +43,7 @@ import X509
         let services = try Services.open(try DevStorage.make())
         _ = try services.tokens.create(
             id: "test-root",
-            entry: TokenStore.Entry(
-                accessor: "acc", policies: ["root"], displayName: "root", creationTime: Date(), ttl: nil,
-                explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
-                path: "auth/token/root"))
+            entry: .root(accessor: "acc"))
         try services.mounts.enable(path: "secret/", type: "kv", description: "", options: ["version": .string("2")])
         let core = VaultCore(
             runtime: Runtime(

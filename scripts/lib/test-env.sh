@@ -3,7 +3,7 @@
 #
 # The sourcing script sets VHSM (and VHSMD where it starts one). A test script calls test_begin first (a work
 # directory `work`, the list `pids` of what it started, stopped at exit), counts with `check NAME 'COMMAND'` and ends
-# with `test_end NAME`; a benchmark makes its own `work` and `pids` and trap. Every process started here is added to
+# with `test_end NAME`; a benchmark calls test_begin and bench_pins. Every process started here is added to
 # `pids`. Functions return non-zero when what they start does not come up; the caller says what failed.
 
 # test_begin: $work (a new temporary directory; KEEP=1 keeps it), $pids (stopped at exit: SIGTERM, then SIGKILL
@@ -18,15 +18,15 @@ test_begin() {
 
 test_cleanup() {
   local pid alive
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for _ in $(seq 50); do
     alive=
     for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
     [ -z "$alive" ] && break
     sleep 0.1
   done
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-  wait 2>/dev/null
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 
@@ -41,6 +41,15 @@ check() {
     echo "FAIL $1"
   fi
   return 0
+}
+
+# bench_pins: SRV_PIN and CLI_PIN, the prefixes that put the server on CPU 0 and its clients on CPU 1 (taskset),
+# empty with fewer than two CPUs, without taskset or with BENCH_NO_PIN set.
+bench_pins() {
+  SRV_PIN=() CLI_PIN=()
+  if [ -z "${BENCH_NO_PIN:-}" ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+    SRV_PIN=(taskset -c 0) CLI_PIN=(taskset -c 1)
+  fi
 }
 
 # test_end NAME: the count line; the script's status is non-zero when a check failed.

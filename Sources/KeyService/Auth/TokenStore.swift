@@ -37,6 +37,15 @@ final class TokenStore: Sendable {
         var isExpired: Bool { expireTime.map { $0 < Date() } ?? false }
         /// Holds `root`, by the same sanitised name the ACL resolves (`PolicyStore.sanitize`).
         var isRoot: Bool { policies.contains { PolicyStore.sanitize($0) == "root" } }
+
+        /// A root token's entry, as `sys/init`, dev mode and `generate-root` make them: policy `root`, no TTL, an
+        /// orphan, path `auth/token/root`; a new random accessor unless one is given.
+        static func root(accessor: String = TokenStore.newToken(prefix: ""), unusedOperatorRoot: Bool? = nil) -> Entry {
+            Entry(
+                accessor: accessor, policies: ["root"], displayName: "root", creationTime: Date(), ttl: nil,
+                explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
+                path: "auth/token/root", unusedOperatorRoot: unusedOperatorRoot)
+        }
     }
 
     /// Vault's `policyutil.SanitizePolicies` (without adding `default`): names trimmed and lower-cased, empty ones
@@ -106,10 +115,7 @@ final class TokenStore: Sendable {
     func createOperatorRoot() throws(VaultError) -> (token: String, revokedUnused: Bool) {
         let token = Self.newToken(prefix: "")
         let key = hash(token)
-        let entry = Entry(
-            accessor: Self.newToken(prefix: ""), policies: ["root"], displayName: "root", creationTime: Date(),
-            ttl: nil, explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
-            path: "auth/token/root", unusedOperatorRoot: true)
+        let entry = Entry.root(unusedOperatorRoot: true)
         let revoked = try records.withLock { (records) throws(VaultError) -> Bool in
             var revoked = false
             if let hex = try records.storage.read(String.self, Self.operatorRootRecord) {

@@ -283,11 +283,7 @@ final class Runtime: Sendable {
                 life.state.sealed = false
                 life.services = services
             }
-            let root = TokenStore.Entry(
-                accessor: TokenStore.newToken(prefix: ""), policies: ["root"], displayName: "root",
-                creationTime: Date(), ttl: nil, explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:],
-                parent: nil, orphan: true, path: "auth/token/root")
-            let token = try services.tokens.create(entry: root)
+            let token = try services.tokens.create(entry: .root())
             var answer: [String: JSONValue] = [
                 "keys": .array([]), "keys_base64": .array([]), "recovery_keys": .array([]),
                 "recovery_keys_base64": .array([]),

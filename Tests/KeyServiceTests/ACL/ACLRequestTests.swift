@@ -133,10 +133,7 @@ import Testing
         let services = try Services.open(EngineStorage(backend: backend, prefix: ""))
         let root = try services.tokens.create(
             id: "test-root",
-            entry: TokenStore.Entry(
-                accessor: "acc", policies: ["root"], displayName: "root", creationTime: Date(), ttl: nil,
-                explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
-                path: "auth/token/root"))
+            entry: .root(accessor: "acc"))
         let core = VaultCore(
             runtime: Runtime(
                 state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),

@@ -17,10 +17,7 @@ import Testing
             services = try Services.open(EngineStorage(backend: backend, prefix: ""))
             _ = try services.tokens.create(
                 id: Self.token,
-                entry: TokenStore.Entry(
-                    accessor: "acc", policies: ["root"], displayName: "root", creationTime: Date(), ttl: nil,
-                    explicitMaxTTL: 0, renewable: false, numUses: 0, meta: [:], parent: nil, orphan: true,
-                    path: "auth/token/root"))
+                entry: .root(accessor: "acc"))
             try services.mounts.enable(path: "transit/", type: "transit", description: "", options: [:])
             core = VaultCore(
                 runtime: Runtime(

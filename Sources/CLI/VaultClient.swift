@@ -258,15 +258,31 @@ struct VaultClient: Sendable {
                         wrappingChannelSynchronously: channel)
                 }
             }
+        do {
+            return try await converse(channel, method, path, body: body, recorder: recorder)
+        } catch ChannelError.ioOnClosedChannel {
+            // A write after the pipeline failed says only that the channel closed: the cause is what the pipeline
+            // reported (a failed handshake, a reset).
+            throw recorder.error.withLock { $0 } ?? ChannelError.ioOnClosedChannel
+        }
+    }
+
+    private func converse(
+        _ channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>, _ method: HTTPMethod,
+        _ path: String, body: [UInt8], recorder: RecordedLeaf
+    ) async throws -> Answer {
+        let host = self.host
+        let port = self.port
         return try await channel.executeThenClose { inbound, outbound in
             var head = HTTPRequestHead(version: .http1_1, method: method, uri: "/v1/" + path)
             head.headers.add(name: "Host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
             head.headers.add(name: "Content-Type", value: "application/json")
             head.headers.add(name: "Content-Length", value: String(body.count))
             head.headers.add(name: "Connection", value: "close")
-            try await outbound.write(.head(head))
-            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
-            try await outbound.write(.end(nil))
+            // The whole request in one write: a server that has the head of a body-less request may answer and
+            // close (Connection: close) before a separate write of the end, which then fails on a closed channel.
+            try await outbound.write(
+                contentsOf: [.head(head), .body(.byteBuffer(ByteBuffer(bytes: body))), .end(nil)])
             var status: Int?
             var received: [UInt8] = []
             var leaf: [UInt8]?
@@ -294,6 +310,8 @@ struct VaultClient: Sendable {
         let der = Mutex<[UInt8]?>(nil)
         /// Whether the TLS handshake completed (its verification passed).
         let handshakeCompleted = Mutex(false)
+        /// The first error the pipeline reported.
+        let error = Mutex<(any Error)?>(nil)
     }
 
     /// Records the handshake's leaf certificate when the first bytes after the handshake arrive (the TLS handler
@@ -319,6 +337,11 @@ struct VaultClient: Sendable {
                 recorded.handshakeCompleted.withLock { $0 = true }
             }
             context.fireUserInboundEventTriggered(event)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            recorded.error.withLock { if $0 == nil { $0 = error } }
+            context.fireErrorCaught(error)
         }
     }
 

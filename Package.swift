@@ -90,6 +90,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict
@@ -159,12 +160,12 @@ let package = Package(
             name: "CLITests",
             dependencies: [
                 "CLI", "SNP", "SNPEmulator", "Volume", "Sealing", "AttestedTLS", "AttestedTLSTestSupport", crypto,
-                cryptoExtras, .product(name: "X509", package: "swift-certificates"),
+                cryptoExtras, asn1, .product(name: "X509", package: "swift-certificates"),
                 // `vhsm login` against a real vhsmd in-process (LoginCLITests).
                 "KeyService", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .testTarget(

@@ -201,8 +201,9 @@ public struct AttestedTLSClient: Sendable {
             head.headers.add(name: "Host", value: hostHeader)
             head.headers.add(name: "Accept", value: "application/json")
             head.headers.add(name: "Connection", value: "close")
-            try await outbound.write(.head(head))
-            try await outbound.write(.end(nil))
+            // Head and end in one write: the server may answer a body-less GET and close (Connection: close)
+            // before a separate write of the end, which then fails on a closed channel.
+            try await outbound.write(contentsOf: [.head(head), .end(nil)])
             var status: Int?
             var retryAfter: String?
             var received: [UInt8] = []

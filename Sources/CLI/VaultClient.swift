@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import Sealing
 import Synchronization
 
@@ -14,7 +15,8 @@ struct VaultClient: Sendable {
     enum Trust: Sendable {
         /// Plain HTTP.
         case none
-        /// PEM certificates that anchor the server's chain; the host name (or IP address) must match the leaf.
+        /// PEM certificates that anchor the server's chain, or hold its leaf itself (vhsmd's self-signed
+        /// certificate); either way the host name (or IP address) must match the leaf.
         case certificates([NIOSSLCertificate])
         /// The leaf certificate's SHA-256 (32 bytes); chain and name are not checked.
         case fingerprint([UInt8])
@@ -119,14 +121,37 @@ struct VaultClient: Sendable {
         do {
             return try await withThrowingTaskGroup(of: Answer.self) { group in
                 group.addTask {
+                    guard case .certificates(let certificates) = trust else {
+                        return try await exchange(method, path, body: body, pinMismatch: pinMismatch, holding: nil)
+                    }
+                    // A self-signed leaf (vhsmd's own DATA/tls/cert.pem, CA:FALSE) is no anchor to BoringSSL; as
+                    // curl does, the --cacert file may hold the server's certificate itself. The first handshake
+                    // records the leaf it is shown and accepts it when the file holds it; any other leaf fails that
+                    // handshake (nothing is sent) and a second connection has BoringSSL verify the server against
+                    // the file as CAs. What decides is the recorded leaf, not which error NIO reports.
+                    let held = Set(certificates.compactMap { try? $0.toDERBytes() })
+                    let presented = RecordedLeaf()
                     do {
-                        return try await exchange(method, path, body: body, pinMismatch: pinMismatch, leafOnly: false)
-                    } catch let error as NIOSSLError {
-                        // A self-signed leaf (vhsmd's own DATA/tls/cert.pem, CA:FALSE) is no anchor to BoringSSL;
-                        // as curl does, the --cacert file may name the server's certificate itself. Nothing was
-                        // sent: the handshake failed.
-                        guard case .certificates = trust, case .handshakeFailed = error else { throw error }
-                        return try await exchange(method, path, body: body, pinMismatch: pinMismatch, leafOnly: true)
+                        return try await exchange(
+                            method, path, body: body, pinMismatch: pinMismatch,
+                            holding: (held, presented))
+                    } catch {
+                        guard let leaf = presented.der.withLock({ $0 }), !held.contains(leaf) else { throw error }
+                    }
+                    let anchored = RecordedLeaf()
+                    do {
+                        return try await exchange(
+                            method, path, body: body, pinMismatch: pinMismatch, holding: nil, recorder: anchored)
+                    } catch {
+                        // The server presents a certificate the file does not hold, and the file's CAs did not
+                        // complete a handshake with it: refused, whatever error NIO reports.
+                        if !anchored.handshakeCompleted.withLock({ $0 }), let leaf = presented.der.withLock({ $0 }) {
+                            pinMismatch.served.withLock {
+                                $0 = VaultClient.colonHex(Array(SHA256.hash(data: leaf)))
+                            }
+                            pinMismatch.reason.withLock { $0 = "\(error)" }
+                        }
+                        throw error
                     }
                 }
                 group.addTask {
@@ -143,9 +168,11 @@ struct VaultClient: Sendable {
             throw error
         } catch {
             if let served = pinMismatch.served.withLock({ $0 }), case .certificates = trust {
+                let reason = pinMismatch.reason.withLock { $0 }.map { " (\($0))" } ?? ""
                 throw CLIError.refused(
-                    "\(place) presented a certificate (SHA-256 \(served)) that the --cacert file neither signed nor "
-                        + "holds: this is not the vhsmd you trust (check the file, or pin vhsmd's printed fingerprint)")
+                    "\(place) presented a certificate (SHA-256 \(served)) that the --cacert file neither holds nor "
+                        + "verifies for \(host)\(reason): this is not the vhsmd you trust (check the file, or pin "
+                        + "vhsmd's printed fingerprint)")
             } else if let served = pinMismatch.served.withLock({ $0 }) {
                 throw CLIError.refused(
                     "\(place) presented a certificate whose SHA-256 is \(served), not the pinned fingerprint: "
@@ -159,8 +186,12 @@ struct VaultClient: Sendable {
         }
     }
 
+    /// One connection. `holding`: the --cacert certificates (DER) accepted as the leaf itself, and where the leaf
+    /// the handshake presented is recorded; nil for the trust's own verification (BoringSSL's against the CA file,
+    /// the pinned fingerprint, or none over plain HTTP).
     private func exchange(
-        _ method: HTTPMethod, _ path: String, body: [UInt8], pinMismatch: PinMismatch, leafOnly: Bool
+        _ method: HTTPMethod, _ path: String, body: [UInt8], pinMismatch: PinMismatch,
+        holding: (certificates: Set<[UInt8]>, presented: RecordedLeaf)?, recorder: RecordedLeaf = RecordedLeaf()
     ) async throws -> Answer {
         let context: NIOSSLContext?
         if secure {
@@ -177,7 +208,6 @@ struct VaultClient: Sendable {
         }
         let host = self.host
         let trust = self.trust
-        let recorder = RecordedLeaf()
         // SNI takes names only; for an IP address NIOSSL checks the leaf's IP SANs against the peer's address.
         let serverName = host.contains(":") || host.split(separator: ".").allSatisfy({ Int($0) != nil }) ? nil : host
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -191,11 +221,11 @@ struct VaultClient: Sendable {
                         var accepts: (@Sendable ([UInt8]) -> Bool)?
                         switch trust {
                         case .fingerprint(let pin): accepts = { Array(SHA256.hash(data: $0)) == pin }
-                        case .certificates(let certificates) where leafOnly:
-                            let known = certificates.compactMap { try? $0.toDERBytes() }
-                            accepts = { known.contains($0) }
-                        default: accepts = nil
+                        case .certificates:
+                            if let held = holding?.certificates { accepts = { held.contains($0) } }
+                        case .none: accepts = nil
                         }
+                        let presented = holding?.presented
                         if let accepts {
                             handler = try NIOSSLClientHandler(
                                 context: context, serverHostname: serverName,
@@ -204,11 +234,16 @@ struct VaultClient: Sendable {
                                         promise.succeed(.failed)
                                         return
                                     }
-                                    let served = Array(SHA256.hash(data: der))
+                                    presented?.der.withLock { $0 = der }
                                     if accepts(der) {
                                         promise.succeed(.certificateVerified)
                                     } else {
-                                        pinMismatch.served.withLock { $0 = VaultClient.colonHex(served) }
+                                        // A pin names one certificate: another is the refusal. A leaf the
+                                        // --cacert file does not hold is next checked against it as CAs.
+                                        if presented == nil {
+                                            let served = VaultClient.colonHex(Array(SHA256.hash(data: der)))
+                                            pinMismatch.served.withLock { $0 = served }
+                                        }
                                         promise.succeed(.failed)
                                     }
                                 })
@@ -223,15 +258,31 @@ struct VaultClient: Sendable {
                         wrappingChannelSynchronously: channel)
                 }
             }
+        do {
+            return try await converse(channel, method, path, body: body, recorder: recorder)
+        } catch ChannelError.ioOnClosedChannel {
+            // A write after the pipeline failed says only that the channel closed: the cause is what the pipeline
+            // reported (a failed handshake, a reset).
+            throw recorder.error.withLock { $0 } ?? ChannelError.ioOnClosedChannel
+        }
+    }
+
+    private func converse(
+        _ channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>, _ method: HTTPMethod,
+        _ path: String, body: [UInt8], recorder: RecordedLeaf
+    ) async throws -> Answer {
+        let host = self.host
+        let port = self.port
         return try await channel.executeThenClose { inbound, outbound in
             var head = HTTPRequestHead(version: .http1_1, method: method, uri: "/v1/" + path)
             head.headers.add(name: "Host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
             head.headers.add(name: "Content-Type", value: "application/json")
             head.headers.add(name: "Content-Length", value: String(body.count))
             head.headers.add(name: "Connection", value: "close")
-            try await outbound.write(.head(head))
-            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
-            try await outbound.write(.end(nil))
+            // The whole request in one write: a server that has the head of a body-less request may answer and
+            // close (Connection: close) before a separate write of the end, which then fails on a closed channel.
+            try await outbound.write(
+                contentsOf: [.head(head), .body(.byteBuffer(ByteBuffer(bytes: body))), .end(nil)])
             var status: Int?
             var received: [UInt8] = []
             var leaf: [UInt8]?
@@ -257,6 +308,10 @@ struct VaultClient: Sendable {
     /// The DER of the leaf certificate the handshake presented.
     final class RecordedLeaf: Sendable {
         let der = Mutex<[UInt8]?>(nil)
+        /// Whether the TLS handshake completed (its verification passed).
+        let handshakeCompleted = Mutex(false)
+        /// The first error the pipeline reported.
+        let error = Mutex<(any Error)?>(nil)
     }
 
     /// Records the handshake's leaf certificate when the first bytes after the handshake arrive (the TLS handler
@@ -276,11 +331,25 @@ struct VaultClient: Sendable {
             }
             context.fireChannelRead(data)
         }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if case .handshakeCompleted = event as? TLSUserEvent {
+                recorded.handshakeCompleted.withLock { $0 = true }
+            }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            recorded.error.withLock { if $0 == nil { $0 = error } }
+            context.fireErrorCaught(error)
+        }
     }
 
     /// The fingerprint a server presented when it was not the pinned one, for the error message.
     final class PinMismatch: Sendable {
         let served = Mutex<String?>(nil)
+        /// What failed when the --cacert file's CAs were asked to verify it.
+        let reason = Mutex<String?>(nil)
     }
 
     /// `AB:CD:…`, as vhsmd and openssl print fingerprints.

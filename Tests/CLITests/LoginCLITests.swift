@@ -45,7 +45,10 @@ import X509
 
     /// vhsmd as `VHSMD.run` serves it in config mode: the self-signed certificate with its evidence, sys/attestation
     /// binding its SPKI, and that SPKI as S of logins (none of it with `tls: false`, dev mode).
-    static func vhsmd(_ workspace: Workspace, tls: Bool = true) throws -> (some ApplicationProtocol, TLSIdentity?) {
+    /// `serving`: another TLS identity served in place of the self-signed one (its evidence still binds that one).
+    static func vhsmd(
+        _ workspace: Workspace, tls: Bool = true, serving: TLSIdentity? = nil
+    ) throws -> (some ApplicationProtocol, TLSIdentity?) {
         let serverGuest = try EmulatedGuest(
             chip: serverChip,
             launch: LaunchContext(
@@ -73,7 +76,8 @@ import X509
         limits.readTimeout = .seconds(300)
         return (
             try buildApplication(
-                core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test"), tls: identity?.configuration,
+                core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test"),
+                tls: (serving ?? identity)?.configuration,
                 limits: limits), identity
         )
     }

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 
 /// Why the physical store (`SQLiteBackend`) failed. Every case names the file or directory involved
@@ -39,6 +40,35 @@ enum StorageError: Error, CustomStringConvertible {
         case .sqlite(let file, let operation, let path, let cause):
             "cannot \(operation)\(path.map { " '\($0)'" } ?? "") in the SQLite store '\(file)': \(cause). "
                 + "Is the sealed volume still mounted, and neither full nor read-only?"
+        }
+    }
+
+    /// What a client is told (with the request ID) when the failure is a condition of the data directory that an
+    /// operator can act on: its volume is full, fails I/O or is read-only. The sentence names the data directory,
+    /// what happened to the request and what brings writes back; never a storage path or a value. Nil for anything
+    /// else, which the client sees as "internal error".
+    var clientMessage: String? {
+        guard case .sqlite(let file, let operation, _, let cause) = self, let cause = cause as? SQLiteError else {
+            return nil
+        }
+        let directory = file.lastIndex(of: "/").map { String(file[..<$0]) } ?? "."
+        let writes = ["write", "delete", "begin a transaction", "commit a transaction"].contains(operation)
+        let outcome = writes ? "the change was not stored" : "the \(operation) did not complete"
+        let system = cause.systemErrno == 0 ? "" : ": \(Self.message(cause.systemErrno))"
+        let sqlite = "SQLite: \(cause.message)\(system)"
+        if cause.primaryCode == SQLITE_FULL || cause.systemErrno == ENOSPC || cause.systemErrno == EDQUOT {
+            return "vhsmd's data directory '\(directory)' is full (\(sqlite)): \(outcome). Writes succeed again, "
+                + "without a restart, once space is freed on its volume; stored data can still be read"
+        }
+        switch cause.primaryCode {
+        case SQLITE_IOERR:
+            return "vhsmd's data directory '\(directory)' failed an I/O operation (\(sqlite)): \(outcome). "
+                + "Check its volume and the kernel log; writes succeed again once the volume does"
+        case SQLITE_READONLY:
+            return "vhsmd's data directory '\(directory)' is read-only (\(sqlite)): \(outcome). "
+                + "Remount its volume read-write"
+        default:
+            return nil
         }
     }
 

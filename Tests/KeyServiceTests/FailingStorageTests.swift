@@ -133,7 +133,7 @@ import Testing
                 #expect(status == .internalServerError)
                 #expect(
                     errors.first?.hasPrefix("vhsmd's data directory '/srv/vhsm-data' failed an I/O operation") == true)
-                #expect(errors.first?.contains("Input/output error") == true)
+                #expect(errors.first?.contains("an fsync failed: Input/output error") == true)
             }
             #expect(try await read(client, "before", token: root) == "kept")
             disk.failure.withLock { $0 = nil }

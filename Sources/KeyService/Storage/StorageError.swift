@@ -55,7 +55,8 @@ enum StorageError: Error, CustomStringConvertible {
         let writes = ["write", "delete", "begin a transaction", "commit a transaction"].contains(operation)
         let outcome = writes ? "the change was not stored" : "the \(operation) did not complete"
         let system = cause.systemErrno == 0 ? "" : ": \(Self.message(cause.systemErrno))"
-        let sqlite = "SQLite: \(cause.message)\(system)"
+        let step = Self.ioSteps[cause.code].map { ", \($0) failed" } ?? ""
+        let sqlite = "SQLite: \(cause.message)\(step)\(system)"
         if cause.primaryCode == SQLITE_FULL || cause.systemErrno == ENOSPC || cause.systemErrno == EDQUOT {
             return "vhsmd's data directory '\(directory)' is full (\(sqlite)): \(outcome). Writes succeed again, "
                 + "without a restart, once space is freed on its volume; stored data can still be read"
@@ -71,6 +72,15 @@ enum StorageError: Error, CustomStringConvertible {
             return nil
         }
     }
+
+    /// The system call behind SQLite's extended I/O error codes, in words.
+    private static let ioSteps: [Int32: String] = [
+        SQLITE_IOERR | (1 << 8): "a read", SQLITE_IOERR | (2 << 8): "a read (short)",
+        SQLITE_IOERR | (3 << 8): "a write", SQLITE_IOERR | (4 << 8): "an fsync",
+        SQLITE_IOERR | (5 << 8): "an fsync of the directory", SQLITE_IOERR | (6 << 8): "a truncate",
+        SQLITE_IOERR | (13 << 8): "an fallocate", SQLITE_IOERR | (19 << 8): "growing the shared-memory file",
+        SQLITE_IOERR | (21 << 8): "mapping the shared-memory file",
+    ]
 
     private static func message(_ errno: Int32) -> String {
         String(cString: strerror(errno))

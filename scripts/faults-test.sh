@@ -195,6 +195,8 @@ check "D: while its fsync fails, a read is refused: no audit device could record
 check "D: a write is refused too" \
   'refused_with "$(request POST secret/data/audit-refused "{\"data\":{\"v\":\"x\"}}")" "no audit device could record it"'
 rm -f "$work/triggers/fsync"
+check "D: the refused requests left no line in the audit log (a failed fsync cuts its lines off)" \
+  '! grep -q "audit-refused" "$io/audit.log"'
 check "D: once the fault stops, requests are served again without a restart" \
   '[ "$(status_of GET secret/data/base-0)" = 200 ]'
 check "D: the write refused for want of an audit record was not made" \

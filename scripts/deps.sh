@@ -22,6 +22,9 @@ have zstd || need+=(zstd)
 have readelf || need+=(binutils)
 have file || need+=(file)
 [ -x /sbin/mke2fs ] || need+=(e2fsprogs)
+# faults-test builds its LD_PRELOAD shim (scripts/faults/failio.c) with gcc and mounts a tmpfs with unshare (util-linux).
+have gcc || need+=(gcc libc6-dev)
+have unshare || need+=(util-linux)
 # veritysetup builds the dm-verity root that check-qemu's switch_root scenarios boot into.
 [ -x /usr/sbin/veritysetup ] || have veritysetup || need+=(cryptsetup-bin)
 # Debian 12's generic OVMF images: measured by the vectors of group F.

@@ -37,6 +37,15 @@ final class AuditDevice: Sendable {
         self.file = Mutex(file)
     }
 
+    /// A device appending to `descriptor` (already open for writing; closed with the device) under `salt`, with
+    /// `path` as its file path (tests: a file whose writes fail, such as /dev/full).
+    init(name: String = "file", path: String, descriptor: Int32, salt: [UInt8]) {
+        self.name = name
+        self.filePath = path
+        key = SymmetricKey(data: salt)
+        self.file = Mutex(AuditLogFile(path: path, descriptor: descriptor))
+    }
+
     /// Opens the file at `filePath` anew (created 0600 if absent) and appends there from now on: after logrotate
     /// renamed the log, new lines go to a new file at the configured path. A line being written finishes in the old
     /// file first. When the new file cannot be opened, the device keeps the old one and the error is thrown.

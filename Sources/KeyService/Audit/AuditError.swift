@@ -29,6 +29,29 @@ enum AuditError: Error, Equatable, CustomStringConvertible {
         }
     }
 
+    /// What the client of a refused request is told: that no audit device could record it, and why each failed
+    /// (the system's reason and the hint, without the log's path).
+    var clientMessage: String {
+        switch self {
+        case .noDeviceRecorded(let failures):
+            "the request was refused because no audit device could record it ("
+                + failures.map(\.reason).joined(separator: "; ") + ")"
+        default:
+            "the request was refused because the audit device could not record it (\(reason))"
+        }
+    }
+
+    /// One device's failure in a few words: `cannot append to the audit log: No space left on device. Is the disk …`.
+    private var reason: String {
+        switch self {
+        case .file(_, let operation, let errno):
+            "cannot \(operation) the audit log: \(String(cString: strerror(errno))). \(Self.hint(errno))"
+        case .missingDirectory: "the audit log's directory is missing"
+        case .saltLength: "the audit salt is damaged"
+        case .noDeviceRecorded(let failures): failures.map(\.reason).joined(separator: "; ")
+        }
+    }
+
     private static func hint(_ errno: Int32) -> String {
         switch errno {
         case ENOSPC, EDQUOT: "Is the disk (or the user's quota) full?"

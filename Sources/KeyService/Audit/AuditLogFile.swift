@@ -29,10 +29,18 @@ final class AuditLogFile {
         if created { try Self.syncDirectory(of: path) }
     }
 
+    /// Appends to `descriptor`, already open for writing (it is closed with the file): tests give a device whose
+    /// writes fail, such as /dev/full.
+    init(path: String, descriptor: Int32) {
+        self.path = path
+        self.descriptor = descriptor
+    }
+
     deinit { close(descriptor) }
 
-    /// Appends one line and waits until it is on disk. A failed write leaves no partial line behind (the file is
-    /// cut back to its previous length), so the next line still starts on a line of its own.
+    /// Appends one line and waits until it is on disk. A failed write or sync leaves no line behind (the file is cut
+    /// back to its previous length), so the next line still starts on a line of its own and a refused request is
+    /// not in the log.
     func append(_ bytes: [UInt8]) throws(AuditError) {
         // The length before this line (lseek to the end; the file is opened O_APPEND), to cut a failed write back.
         let length = lseek(descriptor, 0, SEEK_END)
@@ -41,7 +49,13 @@ final class AuditLogFile {
             _ = ftruncate(descriptor, length)
             throw .file(path: path, operation: "append to", errno: code)
         }
-        guard fdatasync(descriptor) == 0 else { throw .file(path: path, operation: "fsync", errno: errno) }
+        // A failed sync may have lost the pages just written while the cache still shows them (Linux marks them
+        // clean): cut the lines off, so the next append writes that range again instead of trusting it.
+        guard fdatasync(descriptor) == 0 else {
+            let code = errno
+            _ = ftruncate(descriptor, length)
+            throw .file(path: path, operation: "fsync", errno: code)
+        }
     }
 
     /// Writes all of `bytes`, retrying short writes and `EINTR`; returns the errno of a failure.

@@ -404,8 +404,10 @@ extension KVStore {
                 return upgraded
             }
         } catch {
-            throw .internalError(
-                "cannot upgrade the KV mount stored at '\(storage.prefix)' to version 2 (nothing was changed): \(error)"
+            throw .storage(
+                error,
+                detail:
+                    "cannot upgrade the KV mount stored at '\(storage.prefix)' to version 2 (nothing was changed): \(error)"
             )
         }
     }

@@ -429,13 +429,13 @@ struct VaultCore: Sendable {
         return reply
     }
 
-    /// An audit failure fails the request (Vault: a request no device can record is refused); the cause goes to
-    /// the server's standard error, never to the client.
+    /// An audit failure fails the request (Vault: a request no device can record is refused) with a 500 that says
+    /// so and why (the system's reason, not the log's path); the full cause goes to the server's standard error.
     func audited(_ body: () async throws(AuditError) -> Void) async throws(VaultError) {
         do { try await body() } catch {
             metrics?.recordAuditFailure()
             complain("vhsmd: audit failed: \(error)")
-            throw VaultError(status: .internalServerError, messages: ["internal error"])
+            throw VaultError(status: .internalServerError, messages: [error.clientMessage])
         }
     }
 

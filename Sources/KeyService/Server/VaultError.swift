@@ -9,6 +9,9 @@ struct VaultError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What an unexpected failure really was (a storage, barrier or audit error, …): for the server's log and the
     /// console only. Clients see `messages`, which then say no more than "internal error".
     var detail: String? = nil
+    /// True when `messages` are for the client although `detail` is set (a storage failure's sentence): the client
+    /// gets them with the request ID, the log gets `detail`.
+    var disclosesMessages = false
     /// `Retry-After` in whole seconds (at least 1) for a 429 or 503 the client may retry.
     var retryAfter: Int? = nil
 
@@ -36,11 +39,25 @@ struct VaultError: Error, Sendable, Equatable, CustomStringConvertible {
         return error
     }
 
+    /// A failure of the store below an engine: a `StorageError` the operator can act on (a full, failing or
+    /// read-only data directory) is a 500 whose message is its sentence, naming the data directory; anything else is
+    /// `internalError(detail)`. `detail` (with the storage path) goes to the log either way.
+    static func storage(_ error: any Error, detail: String) -> VaultError {
+        guard let error = error as? StorageError, let message = error.clientMessage else {
+            return internalError(detail)
+        }
+        var failure = VaultError(status: .internalServerError, messages: [message])
+        failure.detail = detail
+        failure.disclosesMessages = true
+        return failure
+    }
+
     /// The messages a client gets for request `id`. An internal error's detail is written to standard error with
     /// the request ID instead, and the client gets "internal error" and that ID to quote.
     func clientMessages(requestID id: String) -> [String] {
         guard let detail else { return messages }
         complain("vhsmd: request \(id) failed with an internal error: \(detail)")
+        if disclosesMessages { return messages.map { "\($0) (request id \(id))" } }
         return ["internal error (request id \(id); the server log has the details)"]
     }
 

@@ -13,7 +13,7 @@ struct EngineStorage: Sendable {
             guard let bytes = try backend.get(prefix + path) else { return nil }
             return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch {
-            throw .internalError("cannot read '\(prefix + path)' from sealed storage: \(error)")
+            throw .storage(error, detail: "cannot read '\(prefix + path)' from sealed storage: \(error)")
         }
     }
 
@@ -21,20 +21,20 @@ struct EngineStorage: Sendable {
         do {
             try backend.put(prefix + path, Array(try JSONEncoder().encode(value)))
         } catch {
-            throw .internalError("cannot write '\(prefix + path)' to sealed storage: \(error)")
+            throw .storage(error, detail: "cannot write '\(prefix + path)' to sealed storage: \(error)")
         }
     }
 
     func remove(_ path: String) throws(VaultError) {
         do { try backend.delete(prefix + path) } catch {
-            throw .internalError("cannot delete '\(prefix + path)' from sealed storage: \(error)")
+            throw .storage(error, detail: "cannot delete '\(prefix + path)' from sealed storage: \(error)")
         }
     }
 
     /// Immediate children below `path` (folders end in "/").
     func children(_ path: String) throws(VaultError) -> [String] {
         do { return try backend.list(prefix: prefix + path) } catch {
-            throw .internalError("cannot list '\(prefix + path)' in sealed storage: \(error)")
+            throw .storage(error, detail: "cannot list '\(prefix + path)' in sealed storage: \(error)")
         }
     }
 

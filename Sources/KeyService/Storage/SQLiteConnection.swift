@@ -1,11 +1,20 @@
 import CLinux
+import Glibc
 
-/// A failed SQLite call: the extended result code and SQLite's message.
+/// A failed SQLite call: the extended result code, SQLite's message and the errno of the system call that failed
+/// (0 when none did).
 struct SQLiteError: Error, CustomStringConvertible {
     var code: Int32
     var message: String
+    var systemErrno: Int32 = 0
 
-    var description: String { "\(message) (SQLite result code \(code))" }
+    var description: String {
+        let system = systemErrno == 0 ? "" : ", system error \(String(cString: strerror(systemErrno)))"
+        return "\(message) (SQLite result code \(code)\(system))"
+    }
+
+    /// The primary result code (`SQLITE_FULL`, `SQLITE_IOERR`, …) of the extended one.
+    var primaryCode: Int32 { code & 0xFF }
 
     /// The file's contents are not what this build wrote.
     static func corrupt(_ message: String) -> SQLiteError { SQLiteError(code: SQLITE_CORRUPT, message: message) }
@@ -119,7 +128,8 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     private func error(_ status: Int32) -> SQLiteError {
-        SQLiteError(code: status, message: String(cString: sqlite3_errmsg(handle)))
+        SQLiteError(
+            code: status, message: String(cString: sqlite3_errmsg(handle)), systemErrno: sqlite3_system_errno(handle))
     }
 }
 

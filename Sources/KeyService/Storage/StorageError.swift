@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 
 /// Why the physical store (`SQLiteBackend`) failed. Every case names the file or directory involved
@@ -41,6 +42,45 @@ enum StorageError: Error, CustomStringConvertible {
                 + "Is the sealed volume still mounted, and neither full nor read-only?"
         }
     }
+
+    /// What a client is told (with the request ID) when the failure is a condition of the data directory that an
+    /// operator can act on: its volume is full, fails I/O or is read-only. The sentence names the data directory,
+    /// what happened to the request and what brings writes back; never a storage path or a value. Nil for anything
+    /// else, which the client sees as "internal error".
+    var clientMessage: String? {
+        guard case .sqlite(let file, let operation, _, let cause) = self, let cause = cause as? SQLiteError else {
+            return nil
+        }
+        let directory = file.lastIndex(of: "/").map { String(file[..<$0]) } ?? "."
+        let writes = ["write", "delete", "begin a transaction", "commit a transaction"].contains(operation)
+        let outcome = writes ? "the change was not stored" : "the \(operation) did not complete"
+        let system = cause.systemErrno == 0 ? "" : ": \(Self.message(cause.systemErrno))"
+        let step = Self.ioSteps[cause.code].map { ", \($0) failed" } ?? ""
+        let sqlite = "SQLite: \(cause.message)\(step)\(system)"
+        if cause.primaryCode == SQLITE_FULL || cause.systemErrno == ENOSPC || cause.systemErrno == EDQUOT {
+            return "vhsmd's data directory '\(directory)' is full (\(sqlite)): \(outcome). Writes succeed again, "
+                + "without a restart, once space is freed on its volume; stored data can still be read"
+        }
+        switch cause.primaryCode {
+        case SQLITE_IOERR:
+            return "vhsmd's data directory '\(directory)' failed an I/O operation (\(sqlite)): \(outcome). "
+                + "Check its volume and the kernel log; writes succeed again once the volume does"
+        case SQLITE_READONLY:
+            return "vhsmd's data directory '\(directory)' is read-only (\(sqlite)): \(outcome). "
+                + "Remount its volume read-write"
+        default:
+            return nil
+        }
+    }
+
+    /// The system call behind SQLite's extended I/O error codes, in words.
+    private static let ioSteps: [Int32: String] = [
+        SQLITE_IOERR | (1 << 8): "a read", SQLITE_IOERR | (2 << 8): "a read (short)",
+        SQLITE_IOERR | (3 << 8): "a write", SQLITE_IOERR | (4 << 8): "an fsync",
+        SQLITE_IOERR | (5 << 8): "an fsync of the directory", SQLITE_IOERR | (6 << 8): "a truncate",
+        SQLITE_IOERR | (13 << 8): "an fallocate", SQLITE_IOERR | (19 << 8): "growing the shared-memory file",
+        SQLITE_IOERR | (21 << 8): "mapping the shared-memory file",
+    ]
 
     private static func message(_ errno: Int32) -> String {
         String(cString: strerror(errno))

@@ -56,7 +56,7 @@ struct TransitBackend: Backend {
         } catch let error as VaultError {
             throw error
         } catch {
-            throw .internalError("\(error)")
+            throw .storage(error, detail: "\(error)")
         }
     }
 

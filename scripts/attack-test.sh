@@ -16,6 +16,7 @@ root=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 # The flood opens max_connections + 100 sockets; the client side needs the descriptors.
 ulimit -n 4096 2>/dev/null || true
 
+: >"$work/vhsmd.log"
 "$VHSMD" --dev --dev-root-token-id "$root" --dev-listen-address "127.0.0.1:$port" >"$work/vhsmd.log" 2>&1 &
 VHSMD_PID=$!
 pids+=("$VHSMD_PID")

@@ -26,6 +26,7 @@ port=$(free_port)
 url=http://127.0.0.1:$port
 root=ROOT
 
+: >"$work/vhsmd.log"
 "$VHSMD" --dev --dev-root-token-id "$root" --dev-listen-address "127.0.0.1:$port" >"$work/vhsmd.log" 2>&1 &
 VHSMD_PID=$!
 pids+=("$VHSMD_PID")

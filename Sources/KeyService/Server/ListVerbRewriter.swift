@@ -13,8 +13,8 @@ import NIOHTTP1
 ///
 /// It is the first thing a client's bytes meet, so its work is bounded before anything is authenticated: it holds
 /// at most `headLimit` bytes of a head or trailer section and `chunkLineLimit` of a chunk-size line (a longer one
-/// is answered 400 and the connection closed, through NIO's error handler), each search resumes where the last
-/// one stopped (no rescans), and body bytes pass through as they come. Each request must be read within the
+/// is answered 431 or 400 with a sentence by `ProtocolErrorHandler`, and the connection closed), each search
+/// resumes where the last one stopped (no rescans), and body bytes pass through as they come. Each request must be read within the
 /// listener's timeouts from its first byte: the head within `readHeaderTimeout`, head and body within
 /// `readTimeout`; else the connection is closed.
 struct ListVerbRewriter: ByteToMessageDecoder {

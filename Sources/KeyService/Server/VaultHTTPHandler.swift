@@ -69,8 +69,8 @@ final class ConnectionCount: Sendable {
 }
 
 /// The server's connections: Hummingbird runs the listener, TLS, graceful shutdown and the per-connection tasks;
-/// each connection's pipeline is ListVerbRewriter → NIO's HTTP/1.1 server codec (with pipelining assistance and
-/// its error handler) → `VaultHTTPHandler`, which answers on the event loop whatever needs no wait. A connection
+/// each connection's pipeline is ListVerbRewriter → NIO's HTTP/1.1 server codec (with pipelining assistance) →
+/// `ProtocolErrorHandler` (a request that cannot be read is answered 400 or 431 with a sentence) → `VaultHTTPHandler`, which answers on the event loop whatever needs no wait. A connection
 /// over `maxConnections` is closed at once.
 struct VaultHTTP1Channel: ServerChildChannel {
     struct Connection: ServerChildChannelValue {
@@ -93,7 +93,8 @@ struct VaultHTTP1Channel: ServerChildChannel {
                 ByteToMessageHandler(
                     ListVerbRewriter(limits: limits), maximumBufferSize: ListVerbRewriter.maximumBufferSize))
             try pipeline.configureHTTPServerPipeline(
-                withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
+                withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: false)
+            try pipeline.addHandler(ProtocolErrorHandler())
             try pipeline.addHandler(VaultHTTPHandler(core: core, limits: limits))
             return Connection(channel: channel)
         }
@@ -169,8 +170,8 @@ final class VaultHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         timer = context.eventLoop.scheduleTask(in: delay) { bound.value.close(promise: nil) }
     }
 
-    /// A framing or parse error (ListVerbRewriter's bounds, llhttp's): NIO's error handler has written its 400
-    /// (`Connection: close`) before passing the error on, and the connection is closed here, so a client cannot
+    /// A framing or parse error (ListVerbRewriter's bounds, llhttp's): `ProtocolErrorHandler` has written its 400 or
+    /// 431 with a sentence (`Connection: close`) before passing the error on, and the connection is closed here, so a client cannot
     /// keep it (and its place under `maxConnections`) after the refusal.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)

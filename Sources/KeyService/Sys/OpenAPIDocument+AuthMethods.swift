@@ -12,8 +12,8 @@ extension OpenAPIDocument {
     }
 
     private static let tuning = [
-        Field("default_lease_ttl", "string", "Seconds or a duration: the default TTL of the tokens it issues."),
-        Field("max_lease_ttl", "string", "Seconds or a duration: their maximum TTL."),
+        Field("default_lease_ttl", "duration", "Seconds or a duration: the default TTL of the tokens it issues."),
+        Field("max_lease_ttl", "duration", "Seconds or a duration: their maximum TTL."),
         Field("description", "string", "Free text."),
     ]
 
@@ -54,11 +54,11 @@ extension OpenAPIDocument {
         Field(
             "trusted_roots", "array",
             "PEM ARK certificates trusted beyond AMD's pinned ones (an emulator's root only when named here)."),
-        Field("nonce_ttl", "string", "Seconds or a duration a nonce stays valid (default 60 s, at most 5 minutes)."),
+        Field("nonce_ttl", "duration", "Seconds or a duration a nonce stays valid (default 60 s, at most 5 minutes)."),
         Field(
             "audience_spki_sha256", "array",
             "Hex SHA-256s of SPKIs a login may bind besides vhsmd's own (TLS-terminating proxies)."),
-        Field("clock_skew", "string", "Seconds or a duration excused on certificate validity times (at most 1 h)."),
+        Field("clock_skew", "duration", "Seconds or a duration excused on certificate validity times (at most 1 h)."),
     ]
 
     private static let roleFields = [
@@ -80,8 +80,8 @@ extension OpenAPIDocument {
             "Accept COMMITTED_TCB below CURRENT_TCB (default false)."),
         Field("minimum_launch_tcb", "string", "The lowest LAUNCH_TCB (16 hex digits), per component."),
         Field("token_policies", "array", "The policies of the tokens it issues (they must exist)."),
-        Field("token_ttl", "string", "Their TTL."), Field("token_max_ttl", "string", "Their maximum TTL."),
-        Field("token_period", "string", "Their period."), Field("token_num_uses", "integer", "Their use limit."),
+        Field("token_ttl", "duration", "Their TTL."), Field("token_max_ttl", "duration", "Their maximum TTL."),
+        Field("token_period", "duration", "Their period."), Field("token_num_uses", "integer", "Their use limit."),
         Field("token_type", "string", "default, service or batch."),
         Field("token_no_default_policy", "boolean", "Leave out the default policy."),
     ]

@@ -16,7 +16,7 @@ enum OpenAPIDocument {
         var createSupported = false
         /// Query parameters of a read (name, description, pattern), all required.
         var query: [(name: String, description: String, pattern: String)] = []
-        /// A read's answers by status, when more than "200 OK" is documented.
+        /// Answers by status beyond the common ones: a read's replace its "200 OK", others are added.
         var responses: [(status: String, description: String)] = []
         /// The fields of a 200 answer (of a read, or of an update that answers one) under each top-level key
         /// (`data`; `auth` for a login); none: "200 OK" without a schema.
@@ -128,8 +128,10 @@ enum OpenAPIDocument {
             var operation: [String: JSONValue] = [
                 "summary": .string(route.summary), "tags": .array([.string(tag)]),
                 "operationId": .string("\(verb.rawValue)-\(identifier)"),
-                "responses": .object(["200": .object(["description": .string("OK")])]),
+                "responses": .object(["200": envelopeAnswer]),
             ]
+            // An unauthenticated path needs no token (the document's default is the token scheme).
+            if route.unauthenticated { operation["security"] = .array([]) }
             switch verb {
             case .read:
                 if !route.query.isEmpty {
@@ -145,16 +147,21 @@ enum OpenAPIDocument {
                 if !route.responses.isEmpty {
                     operation["responses"] = .object(
                         Dictionary(
-                            route.responses.map {
-                                ($0.status, JSONValue.object(["description": .string($0.description)]))
+                            route.responses.map { response in
+                                (
+                                    response.status,
+                                    response.status.hasPrefix("2")
+                                        ? JSONValue.object(["description": .string(response.description)])
+                                        : errorAnswer(response.description)
+                                )
                             },
                             uniquingKeysWith: { first, _ in first }))
                 }
                 if !route.answers.isEmpty, route.responses.isEmpty { operation["responses"] = answerSchema(route) }
-                plain["get"] = .object(operation)
+                plain["get"] = .object(finished(operation, verb, route))
             case .delete:
                 operation["responses"] = .object(["204": .object(["description": .string("empty body")])])
-                plain["delete"] = .object(operation)
+                plain["delete"] = .object(finished(operation, verb, route))
             case .update:
                 if !route.fields.isEmpty {
                     var properties: [String: JSONValue] = [:]
@@ -168,14 +175,14 @@ enum OpenAPIDocument {
                     ])
                 }
                 if !route.answers.isEmpty { operation["responses"] = answerSchema(route) }
-                plain["post"] = .object(operation)
+                plain["post"] = .object(finished(operation, verb, route))
             case .patch:
                 operation["requestBody"] = .object([
                     "content": .object([
                         "application/merge-patch+json": .object(["schema": .object(["type": .string("object")])])
                     ])
                 ])
-                plain["patch"] = .object(operation)
+                plain["patch"] = .object(finished(operation, verb, route))
             case .list:
                 operation["parameters"] = .array([
                     .object([
@@ -183,7 +190,7 @@ enum OpenAPIDocument {
                         "schema": .object(["type": .string("string"), "enum": .array([.string("true")])]),
                     ])
                 ])
-                listing["get"] = .object(operation)
+                listing["get"] = .object(finished(operation, verb, route))
             }
         }
         if plain.keys.contains(where: { ["get", "post", "patch", "delete"].contains($0) }) {
@@ -193,10 +200,84 @@ enum OpenAPIDocument {
         return result
     }
 
-    /// A field's JSON schema; a list is a list of strings.
-    static func schema(_ field: Field) -> JSONValue {
+    /// A 200 answer in Vault's envelope (a JSON object), its members not described further.
+    static let envelopeAnswer: JSONValue = .object([
+        "description": .string("OK"),
+        "content": .object(["application/json": .object(["schema": .object(["type": .string("object")])])]),
+    ])
+
+    /// An error answer: Vault's `{"errors": [sentences]}` (KV v2's deleted version adds `data`, transit's batch
+    /// refusals have only `data`).
+    static func errorAnswer(_ description: String) -> JSONValue {
+        .object([
+            "description": .string(description),
+            "content": .object([
+                "application/json": .object([
+                    "schema": .object([
+                        "type": .string("object"),
+                        "properties": .object([
+                            "errors": .object([
+                                "type": .string("array"), "items": .object(["type": .string("string")]),
+                            ]),
+                            "data": .object(["nullable": .bool(true)]),
+                        ]),
+                        // Transit's batch refusals carry each item's error in `data` and no `errors`.
+                        "anyOf": .array([
+                            .object(["required": .array([.string("errors")])]),
+                            .object(["required": .array([.string("data")])]),
+                        ]),
+                    ])
+                ])
+            ]),
+        ])
+    }
+
+    /// The refusals every operation may answer, in Vault's error shape: what vhsmd answers besides success.
+    static func errorAnswers(_ verb: Route.Verb) -> [(status: String, description: String)] {
+        var answers = [
+            (status: "400", description: "The request is malformed: a field, a path parameter or the JSON body."),
+            (status: "403", description: "Permission denied: no token, an unknown or revoked one, or the ACL."),
+            (status: "404", description: "Nothing at this path, or no handler for it."),
+            (status: "405", description: "The path does not support this operation."),
+            (status: "503", description: "Sealed, or the storage under the barrier is unavailable."),
+        ]
+        if verb == .update || verb == .patch {
+            answers.append((status: "413", description: "The body is larger than this path's limit."))
+        }
+        if verb == .patch { answers.append((status: "415", description: "Not application/merge-patch+json.")) }
+        return answers
+    }
+
+    /// An operation with the answers every one may give: a write's 204 (no body) beside its 200, and the refusals.
+    private static func finished(
+        _ operation: [String: JSONValue], _ verb: Route.Verb, _ route: Route
+    ) -> [String:
+        JSONValue]
+    {
+        var operation = operation
+        guard case .object(var responses)? = operation["responses"] else { return operation }
+        if verb == .update || verb == .patch || verb == .delete {
+            responses["204"] = responses["204"] ?? .object(["description": .string("Done; no body.")])
+        }
+        for (status, description) in route.responses where responses[status] == nil {
+            responses[status] =
+                status.hasPrefix("2")
+                ? .object(["description": .string(description)]) : errorAnswer(description)
+        }
+        for (status, description) in errorAnswers(verb) where responses[status] == nil {
+            responses[status] = errorAnswer(description)
+        }
+        operation["responses"] = .object(responses)
+        return operation
+    }
+
+    /// A field's JSON schema; a list is a list of strings. A `duration` is sent as seconds or a Go duration
+    /// string and answered as whole seconds; any answered field may be null (unset).
+    static func schema(_ field: Field, answered: Bool = false) -> JSONValue {
         var schema: [String: JSONValue] = ["type": .string(field.type), "description": .string(field.description)]
+        if field.type == "duration" { schema["type"] = .string(answered ? "integer" : "string") }
         if field.type == "array" { schema["items"] = .object(["type": .string("string")]) }
+        if answered { schema["nullable"] = .bool(true) }
         return .object(schema)
     }
 
@@ -207,7 +288,8 @@ enum OpenAPIDocument {
             envelope[key] = .object([
                 "type": .string("object"), "nullable": .bool(true),
                 "properties": .object(
-                    Dictionary(fields.map { ($0.name, schema($0)) }, uniquingKeysWith: { first, _ in first })),
+                    Dictionary(
+                        fields.map { ($0.name, schema($0, answered: true)) }, uniquingKeysWith: { first, _ in first })),
             ])
         }
         return .object([
@@ -389,7 +471,9 @@ enum OpenAPIDocument {
         Route(
             path: "renew-accessor", summary: "Renew a token by accessor.", verbs: [.update],
             fields: [Field("accessor", "string", "Accessor."), Field("increment", "string", "Requested TTL.")]),
-        Route(path: "tidy", summary: "Remove expired tokens now.", verbs: [.update], sudo: true),
+        Route(
+            path: "tidy", summary: "Remove expired tokens now.", verbs: [.update], sudo: true,
+            responses: [(status: "202", description: "Done: a warning says how many were removed.")]),
         Route(path: "create/{role_name}", summary: "Create a token through a token role.", verbs: [.update]),
         Route(path: "roles", summary: "Token role names.", verbs: [.list]),
         Route(

@@ -66,13 +66,13 @@ struct RSAKey {
         }
     }
 
-    /// The inverse of `encrypt`. OpenBao answers 500 for a failed RSA decryption, and so does this.
+    /// The inverse of `encrypt`. OpenBao answers 500 for a failed RSA decryption; this is the client's ciphertext, so 400.
     func decrypt(_ ciphertext: [UInt8]) throws(TransitError) -> [UInt8] {
         do {
             let privateKey = try _RSA.Encryption.PrivateKey(derRepresentation: signingKey.derRepresentation)
             return Array(try privateKey.decrypt(ciphertext, padding: .PKCS1_OAEP_SHA256))
         } catch {
-            throw .internalError("failed to RSA decrypt the ciphertext: crypto/rsa: decryption error")
+            throw .badRequest("failed to RSA decrypt the ciphertext: crypto/rsa: decryption error")
         }
     }
 

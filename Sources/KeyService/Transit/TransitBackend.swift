@@ -176,7 +176,7 @@ struct TransitBackend: Backend {
             let key = try TransitKey.restore(backup, name: parts.count > 1 ? parts[1] : nil)
             return try store.modify(key.name) { existing in
                 if existing != nil, try body.bool("force") != true {
-                    throw TransitError.internalError("key \"\(key.name)\" already exists")
+                    throw TransitError.badRequest("key \"\(key.name)\" already exists")
                 }
                 return (.put(key), .noContent)
             }

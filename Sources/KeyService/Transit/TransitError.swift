@@ -3,7 +3,8 @@
 enum TransitError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Bad input, a policy violation on the key, or a failed authentication check: HTTP 400.
     case badRequest(String)
-    /// Where OpenBao answers 500 (internal errors, and a few user errors it reports that way): HTTP 500.
+    /// A failure of the server itself: HTTP 500. Where OpenBao answers 500 for a client's mistake (a backup of a key
+    /// that forbids it, a malformed import or restore, a missing version), vhsmd answers 400 (`badRequest`).
     case internalError(String)
 
     /// The message exactly as Vault words it.

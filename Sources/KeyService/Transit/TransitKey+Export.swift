@@ -78,10 +78,10 @@ extension TransitKey {
     }
 
     /// `backup/:name`: base64 of this record as JSON. Needs `exportable` and `allow_plaintext_backup`
-    /// (OpenBao answers 500 otherwise). The blob is this server's format, not Vault's.
+    /// (OpenBao answers 500 otherwise; a client's mistake is a 400 here). The blob is this server's format, not Vault's.
     func backup() throws(TransitError) -> String {
-        guard config.exportable else { throw .internalError("exporting is disallowed on the policy") }
-        guard config.allowPlaintextBackup else { throw .internalError("plaintext backup is disallowed on the policy") }
+        guard config.exportable else { throw .badRequest("exporting is disallowed on the policy") }
+        guard config.allowPlaintextBackup else { throw .badRequest("plaintext backup is disallowed on the policy") }
         do {
             return TransitBase64.encode(Array(try JSONEncoder().encode(self)))
         } catch {
@@ -96,7 +96,7 @@ extension TransitKey {
         do {
             key = try JSONDecoder().decode(TransitKey.self, from: Data(try TransitBase64.decode(backup)))
         } catch {
-            throw .internalError("failed to restore the policy: \(error)")
+            throw .badRequest("failed to restore the policy: the backup is not base64 of a key this server backed up")
         }
         if let name, !name.isEmpty { key.name = name }
         return key

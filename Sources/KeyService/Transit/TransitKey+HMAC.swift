@@ -51,9 +51,9 @@ extension TransitKey {
 
     /// The HMAC key of a version, with Vault's (500) errors for versions out of range.
     func hmacKey(_ number: Int) throws(TransitError) -> [UInt8] {
-        guard number >= 0 else { throw .internalError("key version does not exist (cannot be negative)") }
+        guard number >= 0 else { throw .badRequest("key version does not exist (cannot be negative)") }
         guard number <= config.latestVersion else {
-            throw .internalError("key version does not exist; latest key version is \(config.latestVersion)")
+            throw .badRequest("key version does not exist; latest key version is \(config.latestVersion)")
         }
         let entry = try version(number)
         return type == .hmac ? entry.key : entry.hmacKey

@@ -57,20 +57,20 @@ extension TransitKey {
         case .aes128GCM96, .aes256GCM96, .chacha20Poly1305, .hmac:
             let valid = type == .hmac ? TransitKey.hmacKeySizes.contains(key.count) : key.count == type.aeadKeyByteCount
             guard valid else {
-                throw .internalError("invalid key size \(key.count) bytes for key type \(type.rawValue)")
+                throw .badRequest("invalid key size \(key.count) bytes for key type \(type.rawValue)")
             }
             return key
         case .ecdsaP256, .ecdsaP384, .ecdsaP521:
             return try ECDSAKey.rawFromPKCS8(type, der: key)
         case .ed25519:
             guard let parsed = try? Curve25519.Signing.PrivateKey(derRepresentation: key) else {
-                throw .internalError("error parsing asymmetric key: not an Ed25519 PKCS#8 private key")
+                throw .badRequest("error parsing asymmetric key: not an Ed25519 PKCS#8 private key")
             }
             return Ed25519Material.expand(seed: Array(parsed.rawRepresentation))
         case .rsa2048, .rsa3072, .rsa4096:
             let rsa = try RSAKey(der: key)
             guard rsa.bitCount == type.rsaBits else {
-                throw .internalError("invalid key size: expected \(type.rsaBits / 8) bytes, got \(rsa.byteCount) bytes")
+                throw .badRequest("invalid key size: expected \(type.rsaBits / 8) bytes, got \(rsa.byteCount) bytes")
             }
             return rsa.pkcs1
         }

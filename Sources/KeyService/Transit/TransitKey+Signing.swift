@@ -185,7 +185,7 @@ extension TransitKey {
         -> Curve25519.Signing.PrivateKey
     {
         guard let context, !context.isEmpty else {
-            throw .internalError("error deriving key: \(TransitError.missingContext.message)")
+            throw .badRequest("error deriving key: \(TransitError.missingContext.message)")
         }
         return try derivedEd25519(version: version, context: context)
     }

@@ -79,9 +79,9 @@ struct TransitKey: Codable, Sendable, Equatable {
         }
         switch options.type {
         case .ed25519 where options.convergentEncryption:
-            throw .internalError("convergent encryption not supported for keys of type ed25519")
+            throw .badRequest("convergent encryption not supported for keys of type ed25519")
         case _ where !options.type.supportsDerivation && (options.derived || options.convergentEncryption):
-            throw .internalError(
+            throw .badRequest(
                 "key derivation and convergent encryption not supported for keys of type \(options.type.rawValue)")
         default: break
         }
@@ -101,7 +101,7 @@ struct TransitKey: Codable, Sendable, Equatable {
     /// `POST keys/:name/rotate`: appends version `latest + 1`. Imported keys rotate only when allowed.
     mutating func rotate(now: Int64 = TransitTime.now()) throws(TransitError) {
         if config.importedKey, !config.allowImportedKeyRotation {
-            throw .internalError("imported key \(name) does not allow rotation within Vault")
+            throw .badRequest("imported key \(name) does not allow rotation within Vault")
         }
         try addVersion(material: TransitKeyVersion.generateMaterial(type, keySize: config.keySize), now: now)
         config.importedKey = false

@@ -67,7 +67,7 @@ struct TransitKeyVersion: Codable, Sendable, Equatable {
             return TransitRandom.bytes(type.aeadKeyByteCount)
         case .hmac:
             guard let size = keySize, TransitKey.hmacKeySizes.contains(size) else {
-                throw .internalError("invalid key size for HMAC key, must be between 32 and 512 bytes")
+                throw .badRequest("invalid key size for HMAC key, must be between 32 and 512 bytes")
             }
             return TransitRandom.bytes(size)
         case .ed25519:

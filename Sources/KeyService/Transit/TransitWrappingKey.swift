@@ -44,18 +44,18 @@ struct TransitWrappingKey: Codable, Sendable, Equatable {
             throw .internalError("wrapping key is unusable: \(error)")
         }
         let split = privateKey.keySizeInBits / 8
-        guard blob.count > split else { throw .internalError("provided ciphertext is too short") }
+        guard blob.count > split else { throw .badRequest("provided ciphertext is too short") }
         let ephemeral: [UInt8]
         do { ephemeral = Array(try privateKey.decrypt(blob[..<split], padding: padding)) } catch {
-            throw .internalError("failed to decrypt ephemeral key: crypto/rsa: decryption error")
+            throw .badRequest("failed to decrypt ephemeral key: crypto/rsa: decryption error")
         }
         guard ephemeral.count == 32 || ephemeral.count == 16 || ephemeral.count == 24 else {
-            throw .internalError("failed to create KWP cipher: invalid ephemeral key size \(ephemeral.count)")
+            throw .badRequest("failed to create KWP cipher: invalid ephemeral key size \(ephemeral.count)")
         }
         do {
             return try AESKeyWrapPadding.unwrap(Array(blob[split...]), key: SymmetricKey(data: ephemeral))
         } catch {
-            throw .internalError("failed to unwrap target key: \(error)")
+            throw .badRequest("failed to unwrap target key: \(error)")
         }
     }
 

@@ -157,7 +157,7 @@ import Testing
         var raw = try TransitBase64.decode(String(result.ciphertext.dropFirst(9)))
         raw[10] ^= 1
         #expect(
-            throws: TransitError.internalError("failed to RSA decrypt the ciphertext: crypto/rsa: decryption error")
+            throws: TransitError.badRequest("failed to RSA decrypt the ciphertext: crypto/rsa: decryption error")
         ) {
             try key.decrypt(TransitCiphertext.encode(version: 1, payload: raw))
         }

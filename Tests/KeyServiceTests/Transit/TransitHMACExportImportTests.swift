@@ -124,7 +124,7 @@ import Testing
 
     @Test func backupAndRestore() throws {
         var key = try TransitKey.create(name: "k", options: .init(exportable: true))
-        #expect(throws: TransitError.internalError("plaintext backup is disallowed on the policy")) { try key.backup() }
+        #expect(throws: TransitError.badRequest("plaintext backup is disallowed on the policy")) { try key.backup() }
         try key.updateConfig(.init(allowPlaintextBackup: true))
         let restored = try TransitKey.restore(try key.backup(), name: "copy")
         #expect(restored.name == "copy" && restored.versions == key.versions)
@@ -169,7 +169,7 @@ let sharedWrappingKey: TransitWrappingKey = try! TransitWrappingKey.generate()
                 Array(second.derRepresentation), forPublicKeyPEM: try wrapping.publicKeyPEM),
             wrappingKey: wrapping)
         #expect(key.config.latestVersion == 2 && key.versions[1].key == Array(second.rawRepresentation))
-        #expect(throws: TransitError.internalError("imported key ec does not allow rotation within Vault")) {
+        #expect(throws: TransitError.badRequest("imported key ec does not allow rotation within Vault")) {
             try key.rotate()
         }
     }
@@ -216,7 +216,7 @@ let sharedWrappingKey: TransitWrappingKey = try! TransitWrappingKey.generate()
             try TransitKey.importKey(
                 name: "x", ciphertext: TransitBase64.encode(blob), wrappingKey: wrapping, options: .init())
         }
-        #expect(throws: TransitError.internalError("invalid key size 16 bytes for key type aes256-gcm96")) {
+        #expect(throws: TransitError.badRequest("invalid key size 16 bytes for key type aes256-gcm96")) {
             try TransitKey.importKey(
                 name: "x", ciphertext: TransitWrappingKey.wrap(TransitRandom.bytes(16), forPublicKeyPEM: pem),
                 wrappingKey: wrapping, options: .init())

@@ -24,10 +24,10 @@ import Testing
             (.init(convergentEncryption: true), .badRequest("convergent encryption requires derivation to be enabled")),
             (.init(type: .aes256GCM96, keySize: 32), .badRequest("key_size is not valid for algorithm aes256-gcm96")),
             (.init(type: .hmac, keySize: 16), .badRequest("invalid key_size 16")),
-            (.init(type: .hmac), .internalError("invalid key size for HMAC key, must be between 32 and 512 bytes")),
+            (.init(type: .hmac), .badRequest("invalid key size for HMAC key, must be between 32 and 512 bytes")),
             (
                 .init(type: .ecdsaP256, derived: true),
-                .internalError("key derivation and convergent encryption not supported for keys of type ecdsa-p256")
+                .badRequest("key derivation and convergent encryption not supported for keys of type ecdsa-p256")
             ),
         ]
         for (options, error) in cases {
@@ -135,7 +135,7 @@ import Testing
     @Test func importedKeysRotateOnlyWhenAllowed() throws {
         var key = try TransitKey.create(name: "imp", options: .init())
         key.config.importedKey = true
-        #expect(throws: TransitError.internalError("imported key imp does not allow rotation within Vault")) {
+        #expect(throws: TransitError.badRequest("imported key imp does not allow rotation within Vault")) {
             try key.rotate()
         }
         key.config.allowImportedKeyRotation = true

@@ -11,6 +11,7 @@ import StrictJSON
 /// - numbers that are not finite doubles (`1e999`): vhsmd refuses them, Foundation may answer infinity;
 /// - duplicate object keys: vhsmd keeps the last (as Go's encoding/json, which Vault uses), so values of objects
 ///   with a repeated key are not compared; StrictJSON refuses duplicates;
+/// - trailing commas (`[1,]`): Foundation accepts them, RFC 8259 and Go refuse them;
 /// - StrictJSON is stricter by design (no negative, fractional or exponent numbers, no integers past UInt64, no
 ///   U+0000 in strings): what it refuses is not checked against Foundation, what it accepts is.
 enum JSONTargets {
@@ -40,6 +41,7 @@ enum JSONTargets {
             case (nil, let foundation?):
                 if FoundationJSON.depth(of: foundation) > JSONParser.maximumDepth { return }
                 if !FoundationJSON.allNumbersFinite(foundation) { return }
+                if FoundationJSON.hasTrailingComma(input) { return }
                 throw FuzzFinding("vhsmd-json", "refused a document Foundation accepts (\(foundation))")
             case (let ours?, let foundation?):
                 guard FoundationJSON.matches(ours, foundation) else {
@@ -93,6 +95,34 @@ enum FoundationJSON {
         if let array = value as? [Any] { return 1 + (array.map(depth(of:)).max() ?? 0) }
         if let object = value as? [String: Any] { return 1 + (object.values.map(depth(of:)).max() ?? 0) }
         return 0
+    }
+
+    /// Foundation accepts `[1,]` and `{"a":1,}`; RFC 8259, Go and vhsmd refuse them (a comma, whitespace, then a
+    /// closing bracket anywhere outside a string).
+    static func hasTrailingComma(_ input: [UInt8]) -> Bool {
+        var inString = false
+        var escaped = false
+        var afterComma = false
+        for byte in input {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == 0x22 {
+                    inString = false
+                }
+                continue
+            }
+            switch byte {
+            case 0x22: inString = true; afterComma = false
+            case UInt8(ascii: ","): afterComma = true
+            case 0x20, 0x09, 0x0A, 0x0D: continue
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): if afterComma { return true }
+            default: afterComma = false
+            }
+        }
+        return false
     }
 
     static func allNumbersFinite(_ value: Any) -> Bool {

@@ -183,6 +183,8 @@ enum ServerTargets {
                 let canonical = TransitBase64.encode(foundation)
                 let bare = { (text: String) in String(text.reversed().drop { $0 == "=" }.reversed()) }
                 if bare(text) == bare(canonical), text.count > canonical.count { return }
+                // Foundation also takes '=' inside the text ("zZgmm8=m"), which Go refuses.
+                if bare(text).contains("=") { return }
                 throw FuzzFinding("base64", "refuses text Foundation decodes to \(foundation)")
             default:
                 throw FuzzFinding(

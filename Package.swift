@@ -196,8 +196,30 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(name: "StrictJSONTests", dependencies: ["StrictJSON"], swiftSettings: strict),
+        // The fuzz targets (issue 16): each attacker-facing parser behind one entry point, with its seed corpus and
+        // oracle. A library that no product links: the fuzzing executable (below) and FuzzTests are its only users.
+        .target(
+            name: "FuzzTargets",
+            dependencies: [
+                "SNP", "StrictJSON", "KeyService", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+        // Every committed fuzz finding and every seed, through the same entry points, in `swift test`.
+        .testTarget(
+            name: "FuzzTests", dependencies: ["FuzzTargets"], exclude: ["FuzzRegressions"], swiftSettings: strict),
         .testTarget(
             name: "VolumeTests", dependencies: ["Volume", "StrictJSON", "Sealing", crypto, cryptoExtras],
             swiftSettings: strict),
     ]
 )
+
+// `make fuzz` (VHSM_FUZZ=1, its own scratch path, `--sanitize=fuzzer --sanitize=address`) adds the libFuzzer
+// executable: it has no `main` of its own (libFuzzer's runs and calls the exported `LLVMFuzzerTestOneInput`), so it
+// links only in a fuzzer build, and `swift build` never sees it.
+if Context.environment["VHSM_FUZZ"] == "1" {
+    package.products.append(.executable(name: "vhsm-fuzz", targets: ["Fuzz"]))
+    package.targets.append(
+        .executableTarget(
+            name: "Fuzz", dependencies: ["FuzzTargets"], path: "Sources/Fuzz", swiftSettings: strict))
+}

@@ -51,12 +51,12 @@ enum ACLOperation: String, Sendable, CaseIterable {
 }
 
 /// A policy could not be parsed or stored; Vault answers these with 400 and `message` as the only error.
-struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
-    var message: String
+package struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
+    package var message: String
 
     init(_ message: String) { self.message = message }
 
-    var description: String { message }
+    package var description: String { message }
 
     /// Formats several errors the way hashicorp/go-multierror does (Vault's key checks use it).
     static func multi(_ messages: [String]) -> String {

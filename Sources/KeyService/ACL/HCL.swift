@@ -226,6 +226,10 @@ enum HCL {
                 throw error("heredoc not terminated", line: startLine, column: startColumn)
             }
             if peek() == UInt8(ascii: "\r") { advance() }
+            // `<<EOF\r` at the end of the text has no newline to step over (fuzz finding: advance() read past the end).
+            guard peek() == UInt8(ascii: "\n") else {
+                throw error("heredoc not terminated", line: startLine, column: startColumn)
+            }
             advance()
             var lines: [String] = []
             while peek() != nil {

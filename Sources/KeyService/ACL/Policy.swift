@@ -1,4 +1,4 @@
-import FoundationEssentials
+package import FoundationEssentials
 import SNP
 
 /// One `path "<pattern>" { ... }` stanza after parsing, keyed the way Vault's ACL keys it.
@@ -25,14 +25,14 @@ struct PathRule: Sendable, Equatable {
 }
 
 /// An ACL policy: its name, its rules and the raw text it was parsed from (returned as `policy`/`rules`).
-struct Policy: Sendable, Equatable {
+package struct Policy: Sendable, Equatable {
     var name: String
     var rules: [PathRule]
     var raw: String
 
     /// Parses HCL or its JSON form, as Vault's `ParseACLPolicy`; errors carry Vault's texts
     /// (`failed to parse policy: path "x": invalid capability "fly"`).
-    static func parse(_ raw: String, name: String = "", now: Date = Date()) throws(PolicyError) -> Policy {
+    package static func parse(_ raw: String, name: String = "", now: Date = Date()) throws(PolicyError) -> Policy {
         let items: [HCL.Item]
         do { items = try HCL.parse(raw) } catch { throw PolicyError("failed to parse policy: \(error.message)") }
         let invalid = items.filter { !["name", "path"].contains($0.keys[0]) }
@@ -60,7 +60,7 @@ struct Policy: Sendable, Equatable {
         do { return try parse(defaultRules, name: "default") } catch { fatalError("default policy: \(error)") }
     }()
 
-    static let defaultRules = """
+    package static let defaultRules = """
 
         # Allow tokens to look up their own properties
         path "auth/token/lookup-self" {

@@ -1,17 +1,17 @@
 /// A strict RFC 8259 parser into `JSONValue`, over bytes: request bodies are parsed once per request, and
 /// `JSONDecoder`'s try-each-type decoding of an untyped tree costs more than the cryptography it feeds.
-struct JSONParser {
+package struct JSONParser {
     private let bytes: [UInt8]
     private var index = 0
     private var depth = 0
     /// Request bodies nest at most this deep. Stored documents wrap a value in a few more levels (a KV secret's
     /// versions, metadata), and Foundation's `JSONEncoder` refuses past 512: 256 leaves that headroom, so whatever
     /// is accepted can be stored (a deeper body is a 400, never a 500 at the write).
-    static let maximumDepth = 256
+    package static let maximumDepth = 256
 
-    struct Failure: Error {}
+    package struct Failure: Error {}
 
-    static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
+    package static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
         var parser = JSONParser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.value()
@@ -182,30 +182,40 @@ struct JSONParser {
         return value
     }
 
+    /// RFC 8259 §6: `-? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)?`, as Go's encoding/json (Vault) reads it.
+    /// Swift's `Int64(_:)` and `Double(_:)` alone would also take `+1`, `01`, `.5` and `1.` (fuzz finding).
     private mutating func number() throws(Failure) -> JSONValue {
         let start = index
         if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard index < bytes.count, Self.isDigit(bytes[index]) else { throw Failure() }
+        if bytes[index] == UInt8(ascii: "0") {
+            index += 1
+        } else {
+            while index < bytes.count, Self.isDigit(bytes[index]) { index += 1 }
+        }
         var isInteger = true
-        while index < bytes.count {
-            switch bytes[index] {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): index += 1
-            case UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: "+"), UInt8(ascii: "-"):
-                isInteger = false
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            isInteger = false
+            index += 1
+            guard index < bytes.count, Self.isDigit(bytes[index]) else { throw Failure() }
+            while index < bytes.count, Self.isDigit(bytes[index]) { index += 1 }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            isInteger = false
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
                 index += 1
-            default:
-                break
             }
-            if index < bytes.count, !Self.isNumberByte(bytes[index]) { break }
+            guard index < bytes.count, Self.isDigit(bytes[index]) else { throw Failure() }
+            while index < bytes.count, Self.isDigit(bytes[index]) { index += 1 }
         }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
-        guard !text.isEmpty, text != "-" else { throw Failure() }
         if isInteger, let value = Int64(text) { return .int(value) }
         guard let value = Double(text), value.isFinite else { throw Failure() }
         return .double(value)
     }
 
-    private static func isNumberByte(_ byte: UInt8) -> Bool {
-        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e")
-            || byte == UInt8(ascii: "E") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
+    private static func isDigit(_ byte: UInt8) -> Bool {
+        byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
     }
 }

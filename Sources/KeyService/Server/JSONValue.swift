@@ -1,7 +1,7 @@
 import FoundationEssentials
 
 /// A JSON value as Vault clients send it: `null` means absent, numbers and booleans may arrive as strings.
-enum JSONValue: Equatable, Sendable, Codable {
+package enum JSONValue: Equatable, Sendable, Codable {
     case null
     case bool(Bool)
     case int(Int64)
@@ -19,7 +19,7 @@ enum JSONValue: Equatable, Sendable, Codable {
     }
 
     /// Serialises compactly, keys sorted (stable output for tests and audit lines).
-    var serialized: [UInt8] {
+    package var serialized: [UInt8] {
         var out: [UInt8] = []
         write(to: &out)
         return out
@@ -80,7 +80,7 @@ enum JSONValue: Equatable, Sendable, Codable {
         out.append(UInt8(ascii: "\""))
     }
 
-    init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
@@ -99,7 +99,7 @@ enum JSONValue: Equatable, Sendable, Codable {
         }
     }
 
-    func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .null: try container.encodeNil()
@@ -178,7 +178,7 @@ extension JSONValue {
     /// The longest duration Vault takes, in seconds: Go's `time.Duration` counts nanoseconds in an Int64 (about
     /// 292 years), and OpenBao refuses anything longer with 400. Every duration a request gives (TTLs, periods,
     /// increments, wrap TTLs) is within ±this, so `seconds * 1_000_000_000` and `now + seconds` cannot overflow.
-    static let maximumDurationSeconds: Int64 = Int64.max / 1_000_000_000
+    package static let maximumDurationSeconds: Int64 = Int64.max / 1_000_000_000
 
     /// Seconds from an integer or a Go duration string (`90`, `"90s"`, `"10m"`, `"1h30m"`, `"24h"`), within
     /// ±`maximumDurationSeconds`.
@@ -209,7 +209,7 @@ extension JSONValue {
 
     /// Seconds (truncated) from plain seconds or a Go duration string; nil when malformed or outside
     /// ±`maximumDurationSeconds` (Go's `time.ParseDuration` overflows there too).
-    static func parseDuration(_ text: String) -> Int64? {
+    package static func parseDuration(_ text: String) -> Int64? {
         if let plain = Int64(text) { return isDurationInRange(plain) ? plain : nil }
         var total: Double = 0
         var number = ""

@@ -2,7 +2,7 @@ import FoundationEssentials
 import HTTPTypes
 import HummingbirdCore
 import Logging
-import NIOCore
+package import NIOCore
 import NIOHTTP1
 
 /// Vault clients (hvac's kv `list_secrets`, `vault list`, curl -X LIST) send the non-standard `LIST` verb, which
@@ -17,17 +17,17 @@ import NIOHTTP1
 /// resumes where the last one stopped (no rescans), and body bytes pass through as they come. Each request must be read within the
 /// listener's timeouts from its first byte: the head within `readHeaderTimeout`, head and body within
 /// `readTimeout`; else the connection is closed.
-struct ListVerbRewriter: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
+package struct ListVerbRewriter: ByteToMessageDecoder {
+    package typealias InboundOut = ByteBuffer
 
     static let rewrittenMethod = HTTPRequest.Method("LINK")!
     /// The longest head (request line and headers) or trailer section held: llhttp's default limit is 80 KiB.
-    static let headLimit = 64 * 1024
+    package static let headLimit = 64 * 1024
     /// The longest chunk-size line (size, extensions) held.
-    static let chunkLineLimit = 4096
+    package static let chunkLineLimit = 4096
     /// `ByteToMessageHandler`'s bound on what it buffers for this decoder (a backstop: the decoder never holds
     /// more than `headLimit` and one read).
-    static let maximumBufferSize = 2 * headLimit
+    package static let maximumBufferSize = 2 * headLimit
 
     enum State: Equatable {
         /// Reading a head; `scanned` bytes have been searched for its end already.
@@ -49,7 +49,10 @@ struct ListVerbRewriter: ByteToMessageDecoder {
 
     init(limits: ListenerLimits = ListenerLimits()) { self.limits = limits }
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    /// With the listener's default limits (the fuzz target's entry point).
+    package init() { self.init(limits: ListenerLimits()) }
+
+    package mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         switch state {
         case .passthrough:
             guard buffer.readableBytes > 0, let all = buffer.readSlice(length: buffer.readableBytes) else {
@@ -128,7 +131,7 @@ struct ListVerbRewriter: ByteToMessageDecoder {
         }
     }
 
-    mutating func decodeLast(
+    package mutating func decodeLast(
         context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool
     ) throws
         -> DecodingState
@@ -140,7 +143,7 @@ struct ListVerbRewriter: ByteToMessageDecoder {
         return .needMoreData
     }
 
-    mutating func decoderRemoved(context: ChannelHandlerContext) {
+    package mutating func decoderRemoved(context: ChannelHandlerContext) {
         cancelDeadline()
     }
 

@@ -1,27 +1,27 @@
 /// Base64 as Vault's Go code speaks it: standard alphabet with padding for payloads, and unpadded URL-safe for
 /// JWS signatures. Decoding errors carry Go's wording (`illegal base64 data at input byte N`), which Vault
 /// passes through verbatim for bad `plaintext`, `context` or `input` fields.
-enum TransitBase64 {
+package enum TransitBase64 {
     private static let standardAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
     private static let urlAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     /// Standard, padded (Go `base64.StdEncoding`).
-    static func encode(_ bytes: some Collection<UInt8>) -> String {
+    package static func encode(_ bytes: some Collection<UInt8>) -> String {
         encode(Array(bytes), alphabet: standardAlphabet, pad: true)
     }
 
     /// URL-safe, unpadded (Go `base64.RawURLEncoding`).
-    static func encodeRawURL(_ bytes: some Collection<UInt8>) -> String {
+    package static func encodeRawURL(_ bytes: some Collection<UInt8>) -> String {
         encode(Array(bytes), alphabet: urlAlphabet, pad: false)
     }
 
     /// Decodes standard padded base64; CR and LF are skipped as Go does.
-    static func decode(_ text: String) throws(TransitError) -> [UInt8] {
+    package static func decode(_ text: String) throws(TransitError) -> [UInt8] {
         try decode(text, alphabet: standardAlphabet, padded: true)
     }
 
     /// Decodes unpadded URL-safe base64.
-    static func decodeRawURL(_ text: String) throws(TransitError) -> [UInt8] {
+    package static func decodeRawURL(_ text: String) throws(TransitError) -> [UInt8] {
         try decode(text, alphabet: urlAlphabet, padded: false)
     }
 

@@ -2,20 +2,20 @@
 ///
 /// Parsing follows Vault's order of checks exactly (prefix, field count, version number, too new, too old,
 /// then the payload encoding), because clients see whichever error comes first.
-struct TransitCiphertext: Sendable, Equatable {
+package struct TransitCiphertext: Sendable, Equatable {
     /// What is being parsed; each kind has its own error wording in Vault.
-    enum Kind: Sendable {
+    package enum Kind: Sendable {
         case ciphertext, signature, hmac
     }
 
-    var version: Int
+    package var version: Int
     /// The text after the second colon, still encoded.
-    var encodedPayload: String
+    package var encodedPayload: String
 
     static let prefix = "vault:v"
 
     /// `vault:v<version>:<base64std(payload)>`.
-    static func encode(version: Int, payload: [UInt8]) -> String {
+    package static func encode(version: Int, payload: [UInt8]) -> String {
         "\(prefix)\(version):\(TransitBase64.encode(payload))"
     }
 
@@ -24,7 +24,7 @@ struct TransitCiphertext: Sendable, Equatable {
 
     /// Splits and checks the framing against the key's versions. `v0` counts as `v1` for ciphertexts and
     /// signatures, as in Vault.
-    init(parsing text: String, kind: Kind, latestVersion: Int, minDecryptionVersion: Int) throws(TransitError) {
+    package init(parsing text: String, kind: Kind, latestVersion: Int, minDecryptionVersion: Int) throws(TransitError) {
         let noun: String
         switch kind {
         case .ciphertext: noun = "ciphertext"
@@ -49,7 +49,7 @@ struct TransitCiphertext: Sendable, Equatable {
     }
 
     /// The payload decoded as standard base64, with Vault's ciphertext error.
-    func ciphertextBytes() throws(TransitError) -> [UInt8] {
+    package func ciphertextBytes() throws(TransitError) -> [UInt8] {
         do { return try TransitBase64.decode(encodedPayload) } catch { throw .badCiphertextBase64 }
     }
 }

@@ -1,6 +1,6 @@
 /// A transit operation that failed. The message is the exact text Vault/OpenBao puts in `{"errors":[…]}`
 /// and `status` the HTTP status it answers with, so the HTTP layer maps this one-to-one.
-enum TransitError: Error, Equatable, Sendable, CustomStringConvertible {
+package enum TransitError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Bad input, a policy violation on the key, or a failed authentication check: HTTP 400.
     case badRequest(String)
     /// A failure of the server itself: HTTP 500. Where OpenBao answers 500 for a client's mistake (a backup of a key
@@ -22,7 +22,7 @@ enum TransitError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    var description: String { message }
+    package var description: String { message }
 }
 
 extension TransitError {

@@ -25,8 +25,10 @@ import Testing
         #expect(
             result
                 == .init(
-                    device: "/dev/vda", mappedDevice: "/dev/mapper/vhsm", uuid: uuid, firstBoot: true, integrity: false)
+                    device: "/dev/vda", mappedDevice: "/dev/mapper/vhsm", uuid: uuid, firstBoot: true, integrity: false,
+                    provisioning: result.provisioning)
         )
+        #expect(result.provisioning != nil)
         #expect(
             volume.calls == [
                 "probe /dev/vda", "format /dev/vda", "validate /dev/vda", "verifyMAC /dev/vda", "unlock /dev/vda vhsm",

@@ -26,7 +26,9 @@ enum PowerCut {
         guard let text = try? Files.readText("/sys/firmware/qemu_fw_cfg/by_name/\(fwCfgName)/raw") else { return }
         let point = text.trimmingCharacters()
         guard points.contains(point) else {
-            Console.say("vhsm-init: test power cut: unknown point '\(point)' ignored (known: \(points.joined(separator: ", ")))")
+            Console.say(
+                "vhsm-init: test power cut: unknown point '\(point)' ignored (known: \(points.joined(separator: ", ")))"
+            )
             return
         }
         armed.withLock { $0 = point }

@@ -141,7 +141,8 @@ final class CryptDevice {
 
     /// `crypt_format` LUKS2 with `Layout`: metadata size, aes-xts-plain64, 4096-byte sectors, data at 2 MiB.
     /// `label` and `subsystem` go into both binary headers (the provisioning mark).
-    func formatLUKS2(uuid: String, integrity: Bool, label: String? = nil, subsystem: String? = nil) throws(VolumeError) {
+    func formatLUKS2(uuid: String, integrity: Bool, label: String? = nil, subsystem: String? = nil) throws(VolumeError)
+    {
         try check(
             crypt_set_metadata_size(handle, UInt64(Layout.metadataSize), UInt64(Layout.keyslotsAreaSize)),
             "set the metadata size of")

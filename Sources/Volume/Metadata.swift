@@ -74,7 +74,9 @@ extension Metadata {
     /// provisioning mark. Both binary headers are checked as `validate` checks them, and the JSON is strict JSON;
     /// its keyslots, digests and segments are not looked at (such a header is only ever formatted again, and only
     /// when its mark verifies). `hasSNPToken` says whether any token in the JSON is of type `vhsm-snp`.
-    static func unfinished(area: [UInt8], path: String) throws(VolumeError) -> (
+    static func unfinished(
+        area: [UInt8], path: String
+    ) throws(VolumeError) -> (
         uuid: String, mark: [UInt8]?, hasSNPToken: Bool
     ) {
         let (uuid, _, mark, json) = try binaryHeaders(area: area, path: path)
@@ -96,7 +98,9 @@ extension Metadata {
 
     /// Both binary headers, their checksums and identical JSON areas; returns the UUID (lower case), the sequence
     /// id, the provisioning mark and the parsed JSON.
-    private static func binaryHeaders(area: [UInt8], path: String) throws(VolumeError) -> (
+    private static func binaryHeaders(
+        area: [UInt8], path: String
+    ) throws(VolumeError) -> (
         String, UInt64, [UInt8]?, JSON
     ) {
         guard area.count == Layout.headerAreaSize else {

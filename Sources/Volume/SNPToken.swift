@@ -84,7 +84,6 @@ public struct SNPToken: Sendable, Equatable {
 
     static let provisioningState = "provisioning"
 
-
     init(_ fields: inout Fields) throws(Rejection) {
         try fields.expect("type", Self.type)
         keyslot = try fields.singleKeyslot()

@@ -15,7 +15,9 @@ import Testing
     func cutFirstBoot(_ cut: InMemoryVolume.Cut, config: BootConfig = BootConfig()) throws -> InMemoryVolume {
         let volume = InMemoryVolume(["/dev/vda": .blank])
         volume.cut = cut
-        #expect(throws: BootError.self) { try VolumeStage.make(volume, guest: TestLaunch.guest(), config: config).run() }
+        #expect(throws: BootError.self) {
+            try VolumeStage.make(volume, guest: TestLaunch.guest(), config: config).run()
+        }
         return volume
     }
 
@@ -28,7 +30,7 @@ import Testing
         #expect(volume.provisioning == ["/dev/vda"])
         try stage.markReady(result)
         #expect(volume.provisioning.isEmpty)
-        #expect(volume.calls.suffix(3) == ["validate /dev/vda", "verifyMAC /dev/vda", "markReady /dev/vda"])
+        #expect(volume.calls.suffix(3) == ["validate /dev/vda", "markReady /dev/vda", "verifyMAC /dev/vda"])
         #expect(log.lines.last?.contains("is ready") == true)
         try volume.deactivate(name: "vhsm")
 

@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import Testing
 
 @testable import Volume
@@ -37,7 +38,8 @@ import Testing
         #expect(try image.metadataJSON().contains("\"state\":\"provisioning\",\"mac\":"))
         let mark = try #require(header.metadata.provisioningMark)
         #expect(ProvisioningMark.verify(mark, uuid: Fixtures.uuid, key: Fixtures.keys().macKey))
-        #expect(!ProvisioningMark.verify(mark, uuid: Fixtures.uuid, key: Fixtures.keys(Fixtures.otherSealingKey).macKey))
+        #expect(
+            !ProvisioningMark.verify(mark, uuid: Fixtures.uuid, key: Fixtures.keys(Fixtures.otherSealingKey).macKey))
         #expect(try image.read(offset: 24, count: 17) == Array("vhsm-provisioning".utf8))
         #expect(try header.checkKey(Fixtures.keys()) == 0)
     }
@@ -71,7 +73,9 @@ import Testing
     @Test func theMACCoversTheState() throws {
         let (image, _) = try Fixtures.formattedImage()
         try image.volume.markReady(keys: Fixtures.keys())
-        try image.rewriteMetadata { $0.replacingOccurrences(of: ",\"mac\":", with: ",\"state\":\"provisioning\",\"mac\":") }
+        try image.rewriteMetadata {
+            $0.replacingOccurrences(of: ",\"mac\":", with: ",\"state\":\"provisioning\",\"mac\":")
+        }
         let header = try image.volume.readHeader()
         #expect(header.snpToken.provisioning)
         #expect(throws: VolumeError.tokenMACMismatch(path: image.path)) { try header.verifyMAC(Fixtures.keys()) }
@@ -86,7 +90,9 @@ import Testing
 
     @Test func aStateOtherThanProvisioningIsRefused() throws {
         let (image, _) = try Fixtures.formattedImage()
-        try image.rewriteMetadata { $0.replacingOccurrences(of: "\"state\":\"provisioning\"", with: "\"state\":\"ready!\"") }
+        try image.rewriteMetadata {
+            $0.replacingOccurrences(of: "\"state\":\"provisioning\"", with: "\"state\":\"ready!\"")
+        }
         #expect(throws: VolumeError.self) { try image.volume.readHeader() }
     }
 

@@ -127,7 +127,10 @@ import Testing
         let stage = try VolumeStage.make(volume, guest: TestLaunch.guest(), config: config)
         let error = #expect(throws: BootError.self) { try stage.run() }
         #expect(error?.cause.hasPrefix("the vhsm-snp token MAC does not verify on /dev/vda") == true)
-        #expect(Array(volume.calls.dropFirst(9)) == ["probe /dev/vda", "unfinished /dev/vda", "validate /dev/vda", "verifyMAC /dev/vda"])
+        #expect(
+            Array(volume.calls.dropFirst(9)) == [
+                "probe /dev/vda", "unfinished /dev/vda", "validate /dev/vda", "verifyMAC /dev/vda",
+            ])
     }
 
     @Test func aConfiguredModeOtherThanTheEnrolledOneIsRefused() throws {

@@ -36,6 +36,7 @@ struct BootSequence<Volume: BootVolume> {
             let config = try Console.timed("config") { () throws(BootError) in try loadConfig() }
             failureAction = config.failureAction
             try Console.timed("modules") { () throws(BootError) in try loadModules(config) }
+            if emulatorAvailable { PowerCut.arm() }
             let (attestation, report) = try Console.timed("attest") { () throws(BootError) in
                 let attestation = try Attestation.open(config)
                 return (attestation, try attestation.report())
@@ -66,6 +67,9 @@ struct BootSequence<Volume: BootVolume> {
                             + "stopped before mke2fs has no filesystem")
                 }
             }
+            // The filesystem is made and mounted (and, with integrity, every sector wiped): only now is the volume
+            // ready, and never formatted again.
+            try stage.markReady(result)
             for line in try Console.timed("network", { () throws(BootError) in try Network.configure(config) }) {
                 Console.say("vhsm-init: network \(line)")
             }
@@ -74,6 +78,19 @@ struct BootSequence<Volume: BootVolume> {
         } catch {
             for line in error.lines { Console.say(line) }
             PowerControl.perform(failureAction)
+        }
+    }
+
+    /// The power-cut test's last point: once the service has written to the volume (a name other than lost+found
+    /// in the mount point), half a second later.
+    private static func firstWritesWatch(_ mountPoint: String) -> () -> Void {
+        var firstSeen: Duration?
+        return {
+            if let firstSeen {
+                if Monotonic.now() - firstSeen >= .milliseconds(500) { PowerCut.at("vhsmd-first-writes") }
+            } else if let names = try? Files.list(mountPoint), names.contains(where: { $0 != "lost+found" }) {
+                firstSeen = Monotonic.now()
+            }
         }
     }
 
@@ -155,6 +172,7 @@ struct BootSequence<Volume: BootVolume> {
                 try ServiceStart.prepare(config, device: device, prepareService: prepareService)
             }
             var supervisor = Supervisor(config, launch: launch)
+            if PowerCut.isArmed("vhsmd-first-writes") { supervisor.tick = Self.firstWritesWatch(config.mountPoint) }
             // The supervisor holds the only reference to the handed bytes, and zeroes them in place when it returns.
             launch.descriptorContents = nil
             let outcome = supervisor.run()

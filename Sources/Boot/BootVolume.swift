@@ -21,11 +21,27 @@ protocol BootVolume {
     /// passphrase derived from `sealingKey` under `enrollment.mode`; writes the `vhsm-snp` token recording
     /// `enrollment` with its MAC keyed from `sealingKey`; and, given a recovery public key (PEM), a random
     /// recovery keyslot and its `vhsm-recovery` token. Returns the armored recovery blob to print once, or nil.
-    /// Must refuse a device that is not blank.
+    /// The binary headers carry the provisioning mark and the token says `provisioning` until `markReady`.
+    /// Must refuse a device that is not blank, except, with `replacingUnfinished`, a header `verifyUnfinished`
+    /// accepts for `uuid` and this key (checked again by the implementation). Does not run the integrity wipe.
     func format(
         device: String, uuid: String, enrollment: Enrollment, integrity: Bool, sealingKey: [UInt8],
-        recoveryPublicKeyPEM: String?
+        recoveryPublicKeyPEM: String?, replacingUnfinished: Bool
     ) throws -> String?
+
+    /// A LUKS2 header without a `vhsm-snp` token (a first boot cut before writing it): its UUID and whether it has
+    /// a provisioning mark, unverified. Nil when the header has a `vhsm-snp` token (`validate` applies).
+    func unfinished(device: String) throws -> UnfinishedHeader?
+
+    /// Proves the token-less header of `device` is this launch's own unfinished first boot: its provisioning mark
+    /// verifies under the MAC key from `sealingKey` for `uuid` and `mode`.
+    func verifyUnfinished(device: String, uuid: String, mode: SealMode, sealingKey: [UInt8]) throws
+
+    /// The one-time dm-integrity wipe of a volume formatted with integrity, after its MAC verified.
+    func initializeIntegrity(_ volume: ValidatedVolume<Header>, sealingKey: [UInt8]) throws
+
+    /// Ends provisioning: the token without its state (MAC'd again) and the provisioning mark cleared.
+    func markReady(_ volume: ValidatedVolume<Header>, sealingKey: [UInt8]) throws
 
     /// Reads the header once into RAM, validates it against exactly what `format` writes (DESIGN §5) and
     /// reads the `vhsm-snp` token. Nothing here proves the token authentic; `verifyMAC` does.
@@ -64,6 +80,13 @@ enum VolumeProbe: Equatable, Sendable {
     case foreign(String)
 }
 
+/// What a token-less LUKS2 header shows before any key.
+struct UnfinishedHeader: Equatable, Sendable {
+    var uuid: String
+    /// It has a provisioning mark in its label and subsystem (not yet verified).
+    var marked: Bool
+}
+
 /// A header that passed validation, with what its token says.
 struct ValidatedVolume<Header> {
     var device: String
@@ -78,11 +101,14 @@ struct ValidatedVolume<Header> {
     /// The operator's recovery grant from a `vhsm-reenroll` token (unauthenticated until it opens with this
     /// launch's request key and answers its challenge).
     var reenrollGrant: SealedSecret?
+    /// The token says `"state":"provisioning"` (unauthenticated until `verifyMAC`): the first boot did not finish.
+    var provisioning: Bool
 
     init(
         device: String, uuid: String, enrollment: Enrollment, integrity: Bool = false, header: Header,
-        hasRecoveryKeyslot: Bool = false, reenrollGrant: SealedSecret? = nil
+        hasRecoveryKeyslot: Bool = false, reenrollGrant: SealedSecret? = nil, provisioning: Bool = false
     ) {
+        self.provisioning = provisioning
         self.device = device
         self.uuid = uuid
         self.enrollment = enrollment

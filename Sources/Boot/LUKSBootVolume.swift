@@ -1,4 +1,5 @@
 import SNP
+import Sealing
 import Volume
 
 /// `BootVolume` over the `Volume` library (libcryptsetup): the seam `vhsm-init` unlocks through.
@@ -23,34 +24,49 @@ struct LUKSBootVolume: BootVolume {
 
     func format(
         device: String, uuid: String, enrollment: Enrollment, integrity: Bool, sealingKey: [UInt8],
-        recoveryPublicKeyPEM: String?
+        recoveryPublicKeyPEM: String?, replacingUnfinished: Bool
     ) throws -> String? {
         let mode = enrollment.mode
         let keys = VolumeKeys.derive(sealingKey: sealingKey, volumeUUID: uuid, mode: mode)
         let request = LUKSVolume.FormatRequest(
             uuid: uuid, integrity: integrity, binding: Self.binding(enrollment),
             recoveryRecipient: try recoveryPublicKeyPEM.map { pem throws(VolumeError) in try RecoveryRecipient(pem: pem)
+            }, replacingUnfinished: replacingUnfinished)
+        return try LUKSVolume(path: device).format(request, keys: keys) { step in PowerCut.at(step.rawValue) }
+            .recoveryBlob
+    }
+
+    func unfinished(device: String) throws -> UnfinishedHeader? {
+        let found = try LUKSVolume(path: device).readUnfinished()
+        return found.hasSNPToken ? nil : UnfinishedHeader(uuid: found.uuid, marked: found.marked)
+    }
+
+    func verifyUnfinished(device: String, uuid: String, mode: SealMode, sealingKey: [UInt8]) throws {
+        try LUKSVolume(path: device).checkUnfinished(
+            keys: VolumeKeys.derive(sealingKey: sealingKey, volumeUUID: uuid, mode: mode))
+    }
+
+    func initializeIntegrity(_ volume: ValidatedVolume<ValidatedHeader>, sealingKey: [UInt8]) throws {
+        // The one-time wipe that gives every sector a valid MAC: progress on the console every 10%.
+        var reported = -1
+        let start = Monotonic.now()
+        try volume.header.initializeIntegrity(
+            keys: keys(for: volume, sealingKey: sealingKey),
+            progress: { done, total in
+                let percent = total == 0 ? 100 : Int(Double(min(done, total)) / Double(total) * 100)
+                if percent / 10 > reported / 10 || (percent == 100 && reported != 100) {
+                    reported = percent
+                    Console.say(
+                        "vhsm-init: integrity wipe \(percent)% (\(done >> 20) of \(total >> 20) MiB, "
+                            + "\(Monotonic.milliseconds(Monotonic.now() - start)) ms)")
+                }
+                if done > 0, done < total { PowerCut.at("integrity-wipe") }
+                return true
             })
-        let volume = LUKSVolume(path: device)
-        let result = try volume.format(request, keys: keys)
-        if result.needsIntegrityInitialization {
-            // The one-time wipe that gives every sector a valid MAC: progress on the console every 10%.
-            var reported = -1
-            let start = Monotonic.now()
-            try volume.readHeader().initializeIntegrity(
-                keys: keys,
-                progress: { done, total in
-                    let percent = total == 0 ? 100 : Int(Double(min(done, total)) / Double(total) * 100)
-                    if percent / 10 > reported / 10 || (percent == 100 && reported != 100) {
-                        reported = percent
-                        Console.say(
-                            "vhsm-init: integrity wipe \(percent)% (\(done >> 20) of \(total >> 20) MiB, "
-                                + "\(Monotonic.milliseconds(Monotonic.now() - start)) ms)")
-                    }
-                    return true
-                })
-        }
-        return result.recoveryBlob
+    }
+
+    func markReady(_ volume: ValidatedVolume<ValidatedHeader>, sealingKey: [UInt8]) throws {
+        try LUKSVolume(path: volume.device).markReady(keys: keys(for: volume, sealingKey: sealingKey))
     }
 
     func validate(device: String) throws -> ValidatedVolume<ValidatedHeader> {
@@ -58,7 +74,8 @@ struct LUKSBootVolume: BootVolume {
         return ValidatedVolume(
             device: device, uuid: header.uuid, enrollment: try Self.enrollment(header.snpToken.binding),
             integrity: header.metadata.integrity != nil, header: header,
-            hasRecoveryKeyslot: header.metadata.recoveryToken != nil, reenrollGrant: header.reenrollGrant)
+            hasRecoveryKeyslot: header.metadata.recoveryToken != nil, reenrollGrant: header.reenrollGrant,
+            provisioning: header.snpToken.provisioning)
     }
 
     func verifyMAC(_ volume: ValidatedVolume<ValidatedHeader>, sealingKey: [UInt8]) throws {

@@ -23,6 +23,8 @@ struct Supervisor {
     /// What the service reads on its inherited descriptor at every start (a fresh pipe each time); zeroed when
     /// `run` returns.
     var descriptorContents: [UInt8]?
+    /// Called on every turn of the loop, at least every 100 ms while set (the power-cut test's watch).
+    var tick: (() -> Void)?
 
     init(_ config: BootConfig, launch: ServiceStart.Launch? = nil) {
         service = config.handoff.service
@@ -85,6 +87,10 @@ struct Supervisor {
             var timeout: Int32 = -1
             if child == nil, let at = restartAt {
                 timeout = max(0, Int32(clamping: Monotonic.milliseconds(at - Monotonic.now()) + 1))
+            }
+            if let tick {
+                tick()
+                timeout = timeout < 0 ? 100 : min(timeout, 100)
             }
             _ = poll(&descriptors, nfds_t(descriptors.count), timeout)
 

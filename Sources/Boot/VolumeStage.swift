@@ -35,6 +35,15 @@ struct VolumeStage<Volume: BootVolume> {
         var integrity: Bool
         /// Re-enrolled for this launch with the operator's recovery grant.
         var reenrolled = false
+        /// The enrollment of a volume still in state provisioning (a first boot, or one resumed): the caller mounts
+        /// the new filesystem and then calls `markReady`. Nil for a ready volume.
+        var provisioning: Enrollment? = nil
+    }
+
+    /// What an operator may do with a disk vhsm-init will not touch, when sure it holds nothing.
+    static var blankingHint: String {
+        "if you are sure the disk holds nothing, blank all of it on the host (a first boot needs every byte zero), "
+            + "e.g. 'dd if=/dev/zero of=DISK bs=1M conv=fsync' or 'blkdiscard -z DEVICE'"
     }
 
     func run() throws(BootError) -> Result {
@@ -48,8 +57,29 @@ struct VolumeStage<Volume: BootVolume> {
             throw BootError(
                 stage: .volume,
                 cause: "\(device) holds \(what), not a vhsm LUKS2 volume; a non-blank volume is never formatted",
-                next: "attach the volume this VM enrolled, or a blank disk for a first boot (check vhsm.volume)")
+                next: "attach the volume this VM enrolled, or a blank disk for a first boot (check vhsm.volume); "
+                    + Self.blankingHint)
         }
+    }
+
+    /// After the caller mounted the filesystem of a volume in state provisioning: the token without its state and
+    /// the provisioning mark cleared. From here on the volume is never formatted again.
+    func markReady(_ result: Result) throws(BootError) {
+        guard let enrollment = result.provisioning else { return }
+        var key = try deriveKey(enrollment)
+        defer { key.zeroize() }
+        let validated = try validate(result.device)
+        guard validated.uuid == result.uuid, validated.enrollment == enrollment else {
+            throw BootError(
+                stage: .volume, cause: "the header of \(result.device) changed during the first boot",
+                next: "another writer changed the disk; check the host")
+        }
+        do { try volume.markReady(validated, sealingKey: key) } catch {
+            throw BootError(
+                stage: .volume, cause: "marking \(result.device) ready failed: \(error)",
+                next: "the volume stays in state provisioning and the next boot provisions it again; check the disk")
+        }
+        say("vhsm-init: \(result.device) is ready (provisioning finished; it will never be formatted again)")
     }
 
     /// The configured device and what it holds. `UUID=` looks through `candidates` for that LUKS UUID.
@@ -74,23 +104,40 @@ struct VolumeStage<Volume: BootVolume> {
         }
     }
 
-    private func firstBoot(_ device: String) throws(BootError) -> Result {
-        let uuid = VolumeUUID.make(from: randomBytes(16))
+    /// A first boot: `device` is blank, or (`replacing`) holds this launch's own token-less header for `uuid`.
+    private func firstBoot(_ device: String, replacing unfinished: String? = nil) throws(BootError) -> Result {
+        let uuid = unfinished ?? VolumeUUID.make(from: randomBytes(16))
         let enrollment: Enrollment
         do throws(SealingRefusal) {
             enrollment = try Enrollment(firstBoot: config.seal, report: report, requirements: config.sealing)
         } catch { throw Self.refused(error) }
         var key = try deriveKey(enrollment)
         defer { key.zeroize() }
+        if unfinished != nil {
+            do {
+                try volume.verifyUnfinished(device: device, uuid: uuid, mode: enrollment.mode, sealingKey: key)
+            } catch {
+                throw BootError(
+                    stage: .volume,
+                    cause: "\(device) holds a LUKS2 header without a vhsm-snp token that is not this launch's own "
+                        + "unfinished first boot: \(error); it is never formatted",
+                    next: "a provisioning mark from another chip or launch (or a changed one) is refused; attach "
+                        + "the disk to the launch that began it, or " + Self.blankingHint)
+            }
+            say(
+                "vhsm-init: \(device) holds this launch's own unfinished first boot (LUKS2 \(uuid), no vhsm-snp "
+                    + "token, provisioning mark verified): formatting it again")
+        }
         say(
-            "vhsm-init: \(device) is blank: formatting LUKS2 \(uuid), seal \(enrollment.mode.rawValue), "
+            "vhsm-init: \(device) \(unfinished == nil ? "is blank: formatting" : "formatting") LUKS2 \(uuid), "
+                + "seal \(enrollment.mode.rawValue), "
                 + "TCB \(enrollment.tcb.hex) (COMMITTED_TCB)\(config.integrity ? ", integrity hmac(sha256)" : "")")
         if enrollment.mode == .platform { say(Self.platformWarning) }
         let recovery: String?
         do {
             recovery = try volume.format(
                 device: device, uuid: uuid, enrollment: enrollment, integrity: config.integrity, sealingKey: key,
-                recoveryPublicKeyPEM: config.recoveryKeyPEM)
+                recoveryPublicKeyPEM: config.recoveryKeyPEM, replacingUnfinished: unfinished != nil)
         } catch {
             throw BootError(
                 stage: .volume, cause: "formatting \(device) failed: \(error)",
@@ -103,11 +150,37 @@ struct VolumeStage<Volume: BootVolume> {
         } else {
             say("vhsm-init: no recovery_key configured: this volume has no recovery keyslot")
         }
-        let (validated, mapped) = try readBackAndUnlock(
-            device, uuid: uuid, enrollment: enrollment, key: key, written: "", during: "formatting")
+        let validated = try validate(device)
+        guard validated.uuid == uuid, validated.enrollment == enrollment else {
+            throw BootError(
+                stage: .volume,
+                cause: "the header read back from \(device) differs from the one just written "
+                    + "(UUID \(validated.uuid), expected \(uuid))",
+                next: "another writer changed the disk during formatting; check the host")
+        }
+        do { try volume.verifyMAC(validated, sealingKey: key) } catch {
+            throw Self.macRefusal(validated.device, error)
+        }
+        return try provision(validated, key: key)
+    }
+
+    /// The rest of a first boot, on a volume in state provisioning whose MAC verified: the integrity wipe (when
+    /// the header has integrity), the unlock and a new filesystem. No user data can exist before the volume is
+    /// ready, so a resumed first boot makes the filesystem again whatever an interrupted one left.
+    private func provision(_ validated: ValidatedVolume<Volume.Header>, key: [UInt8]) throws(BootError) -> Result {
+        if validated.integrity {
+            do { try volume.initializeIntegrity(validated, sealingKey: key) } catch {
+                throw BootError(
+                    stage: .volume, cause: "the integrity wipe of \(validated.device) failed: \(error)",
+                    next: "the volume stays in state provisioning and the next boot wipes it again; check the disk "
+                        + "and that dm_integrity loaded")
+            }
+        }
+        let mapped = try unlock(validated, key: key)
         try makeFilesystem(mapped)
         return Result(
-            device: device, mappedDevice: mapped, uuid: uuid, firstBoot: true, integrity: validated.integrity)
+            device: validated.device, mappedDevice: mapped, uuid: validated.uuid, firstBoot: true,
+            integrity: validated.integrity, provisioning: validated.enrollment)
     }
 
     /// A volume of ours: compared with the report, its MAC verified with this launch's key, unlocked. A launch that
@@ -115,6 +188,23 @@ struct VolumeStage<Volume: BootVolume> {
     /// `vhsm-recovery` token it first either prints a recovery request for this launch, or, when the header holds
     /// the operator's grant for this launch, re-enrolls with it and unlocks.
     private func open(_ device: String) throws(BootError) -> Result {
+        let unfinished: UnfinishedHeader?
+        do { unfinished = try volume.unfinished(device: device) } catch {
+            throw BootError(
+                stage: .volume, cause: "the LUKS2 header of \(device) is not one vhsm writes: \(error)",
+                next: "the host may have altered the header; restore it from a backup ('vhsm volume inspect DISK' "
+                    + "on a host shows what is refused), or " + Self.blankingHint)
+        }
+        if let unfinished {
+            guard unfinished.marked else {
+                throw BootError(
+                    stage: .volume,
+                    cause: "\(device) holds a LUKS2 header (UUID \(unfinished.uuid)) without a vhsm-snp token or "
+                        + "provisioning mark: not a vhsm volume; a non-blank volume is never formatted",
+                    next: "attach the volume this VM enrolled, or " + Self.blankingHint)
+            }
+            return try firstBoot(device, replacing: unfinished.uuid)
+        }
         let validated = try validate(device)
         let refusal: BootError
         if let refused = EnrollmentCheck.refusal(of: validated.enrollment, report: report, configured: config.seal) {
@@ -126,6 +216,11 @@ struct VolumeStage<Volume: BootVolume> {
             do { try volume.verifyMAC(validated, sealingKey: key) } catch { macFailure = error }
             if let macFailure {
                 refusal = Self.macRefusal(validated.device, macFailure)
+            } else if validated.provisioning {
+                say(
+                    "vhsm-init: \(device) stopped during its first boot (token state provisioning, MAC verified): "
+                        + "resuming provisioning (integrity wipe if any, new filesystem)")
+                return try provision(validated, key: key)
             } else {
                 let mapped = try unlock(validated, key: key)
                 if let grant = validated.reenrollGrant { clearStale(grant, validated, sealingKey: key) }

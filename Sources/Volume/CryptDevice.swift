@@ -140,7 +140,9 @@ final class CryptDevice {
     }
 
     /// `crypt_format` LUKS2 with `Layout`: metadata size, aes-xts-plain64, 4096-byte sectors, data at 2 MiB.
-    func formatLUKS2(uuid: String, integrity: Bool) throws(VolumeError) {
+    /// `label` and `subsystem` go into both binary headers (the provisioning mark).
+    func formatLUKS2(uuid: String, integrity: Bool, label: String? = nil, subsystem: String? = nil) throws(VolumeError)
+    {
         try check(
             crypt_set_metadata_size(handle, UInt64(Layout.metadataSize), UInt64(Layout.keyslotsAreaSize)),
             "set the metadata size of")
@@ -152,10 +154,21 @@ final class CryptDevice {
                 params.integrity = integrity ? integrityName : nil
                 params.data_alignment = Layout.headerAreaSize / 512
                 params.sector_size = UInt32(Layout.sectorSize)
-                return crypt_format(handle, type, "aes", "xts-plain64", uuid, nil, keyBytes, &params)
+                return withOptionalCString(label) { label in
+                    withOptionalCString(subsystem) { subsystem in
+                        params.label = label
+                        params.subsystem = subsystem
+                        return crypt_format(handle, type, "aes", "xts-plain64", uuid, nil, keyBytes, &params)
+                    }
+                }
             }
         }
         try check(rc, "format (LUKS2, aes-xts-plain64\(integrity ? ", hmac(sha256)" : ""))")
+    }
+
+    /// Empties the label and subsystem of both binary headers (`crypt_set_label(cd, NULL, NULL)`).
+    func clearLabel() throws(VolumeError) {
+        try check(crypt_set_label(handle, nil, nil), "clear the label of")
     }
 
     /// `crypt_load` of a LUKS2 header, and no `requirements` flags (reencryption) set.
@@ -336,4 +349,10 @@ final class HeaderCopy {
 extension Errno {
     /// errno of the last failed C call.
     fileprivate static var current: Errno { Errno(rawValue: errno) }
+}
+
+/// `body` with a C string for `text`, or with nil.
+private func withOptionalCString<Result>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> Result) -> Result {
+    guard let text else { return body(nil) }
+    return text.withCString { body($0) }
 }

@@ -62,7 +62,8 @@ extension LUKSVolume {
             let slot = try device.addKeyslot(existing: existing, new: replacement.passphrase)
             try device.activate(name: nil, keyslot: slot, passphrase: replacement.passphrase)
             let added = try Metadata.validate(area: try copy.read(), path: path)
-            var token = SNPToken(keyslot: slot, binding: binding, mac: [])
+            // A volume still provisioning stays so (its mark stays too); the state is under the new MAC.
+            var token = SNPToken(keyslot: slot, binding: binding, provisioning: current.snpToken.provisioning, mac: [])
             do throws(Rejection) {
                 token.mac = try HeaderMAC.compute(added, token: token, key: replacement.macKey)
             } catch {

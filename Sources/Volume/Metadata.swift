@@ -40,6 +40,8 @@ public struct Metadata: Sendable, Equatable {
     public var reenrollTokenID: Int?
     /// The operator's recovery grant from the `vhsm-reenroll` token (`ReenrollToken`), if any.
     public var reenrollGrant: SealedSecret?
+    /// The provisioning mark of the binary headers (`ProvisioningMark`), decoded; nil once the volume is ready.
+    public var provisioningMark: [UInt8]?
 
     public func keyslot(_ id: Int) -> Keyslot? { keyslots.first { $0.id == id } }
 
@@ -52,6 +54,55 @@ extension Metadata {
     /// headers and their SHA-256 checksums, then the JSON, semantically, against what vhsm writes.
     /// `requireSNPToken` is false only inside `format`, between writing the keyslots and the token.
     static func validate(area: [UInt8], path: String, requireSNPToken: Bool = true) throws(VolumeError) -> Metadata {
+        let (uuid, sequenceID, mark, json) = try binaryHeaders(area: area, path: path)
+        do throws(Rejection) {
+            var metadata = try validate(
+                json: json, uuid: uuid, sequenceID: sequenceID, requireSNPToken: requireSNPToken)
+            metadata.provisioningMark = mark
+            if mark != nil, let token = metadata.snpToken, !token.provisioning {
+                throw Rejection(
+                    field: "label/subsystem", found: "the provisioning mark beside a ready vhsm-snp token",
+                    expected: "no mark once the volume is ready")
+            }
+            return metadata
+        } catch {
+            throw error.error(path: path)
+        }
+    }
+
+    /// What a header without a `vhsm-snp` token (a first boot cut before writing it) still proves: its UUID and
+    /// provisioning mark. Both binary headers are checked as `validate` checks them, and the JSON is strict JSON;
+    /// its keyslots, digests and segments are not looked at (such a header is only ever formatted again, and only
+    /// when its mark verifies). `hasSNPToken` says whether any token in the JSON is of type `vhsm-snp`.
+    static func unfinished(
+        area: [UInt8], path: String
+    ) throws(VolumeError) -> (
+        uuid: String, mark: [UInt8]?, hasSNPToken: Bool
+    ) {
+        let (uuid, _, mark, json) = try binaryHeaders(area: area, path: path)
+        guard case .object(let members) = json else {
+            throw .headerRejected(path: path, field: "JSON area", found: "not an object", expected: "an object")
+        }
+        var hasSNPToken = false
+        for member in members where member.key == "tokens" {
+            guard case .object(let tokens) = member.value else { continue }
+            for token in tokens {
+                guard case .object(let fields) = token.value else { continue }
+                if fields.contains(where: { $0.key == "type" && $0.value == .string(SNPToken.type) }) {
+                    hasSNPToken = true
+                }
+            }
+        }
+        return (uuid, mark, hasSNPToken)
+    }
+
+    /// Both binary headers, their checksums and identical JSON areas; returns the UUID (lower case), the sequence
+    /// id, the provisioning mark and the parsed JSON.
+    private static func binaryHeaders(
+        area: [UInt8], path: String
+    ) throws(VolumeError) -> (
+        String, UInt64, [UInt8]?, JSON
+    ) {
         guard area.count == Layout.headerAreaSize else {
             throw .notLUKS2(path: path, found: "only \(area.count) bytes of header area")
         }
@@ -86,13 +137,15 @@ extension Metadata {
                 throw .checksumMismatch(path: path, header: name)
             }
             guard header.paddingIsZero else { throw reject("padding", "non-zero bytes", "zeros") }
-            guard header.label.allSatisfy({ $0 == 0 }), header.subsystem.allSatisfy({ $0 == 0 }) else {
-                throw reject("label/subsystem", "a value", "empty")
+            do { _ = try ProvisioningMark.parse(label: header.label, subsystem: header.subsystem) } catch {
+                throw reject(error.field, error.found, error.expected)
             }
         }
-        guard primary.sequenceID == secondary.sequenceID, primary.uuid == secondary.uuid else {
+        guard primary.sequenceID == secondary.sequenceID, primary.uuid == secondary.uuid,
+            primary.label == secondary.label, primary.subsystem == secondary.subsystem
+        else {
             throw .headerRejected(
-                path: path, field: "secondary binary header seqid/uuid", found: "different from the primary",
+                path: path, field: "secondary binary header seqid/uuid/label", found: "different from the primary",
                 expected: "identical copies")
         }
         let primaryJSON = area[Layout.binaryHeaderSize..<Layout.metadataSize]
@@ -120,12 +173,11 @@ extension Metadata {
         do { json = try JSON.parse(text) } catch {
             throw .headerRejected(path: path, field: "JSON area", found: error.description, expected: "strict JSON")
         }
-        do {
-            return try validate(
-                json: json, uuid: uuid, sequenceID: primary.sequenceID, requireSNPToken: requireSNPToken)
-        } catch {
+        let mark: [UInt8]?
+        do { mark = try ProvisioningMark.parse(label: primary.label, subsystem: primary.subsystem) } catch {
             throw error.error(path: path)
         }
+        return (uuid, primary.sequenceID, mark, json)
     }
 
     /// 8-4-4-4-12 lowercase hex.

@@ -61,21 +61,28 @@ public struct SNPBinding: Sendable, Equatable {
 ///  "tcb":"<16 hex>","measurement":"<96 hex>","mac":"<64 hex>"}
 /// ```
 /// Image mode has `image_id`, `family_id` (32 hex each) and `guest_svn` (number) instead of `measurement`;
-/// platform mode has neither.
+/// platform mode has neither. A first boot writes `"state":"provisioning"` before `mac` until the volume has its
+/// filesystem and is mounted; then the token is written again without it. No `state` means ready (volumes made
+/// before the field existed are ready). The MAC covers the state.
 public struct SNPToken: Sendable, Equatable {
     public static let type = "vhsm-snp"
     public static let version: UInt64 = 1
 
     public var keyslot: Int
     public var binding: SNPBinding
+    /// The first boot has not finished (`"state":"provisioning"`): no user data can exist yet.
+    public var provisioning: Bool
     /// HMAC-SHA256 (32 bytes) keyed with `VolumeKeys.macKey` over `HeaderMAC.message`.
     public var mac: [UInt8]
 
-    public init(keyslot: Int, binding: SNPBinding, mac: [UInt8]) {
+    public init(keyslot: Int, binding: SNPBinding, provisioning: Bool = false, mac: [UInt8]) {
         self.keyslot = keyslot
         self.binding = binding
+        self.provisioning = provisioning
         self.mac = mac
     }
+
+    static let provisioningState = "provisioning"
 
     init(_ fields: inout Fields) throws(Rejection) {
         try fields.expect("type", Self.type)
@@ -101,6 +108,11 @@ public struct SNPToken: Sendable, Equatable {
         do { try binding.check() } catch {
             throw Rejection(field: "\(fields.path) \(error.field)", found: error.found, expected: error.expected)
         }
+        provisioning = false
+        if fields.has("state") {
+            try fields.expect("state", Self.provisioningState)
+            provisioning = true
+        }
         mac = try fields.hex("mac", count: 32)
         try fields.finish()
     }
@@ -116,6 +128,7 @@ public struct SNPToken: Sendable, Equatable {
         if let imageID = binding.imageID { fields.append(("image_id", Encoding.hex(imageID))) }
         if let familyID = binding.familyID { fields.append(("family_id", Encoding.hex(familyID))) }
         if let guestSVN = binding.guestSVN { fields.append(("guest_svn", String(guestSVN))) }
+        if provisioning { fields.append(("state", Self.provisioningState)) }
         return fields
     }
 
@@ -129,6 +142,7 @@ public struct SNPToken: Sendable, Equatable {
         if let imageID = binding.imageID { members.append(("image_id", .string(Encoding.hex(imageID)))) }
         if let familyID = binding.familyID { members.append(("family_id", .string(Encoding.hex(familyID)))) }
         if let guestSVN = binding.guestSVN { members.append(("guest_svn", .number(UInt64(guestSVN)))) }
+        if provisioning { members.append(("state", .string(Self.provisioningState))) }
         members.append(("mac", .string(Encoding.hex(mac))))
         return .object(members)
     }

@@ -13,6 +13,14 @@ final class InMemoryVolume: BootVolume {
         case blank
         case foreign(String)
         case luks(uuid: String, enrollment: Enrollment, macKey: [UInt8], slotKey: [UInt8], integrity: Bool)
+        /// A LUKS2 header without a `vhsm-snp` token (a first boot cut before its token), with the key its
+        /// provisioning mark was made with, or nil for no mark.
+        case unfinished(uuid: String, markKey: [UInt8]?)
+    }
+
+    /// Where `format` stops, as a power cut would stop it, leaving the device as that step left it.
+    enum Cut: Equatable {
+        case afterHeader, afterKeyslot, afterToken
     }
 
     struct Refusal: Error, CustomStringConvertible {
@@ -36,6 +44,10 @@ final class InMemoryVolume: BootVolume {
     var recoveryKeys: [String: [UInt8]] = [:]
     /// The `vhsm-reenroll` token of each device, as `vhsm volume reenroll` (or the host) wrote it.
     var grants: [String: SealedSecret] = [:]
+    /// Devices whose token says `"state":"provisioning"` (set by `format`, cleared by `markReady`).
+    var provisioning: Set<String> = []
+    /// When set, the next `format` stops there (and throws, as if the power went).
+    var cut: Cut?
 
     init(_ devices: [String: Device]) { self.devices = devices }
 
@@ -45,19 +57,38 @@ final class InMemoryVolume: BootVolume {
         case nil: throw Refusal(description: "\(device): no such device")
         case .blank: return .blank
         case .foreign(let what): return .foreign(what)
-        case .luks(let uuid, _, _, _, _): return .luks(uuid: uuid)
+        case .luks(let uuid, _, _, _, _), .unfinished(let uuid, _): return .luks(uuid: uuid)
         }
     }
 
     func format(
         device: String, uuid: String, enrollment: Enrollment, integrity: Bool, sealingKey: [UInt8],
-        recoveryPublicKeyPEM: String?
+        recoveryPublicKeyPEM: String?, replacingUnfinished: Bool
     ) throws -> String? {
-        calls.append("format \(device)")
+        calls.append("format \(device)\(replacingUnfinished ? " replacing" : "")")
         if let formatFailure { throw Refusal(description: formatFailure) }
-        guard devices[device] == .blank else { throw Refusal(description: "\(device) is not blank") }
+        if replacingUnfinished {
+            // As LUKSVolume.format checks again: this launch's own token-less header for `uuid`.
+            guard case .unfinished(uuid, sealingKey)? = devices[device] else {
+                throw Refusal(description: "\(device) is not blank")
+            }
+        } else {
+            guard devices[device] == .blank else { throw Refusal(description: "\(device) is not blank") }
+        }
+        switch cut {
+        case .afterHeader?, .afterKeyslot?:
+            cut = nil
+            devices[device] = .unfinished(uuid: uuid, markKey: sealingKey)
+            throw Refusal(description: "power cut")
+        case .afterToken?, nil: break
+        }
         devices[device] = .luks(
             uuid: uuid, enrollment: enrollment, macKey: sealingKey, slotKey: sealingKey, integrity: integrity)
+        provisioning.insert(device)
+        if cut == .afterToken {
+            cut = nil
+            throw Refusal(description: "power cut")
+        }
         guard recoveryPublicKeyPEM != nil else { return nil }
         recoveryKeys[device] = Array(repeating: 0x5A, count: 32)
         return recoveryBlob
@@ -70,7 +101,37 @@ final class InMemoryVolume: BootVolume {
         }
         return ValidatedVolume(
             device: device, uuid: uuid, enrollment: enrollment, integrity: integrity, header: Header(record: record),
-            hasRecoveryKeyslot: recoveryKeys[device] != nil, reenrollGrant: grants[device])
+            hasRecoveryKeyslot: recoveryKeys[device] != nil, reenrollGrant: grants[device],
+            provisioning: provisioning.contains(device))
+    }
+
+    func unfinished(device: String) throws -> UnfinishedHeader? {
+        calls.append("unfinished \(device)")
+        switch devices[device] {
+        case .unfinished(let uuid, let markKey)?: return UnfinishedHeader(uuid: uuid, marked: markKey != nil)
+        case .luks?: return nil
+        default: throw Refusal(description: "\(device) has no LUKS2 header")
+        }
+    }
+
+    func verifyUnfinished(device: String, uuid: String, mode: SealMode, sealingKey: [UInt8]) throws {
+        calls.append("verifyUnfinished \(device)")
+        keysTried.append(sealingKey)
+        guard case .unfinished(let found, let markKey)? = devices[device], found == uuid, let markKey else {
+            throw Refusal(description: "\(device) is not blank")
+        }
+        guard markKey == sealingKey else { throw Refusal(description: "the provisioning mark does not verify") }
+    }
+
+    func initializeIntegrity(_ volume: ValidatedVolume<Header>, sealingKey: [UInt8]) throws {
+        calls.append("initializeIntegrity \(volume.device)")
+        try verifyMAC(volume, sealingKey: sealingKey)
+    }
+
+    func markReady(_ volume: ValidatedVolume<Header>, sealingKey: [UInt8]) throws {
+        calls.append("markReady \(volume.device)")
+        try verifyMAC(volume, sealingKey: sealingKey)
+        provisioning.remove(volume.device)
     }
 
     func verifyMAC(_ volume: ValidatedVolume<Header>, sealingKey: [UInt8]) throws {

@@ -23,7 +23,7 @@ import Volume
     /// Formatted and enrolled on launch A (with a recovery keyslot), then closed.
     func enrolled() throws -> InMemoryVolume {
         let volume = InMemoryVolume(["/dev/vda": .blank])
-        _ = try VolumeStage.make(volume, guest: TestLaunch.guest(), config: config).run()
+        _ = try VolumeStage.make(volume, guest: TestLaunch.guest(), config: config).boot()
         try volume.deactivate(name: config.mapperName)
         return volume
     }
@@ -180,7 +180,7 @@ import Volume
 
     @Test func aVolumeWithoutRecoveryKeyslotPrintsNoRequest() throws {
         let volume = InMemoryVolume(["/dev/vda": .blank])
-        _ = try VolumeStage.make(volume, guest: TestLaunch.guest()).run()
+        _ = try VolumeStage.make(volume, guest: TestLaunch.guest()).boot()
         try volume.deactivate(name: "vhsm")
         let (error, console) = try refusedBoot(volume, TestLaunch.guest(measurement: TestLaunch.measurementB))
         #expect(error?.cause.contains("MEASUREMENT differs") == true)

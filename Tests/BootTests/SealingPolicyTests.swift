@@ -22,7 +22,7 @@ import Testing
 
     func enroll(_ config: BootConfig, guest: EmulatedGuest, log: StageLog = StageLog()) throws -> InMemoryVolume {
         let volume = InMemoryVolume(["/dev/vda": .blank])
-        _ = try VolumeStage.make(volume, guest: guest, config: config, log: log).run()
+        _ = try VolumeStage.make(volume, guest: guest, config: config, log: log).boot()
         try volume.deactivate(name: config.mapperName)
         return volume
     }

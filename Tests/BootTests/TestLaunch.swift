@@ -35,6 +35,13 @@ final class StageLog {
 }
 
 extension VolumeStage where Volume == InMemoryVolume {
+    /// `run`, then `markReady` as `BootSequence` does once the filesystem is mounted.
+    func boot() throws(BootError) -> Result {
+        let result = try run()
+        try markReady(result)
+        return result
+    }
+
     /// The stage as `BootSequence` wires it, over the emulated firmware and the in-memory volume.
     static func make(
         _ volume: InMemoryVolume, guest: EmulatedGuest, config: BootConfig = BootConfig(), log: StageLog = StageLog(),

@@ -13,7 +13,7 @@ import Testing
         _ config: BootConfig = BootConfig(), guest: EmulatedGuest = TestLaunch.guest()
     ) throws -> InMemoryVolume {
         let volume = InMemoryVolume(["/dev/vda": .blank])
-        _ = try VolumeStage.make(volume, guest: guest, config: config).run()
+        _ = try VolumeStage.make(volume, guest: guest, config: config).boot()
         try volume.deactivate(name: config.mapperName)
         return volume
     }
@@ -25,8 +25,10 @@ import Testing
         #expect(
             result
                 == .init(
-                    device: "/dev/vda", mappedDevice: "/dev/mapper/vhsm", uuid: uuid, firstBoot: true, integrity: false)
+                    device: "/dev/vda", mappedDevice: "/dev/mapper/vhsm", uuid: uuid, firstBoot: true, integrity: false,
+                    provisioning: result.provisioning)
         )
+        #expect(result.provisioning != nil)
         #expect(
             volume.calls == [
                 "probe /dev/vda", "format /dev/vda", "validate /dev/vda", "verifyMAC /dev/vda", "unlock /dev/vda vhsm",
@@ -52,7 +54,8 @@ import Testing
         #expect(result.uuid == uuid)
         #expect(!volume.calls.dropFirst(5).contains { $0.hasPrefix("format") })
         #expect(log.filesystems.isEmpty)
-        #expect(volume.keysTried.count == 4)
+        // verifyMAC and unlock on the first boot, verifyMAC when it was marked ready, verifyMAC and unlock now.
+        #expect(volume.keysTried.count == 5)
         #expect(Set(volume.keysTried).count == 1)
     }
 
@@ -124,7 +127,10 @@ import Testing
         let stage = try VolumeStage.make(volume, guest: TestLaunch.guest(), config: config)
         let error = #expect(throws: BootError.self) { try stage.run() }
         #expect(error?.cause.hasPrefix("the vhsm-snp token MAC does not verify on /dev/vda") == true)
-        #expect(Array(volume.calls.dropFirst(6)) == ["probe /dev/vda", "validate /dev/vda", "verifyMAC /dev/vda"])
+        #expect(
+            Array(volume.calls.dropFirst(9)) == [
+                "probe /dev/vda", "unfinished /dev/vda", "validate /dev/vda", "verifyMAC /dev/vda",
+            ])
     }
 
     @Test func aConfiguredModeOtherThanTheEnrolledOneIsRefused() throws {

@@ -103,11 +103,12 @@ enum Fixtures {
     static let x25519Recovery = Curve25519.KeyAgreement.PrivateKey()
 
     static func request(
-        mode: SealMode = .measurement, integrity: Bool = false, recipient: RecoveryRecipient? = nil
+        mode: SealMode = .measurement, integrity: Bool = false, recipient: RecoveryRecipient? = nil,
+        replacingUnfinished: Bool = false
     ) -> LUKSVolume.FormatRequest {
         LUKSVolume.FormatRequest(
             uuid: uuid, integrity: integrity, binding: binding(mode),
-            recoveryRecipient: recipient ?? .p384(p384Recovery.publicKey))
+            recoveryRecipient: recipient ?? .p384(p384Recovery.publicKey), replacingUnfinished: replacingUnfinished)
     }
 
     /// A freshly formatted 32 MiB image (measurement mode, P-384 recovery recipient).

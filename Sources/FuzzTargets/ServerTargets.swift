@@ -185,8 +185,9 @@ enum ServerTargets {
                 let bare = String(text.reversed().drop { $0 == "=" }.reversed())
                 let padded = bare + String(repeating: "=", count: (4 - bare.count % 4) % 4)
                 if text.count > padded.count, Data(base64Encoded: padded).map(Array.init) == foundation { return }
-                // Foundation also takes '=' inside the text ("zZgmm8=m"), which Go refuses.
-                if bare.contains("=") { return }
+                // Foundation also takes '=' inside the text ("zZgmm8=m"), and text that is only padding ("=====",
+                // which it decodes to a zero byte); Go refuses both.
+                if bare.contains("=") || bare.isEmpty { return }
                 throw FuzzFinding("base64", "refuses text Foundation decodes to \(foundation)")
             default:
                 throw FuzzFinding(

@@ -155,7 +155,11 @@ test: lint unit-test cli-test measure-test hvac-test oidc-test sealed-test fault
 # each target FUZZ_SECONDS (60) and writes out/fuzz.csv; `make test` runs each FUZZ_SMOKE_SECONDS (10).
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
-FUZZ_BUILD = VHSM_FUZZ=1 $(SWIFT) build --sanitize=fuzzer --sanitize=address --scratch-path .build-fuzz --product vhsm-fuzz
+# swiftc keeps only the last of several -sanitize= flags, so SwiftPM's "--sanitize=fuzzer --sanitize=address" compiles
+# Swift with AddressSanitizer but without libFuzzer's coverage (only the C code was instrumented): the coverage
+# libFuzzer needs is asked for explicitly.
+FUZZ_BUILD = VHSM_FUZZ=1 $(SWIFT) build --sanitize=fuzzer --sanitize=address \
+	-Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp --scratch-path .build-fuzz --product vhsm-fuzz
 fuzz-build: deps
 	$(FUZZ_BUILD)
 

@@ -201,7 +201,8 @@ let package = Package(
         .target(
             name: "FuzzTargets",
             dependencies: [
-                "SNP", "StrictJSON", "KeyService", .product(name: "NIOCore", package: "swift-nio"),
+                "SNP", "StrictJSON", "KeyService", "SNPEmulator", "SNPGuest", "CLinux", "Volume", "Sealing", "Boot",
+                crypto, system, .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict),

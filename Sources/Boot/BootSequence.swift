@@ -103,12 +103,13 @@ struct BootSequence<Volume: BootVolume> {
             } catch {
                 throw ConfigError.unreadable(path: configPath, reason: error.reason)
             }
-            let commandLine: String
-            do throws(SystemError) { commandLine = try Files.readText("/proc/cmdline") } catch {
+            // The bytes, split as the kernel splits them; UTF-8 is decoded per parameter afterwards.
+            let commandLine: [UInt8]
+            do throws(SystemError) { commandLine = try Files.read("/proc/cmdline") } catch {
                 throw ConfigError.unreadable(path: "/proc/cmdline", reason: error.reason)
             }
             let config = try BootConfig.load(
-                file: file, filePath: configPath, commandLine: KernelCommandLine(commandLine))
+                file: file, filePath: configPath, commandLine: KernelCommandLine(bytes: commandLine))
             try config.validate(emulatorAvailable: emulatorAvailable)
             return config
         } catch {

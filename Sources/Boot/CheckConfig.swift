@@ -35,18 +35,18 @@ enum CheckConfig {
             err(usage)
             return 2
         }
-        do throws(ConfigError) {
-            let bytes: [UInt8]
-            do throws(SystemError) { bytes = try Files.read(file) } catch {
-                throw ConfigError.unreadable(path: file, reason: error.reason)
-            }
-            let config = try BootConfig.load(file: bytes, filePath: file, commandLine: KernelCommandLine(commandLine))
-            try config.validate(emulatorAvailable: emulatorAvailable)
-            out(config.json.rendered())
-            return 0
-        } catch {
-            err("vhsm-init: config failed: \(error)")
+        let bytes: [UInt8]
+        do throws(SystemError) { bytes = try Files.read(file) } catch {
+            err("vhsm-init: config failed: \(ConfigError.unreadable(path: file, reason: error.reason))")
             return 2
         }
+        let check = ConfigCheck(
+            file: bytes, filePath: file, commandLine: Array(commandLine.utf8), emulatorAvailable: emulatorAvailable)
+        if let effective = check.effective {
+            out(effective)
+            return 0
+        }
+        err("vhsm-init: config failed: \(check.refusal ?? "refused")")
+        return 2
     }
 }

@@ -7,6 +7,9 @@
 ///   parameter whose value is `--dev --port 8200`. Quotes inside a value are kept, as the kernel keeps them.
 /// - The name ends at the first `=`; a parameter without `=` has no value (`vhsm.integrity`).
 /// - `--` ends the kernel's parameters; what follows goes to init as arguments and is not read here.
+/// - Whitespace is the kernel's `isspace()` (lib/ctype.c): space, HT, LF, VT, FF, CR and byte 0xA0 (Latin-1 NBSP,
+///   so also the second byte of UTF-8 `à`). The split works on the bytes, before any UTF-8 decoding.
+/// - The command line is a C string: it ends at its first NUL.
 struct KernelCommandLine: Equatable, Sendable {
     struct Parameter: Equatable, Sendable {
         var name: String
@@ -17,8 +20,10 @@ struct KernelCommandLine: Equatable, Sendable {
 
     init(parameters: [Parameter]) { self.parameters = parameters }
 
-    init(_ text: String) {
-        let bytes = Array(text.utf8)
+    init(_ text: String) { self.init(bytes: Array(text.utf8)) }
+
+    init(bytes all: [UInt8]) {
+        let bytes = Array(all.prefix { $0 != 0 })
         var parameters: [Parameter] = []
         var start = Self.skipSpaces(bytes, from: 0)
         while start < bytes.count {
@@ -39,7 +44,7 @@ struct KernelCommandLine: Equatable, Sendable {
     }
 
     private static func isSpace(_ byte: UInt8) -> Bool {
-        byte == 0x20 || (0x09...0x0D).contains(byte)
+        byte == 0x20 || (0x09...0x0D).contains(byte) || byte == 0xA0
     }
 
     private static func skipSpaces(_ bytes: [UInt8], from index: Int) -> Int {

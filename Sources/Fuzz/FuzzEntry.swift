@@ -28,7 +28,9 @@ public func fuzzerInitialize(
         exit(0)
     default:
         guard let name = ProcessInfo.processInfo.environment["VHSM_FUZZ_TARGET"] else { fail(usage) }
-        selected = find(name)
+        let target = find(name)
+        do { try target.prepare() } catch { fail("vhsm-fuzz: \(error.description)") }
+        selected = target
         return 0
     }
 }

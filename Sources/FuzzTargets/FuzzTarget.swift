@@ -11,6 +11,21 @@ public struct FuzzTarget: Sendable {
     public let run: @Sendable ([UInt8]) throws(FuzzFinding) -> Void
     /// The starting corpus, built from `../shared/testdata` and the project's own fixtures at run time.
     public let seeds: @Sendable (TestData) throws(FuzzFinding) -> [[UInt8]]
+    /// One-time set-up (an emulated chip's RSA keys) before the first input, so that it does not count against
+    /// libFuzzer's per-input timeout.
+    public let prepare: @Sendable () throws(FuzzFinding) -> Void
+
+    init(
+        name: String, summary: String, prepare: @escaping @Sendable () throws(FuzzFinding) -> Void = {},
+        run: @escaping @Sendable ([UInt8]) throws(FuzzFinding) -> Void,
+        seeds: @escaping @Sendable (TestData) throws(FuzzFinding) -> [[UInt8]]
+    ) {
+        self.name = name
+        self.summary = summary
+        self.prepare = prepare
+        self.run = run
+        self.seeds = seeds
+    }
 }
 
 /// An input that broke a target's invariant or disagreed with its oracle: a defect to fix, never a refusal.
@@ -72,6 +87,7 @@ public enum FuzzTargets {
         SNPTargets.report, SNPTargets.reportVerify, SNPTargets.certificate, SNPTargets.certificateTable,
         SNPTargets.idBlock, ServerTargets.listVerb, JSONTargets.vhsmdJSON, JSONTargets.strictJSON,
         ServerTargets.policy, ServerTargets.transitCiphertext, ServerTargets.base64, ServerTargets.duration,
+        GuestTargets.emulatorFrames, GuestTargets.snpGuestIoctl, VolumeTargets.luks2Header, BootTargets.cmdlineConfig,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }

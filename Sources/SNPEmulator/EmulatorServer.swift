@@ -49,17 +49,10 @@ public final class EmulatorServer: Sendable {
         pthread_detach(thread)
     }
 
-    /// Serves frames until the peer closes; a protocol violation is answered with an error frame and closes.
+    /// Serves frames until the peer closes (`WireProtocol.serve` on the connection's exact reads and full writes).
     static func serve(_ connection: borrowing StreamConnection, guest: EmulatedGuest) {
-        while true {
-            do {
-                guard let frame = try connection.readFrame() else { return }
-                try connection.write(WireProtocol.respond(to: frame, guest: guest).bytes)
-            } catch {
-                let reply = WireProtocol.Frame(type: .error, payload: Array(error.description.utf8))
-                try? connection.write(reply.bytes)
-                return
-            }
-        }
+        WireProtocol.serve(
+            read: { (count: Int) throws(EmulatorError) in try connection.read(exactly: count) },
+            write: { (bytes: [UInt8]) throws(EmulatorError) in try connection.write(bytes) }, guest: guest)
     }
 }

@@ -59,12 +59,7 @@ struct StreamConnection: ~Copyable {
 
     /// Reads one frame; nil when the peer closed the stream between frames.
     func readFrame() throws(EmulatorError) -> WireProtocol.Frame? {
-        guard let header = try read(exactly: WireProtocol.headerCount) else { return nil }
-        let (type, length) = try WireProtocol.Frame.header(header)
-        guard let payload = length == 0 ? [] : try read(exactly: length) else {
-            throw .protocolViolation("the stream ended before the payload")
-        }
-        return WireProtocol.Frame(type: type, payload: payload)
+        try WireProtocol.readFrame { (count: Int) throws(EmulatorError) in try read(exactly: count) }
     }
 
     static func address(_ path: String) throws(EmulatorError) -> sockaddr_un {

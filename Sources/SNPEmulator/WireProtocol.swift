@@ -76,6 +76,40 @@ public enum WireProtocol {
         }
     }
 
+    /// Reads one frame through `read`, which returns exactly the bytes asked for, nil at a clean end of stream
+    /// before the first of them, or throws when the stream ends inside them. Nothing larger than the 12-byte
+    /// header and a payload of at most `maximumPayload` bytes is ever asked for. Nil when the peer closed the
+    /// stream between frames.
+    public static func readFrame(
+        _ read: (_ count: Int) throws(EmulatorError) -> [UInt8]?
+    ) throws(EmulatorError) -> Frame? {
+        guard let header = try read(headerCount) else { return nil }
+        let (type, length) = try Frame.header(header)
+        guard let payload = length == 0 ? [] : try read(length) else {
+            throw .protocolViolation("the stream ended before the payload")
+        }
+        return Frame(type: type, payload: payload)
+    }
+
+    /// One connection as `vhsm emulator serve` runs it: reads request frames through `read` (see `readFrame`)
+    /// and writes each answer through `write` until the peer closes. A protocol violation is answered with an
+    /// error frame and ends the session; so does a failed write.
+    public static func serve(
+        read: (_ count: Int) throws(EmulatorError) -> [UInt8]?, write: ([UInt8]) throws(EmulatorError) -> Void,
+        guest: EmulatedGuest
+    ) {
+        while true {
+            do throws(EmulatorError) {
+                guard let frame = try readFrame(read) else { return }
+                try write(respond(to: frame, guest: guest).bytes)
+            } catch {
+                let reply = Frame(type: .error, payload: Array(error.description.utf8))
+                try? write(reply.bytes)
+                return
+            }
+        }
+    }
+
     /// The emulator's answer to one request frame.
     public static func respond(to frame: Frame, guest: EmulatedGuest) -> Frame {
         switch frame.type {

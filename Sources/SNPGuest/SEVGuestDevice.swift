@@ -1,4 +1,4 @@
-import CLinux
+package import CLinux
 import Glibc
 public import SNP
 public import SystemPackage
@@ -16,7 +16,9 @@ public struct SEVGuestDevice: GuestDevice {
         self.init(path: path, transport: .kernel)
     }
 
-    init(path: FilePath, transport: IoctlTransport) {
+    /// A device whose one system call goes through `transport` (tests and the `snp-guest-ioctl` fuzz target stand
+    /// in for the kernel there).
+    package init(path: FilePath, transport: IoctlTransport) {
         self.path = path
         self.transport = transport
     }
@@ -206,15 +208,24 @@ extension SEVGuestRequest {
 }
 
 /// The one system call `SEVGuestDevice` makes, behind a seam so that tests can stand in for the kernel.
-struct IoctlTransport: Sendable {
+package struct IoctlTransport: Sendable {
     /// Issues `request` on `descriptor` with `argument`; nil on success, else the errno.
-    var call:
+    package var call:
         @Sendable (
             _ descriptor: CInt, _ request: UInt, _ argument: UnsafeMutablePointer<snp_guest_request_ioctl>
         ) -> Errno?
 
+    package init(
+        call:
+            @escaping @Sendable (
+                _ descriptor: CInt, _ request: UInt, _ argument: UnsafeMutablePointer<snp_guest_request_ioctl>
+            ) -> Errno?
+    ) {
+        self.call = call
+    }
+
     /// The real ioctl(2).
-    static let kernel = IoctlTransport { descriptor, request, argument in
+    package static let kernel = IoctlTransport { descriptor, request, argument in
         ioctl(descriptor, request, argument) == -1 ? Errno(rawValue: Glibc.errno) : nil
     }
 }

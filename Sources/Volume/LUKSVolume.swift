@@ -202,7 +202,7 @@ public struct LUKSVolume: Sendable {
             throw .notLUKS2(path: path, found: "the device is only \(size) bytes")
         }
         let area = try file.read(offset: 0, count: Layout.headerAreaSize)
-        return ValidatedHeader(path: path, area: area, metadata: try Metadata.validate(area: area, path: path))
+        return try ValidatedHeader.validating(area: area, path: path)
     }
 
     /// Deactivates a mapping made by `ValidatedHeader.unlock`.

@@ -15,6 +15,12 @@ public struct ValidatedHeader: Sendable {
         self.metadata = metadata
     }
 
+    /// Validates a header area read from `path` (`Metadata.validate`): what `LUKSVolume.readHeader` does once it
+    /// has read the bytes, and the whole of it for the `luks2-header` fuzz target.
+    package static func validating(area: [UInt8], path: String) throws(VolumeError) -> ValidatedHeader {
+        ValidatedHeader(path: path, area: area, metadata: try Metadata.validate(area: area, path: path))
+    }
+
     public var uuid: String { metadata.uuid }
 
     /// The enrolment: an **unauthenticated hint** until `verifyMAC` succeeded. The boot agent reads the seal mode,

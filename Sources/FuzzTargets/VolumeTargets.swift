@@ -267,6 +267,17 @@ enum VolumeTargets {
         guard let snp = metadata.snpToken, metadata.keyslot(snp.keyslot) != nil else {
             throw fail("there is no vhsm-snp token on an existing keyslot")
         }
+        // The provisioning mark (a first boot not finished) never stands beside a ready token, and its label is the
+        // one vhsm writes in both binary headers.
+        guard metadata.provisioningMark == nil || snp.provisioning else {
+            throw fail("it carries the provisioning mark beside a ready vhsm-snp token")
+        }
+        for copy in [0, Layout.metadataSize] {
+            let label = area[copy + 0x18..<copy + 0x18 + 48].prefix { $0 != 0 }
+            guard
+                label.isEmpty || (metadata.provisioningMark != nil && label.elementsEqual(ProvisioningMark.label.utf8))
+            else { throw fail("the binary header at \(copy) has a label other than the provisioning mark's") }
+        }
         if let recovery = metadata.recoveryToken {
             guard metadata.keyslot(recovery.keyslot) != nil, recovery.keyslot != snp.keyslot else {
                 throw fail("the recovery token's keyslot is missing or the machine keyslot")

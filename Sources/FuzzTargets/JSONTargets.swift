@@ -12,6 +12,8 @@ import StrictJSON
 /// - duplicate object keys: vhsmd keeps the last (as Go's encoding/json, which Vault uses), so values of objects
 ///   with a repeated key are not compared; StrictJSON refuses duplicates;
 /// - trailing commas (`[1,]`): Foundation accepts them, RFC 8259 and Go refuse them;
+/// - a NUL byte after the value (`2\0`): Foundation ends the document at the first NUL, as a C string; RFC 8259
+///   allows only whitespace after the value, and Go and vhsmd refuse it;
 /// - StrictJSON is stricter by design (no negative, fractional or exponent numbers, no integers past UInt64, no
 ///   U+0000 in strings): what it refuses is not checked against Foundation, what it accepts is.
 enum JSONTargets {
@@ -42,6 +44,11 @@ enum JSONTargets {
                 if FoundationJSON.depth(of: foundation) > JSONParser.maximumDepth { return }
                 if !FoundationJSON.allNumbersFinite(foundation) { return }
                 if FoundationJSON.hasTrailingComma(input) { return }
+                if let nul = input.firstIndex(of: 0),
+                    (try? JSONSerialization.jsonObject(with: Data(input[..<nul]), options: [.fragmentsAllowed])) != nil
+                {
+                    return
+                }
                 throw FuzzFinding("vhsmd-json", "refused a document Foundation accepts (\(foundation))")
             case (let ours?, let foundation?):
                 guard FoundationJSON.matches(ours, foundation) else {

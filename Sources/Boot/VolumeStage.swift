@@ -150,14 +150,7 @@ struct VolumeStage<Volume: BootVolume> {
         } else {
             say("vhsm-init: no recovery_key configured: this volume has no recovery keyslot")
         }
-        let validated = try validate(device)
-        guard validated.uuid == uuid, validated.enrollment == enrollment else {
-            throw BootError(
-                stage: .volume,
-                cause: "the header read back from \(device) differs from the one just written "
-                    + "(UUID \(validated.uuid), expected \(uuid))",
-                next: "another writer changed the disk during formatting; check the host")
-        }
+        let validated = try readBack(device, uuid: uuid, enrollment: enrollment, written: "", during: "formatting")
         do { try volume.verifyMAC(validated, sealingKey: key) } catch {
             throw Self.macRefusal(validated.device, error)
         }
@@ -393,6 +386,15 @@ struct VolumeStage<Volume: BootVolume> {
     private func readBackAndUnlock(
         _ device: String, uuid: String, enrollment: Enrollment, key: [UInt8], written: String, during: String
     ) throws(BootError) -> (ValidatedVolume<Volume.Header>, String) {
+        let validated = try readBack(device, uuid: uuid, enrollment: enrollment, written: written, during: during)
+        return (validated, try verifyAndUnlock(validated, key: key))
+    }
+
+    /// The header of `device` read back after this stage wrote it, checked to be the volume `uuid` with
+    /// `enrollment` (`written` qualifies the write in the message, `during` names it).
+    private func readBack(
+        _ device: String, uuid: String, enrollment: Enrollment, written: String, during: String
+    ) throws(BootError) -> ValidatedVolume<Volume.Header> {
         let validated = try validate(device)
         guard validated.uuid == uuid, validated.enrollment == enrollment else {
             throw BootError(
@@ -401,7 +403,7 @@ struct VolumeStage<Volume: BootVolume> {
                     + "(UUID \(validated.uuid), expected \(uuid))",
                 next: "another writer changed the disk during \(during); check the host")
         }
-        return (validated, try verifyAndUnlock(validated, key: key))
+        return validated
     }
 
     /// The token MAC first (it proves the header parameters are the ones enrolled with this key), then the

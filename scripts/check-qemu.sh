@@ -27,70 +27,24 @@
 # Usage: VHSM=.build/debug/vhsm GUEST_BIN=<folder with vhsm-guest built with the Emulator trait>
 #        scripts/check-qemu.sh
 set -uo pipefail
-VHSM=$(realpath "${VHSM:?}")
-GUEST_BIN=$(realpath "${GUEST_BIN:?}")
 here=$(cd "$(dirname "$0")/.." && pwd)
-export TESTDATA=${TESTDATA:-$here/../shared/testdata}
-export VHSM
-work=$(mktemp -d /tmp/vhsm-qemu.XXXXXX)
-run=$work/run
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-url=https://127.0.0.1:$port
-cleanup() {
-  "$here/image/launch" stop --run-dir "$run" >/dev/null 2>&1
-  [ -n "${KEEP:-}" ] && echo "check-qemu: kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-passed=0
-failed=0
-started=$(date +%s)
-check() { if eval "$2"; then passed=$((passed + 1)); echo "  ok   $1"; else failed=$((failed + 1)); echo "  FAIL $1"; fi; }
-say() { echo "check-qemu: $*"; }
-digest() { sha256sum "$1" | cut -d' ' -f1; }
+. "$here/scripts/lib/qemu-env.sh"
+qemu_begin check-qemu
 
 # ---- artifacts ---------------------------------------------------------------------------------------------------
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/recovery-key.pem" 2>/dev/null
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/id-key.pem" 2>/dev/null
-initrd() { # initrd NAME VHSMD_JSON [guest-config KEY=JSON ...]
-  local name=$1 vhsmd_json=$2
-  shift 2
-  "$here/scripts/guest-config.py" "$here/initramfs/init-emulator.json" "$work/recovery-key.pem" "$@" \
-    >"$work/init-$name.json"
-  "$here/initramfs/build" --init "$GUEST_BIN/vhsm-guest" --symlink /usr/bin/vhsmd=/init --bin /sbin/mke2fs \
-    --file "$work/init-$name.json=/etc/vhsm/init.json" --file "$vhsmd_json=/etc/vhsm/vhsmd.json" \
-    --strip --level 3 -o "$work/initrd-$name.img" 2>"$work/initrd-$name.log" ||
-    { cat "$work/initrd-$name.log"; exit 1; }
-}
-# vhsmd's configuration carries the same public key as operator_key: root tokens leave the VM only sealed to it.
-"$here/scripts/guest-config.py" --vhsmd "$here/initramfs/vhsmd-emulator.json" "$work/recovery-key.pem" \
-  >"$work/vhsmd-base.json"
-initrd base "$work/vhsmd-base.json"
+qemu_initrd base "$work/vhsmd-base.json"
 cp "$work/initrd-base.img" "$work/initrd-first-build.img"
-initrd base "$work/vhsmd-base.json"
+qemu_initrd base "$work/vhsmd-base.json"
 check "two initramfs builds from the same inputs are byte-identical" \
   'cmp -s "$work/initrd-base.img" "$work/initrd-first-build.img"'
 # The same initramfs with one byte of one file changed (a space in vhsmd.json becomes a tab: still valid JSON).
 python3 -c 'import sys; t = open(sys.argv[1]).read(); i = t.index(" "); open(sys.argv[2], "w").write(t[:i] + "\t" + t[i + 1:])' \
   "$work/vhsmd-base.json" "$work/vhsmd-changed.json"
-initrd changed "$work/vhsmd-changed.json"
+qemu_initrd changed "$work/vhsmd-changed.json"
 say "initramfs $(du -h "$work/initrd-base.img" | cut -f1) (zstd -3 for the tests; 'make initramfs' uses -22)"
-"$here/image/manifest" --initrd "$work/initrd-base.img" -o "$work/manifest.json" >/dev/null ||
-  { say "cannot write the manifest"; exit 1; }
+qemu_manifest "$work/initrd-base.img"
 
-# boot NAME DISK STATE [launch options]: starts the VM in the background; the console goes to $work/NAME.log.
-boot() {
-  local name=$1 disk=$2 state=$3
-  shift 3
-  "$here/image/launch" stop --run-dir "$run" >/dev/null 2>&1
-  console=$work/$name.log
-  "$here/image/launch" start --manifest "$work/manifest.json" --disk "$disk" --state "$work/$state" --port "$port" \
-    --run-dir "$run" --console "$console" --background --quiet "$@" >"$work/$name.launch" 2>&1 ||
-    { cat "$work/$name.launch"; return 1; }
-}
-wait_ready() { "$here/image/launch" wait --run-dir "$run" --pattern 'vhsmd: ready on' --timeout 240 >/dev/null; }
-wait_exit() { "$here/image/launch" wait --run-dir "$run" --exit --timeout 240 >/dev/null; }
-powerdown() { "$here/image/launch" powerdown --run-dir "$run" --timeout 90 >/dev/null 2>&1; }
-has() { grep -aq -- "$1" "$console"; }
 # vhsmd's certificate is self-signed inside the VM; trust it when its SHA-256 matches the fingerprint on the console.
 pin() {
   local printed served
@@ -100,7 +54,6 @@ pin() {
   [ -n "$printed" ] && [ "$printed" = "$served" ]
 }
 api() { curl -sk --max-time 20 -H "X-Vault-Token: ${token:-}" "$@"; }
-printed() { grep -ao 'fingerprint [0-9A-F:]*' "$console" | tail -1 | cut -d' ' -f2; }
 # operator COMMAND: 'vhsm operator COMMAND' against the VM with the operator's key, trusting the printed fingerprint;
 # prints the opened root token.
 operator() {
@@ -407,8 +360,8 @@ say "7: image seal with ID blocks (family and image fixed, SVN changes)"
 python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["seal_mode"] = "image"; json.dump(c, open(sys.argv[2], "w"), indent=1)' \
   "$work/vhsmd-base.json" "$work/vhsmd-image.json"
 sed 's/"image"/ "image"/' "$work/vhsmd-image.json" >"$work/vhsmd-image-changed.json"
-initrd image "$work/vhsmd-image.json" 'seal="image"'
-initrd image-changed "$work/vhsmd-image-changed.json" 'seal="image"'
+qemu_initrd image "$work/vhsmd-image.json" 'seal="image"'
+qemu_initrd image-changed "$work/vhsmd-image-changed.json" 'seal="image"'
 idblock() { # idblock NAME INITRD SVN: an ID block for that initrd's launch digest, signed with the one ID key
   local ld
   "$here/image/manifest" --initrd "$2" -o "$work/manifest-$1.json" >/dev/null
@@ -445,5 +398,4 @@ boot image-rollback "$work/disk-image.img" chip --initrd "$work/initrd-image-cha
 check "the same image at SVN 1 (below the enrolled 2) is refused" 'has "volume failed" && ! has "vhsmd: ready"'
 check "the disk's bytes are unchanged" '[ "$(digest "$work/disk-image.img")" = "$image_before" ]'
 
-say "$passed passed, $failed failed in $(($(date +%s) - started)) s"
-[ "$failed" = 0 ]
+qemu_end

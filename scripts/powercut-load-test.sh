@@ -16,64 +16,31 @@
 # Environment: ROUNDS (3), POWERCUT_SEED (random; printed, to replay the same cut times), CUT_MIN/CUT_MAX (seconds of
 # load before the cut, 3/15), KEEP=1 keeps the work directory.
 set -uo pipefail
-VHSM=$(realpath "${VHSM:?}")
-GUEST_BIN=$(realpath "${GUEST_BIN:?}")
 here=$(cd "$(dirname "$0")/.." && pwd)
-export TESTDATA=${TESTDATA:-$here/../shared/testdata}
-export VHSM
+. "$here/scripts/lib/qemu-env.sh"
 ROUNDS=${ROUNDS:-3}
 CUT_MIN=${CUT_MIN:-3}
 CUT_MAX=${CUT_MAX:-15}
 POWERCUT_SEED=${POWERCUT_SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}
 RANDOM=$POWERCUT_SEED
-work=$(mktemp -d /tmp/vhsm-powercut.XXXXXX)
-run=$work/run
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-url=https://127.0.0.1:$port
 client="$here/scripts/faults/powercut_load.py"
 loader=
-cleanup() {
-  [ -n "$loader" ] && kill "$loader" 2>/dev/null
-  "$here/image/launch" stop --run-dir "$run" >/dev/null 2>&1
-  [ -n "${KEEP:-}" ] && echo "powercut-load: kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-passed=0
-failed=0
-started=$(date +%s)
-check() { if eval "$2"; then passed=$((passed + 1)); echo "  ok   $1"; else failed=$((failed + 1)); echo "  FAIL $1"; fi; }
-say() { echo "powercut-load: $*"; }
-fail_early() { say "$*"; echo "powercut-load-test: 0 passed, 1 failed"; exit 1; }
+qemu_cleanup_hook() { [ -n "$loader" ] && kill "$loader" 2>/dev/null; }
+qemu_begin powercut-load
+fail_early() { say "$*"; failed=$((failed + 1)); qemu_end; exit 1; }
 
 # ---- artifacts: the initramfs of check-qemu's first boot, a 64 MiB blank disk ------------------------------------
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/recovery-key.pem" 2>/dev/null
-"$here/scripts/guest-config.py" "$here/initramfs/init-emulator.json" "$work/recovery-key.pem" >"$work/init.json"
-"$here/scripts/guest-config.py" --vhsmd "$here/initramfs/vhsmd-emulator.json" "$work/recovery-key.pem" \
-  >"$work/vhsmd.json"
-"$here/initramfs/build" --init "$GUEST_BIN/vhsm-guest" --symlink /usr/bin/vhsmd=/init --bin /sbin/mke2fs \
-  --file "$work/init.json=/etc/vhsm/init.json" --file "$work/vhsmd.json=/etc/vhsm/vhsmd.json" \
-  --strip --level 3 -o "$work/initrd.img" >"$work/initrd.log" 2>&1 || { cat "$work/initrd.log"; exit 1; }
-"$here/image/manifest" --initrd "$work/initrd.img" -o "$work/manifest.json" >/dev/null ||
-  fail_early "cannot write the manifest"
+qemu_initrd base "$work/vhsmd-base.json"
+qemu_manifest "$work/initrd-base.img"
 "$here/image/make-disk" "$work/disk.img" 64M >/dev/null
-
-# boot NAME: starts the VM in the background (cache=writeback, said explicitly); the console goes to $work/NAME.log.
-boot() {
-  "$here/image/launch" stop --run-dir "$run" >/dev/null 2>&1
-  console=$work/$1.log
-  "$here/image/launch" start --manifest "$work/manifest.json" --disk "$work/disk.img" --state "$work/chip" \
-    --port "$port" --run-dir "$run" --console "$console" --cache writeback --background --quiet \
-    >"$work/$1.launch" 2>&1 || { cat "$work/$1.launch"; return 1; }
-}
-wait_ready() { "$here/image/launch" wait --run-dir "$run" --pattern 'vhsmd: ready on' --timeout 300 >/dev/null; }
-has() { grep -aq -- "$1" "$console"; }
-printed() { grep -ao 'fingerprint [0-9A-F:]*' "$console" | tail -1 | cut -d' ' -f2; }
+# start NAME: boots the disk on the one emulated chip, with the cache mode said explicitly.
+start() { boot "$1" "$work/disk.img" chip --cache writeback; }
 api() { curl -sk --max-time 30 -H "X-Vault-Token: $token" "$@"; }
 acks() { [ -f "$work/acked.jsonl" ] && wc -l <"$work/acked.jsonl" || echo 0; }
 
 say "seed $POWERCUT_SEED, $ROUNDS rounds, cut after ${CUT_MIN}-${CUT_MAX} s of load"
 say "first boot on a blank disk"
-boot first && wait_ready || fail_early "the first boot did not reach 'vhsmd: ready' (console: $console)"
+start first && wait_ready || fail_early "the first boot did not reach 'vhsmd: ready' (console: $console)"
 token=$("$VHSM" operator init "$url" --key "$work/recovery-key.pem" --fingerprint "$(printed)" --json \
   2>"$work/operator.err" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])' 2>/dev/null)
 [ -n "$token" ] || fail_early "vhsm operator init failed: $(cat "$work/operator.err")"
@@ -90,7 +57,7 @@ for round in $(seq "$ROUNDS"); do
     >"$work/load-$round.json" 2>"$work/load-$round.err" &
   loader=$!
   sleep "$cut_after"
-  "$here/image/launch" kill --run-dir "$run" >/dev/null 2>&1
+  cut_power
   killed=$?
   wait "$loader"
   loader=
@@ -101,7 +68,7 @@ print("%d/%d/%d" % (k.get("kv", 0), k.get("transit-key", 0), k.get("transit-ciph
   say "round $round: kill -9 of QEMU after $cut_after s of load, $during writes acknowledged in this round"
   check "round $round: QEMU was killed (SIGKILL) under load, with writes acknowledged before the cut" \
     '[ "$killed" = 0 ] && [ "$during" -gt 0 ]'
-  boot "after-$round" && wait_ready
+  start "after-$round" && wait_ready
   ready=$?
   check "round $round: the next boot unlocked the volume (not formatted) and vhsmd is ready" \
     '[ "$ready" = 0 ] && has "unlocked as /dev/mapper/" && ! has "is blank"'
@@ -133,5 +100,5 @@ printf '%5s %7s %6s %13s %10s %5s %14s %9s\n' round "cut at" acked "kv/keys/ct" 
   "next boot"
 for line in "${matrix[@]}"; do echo "$line"; done
 echo
-echo "powercut-load-test: $passed passed, $failed failed ($(($(date +%s) - started)) s, seed $POWERCUT_SEED)"
-[ "$failed" = 0 ]
+say "seed $POWERCUT_SEED"
+qemu_end

@@ -13,61 +13,15 @@
 # Prints a matrix: point, cut seen, next boot outcome.
 # Usage: VHSM=.build/debug/vhsm GUEST_BIN=.build-emulator/release scripts/powercut-provision-test.sh [POINT ...]
 set -uo pipefail
-VHSM=$(realpath "${VHSM:?}")
-GUEST_BIN=$(realpath "${GUEST_BIN:?}")
 here=$(cd "$(dirname "$0")/.." && pwd)
-export TESTDATA=${TESTDATA:-$here/../shared/testdata}
-export VHSM
-work=$(mktemp -d /tmp/vhsm-powercut.XXXXXX)
-run=$work/run
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-url=https://127.0.0.1:$port
-cleanup() {
-  "$here/image/launch" stop --run-dir "$run" >/dev/null 2>&1
-  [ -n "${KEEP:-}" ] && echo "powercut: kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-passed=0
-failed=0
-started=$(date +%s)
-check() { if eval "$2"; then passed=$((passed + 1)); echo "  ok   $1"; else failed=$((failed + 1)); echo "  FAIL $1"; fi; }
-say() { echo "powercut: $*"; }
-digest() { sha256sum "$1" | cut -d' ' -f1; }
+. "$here/scripts/lib/qemu-env.sh"
+qemu_begin powercut
 
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/recovery-key.pem" 2>/dev/null
-"$here/scripts/guest-config.py" "$here/initramfs/init-emulator.json" "$work/recovery-key.pem" >"$work/init.json"
-"$here/scripts/guest-config.py" --vhsmd "$here/initramfs/vhsmd-emulator.json" "$work/recovery-key.pem" \
-  >"$work/vhsmd.json"
 # qemu_fw_cfg: the emulator build reads the cut point from fw_cfg (loaded only by the test hook, if present).
-"$here/initramfs/build" --init "$GUEST_BIN/vhsm-guest" --symlink /usr/bin/vhsmd=/init --bin /sbin/mke2fs \
-  --file "$work/init.json=/etc/vhsm/init.json" --file "$work/vhsmd.json=/etc/vhsm/vhsmd.json" \
-  --module qemu_fw_cfg --strip --level 3 -o "$work/initrd.img" 2>"$work/initrd.log" ||
-  { cat "$work/initrd.log"; exit 1; }
-"$here/image/manifest" --initrd "$work/initrd.img" -o "$work/manifest.json" >/dev/null ||
-  { say "cannot write the manifest"; exit 1; }
+qemu_initrd cut "$work/vhsmd-base.json" -- --module qemu_fw_cfg
+qemu_manifest "$work/initrd-cut.img"
 cmdline=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["cmdline"]["value"])' "$work/manifest.json")
 
-# boot NAME DISK STATE [launch options]: the VM in the background; the console goes to $work/NAME.log.
-boot() {
-  local name=$1 disk=$2 state=$3
-  shift 3
-  "$here/image/launch" stop --run-dir "$run" >/dev/null 2>&1
-  console=$work/$name.log
-  "$here/image/launch" start --manifest "$work/manifest.json" --disk "$disk" --state "$work/$state" --port "$port" \
-    --run-dir "$run" --console "$console" --background --quiet "$@" >"$work/$name.launch" 2>&1 ||
-    { cat "$work/$name.launch"; return 1; }
-}
-wait_for() { "$here/image/launch" wait --run-dir "$run" --pattern "$1" --timeout 300 >/dev/null; }
-wait_exit() { "$here/image/launch" wait --run-dir "$run" --exit --timeout 300 >/dev/null; }
-powerdown() { "$here/image/launch" powerdown --run-dir "$run" --timeout 90 >/dev/null 2>&1; }
-# The power cut: SIGKILL to QEMU (no flush, no shutdown), then the launcher's own processes stopped.
-cut_power() {
-  local pid
-  pid=$(cat "$run/qemu.pid" 2>/dev/null)
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-  "$here/image/launch" stop --run-dir "$run" --timeout 10 >/dev/null 2>&1
-}
-has() { grep -aq -- "$1" "$console"; }
 serves() { curl -sk --max-time 20 -o /dev/null "$url/v1/sys/health"; }
 luks_uuid() { grep -aoE "$1 [0-9a-f-]{36}" "$2" | head -1 | awk '{print $NF}'; }
 
@@ -143,5 +97,4 @@ echo
 printf '%-20s %-9s %s\n' "point" "cut seen" "next boot"
 for point in "${points[@]}"; do printf '%-20s %-9s %s\n' "$point" "${seen[$point]}" "${outcome[$point]}"; done
 echo
-say "$passed passed, $failed failed in $(($(date +%s) - started)) s"
-[ "$failed" = 0 ]
+qemu_end

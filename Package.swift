@@ -49,6 +49,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
         // Identity tokens (identity/oidc): JWT signing and the JWKS.
         .package(url: "https://github.com/vapor/jwt-kit.git", exact: "5.8.0"),
+        // HA on a shared PostgreSQL (issue 17): the storage backend and the leadership lease. Only the host vhsmd
+        // links it: it imports Foundation, which the initramfs's vhsm-guest does without.
+        .package(url: "https://github.com/vapor/postgres-nio.git", exact: "1.33.2"),
     ],
     targets: [
         .systemLibrary(name: "CLinux"),
@@ -125,8 +128,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Several vhsmd nodes on one PostgreSQL database (DESIGN §9, issue 17): the storage backend (Vault's table
+        // layout, fenced writes), the lease that elects the active node, and the cluster's member entries.
+        .target(
+            name: "PostgreSQLCluster",
+            dependencies: [
+                "KeyService", crypto,
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
         .executableTarget(
-            name: "VHSMDMain", dependencies: ["KeyService"], path: "Sources/Main/vhsmd", swiftSettings: strict),
+            name: "VHSMDMain", dependencies: ["KeyService", "PostgreSQLCluster"], path: "Sources/Main/vhsmd",
+            swiftSettings: strict),
         .executableTarget(
             name: "VHSMInitMain", dependencies: ["Boot"], path: "Sources/Main/vhsm-init", swiftSettings: strict),
         .executableTarget(

@@ -15,6 +15,11 @@ import UnixSignals
 /// runs as `vhsmd`.
 public enum VHSMDProgram {
     public static func main() async { await VHSMD.main() }
+    /// The host `vhsmd`: config mode may also run as one node of a cluster on PostgreSQL.
+    package static func main(cluster: any ClusterDriver) async {
+        ClusterDrivers.postgresql = cluster
+        await VHSMD.main()
+    }
 }
 
 struct VHSMD: AsyncParsableCommand {
@@ -130,6 +135,7 @@ struct VHSMD: AsyncParsableCommand {
         var limits = ListenerLimits()
         var attestation = AttestationEndpoint.devMode
         var apiAddress = APIAddress()
+        var clusterStore: (any ClusterStore)?
         if dev {
             address = try Self.address(devListenAddress, loopbackOnly: true)
             let storage = try DevStorage.make()
@@ -160,9 +166,29 @@ struct VHSMD: AsyncParsableCommand {
             auditPath = auditPath ?? settings.auditFile
             limits = settings.limits
             address = try Self.address(settings.address, loopbackOnly: false)
-            let backend: SQLiteBackend
-            do { backend = try SQLiteBackend(directory: settings.dataDirectory) } catch {
-                throw ConfigError("cannot open the data directory \(settings.dataDirectory): \(error)")
+            let backend: any StorageBackend
+            if let cluster = settings.cluster {
+                guard handoff == nil else {
+                    throw ConfigError(
+                        "a node of a cluster (storage.postgresql) runs as the host vhsmd binary; vhsm-init's handoff "
+                            + "(--barrier-key-fd) serves a single node on its sealed volume")
+                }
+                guard let driver = ClusterDrivers.postgresql else {
+                    throw ConfigError(
+                        "this vhsmd (the initramfs's vhsm-guest) has no PostgreSQL driver: storage.postgresql needs "
+                            + "the vhsmd binary (swift build --product vhsmd)")
+                }
+                try Self.createNodeDirectory(settings.dataDirectory)
+                let store: any ClusterStore
+                do { store = try await driver.open(cluster) } catch {
+                    throw ConfigError("cannot open the cluster's database: \(error)")
+                }
+                clusterStore = store
+                backend = store.storage
+            } else {
+                do { backend = try SQLiteBackend(directory: settings.dataDirectory) } catch {
+                    throw ConfigError("cannot open the data directory \(settings.dataDirectory): \(error)")
+                }
             }
             let seal: any SealProvider
             var privileges: String?
@@ -187,9 +213,15 @@ struct VHSMD: AsyncParsableCommand {
                     settings.seal, mode: settings.sealMode, requirements: settings.sealing,
                     directory: settings.dataDirectory, warn: { announce($0) })
             }
+            let clusterSeal = try settings.cluster.map { cluster in
+                try Self.clusterSeal(seal, setting: settings.seal, cluster: cluster, backend: backend)
+            }
             do {
                 // With an operator key, a store this launch cannot open waits sealed for the operator's recovery.
                 let recovery = try settings.operatorKey.map { _ in
+                    if let cluster = settings.cluster {
+                        return try Self.clusterRecovery(settings.seal, cluster: cluster)
+                    }
                     if let handoff, let reportSocket {
                         return BarrierSeal.recovery(
                             handoff: handoff, device: ReportBrokerClient(path: reportSocket), setting: settings.seal,
@@ -200,8 +232,9 @@ struct VHSMD: AsyncParsableCommand {
                         directory: settings.dataDirectory)
                 }
                 runtime = try Runtime(
-                    barrier: Barrier(backend: backend), seal: seal, storageType: "sqlite",
-                    operatorKey: settings.operatorKey, recovery: recovery)
+                    barrier: Barrier(backend: backend), seal: clusterSeal ?? seal,
+                    storageType: settings.cluster == nil ? "sqlite" : "postgresql", operatorKey: settings.operatorKey,
+                    recovery: recovery, clustered: settings.cluster != nil, clusterName: settings.cluster?.clusterName)
             } catch let error as Runtime.RecoveryUnavailable {
                 throw ConfigError("the '\(settings.seal)' seal does not open \(settings.dataDirectory): \(error)")
             } catch {
@@ -252,6 +285,12 @@ struct VHSMD: AsyncParsableCommand {
                 } else {
                     state.initialized ? "unsealed" : "not initialised: PUT /v1/sys/init"
                 }
+            if let cluster = settings.cluster {
+                announce(
+                    "vhsmd: node \(cluster.nodeID) of cluster \(cluster.clusterName) on PostgreSQL (lease "
+                        + "\(cluster.postgresql.leaseTTL), renewed every \(cluster.postgresql.renewInterval)); a standby "
+                        + "until it holds the lease; api_addr \(cluster.apiAddress)")
+            }
             announce(
                 """
                 vhsmd \(ServerState.version): data \(settings.dataDirectory), seal \(settings.seal), \
@@ -294,17 +333,66 @@ struct VHSMD: AsyncParsableCommand {
                     complain("vhsmd: \(problem)")
                 }
             })
+        let lease = clusterStore.map { store in
+            let lease = store.lease(events: runtime, mayCompete: { runtime.mayCompete })
+            runtime.attach(lease)
+            return lease
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [
+                services: (lease.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
                     .init(service: app), .init(service: ShutdownAnnouncer()),
                     .init(service: HangupHandler(signals: hangups, audit: audit)),
                     .init(service: TransitAutoRotation(runtime: runtime)),
                     .init(service: IdentityKeyRotation(runtime: runtime)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do { try await group.run() } catch {
+            await clusterStore?.close()
+            throw error
+        }
+        await clusterStore?.close()
         announce("vhsmd: stopped")
+    }
+
+    /// A cluster node's directory (seal.json, the self-signed certificate): mode 0700; the data is in the database.
+    static func createNodeDirectory(_ directory: String) throws {
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw ConfigError("cannot create the node directory \(directory): \(error)")
+        }
+    }
+
+    /// A cluster node's root key source: the cluster root key from its member entry, opened with `seal`'s key; the
+    /// entry is tagged with this launch's chip id and measurement (from a report).
+    static func clusterSeal(
+        _ seal: any SealProvider, setting: String, cluster: ClusterSettings, backend: any StorageBackend
+    ) throws -> ClusterSeal {
+        let report: AttestationReport
+        do { report = try BarrierSeal.device(setting).attestationReport(ReportRequest()) } catch {
+            throw ConfigError("the '\(setting)' seal cannot get an attestation report for the member entry: \(error)")
+        }
+        let tags = ClusterMembers.Tags(
+            chipID: Hex.encode(report.chipID), measurement: Hex.encode(report.measurement))
+        return ClusterSeal(
+            seal: seal,
+            members: ClusterMembers(
+                backend: backend, nodeID: cluster.nodeID, cluster: cluster.clusterName, tags: tags))
+    }
+
+    /// Operator recovery of a cluster node (the interim join): the request binds a key to this launch for the
+    /// subject `cluster:NAME`, the escrow's context on every node; a released key enrolls the node (no re-pin).
+    static func clusterRecovery(_ setting: String, cluster: ClusterSettings) throws -> BarrierRecovery {
+        let device = try BarrierSeal.device(setting)
+        let subject = "cluster:" + cluster.clusterName
+        return BarrierRecovery(
+            directory: subject,
+            makeRequest: { publicKey in
+                try RecoveryRequest.make(device: device, purpose: .barrier, subject: subject, publicKey: publicKey)
+            },
+            repin: { throw ConfigError("a cluster node enrolls with the released key; it is not re-pinned") })
     }
 
     /// S of `auth/sev-snp` logins (`AttestedLoginBinding`): the SHA-256 of the served certificate's SPKI, as the
@@ -431,6 +519,8 @@ struct ServerConfig {
     var attestationCertificates: [[UInt8]] = []
     /// `api_addr`: the URL clients reach vhsmd at, the default issuer of identity tokens (nil: the listener's URL).
     var apiAddress: String?
+    /// `storage.postgresql` with `node_id` and `cluster_name`: this vhsmd is one node of a cluster.
+    var cluster: ClusterSettings?
 
     static func load(_ path: String) throws -> ServerConfig {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("cannot read \(path)") }
@@ -441,7 +531,7 @@ struct ServerConfig {
             top,
             [
                 "listener", "storage", "seal", "seal_mode", "min_tcb", "allow_smt", "audit_file", "operator_key",
-                "attestation_certificates", "api_addr",
+                "attestation_certificates", "api_addr", "cluster_name", "node_id",
             ], in: path)
         guard case .object(let listener)? = top["listener"], case .object(let storage)? = top["storage"] else {
             throw ConfigError("\(path) needs \"listener\" and \"storage\" objects")
@@ -452,7 +542,7 @@ struct ServerConfig {
                 "address", "tls_disable", "tls_cert_file", "tls_key_file", "max_request_size", "max_sys_request_size",
                 "max_connections", "http_read_header_timeout", "http_read_timeout", "http_idle_timeout",
             ], in: path + " listener")
-        try allow(storage, ["path"], in: path + " storage")
+        try allow(storage, ["path", "postgresql"], in: path + " storage")
         var tls = ServerConfig.TLS.selfSigned
         switch (listener["tls_disable"], listener["tls_cert_file"], listener["tls_key_file"]) {
         case (.bool(true)?, nil, nil): tls = .disabled
@@ -533,11 +623,47 @@ struct ServerConfig {
                 "\(path): attestation_certificates must be the path of a PEM file (VCEK or VLEK first, then ASK or "
                     + "ASVK, then ARK), or null")
         }
+        var cluster: ClusterSettings?
+        switch storage["postgresql"] {
+        case nil: break
+        case .object(let object)?:
+            let postgresql = try PostgreSQLSettings.parse(object, in: path + " storage.postgresql")
+            guard let apiAddress else {
+                throw ConfigError(
+                    "\(path): a node of a cluster (storage.postgresql) needs api_addr, the URL standbys send clients "
+                        + "to when this node is active, e.g. \"https://10.0.0.5:8200\"")
+            }
+            var nodeID = ""
+            switch top["node_id"] {
+            case .string(let text)? where ClusterDrivers.isNodeID(text): nodeID = text
+            case nil:
+                throw ConfigError(
+                    "\(path): a node of a cluster needs node_id, unique in the cluster (letters, digits, '.', '_', "
+                        + "'-'; at most 64), e.g. \"vhsm-1\"")
+            default:
+                throw ConfigError(
+                    "\(path): node_id must be 1 to 64 letters, digits, '.', '_' or '-', e.g. \"vhsm-1\"")
+            }
+            var clusterName = "vhsm"
+            switch top["cluster_name"] {
+            case nil: break
+            case .string(let text)? where ClusterDrivers.isNodeID(text): clusterName = text
+            default:
+                throw ConfigError("\(path): cluster_name must be 1 to 64 letters, digits, '.', '_' or '-'")
+            }
+            cluster = ClusterSettings(
+                postgresql: postgresql, nodeID: nodeID, clusterName: clusterName, apiAddress: apiAddress)
+        default:
+            throw ConfigError("\(path) storage: postgresql must be an object with connection_url")
+        }
+        if cluster == nil, top["node_id"] != nil || top["cluster_name"] != nil {
+            throw ConfigError("\(path): node_id and cluster_name apply to a cluster only (storage.postgresql)")
+        }
         return ServerConfig(
             address: address, dataDirectory: directory, seal: seal, sealMode: sealMode, sealing: sealing,
             auditFile: auditFile, tls: tls, operatorKey: operatorKey,
             limits: try limits(listener, in: path + " listener"), attestationCertificates: attestationCertificates,
-            apiAddress: apiAddress)
+            apiAddress: apiAddress, cluster: cluster)
     }
 
     /// The listener's limits: positive whole numbers (sizes, a count) and positive durations.

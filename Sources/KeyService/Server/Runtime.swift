@@ -50,6 +50,9 @@ final class Runtime: Sendable {
     private struct Life {
         var state: ServerState
         var services: Services?
+        /// In a cluster: this node holds the lease and has loaded its state (`becameActive`).
+        var active = false
+        var activeSince: Date?
         /// Set while the store waits for the operator to release its escrowed root key.
         var recovery: PendingRecovery?
     }
@@ -67,13 +70,38 @@ final class Runtime: Sendable {
     }
 
     private let life: Mutex<Life>
+    /// The lease's view of leadership when vhsmd is one node of a cluster on a shared database (`attach`).
+    private let coordinator = Mutex<(any HACoordinator)?>(nil)
+    /// True for a node of a cluster: it serves only while active, and starts as a standby.
+    let clustered: Bool
     /// Held by `sys/init` while it initialises the store (seal key, storage writes): `life`'s lock is only taken to
     /// publish the result, so requests reading the state meanwhile do not wait.
     private let initialization = Mutex(())
-    var state: ServerState { life.withLock { $0.state } }
-    var services: Services? { life.withLock { $0.services } }
-    /// The state and the services, read together.
-    var current: (state: ServerState, services: Services?) { life.withLock { ($0.state, $0.services) } }
+    var state: ServerState { current.state }
+    var services: Services? { current.services }
+    /// The state and the services, read together. In a cluster, a node serves only while the lease says it is active:
+    /// a standby (or a node whose lease may have expired on its own clock) has no services.
+    var current: (state: ServerState, services: Services?) {
+        let (state, services, active) = life.withLock { ($0.state, $0.services, $0.active) }
+        guard clustered else { return (state, services) }
+        var clusterState = state
+        let ha = coordinator.withLock { $0 }
+        let view = ha?.view()
+        clusterState.ha = ServerState.HA(
+            nodeID: ha?.nodeID ?? "", isActive: active && (view?.isActive ?? false), leader: view?.leader,
+            activeSince: view?.activeSince)
+        return (clusterState, clusterState.ha!.isActive ? services : nil)
+    }
+
+    /// The lease that elects this node (cluster mode), attached once it exists.
+    func attach(_ ha: any HACoordinator) { coordinator.withLock { $0 = ha } }
+    var ha: (any HACoordinator)? { coordinator.withLock { $0 } }
+
+    /// May this node compete for the lease? Only when it can serve once active: initialised and unsealed (a member),
+    /// or a store nobody has initialised yet (the winner answers sys/init).
+    var mayCompete: Bool {
+        life.withLock { !$0.state.initialized || !$0.state.sealed }
+    }
     /// The sealed store and its root key source, for `sys/init` in config mode; nil in dev mode.
     private let barrier: Barrier?
     private let seal: (any SealProvider)?
@@ -88,6 +116,7 @@ final class Runtime: Sendable {
     /// Dev mode and already-unsealed stores.
     init(state: ServerState, services: Services, operatorKey: HPKEPublicKey? = nil) {
         life = Mutex(Life(state: state, services: services))
+        clustered = false
         barrier = nil
         seal = nil
         self.operatorKey = operatorKey
@@ -101,8 +130,9 @@ final class Runtime: Sendable {
     /// sealed and waits for the operator (`sys/unseal/operator`) instead of failing.
     init(
         barrier: Barrier, seal: any SealProvider, storageType: String, operatorKey: HPKEPublicKey? = nil,
-        recovery: BarrierRecovery? = nil
+        recovery: BarrierRecovery? = nil, clustered: Bool = false, clusterName: String? = nil
     ) throws {
+        self.clustered = clustered
         self.barrier = barrier
         self.seal = seal
         self.operatorKey = operatorKey
@@ -113,13 +143,15 @@ final class Runtime: Sendable {
         self.escrow = escrow
         recoveryTarget = recovery
         var state = ServerState(initialized: false, sealed: true, sealType: seal.name, storageType: storageType)
+        if let clusterName { state.clusterName = clusterName }
         var pending: PendingRecovery?
         if try barrier.isInitialized {
             state.initialized = true
             do {
                 try barrier.unseal(rootKey: try seal.rootKey())
                 state.sealed = false
-                if let escrow { try barrier.ensureEscrow(escrow) }
+                // A cluster node writes only once it is active (`becameActive` checks the escrow then).
+                if let escrow, !clustered { try barrier.ensureEscrow(escrow) }
             } catch let error where Self.isRecoverable(error) {
                 guard let escrow, let recovery else { throw error }
                 guard let escrowed = try barrier.escrowed() else {
@@ -155,6 +187,9 @@ final class Runtime: Sendable {
     private static func isRecoverable(_ error: any Error) -> Bool {
         if case BarrierError.wrongRootKey = error { return true }
         if case SealError.derivation = error { return true }
+        // A cluster node that has not joined, or whose entry was sealed by another launch.
+        if case ClusterMemberError.notMember = error { return true }
+        if case ClusterMemberError.wrongLaunch = error { return true }
         return false
     }
 
@@ -207,6 +242,26 @@ final class Runtime: Sendable {
                     "the released key does not open this data directory's keyring: the escrow blob served was not "
                         + "this store's (check the escrow the request came with)")
             }
+            if let cluster = seal as? ClusterSeal {
+                // A cluster node: the released key is the cluster's root key; this node enrolls with it (its own
+                // member entry) instead of rekeying the shared keyring, and comes up as a standby.
+                do {
+                    try cluster.enroll(released)
+                    try barrier.unseal(rootKey: released)
+                } catch {
+                    throw .internalError("cannot enroll this node in the cluster with the released key: \(error)")
+                }
+                life.withLock { life in
+                    life.state.sealed = false
+                    life.recovery = nil
+                }
+                return VaultReply(
+                    bare: .object([
+                        "sealed": .bool(false), "recovered": .bool(true), "enrolled": .bool(true),
+                        "node_id": .string(cluster.members.nodeID),
+                        "operator_key_sha256": .string(SealedRootToken.hex(escrow.key.fingerprint)),
+                    ]))
+            }
             let (provider, commit): (any SealProvider, @Sendable () throws -> Void)
             let rootKey: SymmetricKey
             do {
@@ -226,7 +281,7 @@ final class Runtime: Sendable {
                 throw .internalError("the keyring was rekeyed but the seal pin was not written: \(error)")
             }
             let services: Services
-            do { services = try Services.open(EngineStorage(backend: barrier, prefix: "")) } catch {
+            do { services = try Services.open(try engineStorage(barrier, create: true)) } catch {
                 throw .internalError("the store did not open after recovery: \(error)")
             }
             life.withLock { life in
@@ -251,14 +306,25 @@ final class Runtime: Sendable {
                 + "operator_key escrow")
     }
 
+    /// What the services read and write: the barrier, and in a cluster the barrier behind `HiddenPaths` (the shared
+    /// database sees no names); `create` makes the path key of a store that has none (the active node only).
+    private func engineStorage(_ barrier: Barrier, create: Bool) throws -> EngineStorage {
+        guard clustered else { return EngineStorage(backend: barrier, prefix: "") }
+        guard let key = try HiddenPaths.key(in: barrier, create: create) else {
+            throw BarrierError.corrupt(path: HiddenPaths.keyPath, reason: "the cluster's path key is missing")
+        }
+        return EngineStorage(backend: HiddenPaths(inner: barrier, key: key), prefix: "")
+    }
+
     /// Opens the services of an unsealed store.
     func start() throws {
         try life.withLock { life in try start(&life) }
     }
 
     private func start(_ life: inout Life) throws {
-        guard let barrier, !life.state.sealed else { return }
-        life.services = try Services.open(EngineStorage(backend: barrier, prefix: ""))
+        // A cluster node starts as a standby: its services open when it wins the lease (`becameActive`).
+        guard let barrier, !life.state.sealed, !clustered else { return }
+        life.services = try Services.open(try engineStorage(barrier, create: true))
     }
 
     /// `PUT sys/init`: initialises the barrier under the seal's root key and issues the one root token. The state
@@ -270,18 +336,27 @@ final class Runtime: Sendable {
         return try initialization.withLock { (_) throws(VaultError) -> VaultReply in
             guard !state.initialized else { throw .badRequest("Vault is already initialized") }
             do {
-                try barrier.initialize(rootKey: try seal.rootKey(), escrow: escrow)
+                let rootKey = try (seal as? ClusterSeal)?.initialRootKey() ?? seal.rootKey()
+                try barrier.initialize(rootKey: rootKey, escrow: escrow)
+            } catch let refused as StandbyWriteRefused {
+                throw .standby(refused)
             } catch {
                 throw .internalError("cannot initialise the sealed store with the '\(seal.name)' seal: \(error)")
             }
             let services: Services
-            do { services = try Services.open(EngineStorage(backend: barrier, prefix: "")) } catch {
+            do { services = try Services.open(try engineStorage(barrier, create: true)) } catch {
                 throw .internalError("the store did not open after initialisation: \(error)")
             }
             life.withLock { life in
                 life.state.initialized = true
                 life.state.sealed = false
                 life.services = services
+            }
+            if clustered {
+                life.withLock { life in
+                    life.active = true
+                    life.activeSince = life.activeSince ?? Date()
+                }
             }
             let token = try services.tokens.create(entry: .root())
             var answer: [String: JSONValue] = [
@@ -331,5 +406,43 @@ final class Runtime: Sendable {
                 "operator_key_sha256": .string(SealedRootToken.hex(operatorKey.fingerprint)),
                 "revoked_unused": .bool(revoked),
             ]))
+    }
+}
+
+extension Runtime: HAEvents {
+    /// This node won the lease: the keyring is read again (another node may have rotated it), the escrow checked,
+    /// and the services opened from the database, before the node serves.
+    package func becameActive() throws {
+        guard let barrier, let seal else { return }
+        try initialization.withLock { _ in
+            let (initialized, sealed) = life.withLock { ($0.state.initialized, $0.state.sealed) }
+            var services: Services?
+            if try barrier.isInitialized {
+                guard initialized, !sealed else {
+                    // Initialised by another node since this one started: it is not a member yet.
+                    throw ClusterMemberError.notMember(
+                        nodeID: (seal as? ClusterSeal)?.members.nodeID ?? "-",
+                        cluster: (seal as? ClusterSeal)?.members.cluster ?? "-")
+                }
+                try barrier.unseal(rootKey: try seal.rootKey())
+                if let escrow { try barrier.ensureEscrow(escrow) }
+                services = try Services.open(try engineStorage(barrier, create: true))
+            }
+            life.withLock { life in
+                life.services = services
+                life.active = true
+                life.activeSince = Date()
+            }
+        }
+    }
+
+    /// This node lost or gave up the lease: it stops serving at once; its barrier stays unsealed (the keyring is
+    /// read again when it next becomes active).
+    package func becameStandby(reason: String) {
+        life.withLock { life in
+            life.services = nil
+            life.active = false
+            life.activeSince = nil
+        }
     }
 }

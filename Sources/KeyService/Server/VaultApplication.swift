@@ -74,6 +74,7 @@ extension VaultRequest {
             token = String(authorization.dropFirst(7))
         }
         self.init(operation: operation, path: path, body: .null, query: query, token: token, isHead: method == .head)
+        target = uri.description
         wrapTTL = try Self.wrapTTL(header("X-Vault-Wrap-TTL"))
         if method == .patch { contentType = header("Content-Type") }
     }
@@ -98,6 +99,8 @@ struct VaultHTTPAnswer: Sendable {
     var retryAfter: Int? = nil
     /// The `Cache-Control` header, when the answer has one.
     var cacheControl: String? = nil
+    /// The `Location` header of a redirect to the active node.
+    var location: String? = nil
 
     init(status: HTTPResponse.Status, contentType: String?, body: [UInt8]) {
         self.status = status
@@ -151,6 +154,7 @@ struct VaultHTTPAnswer: Sendable {
             self = Self.json(error.status, .object(["errors": .array(messages.map(JSONValue.string))]))
         }
         retryAfter = error.retryAfter.map { max(1, $0) }
+        location = error.location
     }
 }
 

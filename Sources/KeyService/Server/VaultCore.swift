@@ -162,6 +162,7 @@ struct VaultCore: Sendable {
     private func admit(_ request: VaultRequest, onLoop: Bool) throws(VaultError) -> Admission {
         let path = request.path
         let (state, current) = runtime.current
+        if let ha = state.ha, !ha.isActive, !Self.servedByStandby(request) { throw Self.toActive(request, ha: ha) }
         if path == "sys/init", request.operation == .update { return onLoop ? .wait : .initialize }
         if path == Self.operatorGenerateRoot {
             guard request.operation == .update else { throw .unsupportedOperation(path) }
@@ -215,6 +216,37 @@ struct VaultCore: Sendable {
         decision.allowed = Self.authorize(decision.request, acl: acl, exists: nil)
         decision.request.acl = acl
         return .decided(decision)
+    }
+
+    /// What a standby answers itself: its health, the leader, its seal status, its attestation and its own operator
+    /// recovery. Everything else goes to the active node.
+    static func servedByStandby(_ request: VaultRequest) -> Bool {
+        switch request.path {
+        case "sys/health", "sys/leader", "sys/seal-status", AttestationEndpoint.path, operatorUnseal: true
+        case "sys/init": request.operation == .read
+        default: false
+        }
+    }
+
+    /// A standby's answer to the rest: 307 to the same target on the active node's `api_addr`, or 503 when no node
+    /// holds an unexpired lease (never a redirect to a leader whose lease has expired), or while this node is
+    /// becoming active.
+    static func toActive(_ request: VaultRequest, ha: ServerState.HA) -> VaultError {
+        guard let leader = ha.leader else {
+            var error = VaultError(
+                status: .serviceUnavailable, messages: ["local node not active but active cluster node not found"])
+            error.retryAfter = 1
+            return error
+        }
+        if leader.nodeID == ha.nodeID || leader.apiAddress.isEmpty {
+            var error = VaultError(
+                status: .serviceUnavailable, messages: ["this node is becoming the active node; retry in a moment"])
+            error.retryAfter = 1
+            return error
+        }
+        var base = leader.apiAddress
+        while base.hasSuffix("/") { base.removeLast() }
+        return .redirect(to: base + (request.target.isEmpty ? "/v1/" + request.path : request.target))
     }
 
     /// The event loop's dispatcher: `admit` without waiting, then what answers without waiting.
@@ -398,6 +430,17 @@ struct VaultCore: Sendable {
         -> VaultReply
     {
         let path = request.path
+        if path == "sys/step-down" {
+            guard request.operation == .update else { throw .unsupportedOperation(path) }
+            guard let ha = runtime.ha else {
+                throw .badRequest(
+                    "sys/step-down applies to a node of a cluster (storage.postgresql); this vhsmd is alone")
+            }
+            do { try await ha.stepDown() } catch {
+                throw VaultError(status: .internalServerError, messages: ["step-down failed: \(error)"])
+            }
+            return .noContent
+        }
         if path.hasPrefix("sys/") {
             return try await SysBackend(
                 state: state, mounts: services.mounts, services: services, audit: audit, metrics: metrics

@@ -14,6 +14,8 @@ struct VaultError: Error, Sendable, Equatable, CustomStringConvertible {
     var disclosesMessages = false
     /// `Retry-After` in whole seconds (at least 1) for a 429 or 503 the client may retry.
     var retryAfter: Int? = nil
+    /// `Location` of a 307 (a standby sending the client to the active node).
+    var location: String? = nil
 
     init(status: HTTPResponse.Status, messages: [String], data: JSONValue? = nil) {
         self.status = status
@@ -43,6 +45,7 @@ struct VaultError: Error, Sendable, Equatable, CustomStringConvertible {
     /// read-only data directory) is a 500 whose message is its sentence, naming the data directory; anything else is
     /// `internalError(detail)`. `detail` (with the storage path) goes to the log either way.
     static func storage(_ error: any Error, detail: String) -> VaultError {
+        if let refused = error as? StandbyWriteRefused { return .standby(refused) }
         guard let error = error as? StorageError, let message = error.clientMessage else {
             return internalError(detail)
         }
@@ -50,6 +53,21 @@ struct VaultError: Error, Sendable, Equatable, CustomStringConvertible {
         failure.detail = detail
         failure.disclosesMessages = true
         return failure
+    }
+
+    /// A write on a node that is not (or no longer) the active one: 503, retryable against the active node.
+    static func standby(_ refused: StandbyWriteRefused) -> VaultError {
+        var failure = VaultError(status: .serviceUnavailable, messages: [refused.description])
+        failure.retryAfter = 1
+        return failure
+    }
+
+    /// A standby's answer to a request it does not serve itself: 307 to the same path on the active node
+    /// (`Location`), as Vault's standbys answer when they do not forward.
+    static func redirect(to location: String) -> VaultError {
+        var redirect = VaultError(status: .temporaryRedirect, messages: [])
+        redirect.location = location
+        return redirect
     }
 
     /// The messages a client gets for request `id`. An internal error's detail is written to standard error with

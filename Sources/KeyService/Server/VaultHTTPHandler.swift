@@ -331,6 +331,7 @@ final class VaultHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: "Server", value: "vhsmd")
         if let retryAfter = answer.retryAfter { headers.add(name: "Retry-After", value: String(retryAfter)) }
         if let cacheControl = answer.cacheControl { headers.add(name: "Cache-Control", value: cacheControl) }
+        if let location = answer.location { headers.add(name: "Location", value: location) }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let status = HTTPResponseStatus(statusCode: code, reasonPhrase: answer.status.reasonPhrase)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))))

@@ -29,6 +29,8 @@ struct VaultRequest: Sendable {
     var remotePort: Int? = nil
     /// The request id: the envelope's `request_id` and the audit lines' `request.id`.
     var id = RequestID.make()
+    /// The request target as received (`/v1/…?…`): where a standby sends the client on the active node.
+    var target = ""
 
     /// Go's strconv.ParseBool, which Vault uses for `?list=` and string booleans.
     static func parseBool(_ text: String) -> Bool? {

@@ -241,7 +241,9 @@ final class Barrier: StorageBackend {
     }
 
     private static func checkNotReserved(_ path: String) throws(BarrierError) {
-        if path == keyringPath || path == escrowPath { throw .reservedPath(path) }
+        if path == keyringPath || path == escrowPath || path.hasPrefix(ClusterMembers.prefix) {
+            throw .reservedPath(path)
+        }
     }
 
     private static func seal(_ value: [UInt8], path: String, keyring: Keyring) throws -> [UInt8] {

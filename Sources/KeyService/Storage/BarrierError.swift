@@ -18,6 +18,8 @@ enum BarrierError: Error, Equatable, CustomStringConvertible {
     case unknownTerm(path: String, term: UInt32)
     /// A stored value fails AES-GCM authentication under its path and term.
     case tampered(path: String, term: UInt32)
+    /// A stored value or path name of the store's own (the path key, a hidden path name) is malformed.
+    case corrupt(path: String, reason: String)
 
     var description: String {
         switch self {
@@ -45,6 +47,8 @@ enum BarrierError: Error, Equatable, CustomStringConvertible {
         case .tampered(let path, let term):
             "the stored value at '\(path)' fails authentication under barrier term \(term): it was altered, "
                 + "or copied from another path. Restore it from a backup"
+        case .corrupt(let path, let reason):
+            "the store's entry at '\(path)' is unusable: \(reason). Restore the database from a backup"
         }
     }
 }

@@ -4,7 +4,7 @@
 /// backend promises (`SQLiteBackend`: committed with synchronous=FULL; `MemoryBackend`: nothing).
 /// `list(prefix:)` follows Vault: the immediate children of `prefix`, sorted, relative to it, with
 /// sub-folders once each and ending in "/" (`list(prefix: "a/")` over `a/b`, `a/c/d` → `["b", "c/"]`).
-protocol StorageBackend: Sendable {
+package protocol StorageBackend: Sendable {
     /// The value at `path`, or nil when there is none.
     func get(_ path: String) throws -> [UInt8]?
     /// Stores `value` at `path`, replacing any value there.

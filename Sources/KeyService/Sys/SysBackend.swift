@@ -30,11 +30,22 @@ struct SysBackend: Backend {
                 raw: .init(contentType: "text/plain; version=0.0.4; charset=utf-8", bytes: metrics.exposition()))
         case (.read, "init"): return VaultReply(bare: .object(["initialized": .bool(state.initialized)]))
         case (.read, "leader"):
-            return VaultReply(
-                bare: .object([
-                    "ha_enabled": .bool(false), "is_self": .bool(false), "leader_address": .string(""),
-                    "leader_cluster_address": .string(""), "performance_standby": .bool(false),
-                ]))
+            guard let ha = state.ha else {
+                return VaultReply(
+                    bare: .object([
+                        "ha_enabled": .bool(false), "is_self": .bool(false), "leader_address": .string(""),
+                        "leader_cluster_address": .string(""), "performance_standby": .bool(false),
+                    ]))
+            }
+            // Only a leader whose lease is unexpired is named (the lease's view never keeps an expired one).
+            var answer: [String: JSONValue] = [
+                "ha_enabled": .bool(true), "is_self": .bool(ha.isActive),
+                "leader_address": .string(ha.leader?.apiAddress ?? ""),
+                "leader_cluster_address": .string(ha.leader?.apiAddress ?? ""), "performance_standby": .bool(false),
+                "leader_node_id": .string(ha.leader?.nodeID ?? ""),
+            ]
+            if let time = ha.leader?.activeTime { answer["active_time"] = .string(time) }
+            return VaultReply(bare: .object(answer))
         case (.read, "mounts"):
             guard let mounts else { throw .permissionDenied }
             let listing = mounts.list()
@@ -396,11 +407,16 @@ struct SysBackend: Backend {
             status = codes["uninitcode"] ?? 501
         } else if state.sealed {
             status = codes["sealedcode"] ?? 503
+        } else if state.standby {
+            // Vault: standbyok=true turns a standby's 429 into the active code.
+            status =
+                request.query["standbyok"].map { $0 == "true" || $0 == "1" } == true
+                ? (codes["activecode"] ?? 200) : (codes["standbycode"] ?? 429)
         } else {
             status = codes["activecode"] ?? 200
         }
         let body: JSONValue = .object([
-            "initialized": .bool(state.initialized), "sealed": .bool(state.sealed), "standby": .bool(false),
+            "initialized": .bool(state.initialized), "sealed": .bool(state.sealed), "standby": .bool(state.standby),
             "performance_standby": .bool(false), "replication_performance_mode": .string("disabled"),
             "replication_dr_mode": .string("disabled"), "server_time_utc": .int(Int64(Date().timeIntervalSince1970)),
             "version": .string(ServerState.version), "cluster_name": .string(state.clusterName),
@@ -430,6 +446,19 @@ struct ServerState: Sendable {
     var storageType: String
     var clusterName = "vhsm-cluster-" + MountTable.randomHex(4)
     var clusterID = UUID().uuidString.lowercased()
+    /// Set on a node of a cluster (HA on a shared database): its role now.
+    var ha: HA? = nil
+
+    struct HA: Sendable, Equatable {
+        /// This node's id.
+        var nodeID: String
+        var isActive: Bool
+        var leader: LeaderAdvertisement?
+        var activeSince: Date?
+    }
+
+    /// A standby: a node of a cluster that does not hold the lease.
+    var standby: Bool { ha.map { !$0.isActive } ?? false }
 }
 
 extension SysBackend {

@@ -1,3 +1,5 @@
 import KeyService
+import PostgreSQLCluster
 
-await VHSMDProgram.main()
+// The host vhsmd: config mode may also run as one node of a cluster on PostgreSQL (storage.postgresql).
+await VHSMDProgram.main(cluster: PostgreSQLDriver())

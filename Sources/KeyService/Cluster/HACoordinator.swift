@@ -1,0 +1,78 @@
+package import FoundationEssentials
+import Synchronization
+
+/// Leadership among the vhsmd nodes that share one database (issue 17): one node is active and serves every
+/// request; the others are standbys that answer `sys/health` (429), `sys/leader` and `sys/seal-status` themselves
+/// and send everything else to the active node. The database's lease row decides (`PostgreSQLCluster.Lease`); this
+/// protocol is what the server sees of it.
+package protocol HACoordinator: Sendable {
+    /// This node's id (`node_id` in the configuration).
+    var nodeID: String { get }
+    /// This node's address as clients reach it (`api_addr`).
+    var apiAddress: String { get }
+    /// What this node knows now, without waiting: whether it is active (its lease is held and, on its own monotonic
+    /// clock, cannot have expired yet) and which node leads (only while that node's lease is unexpired).
+    func view() -> HAView
+    /// `sys/step-down`: gives the lease up at once (the row expires, its epoch is kept) and stays out of elections
+    /// for `HAView.stepDownPause`. Throws when the node is not active or the database does not answer.
+    func stepDown() async throws
+}
+
+/// A node's view of the cluster's leadership (`HACoordinator.view()`).
+package struct HAView: Sendable, Equatable {
+    /// True while this node holds the lease and has loaded its state: it serves requests.
+    package var isActive: Bool
+    /// The active node, if a lease is held and unexpired as this node last saw it (never an expired one).
+    package var leader: LeaderAdvertisement?
+    /// Since when this node has been active (nil on a standby).
+    package var activeSince: Date?
+
+    package init(isActive: Bool, leader: LeaderAdvertisement?, activeSince: Date?) {
+        self.isActive = isActive
+        self.leader = leader
+        self.activeSince = activeSince
+    }
+
+    /// How long a node that stepped down stays out of elections (Vault: 10 s).
+    package static let stepDownPause: Duration = .seconds(10)
+}
+
+/// What the active node publishes in the lease row (`ha_value`, JSON): not secret, the address clients are sent to.
+package struct LeaderAdvertisement: Codable, Sendable, Equatable {
+    package var nodeID: String
+    package var apiAddress: String
+    /// When it became active (RFC 3339, the database's clock).
+    package var activeTime: String
+
+    package init(nodeID: String, apiAddress: String, activeTime: String) {
+        self.nodeID = nodeID
+        self.apiAddress = apiAddress
+        self.activeTime = activeTime
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case nodeID = "node_id"
+        case apiAddress = "api_addr"
+        case activeTime = "active_time"
+    }
+}
+
+/// What the lease tells the server when this node's role changes (`Runtime.becameActive`, `Runtime.becameStandby`).
+package protocol HAEvents: Sendable {
+    /// This node won the lease: load everything from the database before serving. Throws when that fails (the lease
+    /// is then given up).
+    func becameActive() throws
+    /// This node lost or gave up the lease: stop serving from memory at once.
+    func becameStandby(reason: String)
+}
+
+/// A write refused because this node is not (or no longer) the active one: the database's lease row names another
+/// holder or epoch, or has expired (the fence inside every write transaction), or the node is a standby.
+package struct StandbyWriteRefused: Error, CustomStringConvertible {
+    package var reason: String
+    package init(reason: String) { self.reason = reason }
+    package var description: String {
+        "this vhsmd node is not the active node (\(reason)); nothing was written: retry against the active node "
+            + "(GET /v1/sys/leader names it)"
+    }
+}

@@ -125,17 +125,28 @@ struct OperatorRecover: AsyncParsableCommand {
             let errors = (reply?["errors"] as? [String])?.joined(separator: "; ") ?? "no error message"
             throw CLIError.refused("vhsmd refused PUT /v1/\(RecoveryPaths.unseal) (HTTP \(put.status)): \(errors)")
         }
+        let unsealed = (try? JSONSerialization.jsonObject(with: Data(put.body))) as? [String: Any] ?? [:]
+        // A node of a cluster enrolls with the cluster's root key (its own member entry) instead of rekeying.
+        let enrolledNode: String? = (unsealed["enrolled"] as? Bool) == true ? unsealed["node_id"] as? String : nil
         if key.json {
-            let outcome: [String: Any] = [
+            var outcome: [String: Any] = [
                 "recovered": true, "data_directory": request.subject,
                 "measurement": Hex.encode(verified.report.measurement),
                 "chip_id": Hex.encode(verified.report.chipID), "product": verified.product.name,
                 "operator_key_sha256": SealedRootToken.hex(escrow.recipientFingerprint),
             ]
+            if let enrolledNode { outcome["enrolled_node_id"] = enrolledNode }
             print(
                 String(
                     decoding: try JSONSerialization.data(withJSONObject: outcome, options: [.sortedKeys]), as: UTF8.self
                 ))
+        } else if let enrolledNode {
+            print(
+                """
+                vhsmd recovered: node \(enrolledNode) joined \(request.subject) (its own member entry holds the cluster's \
+                root key, sealed to this launch) and is unsealed, a standby until it holds the lease
+                  released to  \(RecoveryTrustOptions.describe(verified))
+                """)
         } else {
             print(
                 """

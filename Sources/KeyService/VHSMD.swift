@@ -68,6 +68,17 @@ struct VHSMD: AsyncParsableCommand {
             "tls_disable": true serves plain HTTP. HTTPS is TLS 1.3, or TLS 1.2 with ECDHE and AES-GCM or \
             ChaCha20-Poly1305 only. An IPv6 listen address is written in brackets: "[::]:8200", "[::1]:8200".
 
+            A cluster (high availability on a shared PostgreSQL, the host vhsmd only): "storage": {"path": \
+            "/var/lib/vhsm", "postgresql": {"connection_url": "postgres://vhsm@db:5432/vhsm?sslmode=require", \
+            "table": "vhsm_kv_store", "ha_table": "vhsm_ha_locks", "max_connections": 8, "lease_ttl": "3s", \
+            "renew_interval": "500ms", "retry_interval": "250ms"}} with "node_id" (unique), "cluster_name" and \
+            "api_addr" (required). The database holds barrier ciphertext under hidden path names; storage.path keeps \
+            this node's seal.json and certificate. One node holds the lease row (by the database's clock) and \
+            serves; standbys answer sys/health 429, sys/leader and sys/seal-status, and 307 everything else to the \
+            active node's api_addr. PUT sys/step-down (sudo) hands the lease on. The first node answers sys/init; \
+            another node starts sealed until 'vhsm operator recover' releases the cluster's root key to it, then \
+            keeps its own member entry and unseals by itself.
+
             attestation_certificates (optional): a PEM file of the certificates GET /v1/sys/attestation serves \
             when the host supplies no certificate table with reports: the VCEK or VLEK first, then ASK or ASVK, \
             then ARK; checked at start against this launch's report.

@@ -312,7 +312,8 @@ extension Array {
             #expect(lease.stepDowns.load(ordering: .relaxed) == 0)
             // No unexpired lease: 503, never a redirect to a leader whose lease has expired.
             demote(leader: nil)
-            try await client.execute(uri: "/v1/secret/data/app", method: .get, headers: token(root)) { response throws in
+            let uri = "/v1/secret/data/app"
+            try await client.execute(uri: uri, method: .get, headers: token(root)) { response throws in
                 #expect(response.status == .serviceUnavailable)
                 #expect(response.headers[.location] == nil)
                 let errors = try json(response.body)["errors"] as? [String]

@@ -74,6 +74,10 @@ final class Runtime: Sendable {
     private let coordinator = Mutex<(any HACoordinator)?>(nil)
     /// True for a node of a cluster: it serves only while active, and starts as a standby.
     let clustered: Bool
+    /// The cluster's seal (member entries), barrier and escrow, for `sys/cluster/` (nil outside a cluster).
+    var clusterSeal: ClusterSeal? { seal as? ClusterSeal }
+    var clusterBarrier: Barrier? { barrier }
+    var clusterEscrow: Barrier.Escrow? { escrow }
     /// Held by `sys/init` while it initialises the store (seal key, storage writes): `life`'s lock is only taken to
     /// publish the result, so requests reading the state meanwhile do not wait.
     private let initialization = Mutex(())

@@ -441,6 +441,9 @@ struct VaultCore: Sendable {
             }
             return .noContent
         }
+        if path.hasPrefix("sys/cluster/") {
+            return try runtime.clusterRequest(request, path: String(path.dropFirst("sys/cluster/".count)))
+        }
         if path.hasPrefix("sys/") {
             return try await SysBackend(
                 state: state, mounts: services.mounts, services: services, audit: audit, metrics: metrics

@@ -138,6 +138,26 @@ final class Barrier: StorageBackend {
         state.withLock { $0 = .unsealed(rootKey: newRootKey, keyring: keyring) }
     }
 
+    /// Seals the keyring under a fresh `newRootKey` (a cluster's root-key rotation), escrowing it when `escrow` is
+    /// given, and runs `alsoWrite` in the same transaction (the members' entries for the new key). The barrier must
+    /// be unsealed; it stays unsealed under the new key.
+    func rotateRootKey(
+        to newRootKey: SymmetricKey, escrow: Escrow?, alsoWrite: (any StorageTransaction) throws -> Void
+    ) throws {
+        let keyring = try state.withLock { state throws(BarrierError) -> Keyring in
+            guard case .unsealed(_, let keyring) = state else { throw .sealed(path: Self.keyringPath) }
+            return keyring
+        }
+        let sealed = try Self.sealKeyring(keyring, rootKey: newRootKey)
+        let escrowed = try escrow?.seal(newRootKey)
+        try backend.transaction { transaction in
+            try transaction.put(Self.keyringPath, sealed)
+            if let escrowed { try transaction.put(Self.escrowPath, Array(escrowed.armored.utf8)) }
+            try alsoWrite(transaction)
+        }
+        state.withLock { $0 = .unsealed(rootKey: newRootKey, keyring: keyring) }
+    }
+
     /// Forgets the root key and the keyring; every operation then throws `BarrierError.sealed`.
     func seal() {
         state.withLock { $0 = .sealed }

@@ -90,7 +90,7 @@ final class FencedMemory: StorageBackend {
         // Nor under another cluster name.
         let renamed = ClusterMembers(backend: backend, nodeID: "node1", cluster: "d", tags: tags)
         #expect(throws: ClusterMemberError.self) { try renamed.rootKey(sealKey: launch) }
-        #expect(try members.members() == ["node1", "node2"])
+        #expect(try backend.list(prefix: ClusterMembers.prefix) == ["node1", "node2"])
     }
 
     @Test func theEntryHoldsNoSecretInTheClear() throws {
@@ -101,6 +101,7 @@ final class FencedMemory: StorageBackend {
         let raw = rootKey.withUnsafeBytes { Array($0) }
         #expect(!stored.windows(ofCount: 32).contains { Array($0) == raw })
         let json = try #require(try JSONSerialization.jsonObject(with: Data(stored)) as? [String: Any])
+        #expect(json["public_key"] is String && json["sealed_private_key"] is String)
         #expect(json["node_id"] as? String == "node1" && json["chip_id"] as? String == tags.chipID)
         #expect(json["generation"] as? Int == 1 && json["measurement"] as? String == "cd")
     }
@@ -363,5 +364,87 @@ extension Array {
                 #expect(body["kv1/"] != nil && body["secret/"] != nil)
             }
         }
+    }
+}
+
+/// Two nodes on one store: the second joins with the cluster root key (as a join or operator recovery gives it);
+/// removing it rotates the root key so it cannot unseal again; a rotation reaches members that are not running.
+@Suite struct MembershipTests {
+    let store = FencedMemory()
+
+    func seal(_ id: String, key: SymmetricKey) -> ClusterSeal {
+        ClusterSeal(
+            seal: FixedSeal(key: key),
+            members: ClusterMembers(
+                backend: store, nodeID: id, cluster: "c", tags: .init(chipID: id, measurement: "00")))
+    }
+
+    /// A running member: its runtime opens the store with its own entry.
+    func node(_ id: String, key: SymmetricKey) throws -> (Runtime, FakeLease, ClusterSeal) {
+        let seal = seal(id, key: key)
+        let runtime = try Runtime(
+            barrier: Barrier(backend: store), seal: seal, storageType: "postgresql", clustered: true,
+            clusterName: "c")
+        let lease = FakeLease(nodeID: id, apiAddress: "http://\(id):8200")
+        runtime.attach(lease)
+        return (runtime, lease, seal)
+    }
+
+    func request(_ operation: VaultRequest.Operation, _ path: String) -> VaultRequest {
+        VaultRequest(operation: operation, path: path, body: .null, query: [:], token: nil)
+    }
+
+    @Test func aRemovedNodeCannotUnsealAgainAndTheOthersFollowTheRotation() throws {
+        let key1 = SymmetricKey(size: .bits256)
+        let key2 = SymmetricKey(size: .bits256)
+        let key3 = SymmetricKey(size: .bits256)
+        let (runtime1, lease1, seal1) = try node("node1", key: key1)
+        store.active.store(true, ordering: .relaxed)
+        lease1.activate()
+        try runtime1.becameActive()
+        _ = try runtime1.initialize()
+        let firstRoot = try seal1.rootKey()
+        // node2 and node3 join: each stores its own entry for the cluster root key.
+        let seal2 = seal("node2", key: key2)
+        try seal2.enroll(firstRoot)
+        let seal3 = seal("node3", key: key3)
+        try seal3.enroll(firstRoot)
+        #expect(try seal2.rootKey() == firstRoot)
+        #expect(try seal3.rootKey() == firstRoot)
+
+        let listed = try runtime1.clusterRequest(request(.list, "sys/cluster/members"), path: "members")
+        #expect(listed.data?["keys"] == .array([.string("node1"), .string("node2"), .string("node3")]))
+        // The active node cannot remove itself.
+        #expect(throws: VaultError.self) {
+            try runtime1.clusterRequest(request(.delete, "sys/cluster/members/node1"), path: "members/node1")
+        }
+        let removed = try runtime1.clusterRequest(request(.delete, "sys/cluster/members/node2"), path: "members/node2")
+        #expect(removed.data?["generation"] == .int(2))
+        // node2 restarts: no entry, so it is not a member; the key it had no longer opens the keyring.
+        #expect(throws: ClusterMemberError.self) { try seal("node2", key: key2).rootKey() }
+        #expect(throws: ClusterMemberError.self) { try node("node2", key: key2) }
+        #expect(!Barrier(backend: store).opens(rootKey: firstRoot))
+        // node3 was not running: its entry holds the new key, which opens the keyring.
+        let newRoot = try seal3.rootKey()
+        #expect(newRoot != firstRoot)
+        #expect(Barrier(backend: store).opens(rootKey: newRoot))
+        // A plain rotation: every remaining member follows, the active node keeps serving.
+        _ = try runtime1.clusterRequest(request(.update, "sys/cluster/rotate-root"), path: "rotate-root")
+        #expect(try seal1.rootKey() == seal3.rootKey())
+        #expect(try seal1.rootKey() != newRoot)
+        #expect(Barrier(backend: store).opens(rootKey: try seal1.rootKey()))
+        // A standby cannot rotate (the store's fence refuses, and nothing changes).
+        store.active.store(false, ordering: .relaxed)
+        let before = try seal3.rootKey()
+        #expect(throws: VaultError.self) {
+            try runtime1.clusterRequest(request(.update, "sys/cluster/rotate-root"), path: "rotate-root")
+        }
+        #expect(try seal3.rootKey() == before)
+        // node3 becomes active with its own entry, after another node rotated while it was away.
+        let (runtime3, lease3, _) = try node("node3", key: key3)
+        store.active.store(true, ordering: .relaxed)
+        lease3.activate()
+        try runtime3.becameActive()
+        #expect(runtime3.services != nil)
     }
 }

@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pg import Postgres, PostgresError, free_port, quote  # noqa: E402
 
 MEASUREMENT = "a1" * 48  # every node runs "the same image"
+FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_vhsmd.py")
 CAP = 60.0  # every wait is capped here (seconds)
 
 
@@ -195,9 +196,9 @@ class Writers:
                 continue
             seq += 1
             if seq % 4 == 0:
-                op = Op("transit", f"ha-tk-{self.run}-{w}-{seq}", "", random.choice(choices), time.monotonic())
+                op = Op("transit", f"ha-tk-{self.run}-{w}-{seq:06d}", "", random.choice(choices), time.monotonic())
             else:
-                op = Op("kv", f"ha-kv-{self.run}-{w}-{seq}", f"ha-val-{secrets.token_hex(12)}",
+                op = Op("kv", f"ha-kv-{self.run}-{w}-{seq:06d}", f"ha-val-{secrets.token_hex(12)}",
                         random.choice(choices), time.monotonic())
             self.journal.add(send(op, self.token))
             time.sleep(self.pause if op.outcome == "acked" else 0.05)
@@ -286,9 +287,24 @@ def forms(needle: bytes) -> list[tuple[str, bytes]]:
 
 
 def scan(dump: bytes, needles: list[tuple[str, bytes]]) -> list[tuple[str, str]]:
-    """(label, form) for every needle found in the dump (case-insensitive)."""
+    """(label, form) for every needle found in the dump (case-insensitive), sorted. One pass over the dump: every
+    window of PREFIX bytes is looked up among the encodings' first PREFIX bytes (thousands of needles in a few MB)."""
     low = dump.lower()
-    return [(label, form) for label, needle in needles for form, enc in forms(needle) if enc in low]
+    index: dict[bytes, list[tuple[str, str, bytes]]] = {}
+    for label, needle in needles:
+        for form, enc in forms(needle):
+            index.setdefault(enc[:SCAN_PREFIX], []).append((label, form, enc))
+    short = [(label, form) for key, entries in index.items() if len(key) < SCAN_PREFIX
+             for label, form, enc in entries if enc in low]
+    hits = set(short)
+    for i in range(len(low) - SCAN_PREFIX + 1):
+        entries = index.get(low[i:i + SCAN_PREFIX])
+        if entries:
+            hits.update((label, form) for label, form, enc in entries if low.startswith(enc, i))
+    return sorted(hits)
+
+
+SCAN_PREFIX = 8
 
 
 # -- the tamper row finder ---------------------------------------------------------------------------------------
@@ -299,9 +315,11 @@ def kv_rows(pg: Postgres, table: str) -> dict[tuple[str, str], tuple[str, int]]:
 
 
 def new_largest_row(before: dict, after: dict) -> tuple[str, str] | None:
-    """The largest row that appeared between two snapshots (a KV version's data row, when the value is large)."""
+    """The largest row that appeared between two snapshots (a KV version's data row, when the value is large); when
+    none appeared (a store that rewrites one row per secret), the largest row that changed."""
     fresh = [(after[k][1], k) for k in after if k not in before]
-    return max(fresh)[1] if fresh else None
+    changed = [(after[k][1], k) for k in after if k in before and before[k] != after[k]]
+    return max(fresh or changed)[1] if fresh or changed else None
 
 
 def swap_values(pg: Postgres, table: str, a: tuple[str, str], b: tuple[str, str]) -> None:
@@ -332,22 +350,26 @@ class Node:
         os.makedirs(self.data)
 
     def prepare(self) -> None:
-        """An emulated chip of its own, served for the whole run, and the node's config file."""
+        """An emulated chip of its own, served for the whole run, and the node's config file. (--fake: the fake's
+        shared key instead of a chip.)"""
         c = self.cluster
-        for argv in ([c.vhsm, "emulator", "init", "--state", self.chip, "--product", "genoa"],
+        if c.args.fake:
+            with open(os.path.join(self.data, "fake-barrier.key"), "wb") as f:
+                f.write(c.fake_key)
+        for argv in () if c.args.fake else ([c.vhsm, "emulator", "init", "--state", self.chip, "--product", "genoa"],
                      [c.vhsm, "emulator", "certs", "--state", self.chip, "--out", os.path.join(self.chip, "certs")]):
             done = subprocess.run(argv, capture_output=True, text=True)
             if done.returncode:
                 raise HAFailure(f"{self.id}: '{' '.join(argv[:3])}' failed: {done.stderr.strip()}")
-        self.emulator = c.procs.start([c.vhsm, "emulator", "serve", "--state", self.chip, "--socket", self.socket,
+        self.emulator = None if c.args.fake else c.procs.start([c.vhsm, "emulator", "serve", "--state", self.chip, "--socket", self.socket,
                                        "--measurement", MEASUREMENT], self.socket + ".log")
-        for _ in range(200):
+        for _ in range(0 if c.args.fake else 200):
             if os.path.exists(self.socket):
                 break
             if self.emulator.poll() is not None:
                 break
             time.sleep(0.05)
-        if not os.path.exists(self.socket):
+        if not c.args.fake and not os.path.exists(self.socket):
             raise HAFailure(f"{self.id}: the emulator did not open {self.socket}; see {self.socket}.log")
         a = c.args
         config = {
@@ -369,7 +391,8 @@ class Node:
         with open(self.log, "a") as f:
             f.write(f"--- start at {time.strftime('%H:%M:%S')}\n")
         self.log_offset = os.path.getsize(self.log)
-        self.proc = c.procs.start([c.vhsmd, "--config", self.config], self.log)
+        daemon = [sys.executable, FAKE] if c.args.fake else [c.vhsmd]
+        self.proc = c.procs.start(daemon + ["--config", self.config], self.log)
         self.stopped = False
         deadline = time.monotonic() + CAP
         while time.monotonic() < deadline:
@@ -422,6 +445,9 @@ class Cluster:
         self.token = ""
         self.operator_key = os.path.join(self.work, "operator.pem")
         self.operator_public = ""
+        self.fake_key = os.urandom(64)
+        if args.fake_bug:
+            os.environ["FAKE_VHSMD_BUGS"] = ",".join(args.fake_bug)
 
     def cleanup(self) -> None:
         self.procs.stop_all()
@@ -494,12 +520,15 @@ class Cluster:
             n.prepare()
         first = self.nodes[0]
         first.start()
-        done = subprocess.run([self.vhsm, "operator", "init", first.base, "--key", self.operator_key, "--json"],
-                              capture_output=True, text=True, timeout=120)
-        if done.returncode:
-            raise HAFailure(f"node1: 'vhsm operator init' failed ({done.returncode}): {done.stderr.strip()}; "
-                            f"see {first.log}")
-        self.token = json.loads(done.stdout)["root_token"]
+        if self.args.fake:
+            self.token = call("PUT", first.base, "sys/init", {}, timeout=10).json().get("root_token", "")
+        else:
+            done = subprocess.run([self.vhsm, "operator", "init", first.base, "--key", self.operator_key, "--json"],
+                                  capture_output=True, text=True, timeout=120)
+            if done.returncode:
+                raise HAFailure(f"node1: 'vhsm operator init' failed ({done.returncode}): {done.stderr.strip()}; "
+                                f"see {first.log}")
+            self.token = json.loads(done.stdout)["root_token"]
         if first.wait_health({200}) != 200:
             raise HAFailure(f"node1 is not active (sys/health {first.health()}) after init; see {first.log}")
         for path, body in (("sys/mounts/secret", {"type": "kv", "options": {"version": "2"}}),
@@ -514,7 +543,11 @@ class Cluster:
     def join(self, node: Node) -> None:
         """Brings a new node into the cluster. Interim: the node starts SEALED (no membership entry) and is unsealed
         by operator recovery of the shared escrow; it then stores its own entry. To be replaced by the attested
-        join (`join: URL` in its config)."""
+        join (`join: URL` in its config). (--fake: the fake shares its key by file and starts as a standby.)"""
+        if self.args.fake:
+            if node.wait_health({429}) != 429:
+                raise HAFailure(f"{node.id} (fake) is not a standby: sys/health {node.health()}; see {node.log}")
+            return
         status = node.wait_health({503, 429})
         if status == 429:
             raise HAFailure(f"{node.id} came up as a standby before any join: it needs no membership entry?")
@@ -665,7 +698,7 @@ class Run:
         fenced: list[Op] = []
         threads = []
         for i in range(3):  # writes sent to the stopped node directly; not followed: it must answer them itself
-            op = Op("kv" if i < 2 else "transit", f"ha-fenced-{self.run_id}-{len(self.fenced) + i}",
+            op = Op("kv" if i < 2 else "transit", f"ha-fenced-{self.run_id}-{len(self.fenced) + i:04d}",
                     f"ha-val-{secrets.token_hex(12)}" if i < 2 else "", active.base, time.monotonic())
             fenced.append(op)
             threads.append(threading.Thread(target=send, args=(op, c.token, hold + CAP, False), daemon=True))
@@ -1092,13 +1125,18 @@ def main() -> int:
                    help="keep the work and PostgreSQL directories (KEEP=1)")
     p.add_argument("--verbose", "-v", action="store_true", default=bool(os.environ.get("VERBOSE")))
     p.add_argument("--self-test", action="store_true", help="check the harness alone (no vhsmd needed)")
+    p.add_argument("--fake", action="store_true",
+                   help="run the plan against scripts/ha/fake_vhsmd.py (the harness's own test; proves nothing "
+                        "about vhsmd)")
+    p.add_argument("--fake-bug", action="append", default=[], choices=["no-fence", "no-demote", "no-aad", "plain-keys"],
+                   help="with --fake: break the fake this way (the harness must then fail)")
     args = p.parse_args()
     # SIGTERM and SIGINT end the run through atexit: every process stopped by PID, the directories removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         if args.self_test:
             return self_test(args)
-        for b in (args.vhsmd, args.vhsm):
+        for b in () if args.fake else (args.vhsmd, args.vhsm):
             if not os.access(b, os.X_OK):
                 raise HAFailure(f"{b} is not an executable: build with 'swift build --traits Emulator' or set "
                                 "VHSMD and VHSM")

@@ -285,6 +285,11 @@ def handler(node: Node):
                                    f"{lit(node.rowkey('token/' + token))}, '\\x01'), ('/', '/core/', "
                                    f"{lit(node.rowkey('core/init'))}, '\\x01')")
                 return self.reply(200, {"root_token": token})
+            if path == "sys/leader":
+                me = node.leading()
+                leader = node.api_addr if me else node.leader()
+                return self.reply(200, {"ha_enabled": True, "is_self": me, "active_time": "",
+                                        "leader_address": leader or "", "leader_cluster_address": ""})
             if not node.leading():
                 leader = node.leader()
                 if leader is None:

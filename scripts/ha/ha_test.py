@@ -724,10 +724,34 @@ class Run:
             fenced.append(op)
             threads.append(threading.Thread(target=send, args=(op, c.token, hold + CAP, False), daemon=True))
             threads[-1].start()
+        # Once its lease has expired (by the database's clock, plus 0.5 s), no standby may point a client at it.
+        expired_at = trial.t0 + (trial.lease_left if trial.lease_left is not None else a.lease_ttl) + 0.5
+        pointed: list[str] = []
+        probes = 0
+        others = [n for n in c.nodes if n is not active]
         new = self.node_fault_wait(trial, active)
         # Keep it stopped past the lease and until another node has taken over (capped).
-        while time.monotonic() < trial.t0 + hold:
-            time.sleep(0.05)
+        end = max(trial.t0 + hold, expired_at + 0.5, time.monotonic() + 0.5)  # at least one round of requests
+        while time.monotonic() < end:
+            if time.monotonic() >= expired_at:
+                for n in others:
+                    r = http.client.HTTPConnection("127.0.0.1", n.port, timeout=2)
+                    try:
+                        r.request("GET", "/v1/secret/data/ha-probe", headers={"X-Vault-Token": c.token})
+                        answer = r.getresponse()
+                        answer.read()
+                        probes += 1
+                        location = answer.getheader("Location") or ""
+                        if answer.status == 307 and location.startswith(active.base):
+                            pointed.append(f"{n.id} at +{time.monotonic() - trial.t0:.2f} s")
+                    except (OSError, http.client.HTTPException):
+                        pass
+                    finally:
+                        r.close()
+            time.sleep(0.1)
+        self.check(probes > 0 and not pointed,
+                   f"SIGSTOP: no standby sent a client to the stopped {active.id} after its lease expired "
+                   f"({probes} requests" + (f"; 307 to it from {', '.join(pointed[:4])}" if pointed else "") + ")")
         active.proc.send_signal(signal.SIGCONT)
         active.stopped = False
         t_cont = time.monotonic()
@@ -894,6 +918,13 @@ class Run:
         started = time.monotonic()
         c.setup()
         self.check(True, "setup: node1 initialised, nodes 2 and 3 joined as standbys")
+        for n in c.nodes:
+            leader = call("GET", n.base, "sys/leader", timeout=10, follow=False)
+            body = leader.json()
+            self.check(leader.status == 200 and body.get("ha_enabled") is True and
+                       body.get("is_self") is (n is c.nodes[0]) and body.get("leader_address") == c.nodes[0].base,
+                       f"sys/leader on {n.id}: ha_enabled, is_self {n is c.nodes[0]}, leader_address node1's api_addr "
+                       f"({leader.status} {leader.body[:160]!r})")
         self.sampler = Sampler({n.id: n.base for n in c.nodes}).start()
         writers = Writers(self.journal, c.serving, c.token, self.run_id).start()
         events = ["kill -9", "SIGSTOP", "step-down", "pg_terminate_backend", "pg restart"]

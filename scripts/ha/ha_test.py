@@ -382,8 +382,9 @@ class Node:
             done = subprocess.run(argv, capture_output=True, text=True)
             if done.returncode:
                 raise HAFailure(f"{self.id}: '{' '.join(argv[:3])}' failed: {done.stderr.strip()}")
-        self.emulator = None if c.args.fake else c.procs.start([c.vhsm, "emulator", "serve", "--state", self.chip, "--socket", self.socket,
-                                       "--measurement", MEASUREMENT], self.socket + ".log")
+        serve = [c.vhsm, "emulator", "serve", "--state", self.chip, "--socket", self.socket, "--measurement",
+                 MEASUREMENT]
+        self.emulator = None if c.args.fake else c.procs.start(serve, self.socket + ".log")
         for _ in range(0 if c.args.fake else 200):
             if os.path.exists(self.socket):
                 break
@@ -934,6 +935,11 @@ class Run:
                     if a.only and e not in a.only:
                         continue
                     self.trial(e)
+        except HAFailure:
+            writers.stop()
+            self.sampler.stop()
+            self.table()  # the trials so far, then the sentence
+            raise
         finally:
             writers.stop()
         c.settled()

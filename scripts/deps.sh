@@ -27,6 +27,10 @@ have gcc || need+=(gcc libc6-dev)
 have unshare || need+=(util-linux)
 # veritysetup builds the dm-verity root that check-qemu's switch_root scenarios boot into.
 [ -x /usr/sbin/veritysetup ] || have veritysetup || need+=(cryptsetup-bin)
+# The HA tests (make check-ha) run a throwaway PostgreSQL 15 in a temporary directory: Debian's server and clients.
+[ -x /usr/lib/postgresql/15/bin/postgres ] && [ -x /usr/lib/postgresql/15/bin/pg_dump ] || need+=(postgresql-15)
+# runuser starts it as an unprivileged user when the tests run as root.
+have runuser || need+=(util-linux)
 # Debian 12's generic OVMF images: measured by the vectors of group F.
 [ -f /usr/share/ovmf/OVMF.fd ] || need+=(ovmf)
 if [ ${#need[@]} -gt 0 ]; then

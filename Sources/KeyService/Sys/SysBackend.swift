@@ -297,7 +297,9 @@ struct SysBackend: Backend {
     static func barrierStatus(
         _ services: Services?, _ work: (Barrier) throws -> Barrier.KeyStatus
     ) throws(VaultError) -> Barrier.KeyStatus {
-        guard let barrier = services?.storage.backend as? Barrier else {
+        // In a cluster the services' storage is the barrier behind `HiddenPaths`.
+        let backend = services?.storage.backend
+        guard let barrier = backend as? Barrier ?? (backend as? HiddenPaths)?.inner as? Barrier else {
             throw .internalError("the store has no encryption barrier")
         }
         do { return try work(barrier) } catch { throw .internalError("the barrier's keyring: \(error)") }

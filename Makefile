@@ -6,7 +6,7 @@ MEASURE_CASES ?= 80
 
 .PHONY: all deps build test unit-test cli-test measure-test hvac-test oidc-test sealed-test faults-test soak attested-test \
 	login-test run bench format lint clean guest test-guest initramfs initramfs-emulator image check-qemu \
-	powercut-test powercut-load-test schema-test schema-fuzz attack-test fuzz-build fuzz fuzz-smoke check-ha
+	powercut-test powercut-load-test schema-test schema-fuzz attack-test fuzz-build fuzz fuzz-smoke check-ha run-cluster
 
 all: build
 
@@ -77,6 +77,11 @@ login-test: build
 # each HA_ROUNDS times; every acked write read back, never two actives in a 50 ms sample, no plaintext in pg_dump,
 # a swapped row refused. The harness checks itself first (no vhsmd needed). The nodes seal with the emulator, so
 # this runs on the emulator flavour (test-guest), like sealed-test and attested-test.
+# A cluster to try by hand: PostgreSQL and three nodes on three emulated chips, a join, a failover and a step-down
+# shown, then left running until Ctrl-C (scripts/ha/run_cluster.py).
+run-cluster: test-guest
+	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm python3 scripts/ha/run_cluster.py $(RUN_CLUSTER_ARGS)
+
 HA_ROUNDS ?= 2
 check-ha: test-guest
 	scripts/ha-test.sh --self-test

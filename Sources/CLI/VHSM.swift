@@ -28,7 +28,7 @@ struct VHSM: AsyncParsableCommand {
             """,
         subcommands: [
             Report.self, Key.self, Measure.self, Emulator.self, IDBlock.self, VolumeCommands.self, Operator.self,
-            Server.self, Login.self,
+            Server.self, Login.self, ClusterCommands.self,
         ]
     )
 

@@ -32,6 +32,8 @@ struct VaultClient: Sendable {
     static let maximumAnswer = 1 << 20
     /// The exit code when the server cannot be reached or does not answer in time (`vhsm login`: 2).
     var unreachableExitCode: Int32 = 1
+    /// Sent as `X-Vault-Token` when set.
+    var token: String? = nil
 
     /// `http://HOST:PORT` or `https://HOST:PORT` (an IPv6 address in brackets; no path). https needs a CA file or
     /// a fingerprint.
@@ -112,6 +114,8 @@ struct VaultClient: Sendable {
         var body: [UInt8]
         /// The DER of the leaf certificate the TLS handshake presented (nil over plain HTTP).
         var leafCertificate: [UInt8]? = nil
+        /// The `Location` of a redirect (a standby naming the active node).
+        var location: String? = nil
     }
 
     /// Sends `method path` with a JSON body and returns the answer. Failures are sentences naming the server.
@@ -273,12 +277,14 @@ struct VaultClient: Sendable {
     ) async throws -> Answer {
         let host = self.host
         let port = self.port
+        let token = self.token
         return try await channel.executeThenClose { inbound, outbound in
             var head = HTTPRequestHead(version: .http1_1, method: method, uri: "/v1/" + path)
             head.headers.add(name: "Host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
             head.headers.add(name: "Content-Type", value: "application/json")
             head.headers.add(name: "Content-Length", value: String(body.count))
             head.headers.add(name: "Connection", value: "close")
+            if let token { head.headers.add(name: "X-Vault-Token", value: token) }
             // The whole request in one write: a server that has the head of a body-less request may answer and
             // close (Connection: close) before a separate write of the end, which then fails on a closed channel.
             try await outbound.write(
@@ -286,10 +292,12 @@ struct VaultClient: Sendable {
             var status: Int?
             var received: [UInt8] = []
             var leaf: [UInt8]?
+            var location: String?
             for try await part in inbound {
                 switch part {
                 case .head(let response):
                     status = Int(response.status.code)
+                    location = response.headers.first(name: "Location")
                     leaf = recorder.der.withLock { $0 }
                 case .body(let buffer):
                     received += buffer.readableBytesView
@@ -298,7 +306,7 @@ struct VaultClient: Sendable {
                     }
                 case .end:
                     guard let status else { throw CLIError.refused("the answer to \(path) has no status line") }
-                    return Answer(status: status, body: received, leafCertificate: leaf)
+                    return Answer(status: status, body: received, leafCertificate: leaf, location: location)
                 }
             }
             throw CLIError.refused("the connection closed before the answer to \(path) was complete")

@@ -87,6 +87,7 @@ check-ha: test-guest
 	scripts/ha-test.sh --self-test
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/ha-test.sh --rounds $(HA_ROUNDS)
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm python3 scripts/ha/hvac_pg.py
+	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm python3 scripts/ha/restore_test.py
 
 # The guest program: vhsm-guest, one binary that is vhsm-init as /init and vhsmd through the link
 # /usr/bin/vhsmd -> /init; release build, the emulator flavour (trait Emulator) for the QEMU tier.

@@ -382,17 +382,7 @@ class Node:
             done = subprocess.run(argv, capture_output=True, text=True)
             if done.returncode:
                 raise HAFailure(f"{self.id}: '{' '.join(argv[:3])}' failed: {done.stderr.strip()}")
-        serve = [c.vhsm, "emulator", "serve", "--state", self.chip, "--socket", self.socket, "--measurement",
-                 MEASUREMENT]
-        self.emulator = None if c.args.fake else c.procs.start(serve, self.socket + ".log")
-        for _ in range(0 if c.args.fake else 200):
-            if os.path.exists(self.socket):
-                break
-            if self.emulator.poll() is not None:
-                break
-            time.sleep(0.05)
-        if not c.args.fake and not os.path.exists(self.socket):
-            raise HAFailure(f"{self.id}: the emulator did not open {self.socket}; see {self.socket}.log")
+        self.serve_emulator()
         a = c.args
         config = {
             "listener": {"address": f"127.0.0.1:{self.port}", "tls_disable": True},
@@ -406,6 +396,21 @@ class Node:
         }
         with open(self.config, "w") as f:
             json.dump(config, f, indent=1)
+
+    def serve_emulator(self) -> None:
+        """Serves the node's chip on its socket (again, after the processes were stopped)."""
+        c = self.cluster
+        serve = [c.vhsm, "emulator", "serve", "--state", self.chip, "--socket", self.socket, "--measurement",
+                 MEASUREMENT]
+        self.emulator = None if c.args.fake else c.procs.start(serve, self.socket + ".log")
+        for _ in range(0 if c.args.fake else 200):
+            if os.path.exists(self.socket):
+                break
+            if self.emulator.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not c.args.fake and not os.path.exists(self.socket):
+            raise HAFailure(f"{self.id}: the emulator did not open {self.socket}; see {self.socket}.log")
 
     def start(self) -> None:
         """Starts vhsmd; returns once it answers sys/health (any status), or raises."""

@@ -194,6 +194,11 @@ class Postgres:
                          "pg_dump" + (" --data-only" if data_only else ""), timeout=300)
 
 
+    def restore(self, sql: bytes) -> None:
+        """Loads a plain pg_dump into this (empty) database, stopping at the first error."""
+        self._run(self._client("psql") + ["-d", self.database, "-X", "-q", "-v", "ON_ERROR_STOP=1"],
+                  "psql < dump", timeout=300, input=sql)
+
 def quote(text: str) -> str:
     """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"

@@ -142,8 +142,17 @@ final class Lease: ClusterLease, @unchecked Sendable {
             return
         }
         if let (leader, left) = current, left > 0 {
+            // Only an advertisement a member signed: the database's operators could rewrite the row, and clients
+            // are sent where it points.
+            let key = events.advertisementKey()
+            let trusted = leader.flatMap { leader in key.map { leader.verifies(with: $0) ? leader : nil } ?? nil }
+            if leader != nil, trusted == nil, key != nil {
+                complain(
+                    "vhsmd: the lease row's leader advertisement (node \(leader?.nodeID ?? "?")) does not verify "
+                        + "under this cluster's key: ignored; was the row written outside vhsmd?")
+            }
             state.withLock { state in
-                state.leader = leader
+                state.leader = trusted
                 state.leaderUntil = sent + .milliseconds(Int64(left * 1000))
             }
             return
@@ -151,7 +160,8 @@ final class Lease: ClusterLease, @unchecked Sendable {
         state.withLock { $0.leader = nil }
         guard mayCompete(), ContinuousClock.now >= state.withLock({ $0.pausedUntil }) else { return }
         let since = Date()
-        let advertisement = LeaderAdvertisement(nodeID: nodeID, apiAddress: apiAddress, activeTime: Self.rfc3339(since))
+        var advertisement = LeaderAdvertisement(nodeID: nodeID, apiAddress: apiAddress, activeTime: Self.rfc3339(since))
+        if let key = events.advertisementKey() { advertisement = advertisement.signed(with: key) }
         let identity = nodeID + "/" + UUID().uuidString.lowercased()
         let epoch: Int64?
         do { epoch = try await acquire(identity: identity, advertisement: advertisement) } catch {
@@ -207,10 +217,19 @@ final class Lease: ClusterLease, @unchecked Sendable {
     }
 
     private func renew(_ term: LeaseHold.Term) async throws -> Bool {
+        // The advertisement again, signed now if it could not be at acquisition (the cluster was initialised since).
+        let since = state.withLock { state -> Date? in
+            if case .active(let since) = state.phase { return since }
+            return nil
+        }
+        var advertisement = LeaderAdvertisement(
+            nodeID: nodeID, apiAddress: apiAddress, activeTime: Self.rfc3339(since ?? Date()))
+        if let key = events.advertisementKey() { advertisement = advertisement.signed(with: key) }
+        let value = String(decoding: try JSONEncoder().encode(advertisement), as: UTF8.self)
         let rows = try await query(
             """
             UPDATE \(unescaped: store.haTable) SET valid_until = clock_timestamp() + \(Self.milliseconds(ttl)) * \
-            interval '1 millisecond' WHERE ha_key = 'core/lock' AND ha_identity = \(term.identity) AND epoch = \
+            interval '1 millisecond', ha_value = \(value) WHERE ha_key = 'core/lock' AND ha_identity = \(term.identity) AND epoch = \
             \(term.epoch) AND valid_until > clock_timestamp() RETURNING epoch
             """, "renew the lease")
         return !rows.isEmpty

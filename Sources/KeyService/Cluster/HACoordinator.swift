@@ -1,3 +1,4 @@
+package import Crypto
 package import FoundationEssentials
 import Synchronization
 
@@ -38,22 +39,47 @@ package struct HAView: Sendable, Equatable {
 }
 
 /// What the active node publishes in the lease row (`ha_value`, JSON): not secret, the address clients are sent to.
+/// The database's operators could rewrite the row, so it carries `mac`: HMAC-SHA256 under a key only members hold
+/// (`Runtime.advertisementKey()`, derived from the barrier-sealed path key) over `vhsm/cluster/leader/v1` ‖ 0 ‖
+/// node_id ‖ 0 ‖ api_addr ‖ 0 ‖ active_time. Standbys send clients only to an advertisement that verifies.
 package struct LeaderAdvertisement: Codable, Sendable, Equatable {
     package var nodeID: String
     package var apiAddress: String
-    /// When it became active (RFC 3339, the database's clock).
+    /// When it became active (RFC 3339).
     package var activeTime: String
+    /// Base64 HMAC-SHA256 of the fields (nil: written by a node of a cluster not yet initialised, which has no key).
+    package var mac: String?
 
-    package init(nodeID: String, apiAddress: String, activeTime: String) {
+    package init(nodeID: String, apiAddress: String, activeTime: String, mac: String? = nil) {
         self.nodeID = nodeID
         self.apiAddress = apiAddress
         self.activeTime = activeTime
+        self.mac = mac
     }
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id"
         case apiAddress = "api_addr"
         case activeTime = "active_time"
+        case mac
+    }
+
+    private var signedBytes: [UInt8] {
+        Array("vhsm/cluster/leader/v1".utf8) + [0] + Array(nodeID.utf8) + [0] + Array(apiAddress.utf8) + [0]
+            + Array(activeTime.utf8)
+    }
+
+    /// This advertisement with its `mac` under `key`.
+    package func signed(with key: SymmetricKey) -> LeaderAdvertisement {
+        var signed = self
+        signed.mac = Data(HMAC<SHA256>.authenticationCode(for: signedBytes, using: key)).base64EncodedString()
+        return signed
+    }
+
+    /// Does `mac` verify under `key`?
+    package func verifies(with key: SymmetricKey) -> Bool {
+        guard let mac, let bytes = Data(base64Encoded: mac) else { return false }
+        return HMAC<SHA256>.isValidAuthenticationCode(bytes, authenticating: signedBytes, using: key)
     }
 }
 
@@ -64,6 +90,9 @@ package protocol HAEvents: Sendable {
     func becameActive() throws
     /// This node lost or gave up the lease: stop serving from memory at once.
     func becameStandby(reason: String)
+    /// The key of the leader advertisements (`LeaderAdvertisement.mac`); nil while this node holds no unsealed
+    /// keyring (a cluster not yet initialised, a node waiting for its join).
+    func advertisementKey() -> SymmetricKey?
 }
 
 /// A write refused because this node is not (or no longer) the active one: the database's lease row names another

@@ -440,6 +440,16 @@ extension Runtime: HAEvents {
         }
     }
 
+    /// HKDF-SHA256 of the cluster's path key (barrier-sealed at `core/path-key`, the same for every member and
+    /// every keyring term), info `vhsm/cluster/leader/v1`.
+    package func advertisementKey() -> SymmetricKey? {
+        guard let barrier, !barrier.isSealed, let pathKey = try? HiddenPaths.key(in: barrier, create: false) else {
+            return nil
+        }
+        return HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: pathKey, info: Array("vhsm/cluster/leader/v1".utf8), outputByteCount: 32)
+    }
+
     /// This node lost or gave up the lease: it stops serving at once; its barrier stays unsealed (the keyring is
     /// read again when it next becomes active).
     package func becameStandby(reason: String) {

@@ -448,3 +448,51 @@ extension Array {
         #expect(runtime3.services != nil)
     }
 }
+
+@Suite struct LeaderAdvertisementTests {
+    @Test func onlyAnAdvertisementSignedByAMemberVerifies() throws {
+        let key = SymmetricKey(size: .bits256)
+        let advertisement = LeaderAdvertisement(
+            nodeID: "node1", apiAddress: "https://10.0.0.1:8200", activeTime: "2026-12-07T10:00:00Z")
+        #expect(!advertisement.verifies(with: key))
+        let signed = advertisement.signed(with: key)
+        #expect(signed.verifies(with: key))
+        #expect(!signed.verifies(with: SymmetricKey(size: .bits256)))
+        // The database's operators rewrite the address (or the node) and keep the MAC: refused.
+        var moved = signed
+        moved.apiAddress = "https://attacker.example:8200"
+        #expect(!moved.verifies(with: key))
+        var renamed = signed
+        renamed.nodeID = "node2"
+        #expect(!renamed.verifies(with: key))
+        // It round-trips through the lease row's JSON.
+        let json = try JSONEncoder().encode(signed)
+        #expect(try JSONDecoder().decode(LeaderAdvertisement.self, from: json) == signed)
+        #expect(String(decoding: json, as: UTF8.self).contains("\"api_addr\""))
+    }
+
+    @Test func theKeyComesFromTheClustersPathKeyAndNeedsAnUnsealedBarrier() throws {
+        let store = FencedMemory()
+        store.active.store(true, ordering: .relaxed)
+        let seal = ClusterSeal(
+            seal: FixedSeal(key: SymmetricKey(size: .bits256)),
+            members: ClusterMembers(
+                backend: store, nodeID: "n", cluster: "c", tags: .init(chipID: "0", measurement: "0")))
+        let runtime = try Runtime(
+            barrier: Barrier(backend: store), seal: seal, storageType: "postgresql", clustered: true)
+        #expect(runtime.advertisementKey() == nil)
+        let lease = FakeLease(nodeID: "n")
+        runtime.attach(lease)
+        lease.activate()
+        try runtime.becameActive()
+        _ = try runtime.initialize()
+        let key = try #require(runtime.advertisementKey())
+        // Another member (same store, its own barrier unsealed with the cluster root key) derives the same key.
+        let other = Barrier(backend: store)
+        try other.unseal(rootKey: try seal.rootKey())
+        let pathKey = try #require(try HiddenPaths.key(in: other, create: false))
+        let derived = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: pathKey, info: Array("vhsm/cluster/leader/v1".utf8), outputByteCount: 32)
+        #expect(derived == key)
+    }
+}

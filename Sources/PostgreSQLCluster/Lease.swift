@@ -70,7 +70,12 @@ final class Lease: ClusterLease, @unchecked Sendable {
                         nodeID: nodeID, apiAddress: apiAddress, activeTime: Self.rfc3339(since)),
                     activeSince: since)
             }
-            let leader = now < state.leaderUntil ? state.leader : nil
+            var leader = now < state.leaderUntil ? state.leader : nil
+            // Only an advertisement a member signed: the database's operators could rewrite the row, and clients
+            // are sent where it points. (Checked here, so a node that just joined trusts it at once.)
+            if let advertisement = leader, events.advertisementKey().map({ advertisement.verifies(with: $0) }) != true {
+                leader = nil
+            }
             return HAView(isActive: false, leader: leader?.nodeID == nodeID ? nil : leader, activeSince: nil)
         }
     }
@@ -142,17 +147,14 @@ final class Lease: ClusterLease, @unchecked Sendable {
             return
         }
         if let (leader, left) = current, left > 0 {
-            // Only an advertisement a member signed: the database's operators could rewrite the row, and clients
-            // are sent where it points.
-            let key = events.advertisementKey()
-            let trusted = leader.flatMap { leader in key.map { leader.verifies(with: $0) ? leader : nil } ?? nil }
-            if leader != nil, trusted == nil, key != nil {
+            // Kept as read; `view()` names it only if it verifies. A forged one is reported here.
+            if let leader, let key = events.advertisementKey(), !leader.verifies(with: key) {
                 complain(
-                    "vhsmd: the lease row's leader advertisement (node \(leader?.nodeID ?? "?")) does not verify "
-                        + "under this cluster's key: ignored; was the row written outside vhsmd?")
+                    "vhsmd: the lease row's leader advertisement (node \(leader.nodeID)) does not verify under this "
+                        + "cluster's key: ignored; was the row written outside vhsmd?")
             }
             state.withLock { state in
-                state.leader = trusted
+                state.leader = leader
                 state.leaderUntil = sent + .milliseconds(Int64(left * 1000))
             }
             return

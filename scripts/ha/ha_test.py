@@ -949,6 +949,7 @@ class Run:
             writers.stop()
         c.settled()
         self.sampler.stop()
+        self.forged_leader()
         self.readback()
         self.secrets_for_scan()
         self.tamper()
@@ -961,6 +962,36 @@ class Run:
             return 1
         print(f"ha: {self.passed} checks passed ({elapsed:.0f} s)")
         return 0
+
+    def forged_leader(self) -> None:
+        """The database's operators rewrite the lease row's leader advertisement (address and MAC): for 3 s, while
+        the active node's renewals keep restoring it, no standby may send a client to the forged address."""
+        c, a = self.c, self.args
+        active = c.active()
+        standbys = [n for n in c.nodes if n is not active and n.running()]
+        forged = json.dumps({"node_id": "attacker", "api_addr": "http://127.0.0.1:9", "active_time": "x",
+                             "mac": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="})
+        deadline = time.monotonic() + 3
+        answers = forged_redirects = 0
+        while time.monotonic() < deadline:
+            c.pg.psql(f"UPDATE {a.ha_table} SET ha_value = '{forged}' WHERE ha_key = 'core/lock'")
+            for n in standbys:
+                conn = http.client.HTTPConnection("127.0.0.1", n.port, timeout=2)
+                try:
+                    conn.request("GET", "/v1/secret/data/forged-probe", headers={"X-Vault-Token": c.token})
+                    r = conn.getresponse()
+                    r.read()
+                    answers += 1
+                    if "127.0.0.1:9" in (r.getheader("Location") or ""):
+                        forged_redirects += 1
+                except (OSError, http.client.HTTPException):
+                    pass
+                finally:
+                    conn.close()
+        self.check(answers > 0 and forged_redirects == 0,
+                   f"a forged leader advertisement in the lease row: {forged_redirects} of {answers} standby answers "
+                   "sent the client to its address")
+        c.settled()
 
     def table(self) -> None:
         ops = self.journal.snapshot()

@@ -70,6 +70,8 @@ final class Runtime: Sendable {
     }
 
     private let life: Mutex<Life>
+    /// The key of the leader advertisements, once derived (`advertisementKey()`).
+    private let advertisement = Mutex<SymmetricKey?>(nil)
     /// The lease's view of leadership when vhsmd is one node of a cluster on a shared database (`attach`).
     private let coordinator = Mutex<(any HACoordinator)?>(nil)
     /// True for a node of a cluster: it serves only while active, and starts as a standby.
@@ -179,6 +181,7 @@ final class Runtime: Sendable {
             }
         }
         life = Mutex(Life(state: state, services: nil, recovery: pending))
+        if state.initialized, !state.sealed { learnAdvertisementKey() }
     }
 
     /// Why a store that does not open cannot wait for recovery either.
@@ -252,6 +255,7 @@ final class Runtime: Sendable {
                 do {
                     try cluster.enroll(released)
                     try barrier.unseal(rootKey: released)
+                    learnAdvertisementKey()
                 } catch {
                     throw .internalError("cannot enroll this node in the cluster with the released key: \(error)")
                 }
@@ -361,6 +365,7 @@ final class Runtime: Sendable {
                     life.active = true
                     life.activeSince = life.activeSince ?? Date()
                 }
+                learnAdvertisementKey()
             }
             let token = try services.tokens.create(entry: .root())
             var answer: [String: JSONValue] = [
@@ -431,6 +436,7 @@ extension Runtime: HAEvents {
                 try barrier.unseal(rootKey: try seal.rootKey())
                 if let escrow { try barrier.ensureEscrow(escrow) }
                 services = try Services.open(try engineStorage(barrier, create: true))
+                learnAdvertisementKey()
             }
             life.withLock { life in
                 life.services = services
@@ -442,12 +448,19 @@ extension Runtime: HAEvents {
 
     /// HKDF-SHA256 of the cluster's path key (barrier-sealed at `core/path-key`, the same for every member and
     /// every keyring term), info `vhsm/cluster/leader/v1`.
-    package func advertisementKey() -> SymmetricKey? {
-        guard let barrier, !barrier.isSealed, let pathKey = try? HiddenPaths.key(in: barrier, create: false) else {
-            return nil
-        }
-        return HKDF<SHA256>.deriveKey(
+    /// Derived when the barrier opens (`learnAdvertisementKey`), never read from the store here: this is asked on the
+    /// HTTP event loop, which must not wait for the database.
+    package func advertisementKey() -> SymmetricKey? { advertisement.withLock { $0 } }
+
+    /// Reads the path key through the unsealed barrier once and keeps the advertisement key (the path key never
+    /// changes). Called off the event loop, when the barrier has just opened.
+    func learnAdvertisementKey() {
+        guard clustered, advertisement.withLock({ $0 }) == nil, let barrier, !barrier.isSealed,
+            let pathKey = try? HiddenPaths.key(in: barrier, create: false)
+        else { return }
+        let key = HKDF<SHA256>.deriveKey(
             inputKeyMaterial: pathKey, info: Array("vhsm/cluster/leader/v1".utf8), outputByteCount: 32)
+        advertisement.withLock { $0 = key }
     }
 
     /// This node lost or gave up the lease: it stops serving at once; its barrier stays unsealed (the keyring is

@@ -92,7 +92,14 @@ final class PostgreSQLStore: StorageBackend, ClusterStore, @unchecked Sendable {
     }
 
     /// Runs `body` on a pooled data connection (at most `max_connections` at once; the caller waits for one).
+    /// The same, with the database's failures (connect, statement) as `StorageUnavailable` (503 to clients).
     func withConnection<T>(_ operation: String, _ body: (PostgresConnection) throws -> T) throws -> T {
+        do { return try pooled(operation, body) } catch let error as PostgreSQLError {
+            throw StorageUnavailable("\(error)")
+        }
+    }
+
+    private func pooled<T>(_ operation: String, _ body: (PostgresConnection) throws -> T) throws -> T {
         slots.wait()
         defer { slots.signal() }
         var connection = idle.withLock { $0.popLast() }

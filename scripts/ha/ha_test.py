@@ -949,6 +949,13 @@ class Run:
             writers.stop()
         c.settled()
         self.sampler.stop()
+        # Faults answer clearly: a refused or impossible write is a 503 that says why (or a 307), never a 500.
+        statuses: dict[int | None, int] = {}
+        for op in self.journal.snapshot():
+            statuses[op.status] = statuses.get(op.status, 0) + 1
+        self.check(statuses.get(500, 0) == 0,
+                   f"no write answered 500 during the faults (answers by status: "
+                   f"{ {k: v for k, v in sorted(statuses.items(), key=lambda kv: str(kv[0]))} })")
         self.forged_leader()
         self.readback()
         self.secrets_for_scan()

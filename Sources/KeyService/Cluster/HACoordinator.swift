@@ -105,3 +105,11 @@ package struct StandbyWriteRefused: Error, CustomStringConvertible {
             + "(GET /v1/sys/leader names it)"
     }
 }
+
+/// The cluster's database did not answer or failed a statement (it restarts, a connection was cut, it is
+/// unreachable): the request may be retried; clients get 503 with this sentence, which names the database and never
+/// a value.
+package struct StorageUnavailable: Error, CustomStringConvertible {
+    package var description: String
+    package init(_ description: String) { self.description = description }
+}

@@ -46,6 +46,14 @@ struct VaultError: Error, Sendable, Equatable, CustomStringConvertible {
     /// `internalError(detail)`. `detail` (with the storage path) goes to the log either way.
     static func storage(_ error: any Error, detail: String) -> VaultError {
         if let refused = error as? StandbyWriteRefused { return .standby(refused) }
+        if let unavailable = error as? StorageUnavailable {
+            var failure = VaultError(
+                status: .serviceUnavailable, messages: ["\(unavailable); retry in a moment"])
+            failure.detail = detail
+            failure.disclosesMessages = true
+            failure.retryAfter = 1
+            return failure
+        }
         guard let error = error as? StorageError, let message = error.clientMessage else {
             return internalError(detail)
         }

@@ -355,6 +355,8 @@ enum SudoPaths {
         "sys/config/cors", "sys/config/auditing/*", "sys/config/ui/headers/*", "sys/plugins/catalog/*",
         "sys/revoke-prefix/*", "sys/revoke-force/*", "sys/leases/revoke-prefix/*", "sys/leases/revoke-force/*",
         "sys/leases/lookup/*", "sys/leases", "sys/seal", "sys/step-down",
+        // the cluster's join policy decides who receives the root key
+        "sys/cluster/join-policy",
         // token store
         "auth/token/revoke-orphan/*", "auth/token/accessors*",
     ]

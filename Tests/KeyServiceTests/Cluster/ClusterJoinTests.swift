@@ -48,15 +48,29 @@ import Testing
     }
 
     /// The sponsor's served core: its launch is `guest()`'s, the emulator chip's ARK is a cluster_trusted_root.
-    func makeApp() throws -> some ApplicationProtocol {
-        let launch = try Self.guest().attestationReport(ReportRequest())
+    func makeApp(tls: TLSIdentity? = nil) throws -> some ApplicationProtocol {
+        let device = Self.guest()
+        let launch = try device.attestationReport(ReportRequest())
         let sponsor = ClusterJoinSponsor(
             launch: .init(launch), verifier: ClusterJoinSponsor.verifier(trustedRoots: [Self.chip.ark]))
+        var core = VaultCore(
+            runtime: sponsorRuntime, audit: AuditBroker(devices: [try AuditDevice(filePath: auditPath)]),
+            clusterJoin: sponsor)
+        if let tls {
+            // As vhsmd serves HTTPS: attested TLS from the sponsor's device, S the served SPKI's SHA-256.
+            (core.attestation, _) = try VHSMD.attestation(tls: tls, source: EvidenceSource(device: device))
+            core.servedSPKISHA256 = VHSMD.servedSPKISHA256(tls)
+        }
         return try buildApplication(
-            core: VaultCore(
-                runtime: sponsorRuntime, audit: AuditBroker(devices: [try AuditDevice(filePath: auditPath)]),
-                clusterJoin: sponsor),
-            host: "127.0.0.1", port: 0, logger: Logger(label: "test"), limits: ServerTests.patientLimits)
+            core: core, host: "127.0.0.1", port: 0, logger: Logger(label: "test"), tls: tls?.configuration,
+            limits: ServerTests.patientLimits)
+    }
+
+    /// The sponsor's self-signed certificate, carrying its evidence, as vhsmd makes it.
+    func sponsorIdentity() throws -> TLSIdentity {
+        try TLSIdentity.selfSigned(
+            directory: directory.path, host: "127.0.0.1",
+            evidence: AttestationEndpointTests.evidence(from: Self.guest()))
     }
 
     struct Answer {
@@ -190,6 +204,70 @@ import Testing
             #expect(log.contains(ClusterJoinSponsor.joinPath), "the accepted join is audited")
             let rootBytes = try sponsorSeal.rootKey().withUnsafeBytes { Data($0).base64EncodedString() }
             #expect(!log.contains(rootBytes), "the root key never reaches the audit log")
+        }
+    }
+
+    @Test func aJoinOverAttestedTLSBindsTheSponsorsCertificate() async throws {
+        let identity = try sponsorIdentity()
+        let joinerKey = SymmetricKey(size: .bits256)
+        // The test client speaks plain HTTP: the sponsor is initialised directly, and the joiner's own HTTPS
+        // transport carries every request.
+        store.active.store(true, ordering: .relaxed)
+        lease.activate()
+        try sponsorRuntime.becameActive()
+        _ = try sponsorRuntime.initialize()
+        try await makeApp(tls: identity).test(.live) { client in
+            let port = try #require(client.port)
+            let verifier = ClusterJoinSponsor.verifier(trustedRoots: [Self.chip.ark])
+            // A joiner of another measurement does not trust this sponsor: nothing is sent.
+            let distrust = await #expect(throws: ClusterJoinError.self) {
+                _ = try await ClusterJoinHTTP.connect(
+                    url: "https://127.0.0.1:\(port)", measurement: Self.otherMeasurement, verifier: verifier)
+            }
+            #expect("\(distrust!)".contains("not trusted by attested TLS"), "\(distrust!)")
+            let transport = try await ClusterJoinHTTP.connect(
+                url: "https://127.0.0.1:\(port)", measurement: Self.measurement, verifier: verifier)
+            #expect(transport.audienceSPKISHA256 == VHSMD.servedSPKISHA256(identity))
+            let seal = joinerSeal(joinerKey)
+            try await ClusterJoiner(nodeID: "node2", evidence: EvidenceSource(device: Self.guest())).join(
+                via: transport, seal: seal, barrier: Barrier(backend: store))
+            #expect(try seal.rootKey() == sponsorSeal.rootKey())
+            // A report bound to plain HTTP (S = zeros) is not for this HTTPS sponsor.
+            let (_, nonceBytes) = try await transport.post(ClusterJoinSponsor.noncePath, body: Array("{}".utf8))
+            let nonceAnswer = try #require(try JSONSerialization.jsonObject(with: Data(nonceBytes)) as? [String: Any])
+            let nonceText = try #require((nonceAnswer["data"] as? [String: Any])?["nonce"] as? String)
+            let key = HPKEPrivateKey(generating: .x25519).publicKey
+            let body = try Self.joinBody(Self.guest(), nonce: try Hex.decode(nonceText, count: 32), boundKey: key)
+            let (status, answer) = try await transport.post(
+                ClusterJoinSponsor.joinPath, body: Array(try JSONSerialization.data(withJSONObject: body)))
+            try expectRefused(
+                Answer(
+                    status: status,
+                    body: try #require(try JSONSerialization.jsonObject(with: Data(answer)) as? [String: Any])),
+                "binds another key or nonce")
+        }
+    }
+
+    @Test func aJoinOverPlainHTTPThroughTheRealTransport() async throws {
+        try await makeApp().test(.live) { client in
+            _ = try await initialise(client)
+            let port = try #require(client.port)
+            let transport = try await ClusterJoinHTTP.connect(
+                url: "http://127.0.0.1:\(port)/", measurement: Self.measurement,
+                verifier: ClusterJoinSponsor.verifier(trustedRoots: [Self.chip.ark]))
+            #expect(transport.audienceSPKISHA256 == AttestedLoginBinding.absent)
+            let seal = joinerSeal(SymmetricKey(size: .bits256))
+            try await ClusterJoiner(nodeID: "node2", evidence: EvidenceSource(device: Self.guest())).join(
+                via: transport, seal: seal, barrier: Barrier(backend: store))
+            #expect(try seal.rootKey() == sponsorSeal.rootKey())
+            // A joiner of another measurement is refused by the sponsor, named in the joiner's error.
+            let refused = await #expect(throws: ClusterJoinError.self) {
+                try await ClusterJoiner(
+                    nodeID: "node3", evidence: EvidenceSource(device: Self.guest(measurement: Self.otherMeasurement))
+                ).join(via: transport, seal: joinerSeal(SymmetricKey(size: .bits256)), barrier: Barrier(backend: store))
+            }
+            #expect("\(refused!)".contains("does not admit this launch"), "\(refused!)")
+            #expect("\(refused!)".contains("http://127.0.0.1:\(port)"), "the error names the sponsor")
         }
     }
 

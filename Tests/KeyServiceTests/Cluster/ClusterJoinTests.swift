@@ -23,10 +23,11 @@ import Testing
     static let measurement = Array(repeating: UInt8(0x5A), count: 48)
     static let otherMeasurement = Array(repeating: UInt8(0x6B), count: 48)
 
-    static func guest(_ chip: ChipState = chip, measurement: [UInt8] = measurement) -> EmulatedGuest {
+    static func guest(
+        _ chip: ChipState = chip, measurement: [UInt8] = measurement, policy: UInt64 = 0x30000
+    ) -> EmulatedGuest {
         try! EmulatedGuest(
-            chip: chip,
-            launch: LaunchContext(measurement: measurement, policy: GuestPolicy(rawValue: 0x30000)))
+            chip: chip, launch: LaunchContext(measurement: measurement, policy: GuestPolicy(rawValue: policy)))
     }
 
     let store = FencedMemory()
@@ -48,11 +49,12 @@ import Testing
     }
 
     /// The sponsor's served core: its launch is `guest()`'s, the emulator chip's ARK is a cluster_trusted_root.
-    func makeApp(tls: TLSIdentity? = nil) throws -> some ApplicationProtocol {
+    func makeApp(tls: TLSIdentity? = nil, nonces: LoginNonces = LoginNonces()) throws -> some ApplicationProtocol {
         let device = Self.guest()
         let launch = try device.attestationReport(ReportRequest())
         let sponsor = ClusterJoinSponsor(
-            launch: .init(launch), verifier: ClusterJoinSponsor.verifier(trustedRoots: [Self.chip.ark]))
+            launch: .init(launch), verifier: ClusterJoinSponsor.verifier(trustedRoots: [Self.chip.ark]),
+            nonces: nonces)
         var core = VaultCore(
             runtime: sponsorRuntime, audit: AuditBroker(devices: [try AuditDevice(filePath: auditPath)]),
             clusterJoin: sponsor)
@@ -404,5 +406,67 @@ import Testing
             #expect(try await Self.call(client, .delete, policy, token: root).status == 204)
             #expect(try await Self.call(client, .get, policy, token: root).data["default"] as? Bool == true)
         }
+    }
+
+    @Test func aDebugOrMigratableJoinerIsRefusedWhateverItsMeasurement() async throws {
+        try await makeApp().test(.live) { client in
+            _ = try await initialise(client)
+            let key = HPKEPrivateKey(generating: .x25519).publicKey
+            for (bit, name) in [(UInt64(1) << 19, "DEBUG"), (UInt64(1) << 18, "MIGRATE_MA")] {
+                let body = try Self.joinBody(
+                    Self.guest(policy: 0x30000 | bit), nonce: try await Self.nonce(client), boundKey: key)
+                try expectRefused(
+                    try await Self.call(client, .post, ClusterJoinSponsor.joinPath, body), "policy allows \(name)")
+            }
+        }
+    }
+
+    @Test func noncesAreBoundedAndAMalformedJoinIs400() async throws {
+        try await makeApp(nonces: LoginNonces(capacity: 2)).test(.live) { client in
+            _ = try await initialise(client)
+            _ = try await Self.nonce(client)
+            _ = try await Self.nonce(client)
+            let full = try await client.execute(
+                uri: "/v1/" + ClusterJoinSponsor.noncePath, method: .post, body: ByteBuffer(string: "{}")
+            ) { ($0.status.code, $0.headers[.retryAfter]) }
+            #expect(full.0 == 429 && full.1 != nil, "past the bound: 429 with Retry-After")
+            let malformed = try await Self.call(
+                client, .post, ClusterJoinSponsor.joinPath,
+                ["node_id": "node2", "nonce": "zz", "report": "***", "certificates": 3, "public_key": "no"])
+            try expectRefused(malformed, "malformed request", status: 400)
+            #expect(malformed.errors.count >= 4, "\(malformed.errors)")
+            // A GET is not a join.
+            #expect(try await Self.call(client, .get, ClusterJoinSponsor.joinPath).status == 405)
+        }
+    }
+
+    @Test func theConfigurationTakesJoinAndClusterTrustedRootsForAClusterOnly() throws {
+        let directory = TemporaryDirectory()
+        let roots = directory.path + "/roots.pem"
+        try Self.chip.ark.pemRepresentation.write(toFile: roots, atomically: true, encoding: .utf8)
+        let notRoot = directory.path + "/ask.pem"
+        try Self.chip.ask.pemRepresentation.write(toFile: notRoot, atomically: true, encoding: .utf8)
+        func load(_ extra: String, tls: String = #""tls_disable": true"#, cluster: Bool = true) throws -> ServerConfig {
+            let path = directory.path + "/config.json"
+            let storage =
+                cluster
+                ? #"{"path": "/tmp/x", "postgresql": {"connection_url": "postgres://vhsm@127.0.0.1:5432/vhsm"}}"#
+                : #"{"path": "/tmp/x"}"#
+            let node = cluster ? #", "node_id": "n2", "api_addr": "http://10.0.0.2:8200""# : ""
+            try #"{"listener": {\#(tls)}, "storage": \#(storage), "seal": "sev-guest"\#(node)\#(extra)}"#
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            return try ServerConfig.load(path)
+        }
+        let plain = try load(#", "join": "http://10.0.0.1:8200", "cluster_trusted_roots": "\#(roots)""#)
+        #expect(plain.join == "http://10.0.0.1:8200")
+        #expect(plain.clusterTrustedRoots.map(\.derRepresentation) == [Self.chip.ark.derRepresentation])
+        #expect(try load(#", "join": "https://10.0.0.1:8200""#, tls: "").join == "https://10.0.0.1:8200")
+        #expect(try load("").join == nil)
+        // Plain HTTP to the sponsor while this node serves HTTPS; not a URL; roots that are not ARKs; no cluster.
+        #expect(throws: ConfigError.self) { try load(#", "join": "http://10.0.0.1:8200""#, tls: "") }
+        #expect(throws: ConfigError.self) { try load(#", "join": "10.0.0.1:8200""#) }
+        #expect(throws: ConfigError.self) { try load(#", "cluster_trusted_roots": "\#(notRoot)""#) }
+        #expect(throws: ConfigError.self) { try load(#", "cluster_trusted_roots": "/nonexistent""#) }
+        #expect(throws: ConfigError.self) { try load(#", "join": "https://10.0.0.1:8200""#, cluster: false) }
     }
 }

@@ -469,4 +469,53 @@ import Testing
         #expect(throws: ConfigError.self) { try load(#", "cluster_trusted_roots": "/nonexistent""#) }
         #expect(throws: ConfigError.self) { try load(#", "join": "https://10.0.0.1:8200""#, cluster: false) }
     }
+
+    @Test func vhsmdsStartupJoinFailsClosedOrFallsBackToOperatorRecovery() async throws {
+        try await makeApp().test(.live) { client in
+            _ = try await initialise(client)
+            let port = try #require(client.port)
+            func settings(operatorKey: Bool) throws -> ServerConfig {
+                var object: [String: Any] = [
+                    "listener": ["tls_disable": true],
+                    "storage": ["path": directory.path, "postgresql": ["connection_url": "postgres://v@127.0.0.1/v"]],
+                    "seal": "sev-guest", "node_id": "node2", "cluster_name": "c", "api_addr": "http://10.0.0.2:8200",
+                    "join": "http://127.0.0.1:\(port)",
+                ]
+                if operatorKey {
+                    object["operator_key"] = HPKEPrivateKey(generating: .x25519).publicKey.pemRepresentation
+                }
+                let path = directory.path + "/node2-\(operatorKey).json"
+                try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
+                return try ServerConfig.load(path)
+            }
+            let stranger = Self.guest(measurement: Self.otherMeasurement)
+            for operatorKey in [false, true] {
+                let config = try settings(operatorKey: operatorKey)
+                let seal = joinerSeal(SymmetricKey(size: .bits256))
+                let join = {
+                    try await VHSMD.join(
+                        url: try #require(config.join), cluster: try #require(config.cluster), seal: seal,
+                        barrier: Barrier(backend: store), launch: try stranger.attestationReport(ReportRequest()),
+                        settings: config, evidence: EvidenceSource(device: stranger))
+                }
+                if operatorKey {
+                    // Falls back: no error; the node starts sealed, waiting for vhsm operator recover.
+                    try await join()
+                } else {
+                    let error = await #expect(throws: ConfigError.self) { try await join() }
+                    let text = "\(try #require(error))"
+                    #expect(text.contains("http://127.0.0.1:\(port)") && text.contains("does not admit"), "\(text)")
+                }
+                #expect(try seal.members.entry() == nil)
+            }
+            // The node's own launch joins.
+            let config = try settings(operatorKey: false)
+            let seal = joinerSeal(SymmetricKey(size: .bits256))
+            try await VHSMD.join(
+                url: try #require(config.join), cluster: try #require(config.cluster), seal: seal,
+                barrier: Barrier(backend: store), launch: try Self.guest().attestationReport(ReportRequest()),
+                settings: config, evidence: EvidenceSource(device: Self.guest()))
+            #expect(try seal.rootKey() == sponsorSeal.rootKey())
+        }
+    }
 }

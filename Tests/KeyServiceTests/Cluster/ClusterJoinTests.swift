@@ -24,10 +24,17 @@ import Testing
     static let otherMeasurement = Array(repeating: UInt8(0x6B), count: 48)
 
     static func guest(
-        _ chip: ChipState = chip, measurement: [UInt8] = measurement, policy: UInt64 = 0x30000
+        _ chip: ChipState = chip, measurement: [UInt8] = measurement, policy: UInt64 = 0x30000,
+        idKeyDigest: [UInt8]? = nil
     ) -> EmulatedGuest {
-        try! EmulatedGuest(
-            chip: chip, launch: LaunchContext(measurement: measurement, policy: GuestPolicy(rawValue: policy)))
+        let identity = idKeyDigest.map {
+            LaunchIdentity(
+                familyID: Array(repeating: 1, count: 16), imageID: Array(repeating: 2, count: 16), guestSVN: 1,
+                idKeyDigest: $0, authorKeyDigest: nil)
+        }
+        return try! EmulatedGuest(
+            chip: chip,
+            launch: LaunchContext(measurement: measurement, policy: GuestPolicy(rawValue: policy), idBlock: identity))
     }
 
     let store = FencedMemory()
@@ -49,8 +56,9 @@ import Testing
     }
 
     /// The sponsor's served core: its launch is `guest()`'s, the emulator chip's ARK is a cluster_trusted_root.
-    func makeApp(tls: TLSIdentity? = nil, nonces: LoginNonces = LoginNonces()) throws -> some ApplicationProtocol {
-        let device = Self.guest()
+    func makeApp(
+        tls: TLSIdentity? = nil, nonces: LoginNonces = LoginNonces(), launch device: EmulatedGuest = guest()
+    ) throws -> some ApplicationProtocol {
         let launch = try device.attestationReport(ReportRequest())
         let sponsor = ClusterJoinSponsor(
             launch: .init(launch), verifier: ClusterJoinSponsor.verifier(trustedRoots: [Self.chip.ark]),
@@ -516,6 +524,26 @@ import Testing
                 barrier: Barrier(backend: store), launch: try Self.guest().attestationReport(ReportRequest()),
                 settings: config, evidence: EvidenceSource(device: Self.guest()))
             #expect(try seal.rootKey() == sponsorSeal.rootKey())
+        }
+    }
+
+    @Test func aSponsorLaunchedWithAnIDBlockAdmitsItsIDKeyByDefault() async throws {
+        let idKey = Array(repeating: UInt8(0x1D), count: 48)
+        try await makeApp(launch: Self.guest(idKeyDigest: idKey)).test(.live) { client in
+            let root = try await initialise(client)
+            let policy = try await Self.call(client, .get, ClusterJoinSponsor.policyPath, token: root)
+            #expect(policy.data["bound_id_key_digests"] as? [String] == [Hex.encode(idKey)])
+            let key = HPKEPrivateKey(generating: .x25519).publicKey
+            // Another image signed with the same ID key (a new measurement) joins.
+            let signed = try Self.joinBody(
+                Self.guest(measurement: Self.otherMeasurement, idKeyDigest: idKey),
+                nonce: try await Self.nonce(client), boundKey: key)
+            let admitted = try await Self.call(client, .post, ClusterJoinSponsor.joinPath, signed)
+            #expect(admitted.status == 200 && admitted.data["sealed_root_key"] is String, "\(admitted.errors)")
+            // The sponsor's own measurement without the ID key does not.
+            let unsigned = try Self.joinBody(Self.guest(), nonce: try await Self.nonce(client), boundKey: key)
+            try expectRefused(
+                try await Self.call(client, .post, ClusterJoinSponsor.joinPath, unsigned), "ID_KEY_DIGEST")
         }
     }
 }

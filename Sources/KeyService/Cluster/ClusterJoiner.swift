@@ -30,7 +30,8 @@ struct ClusterJoiner: Sendable {
     /// This launch's reports (the seal's device) and the configured certificates.
     let evidence: EvidenceSource
 
-    /// Joins through `transport`; returns the cluster's name. Nothing is written unless the key opens the keyring.
+    /// Joins through `transport`: on return this node has its member entry. Nothing is written unless the key the
+    /// sponsor returned opens the cluster's keyring.
     func join(
         via transport: any ClusterJoinTransport, seal: ClusterSeal, barrier: Barrier
     ) async throws(ClusterJoinError) {

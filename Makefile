@@ -5,6 +5,7 @@ TESTDATA ?= $(abspath ../shared/testdata)
 MEASURE_CASES ?= 80
 
 .PHONY: all deps build test unit-test cli-test measure-test hvac-test oidc-test sealed-test faults-test soak attested-test \
+	cluster-join-test \
 	login-test run bench format lint clean guest test-guest initramfs initramfs-emulator image check-qemu \
 	powercut-test powercut-load-test schema-test schema-fuzz attack-test fuzz-build fuzz fuzz-smoke
 
@@ -65,6 +66,12 @@ attested-test: test-guest
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/attested-tls-test.sh
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm TESTDATA=$(TESTDATA) scripts/attested-python-test.sh
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/login-e2e-test.sh
+
+# The attested cluster join (issue 17 item 4): PostgreSQL 15 in a temporary directory (as the postgres user) and
+# vhsmd nodes on emulated chips: a node joins through another by attestation and restarts unsealed by itself; a node
+# of another measurement distrusts the sponsor and does not start.
+cluster-join-test: test-guest
+	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/cluster-join-test.sh
 
 # Workload login (issue 15) through the Python client (clients/python/vhsm_login.py, the protocol implemented a
 # second time): vhsmd --dev, auth/sev-snp through the API, an emulated chip's reports, the KV secret its role allows

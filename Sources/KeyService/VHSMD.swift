@@ -442,7 +442,8 @@ struct VHSMD: AsyncParsableCommand {
         } catch {
             guard settings.operatorKey != nil else {
                 throw ConfigError(
-                    "\(error). Check the sponsor's audit log and its join policy (sys/cluster/join-policy)")
+                    "\(error). Nothing was enrolled and this node does not start (with an operator_key it would wait "
+                        + "sealed for operator recovery instead)")
             }
             complain(
                 "vhsmd: \(error). Falling back to operator recovery: this node starts SEALED and waits for 'vhsm "

@@ -5,6 +5,7 @@ TESTDATA ?= $(abspath ../shared/testdata)
 MEASURE_CASES ?= 80
 
 .PHONY: all deps build test unit-test cli-test measure-test hvac-test oidc-test sealed-test faults-test soak attested-test \
+	cluster-join-test \
 	login-test run bench format lint clean guest test-guest initramfs initramfs-emulator image check-qemu \
 	powercut-test powercut-load-test schema-test schema-fuzz attack-test fuzz-build fuzz fuzz-smoke check-ha run-cluster
 
@@ -66,6 +67,12 @@ attested-test: test-guest
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm TESTDATA=$(TESTDATA) scripts/attested-python-test.sh
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/login-e2e-test.sh
 
+# The attested cluster join (issue 17 item 4): PostgreSQL 15 in a temporary directory (as the postgres user) and
+# vhsmd nodes on emulated chips: a node joins through another by attestation and restarts unsealed by itself; a node
+# of another measurement distrusts the sponsor and does not start.
+cluster-join-test: test-guest
+	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/cluster-join-test.sh
+
 # Workload login (issue 15) through the Python client (clients/python/vhsm_login.py, the protocol implemented a
 # second time): vhsmd --dev, auth/sev-snp through the API, an emulated chip's reports, the KV secret its role allows
 # and the one it does not, and the refusals (replayed, expired and invented nonces, flipped bytes, other roots).
@@ -88,6 +95,7 @@ check-ha: test-guest
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/ha-test.sh --rounds $(HA_ROUNDS)
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm python3 scripts/ha/hvac_pg.py
 	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm python3 scripts/ha/restore_test.py
+	VHSMD=$(BIN)/vhsmd VHSM=$(BIN)/vhsm scripts/cluster-join-test.sh
 
 # The guest program: vhsm-guest, one binary that is vhsm-init as /init and vhsmd through the link
 # /usr/bin/vhsmd -> /init; release build, the emulator flavour (trait Emulator) for the QEMU tier.

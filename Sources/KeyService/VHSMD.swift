@@ -77,7 +77,12 @@ struct VHSMD: AsyncParsableCommand {
             serves; standbys answer sys/health 429, sys/leader and sys/seal-status, and 307 everything else to the \
             active node's api_addr. PUT sys/step-down (sudo) hands the lease on. The first node answers sys/init; \
             another node starts sealed until 'vhsm operator recover' releases the cluster's root key to it, then \
-            keeps its own member entry and unseals by itself.
+            keeps its own member entry and unseals by itself. With "join": "https://HOST:PORT" (another node), a node \
+            without a member entry joins by attestation instead: it verifies the sponsor by attested TLS, proves its \
+            own launch with a fresh report (POST /v1/sys/cluster/join/nonce, then /v1/sys/cluster/join) and receives \
+            the root key HPKE-sealed to an ephemeral key; the sponsor admits its own MEASUREMENT (or ID key) unless \
+            PUT /v1/sys/cluster/join-policy (sudo; the sev-snp role vocabulary) says otherwise. \
+            "cluster_trusted_roots": a PEM file of ARKs trusted beyond AMD's for joins (an emulator's).
 
             attestation_certificates (optional): a PEM file of the certificates GET /v1/sys/attestation serves \
             when the host supplies no certificate table with reports: the VCEK or VLEK first, then ASK or ASVK, \
@@ -147,6 +152,7 @@ struct VHSMD: AsyncParsableCommand {
         var attestation = AttestationEndpoint.devMode
         var apiAddress = APIAddress()
         var clusterStore: (any ClusterStore)?
+        var clusterJoin: ClusterJoinSponsor?
         if dev {
             address = try Self.address(devListenAddress, loopbackOnly: true)
             let storage = try DevStorage.make()
@@ -227,6 +233,25 @@ struct VHSMD: AsyncParsableCommand {
             let clusterSeal = try settings.cluster.map { cluster in
                 try Self.clusterSeal(seal, setting: settings.seal, cluster: cluster, backend: backend)
             }
+            let barrier = Barrier(backend: backend)
+            if let cluster = settings.cluster, let clusterSeal {
+                // Any unsealed node sponsors joins: the default policy admits its own launch.
+                let launch: AttestationReport
+                do { launch = try BarrierSeal.device(settings.seal).attestationReport(ReportRequest()) } catch {
+                    throw ConfigError("the '\(settings.seal)' seal cannot get this launch's report: \(error)")
+                }
+                clusterJoin = ClusterJoinSponsor(
+                    launch: ClusterJoinSponsor.Launch(launch),
+                    verifier: ClusterJoinSponsor.verifier(trustedRoots: settings.clusterTrustedRoots))
+                if let url = settings.join, try clusterSeal.members.entry() == nil, try barrier.isInitialized {
+                    try await Self.join(
+                        url: url, cluster: cluster, seal: clusterSeal, barrier: barrier, launch: launch,
+                        settings: settings,
+                        evidence: EvidenceSource(
+                            device: try BarrierSeal.device(settings.seal),
+                            configuredCertificates: settings.attestationCertificates))
+                }
+            }
             do {
                 // With an operator key, a store this launch cannot open waits sealed for the operator's recovery.
                 let recovery = try settings.operatorKey.map { _ in
@@ -243,7 +268,7 @@ struct VHSMD: AsyncParsableCommand {
                         directory: settings.dataDirectory)
                 }
                 runtime = try Runtime(
-                    barrier: Barrier(backend: backend), seal: clusterSeal ?? seal,
+                    barrier: barrier, seal: clusterSeal ?? seal,
                     storageType: settings.cluster == nil ? "sqlite" : "postgresql", operatorKey: settings.operatorKey,
                     recovery: recovery, clustered: settings.cluster != nil, clusterName: settings.cluster?.clusterName)
             } catch let error as Runtime.RecoveryUnavailable {
@@ -331,7 +356,7 @@ struct VHSMD: AsyncParsableCommand {
         let app = try buildApplication(
             core: VaultCore(
                 runtime: runtime, audit: audit, metrics: ServiceMetrics(), attestation: attestation,
-                servedSPKISHA256: Self.servedSPKISHA256(tls), apiAddress: apiAddress),
+                servedSPKISHA256: Self.servedSPKISHA256(tls), apiAddress: apiAddress, clusterJoin: clusterJoin),
             host: address.0,
             port: address.1, logger: logger, tls: tls?.configuration, limits: limits,
             onServerRunning: { channel in
@@ -391,6 +416,39 @@ struct VHSMD: AsyncParsableCommand {
             seal: seal,
             members: ClusterMembers(
                 backend: backend, nodeID: cluster.nodeID, cluster: cluster.clusterName, tags: tags))
+    }
+
+    /// The attested join of a node without a member entry (`join`): through its sponsor, verified by attested TLS
+    /// over https. On failure the node does not start, unless it has an operator_key: it then waits sealed for
+    /// operator recovery, as a node without `join` does.
+    static func join(
+        url: String, cluster: ClusterSettings, seal: ClusterSeal, barrier: Barrier, launch: AttestationReport,
+        settings: ServerConfig, evidence: EvidenceSource
+    ) async throws {
+        if url.hasPrefix("http://") {
+            announce(
+                "vhsmd: WARNING: join \(url) is plain HTTP: the sponsor is not verified and the join binds no "
+                    + "certificate (S = 32 zero bytes); use https:// outside tests")
+        }
+        announce(
+            "vhsmd: node \(cluster.nodeID) has no member entry: joining cluster \(cluster.clusterName) through \(url)")
+        do throws(ClusterJoinError) {
+            let transport = try await ClusterJoinHTTP.connect(
+                url: url, measurement: launch.measurement,
+                verifier: ClusterJoinSponsor.verifier(trustedRoots: settings.clusterTrustedRoots))
+            try await ClusterJoiner(nodeID: cluster.nodeID, evidence: evidence).join(
+                via: transport, seal: seal, barrier: barrier)
+            announce("vhsmd: node \(cluster.nodeID) joined cluster \(cluster.clusterName) through \(transport.place)")
+        } catch {
+            guard settings.operatorKey != nil else {
+                throw ConfigError(
+                    "\(error). Nothing was enrolled and this node does not start (with an operator_key it would wait "
+                        + "sealed for operator recovery instead)")
+            }
+            complain(
+                "vhsmd: \(error). Falling back to operator recovery: this node starts SEALED and waits for 'vhsm "
+                    + "operator recover'")
+        }
     }
 
     /// Operator recovery of a cluster node (the interim join): the request binds a key to this launch for the
@@ -532,6 +590,10 @@ struct ServerConfig {
     var apiAddress: String?
     /// `storage.postgresql` with `node_id` and `cluster_name`: this vhsmd is one node of a cluster.
     var cluster: ClusterSettings?
+    /// `join`: the URL of a node of the cluster that sponsors this one's attested join when it has no member entry.
+    var join: String?
+    /// `cluster_trusted_roots`: PEM ARKs trusted beyond AMD's for joins (an emulator's), from a file.
+    var clusterTrustedRoots: [AMDCertificate] = []
 
     static func load(_ path: String) throws -> ServerConfig {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("cannot read \(path)") }
@@ -542,7 +604,7 @@ struct ServerConfig {
             top,
             [
                 "listener", "storage", "seal", "seal_mode", "min_tcb", "allow_smt", "audit_file", "operator_key",
-                "attestation_certificates", "api_addr", "cluster_name", "node_id",
+                "attestation_certificates", "api_addr", "cluster_name", "node_id", "join", "cluster_trusted_roots",
             ], in: path)
         guard case .object(let listener)? = top["listener"], case .object(let storage)? = top["storage"] else {
             throw ConfigError("\(path) needs \"listener\" and \"storage\" objects")
@@ -667,14 +729,53 @@ struct ServerConfig {
         default:
             throw ConfigError("\(path) storage: postgresql must be an object with connection_url")
         }
-        if cluster == nil, top["node_id"] != nil || top["cluster_name"] != nil {
-            throw ConfigError("\(path): node_id and cluster_name apply to a cluster only (storage.postgresql)")
+        if cluster == nil,
+            top["node_id"] != nil || top["cluster_name"] != nil || top["join"] != nil
+                || top["cluster_trusted_roots"] != nil
+        {
+            throw ConfigError(
+                "\(path): node_id, cluster_name, join and cluster_trusted_roots apply to a cluster only "
+                    + "(storage.postgresql)")
+        }
+        var join: String?
+        switch top["join"] {
+        case nil, .null?: break
+        case .string(let text)? where text.hasPrefix("https://") || text.hasPrefix("http://"):
+            if text.hasPrefix("http://"), tls != .disabled {
+                throw ConfigError(
+                    "\(path): join is plain HTTP (\(text)) but this node serves HTTPS: a sponsor is reached over "
+                        + "https:// (attested TLS); http:// is for tests with tls_disable")
+            }
+            join = text
+        default:
+            throw ConfigError(
+                "\(path): join must be the URL of a node of the cluster, \"https://HOST:PORT\" (http:// only with "
+                    + "tls_disable, for tests)")
+        }
+        var clusterTrustedRoots: [AMDCertificate] = []
+        switch top["cluster_trusted_roots"] {
+        case nil, .null?: break
+        case .string(let file)?:
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ConfigError("\(path): cannot read cluster_trusted_roots \(file)")
+            }
+            do { clusterTrustedRoots = try AMDCertificate.all(pemEncoded: String(decoding: data, as: UTF8.self)) } catch
+            {
+                throw ConfigError("\(path): cluster_trusted_roots \(file) is not a PEM file of certificates: \(error)")
+            }
+            guard !clusterTrustedRoots.isEmpty, clusterTrustedRoots.allSatisfy({ $0.issuer == $0.subject }) else {
+                throw ConfigError(
+                    "\(path): cluster_trusted_roots \(file) must hold one or more self-issued PEM root certificates "
+                        + "(ARKs)")
+            }
+        default:
+            throw ConfigError("\(path): cluster_trusted_roots must be the path of a PEM file of ARKs, or null")
         }
         return ServerConfig(
             address: address, dataDirectory: directory, seal: seal, sealMode: sealMode, sealing: sealing,
             auditFile: auditFile, tls: tls, operatorKey: operatorKey,
             limits: try limits(listener, in: path + " listener"), attestationCertificates: attestationCertificates,
-            apiAddress: apiAddress, cluster: cluster)
+            apiAddress: apiAddress, cluster: cluster, join: join, clusterTrustedRoots: clusterTrustedRoots)
     }
 
     /// The listener's limits: positive whole numbers (sizes, a count) and positive durations.

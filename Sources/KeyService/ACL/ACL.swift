@@ -355,8 +355,8 @@ enum SudoPaths {
         "sys/config/cors", "sys/config/auditing/*", "sys/config/ui/headers/*", "sys/plugins/catalog/*",
         "sys/revoke-prefix/*", "sys/revoke-force/*", "sys/leases/revoke-prefix/*", "sys/leases/revoke-force/*",
         "sys/leases/lookup/*", "sys/leases", "sys/seal", "sys/step-down",
-        // vhsm: cluster membership and the cluster root key (issue 17)
-        "sys/cluster/members/*", "sys/cluster/rotate-root",
+        // vhsm (issue 17): cluster membership, the cluster root key, and the join policy (who receives that key)
+        "sys/cluster/members/*", "sys/cluster/rotate-root", "sys/cluster/join-policy",
         // token store
         "auth/token/revoke-orphan/*", "auth/token/accessors*",
     ]

@@ -324,6 +324,32 @@ final class Runtime: Sendable {
         return EngineStorage(backend: HiddenPaths(inner: barrier, key: key), prefix: "")
     }
 
+    /// What a cluster join's sponsor reads (this node, active or standby, once unsealed): the sealed store behind
+    /// hidden path names (nothing is written through it on a standby) and the cluster root key from this node's
+    /// member entry, derived only when asked (after every check of the join has passed).
+    func joinSponsorContext(servedSPKISHA256: [UInt8]) throws(VaultError) -> ClusterJoinSponsor.Context {
+        guard clustered, let barrier, let cluster = seal as? ClusterSeal else {
+            throw .badRequest(
+                "sys/cluster/join applies to a node of a cluster (storage.postgresql); this vhsmd is alone")
+        }
+        let state = life.withLock { $0.state }
+        guard state.initialized, !state.sealed else {
+            throw VaultError(
+                status: .serviceUnavailable,
+                messages: [
+                    "join refused: this node is " + (state.initialized ? "sealed" : "not initialised")
+                        + "; only an unsealed member of the cluster sponsors a join"
+                ])
+        }
+        let storage: EngineStorage
+        do { storage = try engineStorage(barrier, create: false) } catch {
+            throw .internalError("this node cannot read the cluster's sealed store: \(error)")
+        }
+        return ClusterJoinSponsor.Context(
+            cluster: cluster.members.cluster, servedSPKISHA256: servedSPKISHA256, storage: storage,
+            rootKey: { try cluster.rootKey() })
+    }
+
     /// Opens the services of an unsealed store.
     func start() throws {
         try life.withLock { life in try start(&life) }

@@ -22,11 +22,14 @@ struct VaultCore: Sendable {
     var servedSPKISHA256: [UInt8] = AttestedLoginBinding.absent
     /// vhsmd's address as clients reach it (`api_addr`): the default issuer of identity tokens.
     var apiAddress = APIAddress()
+    /// The attested join's sponsor (a node of a cluster; nil elsewhere): `sys/cluster/join/nonce`,
+    /// `sys/cluster/join` and `sys/cluster/join-policy`.
+    var clusterJoin: ClusterJoinSponsor? = nil
 
     /// Paths anyone may call without a token.
     static let unauthenticated: Set<String> = [
         "sys/health", "sys/seal-status", "sys/init", "sys/leader", operatorGenerateRoot, operatorUnseal,
-        AttestationEndpoint.path,
+        AttestationEndpoint.path, ClusterJoinSponsor.noncePath, ClusterJoinSponsor.joinPath,
     ]
     /// Mints a root token sealed to the operator key (`Runtime.generateOperatorRoot`).
     static let operatorGenerateRoot = "sys/generate-root/operator"
@@ -135,6 +138,8 @@ struct VaultCore: Sendable {
         case generateRoot
         /// `GET` (false) or `PUT` (true) `sys/unseal/operator`.
         case operatorUnseal(put: Bool)
+        /// `POST sys/cluster/join/nonce` or `POST sys/cluster/join`.
+        case clusterJoin
         /// Authenticated (or not) and authorised (or not).
         case decided(Decision)
         /// Authenticated; the ACL needs the backend's existence check of `relative` in `mount` (task path only).
@@ -171,6 +176,12 @@ struct VaultCore: Sendable {
         if path == Self.operatorUnseal {
             guard request.operation == .update || request.operation == .read else { throw .unsupportedOperation(path) }
             return onLoop ? .wait : .operatorUnseal(put: request.operation == .update)
+        }
+        if path == ClusterJoinSponsor.noncePath || path == ClusterJoinSponsor.joinPath {
+            guard request.operation == .update || request.operation == .create else {
+                throw .unsupportedOperation(path)
+            }
+            return onLoop ? .wait : .clusterJoin
         }
         if Self.unauthenticated.contains(path) { return .open(state) }
         guard let services = current else {
@@ -222,7 +233,9 @@ struct VaultCore: Sendable {
     /// recovery. Everything else goes to the active node.
     static func servedByStandby(_ request: VaultRequest) -> Bool {
         switch request.path {
-        case "sys/health", "sys/leader", "sys/seal-status", AttestationEndpoint.path, operatorUnseal: true
+        case "sys/health", "sys/leader", "sys/seal-status", AttestationEndpoint.path, operatorUnseal,
+            ClusterJoinSponsor.noncePath, ClusterJoinSponsor.joinPath:
+            true
         case "sys/init": request.operation == .read
         default: false
         }
@@ -268,7 +281,7 @@ struct VaultCore: Sendable {
             return nil
         }
         switch try admit(request, onLoop: true) {
-        case .wait, .initialize, .generateRoot, .operatorUnseal, .needsExistence: return nil
+        case .wait, .initialize, .generateRoot, .operatorUnseal, .clusterJoin, .needsExistence: return nil
         case .open(let state):
             guard request.operation == .read || request.operation == .list else { return nil }
             return try SysBackend(state: state, mounts: nil).respond(request, path: String(path.dropFirst(4)))
@@ -309,6 +322,19 @@ struct VaultCore: Sendable {
                             + "(made by vhsm operator recover)")
                 }
                 return try runtime.operatorUnseal(grant: grant)
+            }
+        case .clusterJoin:
+            // Audited as a request and a response line whatever the devices' path filters: every attempt, accepted
+            // or refused with its reason (the sealed root key only as its HMAC, as every string).
+            return try await audited(request, mount: nil, allowed: true, denial: nil) { () throws(VaultError) in
+                guard let sponsor = clusterJoin else {
+                    throw .badRequest(
+                        "\(path) applies to a node of a cluster (storage.postgresql); this vhsmd sponsors no joins")
+                }
+                // Only an unsealed member sponsors (a 503 otherwise), from the nonce on.
+                let context = try runtime.joinSponsorContext(servedSPKISHA256: servedSPKISHA256)
+                if path == ClusterJoinSponsor.noncePath { return try sponsor.issueNonce() }
+                return try sponsor.join(request, context: context)
             }
         case .open(let state):
             let backend = SysBackend(state: state, mounts: nil)
@@ -440,6 +466,13 @@ struct VaultCore: Sendable {
                 throw VaultError(status: .internalServerError, messages: ["step-down failed: \(error)"])
             }
             return .noContent
+        }
+        if path == ClusterJoinSponsor.policyPath {
+            guard let sponsor = clusterJoin else {
+                throw .badRequest(
+                    "\(path) applies to a node of a cluster (storage.postgresql); this vhsmd sponsors no joins")
+            }
+            return try sponsor.servePolicy(request, storage: services.storage)
         }
         if path.hasPrefix("sys/cluster/") {
             return try runtime.clusterRequest(request, path: String(path.dropFirst("sys/cluster/".count)))

@@ -47,6 +47,14 @@ struct EvidenceSource: Sendable {
             throw .source(
                 name, "the nonce (\(nonce.count) bytes) or SPKI digest (\(spkiSHA256.count) bytes) is not 32 bytes")
         }
+        let (report, certificates) = try report(reportData: data)
+        return AttestationEvidence(nonce: nonce, report: report.bytes, certificates: certificates)
+    }
+
+    /// A fresh extended report with `reportData` (64 bytes), and its certificates: the table's when the host
+    /// supplies the endorsement key (VCEK or VLEK) in it, else the configured ones (DER, VCEK or VLEK first). Blocks
+    /// while the Secure Processor works.
+    func report(reportData data: [UInt8]) throws(AttestationError) -> (AttestationReport, [[UInt8]]) {
         let report: AttestationReport
         let table: CertificateTable
         do {
@@ -59,8 +67,7 @@ struct EvidenceSource: Sendable {
         guard report.reportData == data else { throw .wrongReportData(name) }
         let fromTable = AttestationEvidence.certificates(from: table, signer: report.keyInfo.signingKey)
         let endorsed = table[report.keyInfo.signingKey == .vlek ? .vlek : .vcek] != nil
-        return AttestationEvidence(
-            nonce: nonce, report: report.bytes, certificates: endorsed ? fromTable : configuredCertificates)
+        return (report, endorsed ? fromTable : configuredCertificates)
     }
 
     /// The certificates of an `attestation_certificates` PEM file: at least one, each an X.509 certificate, leaf

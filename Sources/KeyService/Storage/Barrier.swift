@@ -191,7 +191,23 @@ final class Barrier: StorageBackend {
 
     func get(_ path: String) throws -> [UInt8]? {
         let keyring = try keyring(for: path)
-        return try backend.get(path).map { try Self.open($0, path: path, keyring: keyring) }
+        guard let frame = try backend.get(path) else { return nil }
+        do { return try Self.open(frame, path: path, keyring: keyring) } catch {
+            // Another node of a cluster rotated the keyring since this one loaded it: read it again (same root key).
+            guard case .unknownTerm = error, let fresh = try reloadKeyring(), fresh.terms.count > keyring.terms.count
+            else { throw error }
+            return try Self.open(frame, path: path, keyring: fresh)
+        }
+    }
+
+    /// The stored keyring opened again with this barrier's root key, installed in place of the loaded one; nil when
+    /// sealed. Throws when it no longer opens (the root key was rotated too: the node must unseal again).
+    private func reloadKeyring() throws -> Keyring? {
+        guard case .unsealed(let rootKey, _) = state.withLock({ $0 }) else { return nil }
+        guard let sealed = try backend.get(Self.keyringPath) else { throw BarrierError.notInitialized }
+        let keyring = try Self.openKeyring(sealed, rootKey: rootKey)
+        state.withLock { $0 = .unsealed(rootKey: rootKey, keyring: keyring) }
+        return keyring
     }
 
     func put(_ path: String, _ value: [UInt8]) throws {

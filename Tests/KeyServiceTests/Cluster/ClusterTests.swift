@@ -496,3 +496,26 @@ extension Array {
         #expect(derived == key)
     }
 }
+
+@Suite struct SharedKeyringTests {
+    @Test func aNodeReadsWhatAnotherWroteUnderATermItHasNotLoaded() throws {
+        let store = MemoryBackend()
+        let rootKey = SymmetricKey(size: .bits256)
+        let active = Barrier(backend: store)
+        try active.initialize(rootKey: rootKey)
+        let standby = Barrier(backend: store)
+        try standby.unseal(rootKey: rootKey)
+        _ = try active.rotate()
+        try active.put("core/cluster-policy-like", Array("new term".utf8))
+        #expect(try standby.get("core/cluster-policy-like") == Array("new term".utf8))
+        #expect(try standby.keyStatus().term == active.keyStatus().term)
+        // A frame under a term that no stored keyring has is still refused.
+        let other = Barrier(backend: MemoryBackend())
+        try other.initialize(rootKey: rootKey)
+        _ = try other.rotate()
+        _ = try other.rotate()
+        try other.put("x", [1])
+        try store.put("x", try #require(try other.backend.get("x")))
+        #expect(throws: BarrierError.self) { try standby.get("x") }
+    }
+}

@@ -356,7 +356,10 @@ struct VHSMD: AsyncParsableCommand {
         let app = try buildApplication(
             core: VaultCore(
                 runtime: runtime, audit: audit, metrics: ServiceMetrics(), attestation: attestation,
-                servedSPKISHA256: Self.servedSPKISHA256(tls), apiAddress: apiAddress, clusterJoin: clusterJoin),
+                servedSPKISHA256: Self.servedSPKISHA256(tls), apiAddress: apiAddress, clusterJoin: clusterJoin,
+                forwarder: tls == nil
+                    ? nil
+                    : clusterJoin.map { ClusterForwarder(measurement: $0.launch.measurement, verifier: $0.verifier) }),
             host: address.0,
             port: address.1, logger: logger, tls: tls?.configuration, limits: limits,
             onServerRunning: { channel in

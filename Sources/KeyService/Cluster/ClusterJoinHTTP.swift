@@ -74,6 +74,17 @@ struct ClusterJoinHTTP: ClusterJoinTransport {
     }
 
     private func exchange(_ path: String, body: [UInt8]) async throws -> (Int, [UInt8]) {
+        let answer = try await send(
+            method: .POST, target: "/v1/" + path, headers: [("Content-Type", "application/json")], body: body,
+            limit: Self.maximumAnswer)
+        return (answer.status, answer.body)
+    }
+
+    /// One request on a fresh connection (the pinned leaf over https): its status, headers and body (at most `limit`
+    /// bytes). Used by the join and by a standby forwarding a client's request (`ClusterForwarder`).
+    func send(
+        method: HTTPMethod, target: String, headers: [(String, String)], body: [UInt8], limit: Int
+    ) async throws -> (status: Int, headers: HTTPHeaders, body: [UInt8]) {
         let context: NIOSSLContext?
         if pinnedLeaf != nil {
             var configuration = TLSConfiguration.makeClientConfiguration()
@@ -112,28 +123,31 @@ struct ClusterJoinHTTP: ClusterJoinTransport {
         let hostHeader = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         let place = self.place
         return try await channel.executeThenClose { inbound, outbound in
-            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/" + path)
+            var head = HTTPRequestHead(version: .http1_1, method: method, uri: target)
             head.headers.add(name: "Host", value: hostHeader)
-            head.headers.add(name: "Content-Type", value: "application/json")
+            for (name, value) in headers { head.headers.add(name: name, value: value) }
             head.headers.add(name: "Content-Length", value: String(body.count))
             head.headers.add(name: "Connection", value: "close")
             try await outbound.write(contentsOf: [.head(head), .body(.byteBuffer(ByteBuffer(bytes: body))), .end(nil)])
             var status: Int?
+            var answerHeaders = HTTPHeaders()
             var received: [UInt8] = []
             for try await part in inbound {
                 switch part {
-                case .head(let response): status = Int(response.status.code)
+                case .head(let response):
+                    status = Int(response.status.code)
+                    answerHeaders = response.headers
                 case .body(let buffer):
                     received += buffer.readableBytesView
-                    guard received.count <= Self.maximumAnswer else {
-                        throw ClusterJoinError("the answer of \(place) to \(path) is larger than 1 MiB")
+                    guard received.count <= limit else {
+                        throw ClusterJoinError("the answer of \(place) to \(target) is larger than \(limit) bytes")
                     }
                 case .end:
                     guard let status else { throw ClusterJoinError("the answer of \(place) has no status line") }
-                    return (status, received)
+                    return (status, answerHeaders, received)
                 }
             }
-            throw ClusterJoinError("the connection to \(place) closed before the answer to \(path) was complete")
+            throw ClusterJoinError("the connection to \(place) closed before the answer to \(target) was complete")
         }
     }
 }

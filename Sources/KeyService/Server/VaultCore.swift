@@ -1,5 +1,6 @@
 import FoundationEssentials
 import HTTPTypes
+import NIOHTTP1
 import SNP
 
 /// Routes an API request: unauthenticated sys paths, then token authentication, authorisation, and the mount
@@ -25,6 +26,8 @@ struct VaultCore: Sendable {
     /// The attested join's sponsor (a node of a cluster; nil elsewhere): `sys/cluster/join/nonce`,
     /// `sys/cluster/join` and `sys/cluster/join-policy`.
     var clusterJoin: ClusterJoinSponsor? = nil
+    /// A standby's forwarding to the active node over attested TLS (config mode with TLS, in a cluster).
+    var forwarder: ClusterForwarder? = nil
 
     /// Paths anyone may call without a token.
     static let unauthenticated: Set<String> = [
@@ -260,6 +263,20 @@ struct VaultCore: Sendable {
         var base = leader.apiAddress
         while base.hasSuffix("/") { base.removeLast() }
         return .redirect(to: base + (request.target.isEmpty ? "/v1/" + request.path : request.target))
+    }
+
+    /// Should this request be forwarded to the active node, and where? Only on a standby, for what it does not serve
+    /// itself, when the client did not opt out and the request was not forwarded already, to a leader it can name.
+    func forwarding(_ request: VaultRequest, headers: HTTPHeaders) -> (
+        forwarder: ClusterForwarder, leader: String, ha: ServerState.HA
+    )? {
+        guard let forwarder, headers[ClusterForwarder.noForwardingHeader].isEmpty,
+            headers[ClusterForwarder.forwardedHeader].isEmpty, !Self.servedByStandby(request)
+        else { return nil }
+        guard let ha = runtime.current.state.ha, !ha.isActive, let leader = ha.leader, leader.nodeID != ha.nodeID,
+            !leader.apiAddress.isEmpty
+        else { return nil }
+        return (forwarder, leader.apiAddress, ha)
     }
 
     /// The event loop's dispatcher: `admit` without waiting, then what answers without waiting.

@@ -283,6 +283,28 @@ final class VaultHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let bytes = Array((body ?? ByteBuffer()).readableBytesView)
         let core = self.core
+        if let forwarding = core.forwarding(request, headers: head.headers) {
+            // A standby: the active node answers (over attested TLS); if that fails, the 307 to it.
+            let id = request.id
+            let loop = context.eventLoop
+            let bound = NIOLoopBound((self, context), eventLoop: loop)
+            let (method, target, headers, original) = (head.method, head.uri, head.headers, request)
+            Task {
+                let answer: VaultHTTPAnswer
+                do {
+                    answer = try await forwarding.forwarder.forward(
+                        to: forwarding.leader, method: method, target: target, headers: headers, body: bytes)
+                } catch {
+                    answer = VaultHTTPAnswer(VaultCore.toActive(original, ha: forwarding.ha), id: id)
+                }
+                loop.execute {
+                    let (handler, context) = bound.value
+                    handler.write(
+                        context: context, answer: answer, version: head.version, keepAlive: keepAlive, isHead: isHead)
+                }
+            }
+            return
+        }
         let unparsed = request
         let work: @Sendable () async throws(VaultError) -> VaultReply
         if refused {

@@ -503,6 +503,7 @@ def throughput_phase(clusters: dict, args, work: str) -> list[dict]:
             log(f"{scenario:15} {server:7} via {via:7} ({target.id}, {mode}) {client:6} {r['rps']:9.0f} req/s"
                 + (f"  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms" if r['p50_ms'] is not None else "")
                 + (f"  {r['non2xx']} non-2xx" if r["non2xx"] else "")
+                + (f"  {r['socket_errors']} socket errors/timeouts" if r["socket_errors"] else "")
                 + (f"  {r['redirects']} redirects followed" if r["redirects"] else ""))
     return cells
 
@@ -577,11 +578,11 @@ def print_report(result: dict) -> None:
     cells = result.get("throughput") or []
     if cells:
         print(f"\n== throughput, {cells[0]['conns']} keep-alive connections, {cells[0]['seconds']:g} s per cell ==")
-        print("| scenario | server | via | mode | client | req/s | p50 ms | p99 ms | non-2xx |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| scenario | server | via | mode | client | req/s | p50 ms | p99 ms | non-2xx | socket errors |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for c in cells:
             print(f"| {c['scenario']} | {c['server']} | {c['via']} ({c['node']}) | {c['mode']} | {c['client']} | "
-                  f"{c['rps']:.0f} | {fmt(c['p50_ms'])} | {fmt(c['p99_ms'])} | {c['non2xx']} |")
+                  f"{c['rps']:.0f} | {fmt(c['p50_ms'])} | {fmt(c['p99_ms'])} | {c['non2xx']} | {c['socket_errors']} |")
     s = result["summary"]
     print("\n== summary (vhsmd / OpenBao, same PostgreSQL, same run) ==")
     print("| measure | vhsmd | OpenBao | ratio | goal | met |")

@@ -29,6 +29,7 @@ Every process is stopped by PID and every temporary directory removed, also on e
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import http.client
 import json
@@ -464,7 +465,6 @@ def preflight(server: str, base: str, token: str, scenario: str, work: str) -> s
 
 def throughput_phase(clusters: dict, args, work: str) -> list[dict]:
     with open(os.path.join(work, "encrypt.json"), "w") as f:
-        import base64
         json.dump({"plaintext": base64.b64encode(os.urandom(32)).decode()}, f)
     with open(os.path.join(work, "kv-write.json"), "w") as f:
         json.dump({"data": {"user": "bench", "password": secrets.token_hex(16)}}, f)

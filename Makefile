@@ -7,7 +7,8 @@ MEASURE_CASES ?= 80
 .PHONY: all deps build test unit-test cli-test measure-test hvac-test oidc-test sealed-test faults-test soak attested-test \
 	cluster-join-test \
 	login-test run bench format lint clean guest test-guest initramfs initramfs-emulator image check-qemu \
-	powercut-test powercut-load-test schema-test schema-fuzz attack-test fuzz-build fuzz fuzz-smoke check-ha run-cluster
+	powercut-test powercut-load-test schema-test schema-fuzz attack-test fuzz-build fuzz fuzz-smoke check-ha run-cluster \
+	bench-ha
 
 all: build
 
@@ -216,6 +217,20 @@ bench: deps image
 	VHSM=$$($(SWIFT) build -c release --show-bin-path)/vhsm VHSMD=out/bench-bin-emulator/vhsmd \
 		BENCH=$$($(SWIFT) build -c release --show-bin-path)/vhsm-bench TESTDATA=$(TESTDATA) scripts/bench-login.sh
 	VHSM=$(BIN)/vhsm scripts/bench-boot.sh 3
+	$(MAKE) bench-ha
+
+# HA on PostgreSQL (issue 17): vhsmd's three nodes against OpenBao 2.7.2's two on the same throwaway PostgreSQL 15,
+# in one run: kill -9 and step-down failover (BENCH_HA_TRIALS, median), then transit encrypt and KV write/read at 16
+# connections through the active and through a standby. The nodes seal with `vhsm emulator serve`, so vhsmd and vhsm
+# are built with the Emulator trait, in a scratch path of their own. Figures on stdout and in out/bench-ha.json.
+BENCH_HA_TRIALS ?= 5
+BENCH_HA_SECONDS ?= 10
+HA_REL = .build-ha/release
+bench-ha: deps
+	$(SWIFT) build -c release --traits Emulator --scratch-path .build-ha --product vhsmd
+	$(SWIFT) build -c release --traits Emulator --scratch-path .build-ha --product vhsm
+	VHSMD=$(HA_REL)/vhsmd VHSM=$(HA_REL)/vhsm python3 scripts/bench-ha.py --trials $(BENCH_HA_TRIALS) \
+		--seconds $(BENCH_HA_SECONDS)
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift

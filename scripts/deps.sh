@@ -29,6 +29,8 @@ have unshare || need+=(util-linux)
 [ -x /usr/sbin/veritysetup ] || have veritysetup || need+=(cryptsetup-bin)
 # The HA tests (make check-ha) run a throwaway PostgreSQL 15 in a temporary directory: Debian's server and clients.
 [ -x /usr/lib/postgresql/15/bin/postgres ] && [ -x /usr/lib/postgresql/15/bin/pg_dump ] || need+=(postgresql-15)
+# The load generator of make bench (scripts/bench-vhsmd.sh, scripts/bench-ha.py).
+have wrk || need+=(wrk)
 # runuser starts it as an unprivileged user when the tests run as root.
 have runuser || need+=(util-linux)
 # Debian 12's generic OVMF images: measured by the vectors of group F.

@@ -267,7 +267,9 @@ struct VaultCore: Sendable {
 
     /// Should this request be forwarded to the active node, and where? Only on a standby, for what it does not serve
     /// itself, when the client did not opt out and the request was not forwarded already, to a leader it can name.
-    func forwarding(_ request: VaultRequest, headers: HTTPHeaders) -> (
+    func forwarding(
+        _ request: VaultRequest, headers: HTTPHeaders
+    ) -> (
         forwarder: ClusterForwarder, leader: String, ha: ServerState.HA
     )? {
         guard let forwarder, headers[ClusterForwarder.noForwardingHeader].isEmpty,

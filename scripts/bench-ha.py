@@ -51,7 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "ha"))
 import ha_test  # noqa: E402
-from ha_test import CAP, Cluster, HAFailure, Journal, Node, Op, Procs, Sampler, Writers, call, log  # noqa: E402
+from ha_test import CAP, Cluster, HAFailure, Journal, Node, Op, Procs, Sampler, Served, Writers, call, log  # noqa: E402
 from pg import PostgresError, free_port  # noqa: E402
 
 LUA = os.path.join(HERE, "bench", "vault.lua")
@@ -90,7 +90,7 @@ def vhsmd_args(a) -> argparse.Namespace:
 
 
 # -- OpenBao: two `bao server`s on the same PostgreSQL --------------------------------------------------------------
-class BaoNode:
+class BaoNode(Served):
     def __init__(self, cluster: "BaoCluster", index: int):
         self.cluster = cluster
         self.id = f"bao{index}"
@@ -137,21 +137,6 @@ disable_mlock = true
             time.sleep(0.1)
         raise BenchFailure(f"{self.id}: bao server did not answer sys/health in {CAP:.0f} s; see {self.log}")
 
-    def health(self, timeout: float = 1.0) -> int | None:
-        return call("GET", self.base, "sys/health", timeout=timeout, follow=False).status
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait_health(self, want: set[int], cap: float = CAP) -> int | None:
-        deadline = time.monotonic() + cap
-        status = None
-        while time.monotonic() < deadline:
-            status = self.health()
-            if status in want:
-                return status
-            time.sleep(0.1)
-        return status
 
 
 class BaoCluster:

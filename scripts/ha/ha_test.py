@@ -353,7 +353,29 @@ def swap_values(pg: Postgres, table: str, a: tuple[str, str], b: tuple[str, str]
 
 
 # -- the cluster -------------------------------------------------------------------------------------------------
-class Node:
+class Served:
+    """A server process at `base` (`proc`): its sys/health, whether it runs, waiting for a health status."""
+    base: str
+    proc: subprocess.Popen | None
+
+    def health(self, timeout: float = 1.0) -> int | None:
+        return call("GET", self.base, "sys/health", timeout=timeout, follow=False).status
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_health(self, want: set[int], cap: float = CAP) -> int | None:
+        deadline = time.monotonic() + cap
+        status = None
+        while time.monotonic() < deadline:
+            status = self.health()
+            if status in want:
+                return status
+            time.sleep(0.1)
+        return status
+
+
+class Node(Served):
     def __init__(self, cluster: "Cluster", index: int):
         self.cluster = cluster
         self.id = f"node{index}"
@@ -443,21 +465,6 @@ class Node:
             f.seek(self.log_offset)
             return f.read()
 
-    def health(self, timeout: float = 1.0) -> int | None:
-        return call("GET", self.base, "sys/health", timeout=timeout, follow=False).status
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait_health(self, want: set[int], cap: float = CAP) -> int | None:
-        deadline = time.monotonic() + cap
-        status = None
-        while time.monotonic() < deadline:
-            status = self.health()
-            if status in want:
-                return status
-            time.sleep(0.1)
-        return status
 
 
 class Cluster:

@@ -180,21 +180,8 @@ final class SevSNPAuthBackend: Backend {
             do { roleName = try Self.roleName("role/" + text) } catch { malformed += error.messages }
         default: malformed.append("'role' is missing: name the role to log in with")
         }
-        var report: AttestationReport?
-        switch body["report"] {
-        case .string(let text)?:
-            do {
-                let bytes = try TransitBase64.decode(text)
-                do { report = try AttestationReport(bytes: bytes) } catch {
-                    malformed.append(
-                        "'report' (\(bytes.count) bytes) is not an attestation report of "
-                            + "\(AttestationReport.byteCount) bytes: \(error)")
-                }
-            } catch {
-                malformed.append("'report' is not standard base64: \(error)")
-            }
-        default: malformed.append("'report' is missing: the base64 of the attestation report")
-        }
+        let report = Self.report(
+            body["report"], missing: "the base64 of the attestation report", malformed: &malformed)
         var certificates: [AMDCertificate] = []
         switch body["certificates"] {
         case .array(let items)? where !items.isEmpty && items.count <= AttestationEvidence.maximumCertificates:
@@ -312,6 +299,25 @@ final class SevSNPAuthBackend: Backend {
     /// instant ± `skew` seconds.
     /// A verification problem as a login's refusal says it: where the verifier names its command-line fix
     /// (`--trust-emulator-root`), the method's own fix (`config` `trusted_roots`) is named instead.
+    /// The `report` field of a login or a join: the base64 of a report; nil with the problem in `malformed`.
+    static func report(_ value: JSONValue?, missing: String, malformed: inout [String]) -> AttestationReport? {
+        guard case .string(let text)? = value else {
+            malformed.append("'report' is missing: \(missing)")
+            return nil
+        }
+        let bytes: [UInt8]
+        do { bytes = try TransitBase64.decode(text) } catch {
+            malformed.append("'report' is not standard base64: \(error)")
+            return nil
+        }
+        do { return try AttestationReport(bytes: bytes) } catch {
+            malformed.append(
+                "'report' (\(bytes.count) bytes) is not an attestation report of \(AttestationReport.byteCount) "
+                    + "bytes: \(error)")
+            return nil
+        }
+    }
+
     static func describe(_ problem: VerificationProblem) -> String {
         switch problem {
         case .untrustedRoot(let subject, let fingerprint):

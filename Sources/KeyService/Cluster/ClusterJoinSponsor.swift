@@ -130,21 +130,8 @@ final class ClusterJoinSponsor: Sendable {
         case .string(let text)? where ClusterDrivers.isNodeID(text): nodeID = text
         default: malformed.append("'node_id' must be the joiner's node_id: 1 to 64 letters, digits, '.', '_' or '-'")
         }
-        var report: AttestationReport?
-        switch body["report"] {
-        case .string(let text)?:
-            do {
-                let bytes = try TransitBase64.decode(text)
-                do { report = try AttestationReport(bytes: bytes) } catch {
-                    malformed.append(
-                        "'report' (\(bytes.count) bytes) is not an attestation report of "
-                            + "\(AttestationReport.byteCount) bytes: \(error)")
-                }
-            } catch {
-                malformed.append("'report' is not standard base64: \(error)")
-            }
-        default: malformed.append("'report' is missing: the base64 of the joiner's attestation report")
-        }
+        let report = SevSNPAuthBackend.report(
+            body["report"], missing: "the base64 of the joiner's attestation report", malformed: &malformed)
         var certificates: [AMDCertificate] = []
         do { certificates = try Self.certificates(body["certificates"]) } catch { malformed += error.messages }
         var publicKey: HPKEPublicKey?

@@ -18,23 +18,23 @@ import Testing
 /// fresh report binds the sponsor's nonce and the joiner's ephemeral key and meets the join policy; every other
 /// attempt is refused with its reason, hands nothing out, and is audited.
 @Suite struct ClusterJoinTests {
-    static let chip: ChipState = try! ChipState.create(product: .milan)
-    static let otherChip: ChipState = try! ChipState.create(product: .milan)
-    static let measurement = Array(repeating: UInt8(0x5A), count: 48)
-    static let otherMeasurement = Array(repeating: UInt8(0x6B), count: 48)
+    // The chips and launches of the login tests: a join is a login's evidence with another binding.
+    static var chip: ChipState { SevSNPAuthTests.chip }
+    static var otherChip: ChipState { SevSNPAuthTests.otherChip }
+    static var measurement: [UInt8] { SevSNPAuthTests.measurement }
+    static var otherMeasurement: [UInt8] { SevSNPAuthTests.otherMeasurement }
 
     static func guest(
         _ chip: ChipState = chip, measurement: [UInt8] = measurement, policy: UInt64 = 0x30000,
         idKeyDigest: [UInt8]? = nil
     ) -> EmulatedGuest {
-        let identity = idKeyDigest.map {
-            LaunchIdentity(
-                familyID: Array(repeating: 1, count: 16), imageID: Array(repeating: 2, count: 16), guestSVN: 1,
-                idKeyDigest: $0, authorKeyDigest: nil)
-        }
-        return try! EmulatedGuest(
-            chip: chip,
-            launch: LaunchContext(measurement: measurement, policy: GuestPolicy(rawValue: policy), idBlock: identity))
+        SevSNPAuthTests.guest(
+            chip, measurement: measurement, policy: policy,
+            identity: idKeyDigest.map {
+                LaunchIdentity(
+                    familyID: Array(repeating: 1, count: 16), imageID: Array(repeating: 2, count: 16), guestSVN: 1,
+                    idKeyDigest: $0, authorKeyDigest: nil)
+            })
     }
 
     let store = FencedMemory()

@@ -570,6 +570,25 @@ class Cluster:
             a = self.api("POST", path, body, first.base)
             if a.status not in (200, 204):
                 raise HAFailure(f"node1: POST {path} answered {a.status} {a.body[:200]!r}")
+        if getattr(self.args, "attested_join", False):
+            # The attested join (run-cluster): nodes 2 and 3 name node 1 as their sponsor and trust every chip's ARK.
+            roots = os.path.join(self.work, "trusted-arks.pem")
+            with open(roots, "w") as out:
+                for n in self.nodes:
+                    with open(os.path.join(n.chip, "certs", "ark.pem")) as ark:
+                        out.write(ark.read())
+            for n in self.nodes:
+                with open(n.config) as f:
+                    config = json.load(f)
+                config["cluster_trusted_roots"] = roots
+                if n is not first:
+                    config["join"] = first.base
+                with open(n.config, "w") as f:
+                    json.dump(config, f, indent=1)
+            Procs.stop(first.proc)
+            first.start()
+            if first.wait_health({200}) != 200:
+                raise HAFailure(f"node1 is not active after its restart with cluster_trusted_roots; see {first.log}")
         for n in self.nodes[1:]:
             n.start()
             self.join(n)
@@ -578,6 +597,11 @@ class Cluster:
         """Brings a new node into the cluster. Interim: the node starts SEALED (no membership entry) and is unsealed
         by operator recovery of the shared escrow; it then stores its own entry. To be replaced by the attested
         join (`join: URL` in its config). (--fake: the fake shares its key by file and starts as a standby.)"""
+        if getattr(self.args, "attested_join", False):
+            if node.wait_health({429}) != 429:
+                raise HAFailure(f"{node.id} did not join by attestation (sys/health {node.health()}); see {node.log}")
+            log(f"{node.id} joined by attestation through node1: standby")
+            return
         if self.args.fake:
             if node.wait_health({429}) != 429:
                 raise HAFailure(f"{node.id} (fake) is not a standby: sys/health {node.health()}; see {node.log}")

@@ -4,8 +4,8 @@
 Starts PostgreSQL 15 (Debian's postgresql-15) in a temporary directory as an unprivileged user on loopback, and three
 vhsmd nodes on three emulated chips (`vhsm emulator serve`, one state directory each) with the production lease
 timings (3 s, renewed every 500 ms, retried every 250 ms). Node 1 is initialised with an operator key; nodes 2 and 3
-join (interim: operator recovery of the cluster's escrowed root key; each then keeps its own member entry). It then
-shows, with the time each took:
+join by attestation ("join": node 1's address, every chip's ARK in cluster_trusted_roots; over plain HTTP here, so
+node 1 is not verified by attested TLS) and each keeps its own member entry. It then shows, with the time each took:
   - the members (`vhsm cluster members`) and the leader (`sys/leader`) as a standby sees it;
   - a secret written through a standby (307 to the active node, followed);
   - a failover: `kill -9` of the active node, a new active node, the secret read back through it, and the killed
@@ -55,7 +55,7 @@ def main() -> int:
     options = parser.parse_args()
     args = argparse.Namespace(
         vhsmd=options.vhsmd, vhsm=options.vhsm, fake=False, fake_bug=[], keep=False, table="vhsm_kv_store",
-        ha_table="vhsm_ha_locks", lease_ttl=3.0, renew_interval=0.5, retry_interval=0.25)
+        ha_table="vhsm_ha_locks", lease_ttl=3.0, renew_interval=0.5, retry_interval=0.25, attested_join=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         cluster = Cluster(args)

@@ -159,22 +159,27 @@ class Node:
             if self.leading():
                 sent = time.monotonic()
                 try:
+                    value = json.dumps({"node_id": self.id, "api_addr": self.api_addr,
+                                        "mac": self.advertisement_mac(self.id, self.api_addr)})
                     rows = self.lease_db.query(
-                        f"UPDATE {self.ha} SET valid_until = clock_timestamp() + interval '{self.ttl} seconds' "
-                        f"WHERE ha_key = 'core/lock' AND ha_identity = {lit(self.identity)} AND epoch = {self.epoch} "
+                        f"UPDATE {self.ha} SET valid_until = clock_timestamp() + interval '{self.ttl} seconds', "
+                        f"ha_value = {lit(value)} WHERE ha_key = 'core/lock' AND ha_identity = {lit(self.identity)} AND epoch = {self.epoch} "
                         "AND valid_until > clock_timestamp() RETURNING 1", timeout=self.renew * 2)
                     with self.state:
                         if rows:
                             self.lease_ok_at = sent
-                        else:
-                            self.active = False  # someone else holds it: deposed
+                        elif "no-demote" not in self.bugs:
+                            # Someone else holds it: deposed. (The no-demote bug keeps believing it is active, so
+                            # that the harness must catch it deterministically, not by winning a race.)
+                            self.active = False
                 except DBError:
                     pass  # leading() demotes once the lease could have expired
                 time.sleep(self.renew)
                 continue
             if time.monotonic() >= self.hold_off_until and self.initialised():
                 sent = time.monotonic()
-                value = json.dumps({"node_id": self.id, "api_addr": self.api_addr})
+                value = json.dumps({"node_id": self.id, "api_addr": self.api_addr,
+                                    "mac": self.advertisement_mac(self.id, self.api_addr)})
                 try:
                     rows = self.lease_db.query(
                         f"INSERT INTO {self.ha} AS h VALUES ('core/lock', {lit(self.identity)}, {lit(value)}, "
@@ -196,10 +201,22 @@ class Node:
         except DBError:
             return False
 
+    def advertisement_mac(self, node: str, api_addr: str) -> str:
+        """As vhsmd signs the lease row's advertisement: an HMAC under a key only members hold."""
+        return hmac.new(self.mac_key, f"leader\0{node}\0{api_addr}".encode(), hashlib.sha256).hexdigest()
+
     def leader(self) -> str | None:
+        """The leader's api_addr, only from an unexpired row whose advertisement a member signed."""
         rows = self.data_db.query(f"SELECT ha_value FROM {self.ha} WHERE ha_key = 'core/lock' AND "
                                   "valid_until > clock_timestamp()")
-        return json.loads(rows[0][0])["api_addr"] if rows else None
+        if not rows:
+            return None
+        try:
+            ad = json.loads(rows[0][0])
+        except ValueError:
+            return None
+        mac = self.advertisement_mac(str(ad.get("node_id")), str(ad.get("api_addr")))
+        return ad["api_addr"] if hmac.compare_digest(str(ad.get("mac", "")), mac) else None
 
     def step_down(self) -> None:
         with self.state:

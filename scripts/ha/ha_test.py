@@ -956,8 +956,15 @@ class Run:
         c.setup()
         self.check(True, "setup: node1 initialised, nodes 2 and 3 joined as standbys")
         for n in c.nodes:
-            leader = call("GET", n.base, "sys/leader", timeout=10, follow=False)
-            body = leader.json()
+            # A node that has just joined names the leader from its next read of the lease row (every retry
+            # interval): wait up to 5 s for it, then check.
+            deadline = time.monotonic() + 5
+            while True:
+                leader = call("GET", n.base, "sys/leader", timeout=10, follow=False)
+                body = leader.json()
+                if body.get("leader_address") or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
             self.check(leader.status == 200 and body.get("ha_enabled") is True and
                        body.get("is_self") is (n is c.nodes[0]) and body.get("leader_address") == c.nodes[0].base,
                        f"sys/leader on {n.id}: ha_enabled, is_self {n is c.nodes[0]}, leader_address node1's api_addr "

@@ -823,12 +823,12 @@ struct ServerConfig {
 
 /// Writes a console line at once, also into a file or pipe: the start lines (address, fingerprint, readiness) are
 /// what supervisors and scripts wait for.
-func announce(_ text: String) {
+package func announce(_ text: String) {
     writeLine(text, to: STDOUT_FILENO)
 }
 
 /// Writes a line to standard error at once (problems that do not stop the service).
-func complain(_ text: String) {
+package func complain(_ text: String) {
     writeLine(text, to: STDERR_FILENO)
 }
 

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Glibc
 import KeyService
 import NIOCore
 import PostgresNIO
@@ -21,7 +20,7 @@ import Synchronization
 ///
 /// A standby reads the row every retry to name the leader, only while it is unexpired, and never later than
 /// the time left it saw (counted from when it asked).
-final class Lease: ClusterLease, @unchecked Sendable {
+final class Lease: ClusterLease, Sendable {
     private enum Phase: Sendable, Equatable {
         case standby
         case active(since: Date)
@@ -301,17 +300,5 @@ enum LeaseError: Error, CustomStringConvertible {
         switch self {
         case .notActive(let nodeID): "node \(nodeID) is not the active node: step down on the active one"
         }
-    }
-}
-
-func announce(_ text: String) { line(text, to: 1) }
-func complain(_ text: String) { line(text, to: 2) }
-private func line(_ text: String, to descriptor: Int32) {
-    let bytes = Array((text + "\n").utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        if written <= 0 { return }
-        offset += written
     }
 }

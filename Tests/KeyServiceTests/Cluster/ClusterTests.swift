@@ -323,6 +323,40 @@ extension Array {
         }
     }
 
+    @Test func membershipNeedsItsRightsAndAnUnknownNodeIs404() async throws {
+        try await makeApp().test(.live) { client in
+            let root = try await initialise(client)
+            let weak = try await client.execute(
+                uri: "/v1/auth/token/create", method: .post, headers: token(root),
+                body: ByteBuffer(string: #"{"policies":["default"]}"#)
+            ) { response throws in
+                let auth = try #require(try json(response.body)["auth"] as? [String: Any])
+                return try #require(auth["client_token"] as? String)
+            }
+            // A token without sudo on these paths, or without any token: refused, nothing rotated.
+            for (uri, method) in [
+                ("/v1/sys/cluster/members/node2", HTTPRequest.Method.delete),
+                ("/v1/sys/cluster/rotate-root", .put), ("/v1/sys/cluster/members", .get),
+            ] {
+                try await client.execute(uri: uri, method: method, headers: token(weak)) {
+                    #expect($0.status == .forbidden, "\(method) \(uri) with a default-policy token")
+                }
+                try await client.execute(uri: uri, method: method) {
+                    #expect($0.status == .forbidden, "\(method) \(uri) without a token")
+                }
+            }
+            try await client.execute(uri: "/v1/sys/cluster/members/nobody", method: .delete, headers: token(root)) {
+                #expect($0.status == .notFound)
+            }
+            try await client.execute(uri: "/v1/sys/cluster/members", method: .get, headers: token(root)) {
+                response throws in
+                #expect(response.status == .ok)
+                let data = try #require(try json(response.body)["data"] as? [String: Any])
+                #expect(data["keys"] as? [String] == ["node1"])
+            }
+        }
+    }
+
     @Test func aWriteAfterTheLeaseWasLostIsRefusedWith503() async throws {
         try await makeApp().test(.live) { client in
             let root = try await initialise(client)

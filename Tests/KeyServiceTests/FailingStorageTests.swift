@@ -181,6 +181,6 @@ import Testing
         }
         let (mount, _) = try #require(services.route("secret/data/refused"))
         let kv = try #require(mount.backend as? KVBackend)
-        await #expect(throws: VaultError.notFound) { try await kv.store.read("refused", version: nil) }
+        #expect(throws: VaultError.notFound) { try kv.store.read("refused", version: nil) }
     }
 }

@@ -12,16 +12,16 @@ struct KVBackend: Backend {
         let (section, rest) = Self.split(path)
         guard section == "data" || section == "metadata", let secret = try? Self.secretPath(rest) else { return nil }
         // A storage failure fails the request itself in the handler; here it counts as "absent" (needs create).
-        do { return try await store.metadata(secret) != nil } catch { return false }
+        do { return try store.metadata(secret) != nil } catch { return false }
     }
 
     func handle(_ request: VaultRequest, path: String) async throws(VaultError) -> VaultReply {
         let (section, rest) = Self.split(path)
         let body = request.body
         switch (request.operation, section) {
-        case (.read, "config"): return .data(try await store.configuration())
+        case (.read, "config"): return .data(try store.configuration())
         case (.update, "config"):
-            try await store.configure(
+            try store.configure(
                 maxVersions: try body.int("max_versions"), casRequired: try body.bool("cas_required"),
                 deleteVersionAfter: try body.duration("delete_version_after"))
             return .noContent
@@ -34,19 +34,19 @@ struct KVBackend: Backend {
             default: throw .badRequest("no data provided")
             }
             let cas = try (body["options"] ?? .object([:])).int("cas")
-            return .data(try await store.write(try Self.secretPath(rest), data: data, cas: cas))
+            return .data(try store.write(try Self.secretPath(rest), data: data, cas: cas))
         case (.read, "data"):
-            return try await store.read(try Self.secretPath(rest), version: try Self.queryInteger(request, "version"))
+            return try store.read(try Self.secretPath(rest), version: try Self.queryInteger(request, "version"))
         case (.read, "subkeys"):
             // The secret's keys without its values: nested objects down to `depth` levels (0: all), leaves null.
-            let reply = try await store.read(
+            let reply = try store.read(
                 try Self.secretPath(rest), version: try Self.queryInteger(request, "version"))
             guard case .object(let members)? = reply.data, let data = members["data"] else { throw .notFound }
             let depth = try Self.queryInteger(request, "depth") ?? 0
             guard depth >= 0 else { throw .badRequest("depth must be a non-negative integer") }
             return .data(["subkeys": Self.subkeys(data, depth: depth), "metadata": members["metadata"] ?? .null])
         case (.delete, "data"):
-            try await store.softDelete(try Self.secretPath(rest), versions: nil)
+            try store.softDelete(try Self.secretPath(rest), versions: nil)
             return .noContent
         case (.update, "delete"), (.update, "undelete"), (.update, "destroy"):
             guard case .array(let list)? = body["versions"] else { throw .badRequest("no version number provided") }
@@ -59,17 +59,17 @@ struct KVBackend: Backend {
             }
             let secret = try Self.secretPath(rest)
             switch section {
-            case "delete": try await store.softDelete(secret, versions: versions)
-            case "undelete": try await store.undelete(secret, versions: versions)
-            default: try await store.destroy(secret, versions: versions)
+            case "delete": try store.softDelete(secret, versions: versions)
+            case "undelete": try store.undelete(secret, versions: versions)
+            default: try store.destroy(secret, versions: versions)
             }
             return .noContent
         case (.list, "metadata"):
-            let keys = try await store.list(prefix: rest)
+            let keys = try store.list(prefix: rest)
             guard !keys.isEmpty else { throw .notFound }
             return .data(["keys": .array(keys.map(JSONValue.string))])
         case (.read, "metadata"):
-            guard let metadata = try await store.metadata(try Self.secretPath(rest)) else { throw .notFound }
+            guard let metadata = try store.metadata(try Self.secretPath(rest)) else { throw .notFound }
             return .data(metadata)
         case (.update, "metadata"):
             var custom: [String: JSONValue]?
@@ -82,7 +82,7 @@ struct KVBackend: Backend {
                 }
                 custom = strings
             }
-            try await store.updateMetadata(
+            try store.updateMetadata(
                 try Self.secretPath(rest), maxVersions: try body.int("max_versions"),
                 casRequired: try body.bool("cas_required"),
                 deleteVersionAfter: try body.duration("delete_version_after"),
@@ -98,7 +98,7 @@ struct KVBackend: Backend {
             }
             let secret = try Self.secretPath(rest)
             if section == "metadata" {
-                try await store.patchMetadata(
+                try store.patchMetadata(
                     secret, maxVersions: try body.int("max_versions"), casRequired: try body.bool("cas_required"),
                     deleteVersionAfter: try body.duration("delete_version_after"),
                     customMetadata: body["custom_metadata"])
@@ -106,9 +106,9 @@ struct KVBackend: Backend {
             }
             guard case .object(let patch)? = body["data"] else { throw .badRequest("no data provided") }
             let cas = try (body["options"] ?? .object([:])).int("cas")
-            return .data(try await store.patch(secret, with: patch, cas: cas))
+            return .data(try store.patch(secret, with: patch, cas: cas))
         case (.delete, "metadata"):
-            try await store.deleteAll(try Self.secretPath(rest))
+            try store.deleteAll(try Self.secretPath(rest))
             return .noContent
         default:
             throw .unsupportedPath(path)
@@ -127,7 +127,11 @@ struct KVBackend: Backend {
 }
 
 /// The versions and metadata of every secret of one KV v2 mount.
-actor KVStore {
+///
+/// Each change of a secret (a new version and its check-and-set, a delete, undelete, destroy, a metadata write or
+/// patch) reads the secret's record, changes it and writes it back holding that secret's lock, so two changes of one
+/// secret never interleave; changes of different secrets, and reads, run at the same time (as Vault's per-key locks).
+final class KVStore: Sendable {
     struct Version: Codable, Sendable {
         var data: [String: JSONValue]?
         var created: Date
@@ -155,8 +159,12 @@ actor KVStore {
     }
 
     private let storage: EngineStorage
+    private let locks = KeyedLocks()
 
     init(storage: EngineStorage) { self.storage = storage }
+
+    /// The lock of the mount's configuration (a name no secret path can have: secret paths never start with "/").
+    private static let configLock = "/config"
 
     private func load(_ path: String) throws(VaultError) -> Secret? { try storage.read(Secret.self, "secrets/" + path) }
     private func save(_ secret: Secret, _ path: String) throws(VaultError) {
@@ -176,6 +184,15 @@ actor KVStore {
     }
 
     func configure(maxVersions: Int64?, casRequired: Bool?, deleteVersionAfter: Int64?) throws(VaultError) {
+        try locks.withLock(Self.configLock) { () throws(VaultError) in
+            try configureLocked(
+                maxVersions: maxVersions, casRequired: casRequired, deleteVersionAfter: deleteVersionAfter)
+        }
+    }
+
+    private func configureLocked(
+        maxVersions: Int64?, casRequired: Bool?, deleteVersionAfter: Int64?
+    ) throws(VaultError) {
         var settings = try settings()
         if let maxVersions {
             guard maxVersions >= 0 else { throw .badRequest("max_versions must not be negative") }
@@ -187,6 +204,12 @@ actor KVStore {
     }
 
     func write(_ path: String, data: [String: JSONValue], cas: Int64?) throws(VaultError) -> [String: JSONValue] {
+        try locks.withLock(path) { () throws(VaultError) in try writeLocked(path, data: data, cas: cas) }
+    }
+
+    private func writeLocked(
+        _ path: String, data: [String: JSONValue], cas: Int64?
+    ) throws(VaultError) -> [String: JSONValue] {
         let settings = try settings()
         var secret = try load(path) ?? Secret()
         if secret.casRequired || settings.casRequired, cas == nil {
@@ -222,31 +245,39 @@ actor KVStore {
     }
 
     func softDelete(_ path: String, versions: [Int64]?) throws(VaultError) {
-        guard var secret = try load(path) else { return }
-        for number in versions ?? [secret.current] where secret.versions[number]?.deleted == nil {
-            secret.versions[number]?.deleted = Date()
+        try locks.withLock(path) { () throws(VaultError) in
+            guard var secret = try load(path) else { return }
+            for number in versions ?? [secret.current] where secret.versions[number]?.deleted == nil {
+                secret.versions[number]?.deleted = Date()
+            }
+            try save(secret, path)
         }
-        try save(secret, path)
     }
 
     func undelete(_ path: String, versions: [Int64]) throws(VaultError) {
-        guard var secret = try load(path) else { return }
-        for number in versions where secret.versions[number]?.destroyed == false {
-            secret.versions[number]?.deleted = nil
+        try locks.withLock(path) { () throws(VaultError) in
+            guard var secret = try load(path) else { return }
+            for number in versions where secret.versions[number]?.destroyed == false {
+                secret.versions[number]?.deleted = nil
+            }
+            try save(secret, path)
         }
-        try save(secret, path)
     }
 
     func destroy(_ path: String, versions: [Int64]) throws(VaultError) {
-        guard var secret = try load(path) else { return }
-        for number in versions where secret.versions[number] != nil {
-            secret.versions[number]?.data = nil
-            secret.versions[number]?.destroyed = true
+        try locks.withLock(path) { () throws(VaultError) in
+            guard var secret = try load(path) else { return }
+            for number in versions where secret.versions[number] != nil {
+                secret.versions[number]?.data = nil
+                secret.versions[number]?.destroyed = true
+            }
+            try save(secret, path)
         }
-        try save(secret, path)
     }
 
-    func deleteAll(_ path: String) throws(VaultError) { try storage.remove("secrets/" + path) }
+    func deleteAll(_ path: String) throws(VaultError) {
+        try locks.withLock(path) { () throws(VaultError) in try storage.remove("secrets/" + path) }
+    }
 
     /// Immediate children of `prefix`: leaf names and `folder/` entries.
     func list(prefix: String) throws(VaultError) -> [String] {
@@ -276,6 +307,17 @@ actor KVStore {
         _ path: String, maxVersions: Int64?, casRequired: Bool?, deleteVersionAfter: Int64?,
         customMetadata: [String: JSONValue]?
     ) throws(VaultError) {
+        try locks.withLock(path) { () throws(VaultError) in
+            try updateMetadataLocked(
+                path, maxVersions: maxVersions, casRequired: casRequired, deleteVersionAfter: deleteVersionAfter,
+                customMetadata: customMetadata)
+        }
+    }
+
+    private func updateMetadataLocked(
+        _ path: String, maxVersions: Int64?, casRequired: Bool?, deleteVersionAfter: Int64?,
+        customMetadata: [String: JSONValue]?
+    ) throws(VaultError) {
         var secret = try load(path) ?? Secret()
         if let maxVersions { secret.maxVersions = maxVersions }
         if let casRequired { secret.casRequired = casRequired }
@@ -288,12 +330,14 @@ actor KVStore {
     /// PATCH data: the current version's data merged with `patch` (RFC 7386), written as a new version. 404 when
     /// there is no current version, or it is deleted or destroyed (with its metadata, as a read answers).
     func patch(_ path: String, with patch: [String: JSONValue], cas: Int64?) throws(VaultError) -> [String: JSONValue] {
-        let current = try read(path, version: nil)
-        guard case .object(let members)? = current.data, case .object(let data)? = members["data"] else {
-            throw .notFound
+        try locks.withLock(path) { () throws(VaultError) in
+            let current = try read(path, version: nil)
+            guard case .object(let members)? = current.data, case .object(let data)? = members["data"] else {
+                throw .notFound
+            }
+            guard case .object(let merged) = Self.mergePatch(.object(data), .object(patch)) else { throw .notFound }
+            return try writeLocked(path, data: merged, cas: cas)
         }
-        guard case .object(let merged) = Self.mergePatch(.object(data), .object(patch)) else { throw .notFound }
-        return try write(path, data: merged, cas: cas)
     }
 
     /// PATCH metadata: like a metadata write, except that `custom_metadata` is merged (a null value removes a key).
@@ -302,25 +346,27 @@ actor KVStore {
         _ path: String, maxVersions: Int64?, casRequired: Bool?, deleteVersionAfter: Int64?,
         customMetadata: JSONValue?
     ) throws(VaultError) {
-        guard let secret = try load(path) else { throw .notFound }
-        var custom: [String: JSONValue]?
-        if let customMetadata {
-            guard case .object(let merged) = Self.mergePatch(.object(secret.custom ?? [:]), customMetadata) else {
-                throw .badRequest("custom_metadata must be an object")
-            }
-            var strings: [String: JSONValue] = [:]
-            for (key, value) in merged {
-                // Kept as strings, as a metadata write keeps them.
-                guard let text = value.text else {
-                    throw .badRequest("custom_metadata values must be strings")
+        try locks.withLock(path) { () throws(VaultError) in
+            guard let secret = try load(path) else { throw .notFound }
+            var custom: [String: JSONValue]?
+            if let customMetadata {
+                guard case .object(let merged) = Self.mergePatch(.object(secret.custom ?? [:]), customMetadata) else {
+                    throw .badRequest("custom_metadata must be an object")
                 }
-                strings[key] = .string(text)
+                var strings: [String: JSONValue] = [:]
+                for (key, value) in merged {
+                    // Kept as strings, as a metadata write keeps them.
+                    guard let text = value.text else {
+                        throw .badRequest("custom_metadata values must be strings")
+                    }
+                    strings[key] = .string(text)
+                }
+                custom = strings
             }
-            custom = strings
+            try updateMetadataLocked(
+                path, maxVersions: maxVersions, casRequired: casRequired, deleteVersionAfter: deleteVersionAfter,
+                customMetadata: custom)
         }
-        try updateMetadata(
-            path, maxVersions: maxVersions, casRequired: casRequired, deleteVersionAfter: deleteVersionAfter,
-            customMetadata: custom)
     }
 
     /// RFC 7386 JSON merge patch: objects merge member by member, a null member is removed, anything else replaces.

@@ -27,7 +27,8 @@ final class LeaseHold: Sendable {
 /// abort: a deposed active node cannot commit after another node's term began. The one exception is a node's own
 /// member entry (`core/cluster/members/<node_id>`), which a standby writes when it joins.
 ///
-/// Writes and transactions are serialised on this node (as SQLite's writer is); reads use the pool. Each connection
+/// Single writes run at the same time on pooled connections, so that PostgreSQL commits them together (group commit);
+/// a transaction runs alone (`WriteGate`), as on SQLite's one writer; reads use the pool. Each connection
 /// runs with `synchronous_commit = on`: a write that returned is committed. The calls block their thread on the
 /// database, on an event loop of their own (never the HTTP server's).
 final class PostgreSQLStore: StorageBackend, ClusterStore, @unchecked Sendable {
@@ -38,7 +39,7 @@ final class PostgreSQLStore: StorageBackend, ClusterStore, @unchecked Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let idle = Mutex<[PostgresConnection]>([])
     private let slots: DispatchSemaphore
-    private let writer = NIOLock()
+    private let writer = WriteGate()
     private let nextID = Atomic<Int>(1)
     let logger: Logger
     var table: String { settings.table }
@@ -198,7 +199,7 @@ final class PostgreSQLStore: StorageBackend, ClusterStore, @unchecked Sendable {
     }
 
     func transaction<Result>(_ body: (any StorageTransaction) throws -> Result) throws -> Result {
-        try writer.withLock {
+        try writer.alone {
             guard let term = hold.current else { throw StandbyWriteRefused(reason: "it does not hold the lease") }
             return try withConnection("run a transaction") { connection in
                 _ = try run("BEGIN", on: connection, "begin a transaction")
@@ -243,7 +244,7 @@ final class PostgreSQLStore: StorageBackend, ClusterStore, @unchecked Sendable {
     private func fencedWrite(
         _ operation: String, _ statement: (PostgresConnection, LeaseHold.Term) throws -> PostgresQueryResult
     ) throws {
-        try writer.withLock {
+        try writer.together {
             guard let term = hold.current else { throw StandbyWriteRefused(reason: "it does not hold the lease") }
             try withConnection(operation) { connection in
                 let result = try statement(connection, term)

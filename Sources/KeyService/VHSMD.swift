@@ -153,6 +153,7 @@ struct VHSMD: AsyncParsableCommand {
         var apiAddress = APIAddress()
         var clusterStore: (any ClusterStore)?
         var clusterJoin: ClusterJoinSponsor?
+        var storageExecutor: BlockingTaskExecutor?
         if dev {
             address = try Self.address(devListenAddress, loopbackOnly: true)
             let storage = try DevStorage.make()
@@ -185,6 +186,8 @@ struct VHSMD: AsyncParsableCommand {
             address = try Self.address(settings.address, loopbackOnly: false)
             let backend: any StorageBackend
             if let cluster = settings.cluster {
+                // Twice the database connections: every connection busy, and as many tasks again doing the rest.
+                storageExecutor = BlockingTaskExecutor(threads: 2 * cluster.postgresql.maxConnections)
                 guard handoff == nil else {
                     throw ConfigError(
                         "a node of a cluster (storage.postgresql) runs as the host vhsmd binary; vhsm-init's handoff "
@@ -359,7 +362,8 @@ struct VHSMD: AsyncParsableCommand {
                 servedSPKISHA256: Self.servedSPKISHA256(tls), apiAddress: apiAddress, clusterJoin: clusterJoin,
                 forwarder: tls == nil
                     ? nil
-                    : clusterJoin.map { ClusterForwarder(measurement: $0.launch.measurement, verifier: $0.verifier) }),
+                    : clusterJoin.map { ClusterForwarder(measurement: $0.launch.measurement, verifier: $0.verifier) },
+                storageExecutor: storageExecutor),
             host: address.0,
             port: address.1, logger: logger, tls: tls?.configuration, limits: limits,
             onServerRunning: { channel in

@@ -28,6 +28,9 @@ struct VaultCore: Sendable {
     var clusterJoin: ClusterJoinSponsor? = nil
     /// A standby's forwarding to the active node over attested TLS (config mode with TLS, in a cluster).
     var forwarder: ClusterForwarder? = nil
+    /// Where request tasks run when storage calls block on the network (a cluster on PostgreSQL); nil: the global
+    /// executor.
+    var storageExecutor: BlockingTaskExecutor? = nil
 
     /// Paths anyone may call without a token.
     static let unauthenticated: Set<String> = [

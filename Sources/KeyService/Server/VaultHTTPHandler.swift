@@ -329,7 +329,7 @@ final class VaultHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let id = request.id
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
-        Task {
+        Task(executorPreference: core.storageExecutor) {
             let outcome: Result<VaultReply, VaultError>
             do throws(VaultError) { outcome = .success(try await work()) } catch { outcome = .failure(error) }
             let answer = VaultHTTPAnswer(outcome, id: id)

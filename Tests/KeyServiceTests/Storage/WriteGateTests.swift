@@ -80,3 +80,38 @@ import Testing
             events.withLock { $0 } == ["write ends", "transaction starts", "transaction ends", "late write"])
     }
 }
+
+/// Request tasks of a clustered vhsmd run on `BlockingTaskExecutor`'s threads: as many storage calls can block at
+/// once as it has threads, whatever the number of CPUs (Swift's global executor has one thread per CPU).
+@Suite struct BlockingTaskExecutorTests {
+    @Test(.timeLimit(.minutes(2)))
+    func asManyTasksAsThreadsBlockAtOnce() async {
+        let count = 6
+        let executor = BlockingTaskExecutor(threads: count)
+        let arrived = DispatchSemaphore(value: 0)
+        let go = DispatchSemaphore(value: 0)
+        let allBlocked = Atomic<Bool>(true)
+        // Lets the tasks go once all `count` of them block at the same time (on a thread of its own).
+        let referee = WriteGateTests.thread {
+            for _ in 0..<count where arrived.wait(timeout: .now() + 30) == .timedOut {
+                allBlocked.store(false, ordering: .relaxed)
+            }
+            for _ in 0..<count { go.signal() }
+        }
+        let released = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<count {
+                group.addTask(executorPreference: executor) {
+                    arrived.signal()
+                    return go.wait(timeout: .now() + 30) == .success
+                }
+            }
+            var released = 0
+            for await one in group where one { released += 1 }
+            return released
+        }
+        referee.wait()
+        let all = allBlocked.load(ordering: .relaxed)
+        #expect(all, "fewer than \(count) tasks were blocked at once")
+        #expect(released == count)
+    }
+}

@@ -13,12 +13,11 @@ openbao_kv_store / openbao_ha_locks, `seal "static"` so that a restarted node un
    (sys/health 200 on another node, ha_test.Sampler, every 50 ms) and to the first acknowledged write through it; the
    killed node is restarted (and must come back as a standby) before the next trial. Then graceful step-down
    (PUT sys/step-down), --stepdown-trials times. Every acknowledged write is read back afterwards: lost must be 0.
-2. Throughput at --conns keep-alive connections for --seconds each: transit encrypt (32-byte plaintext), KV v2 write,
-   KV v2 read; through the active (wrk, scripts/bench/vault.lua, as make bench) and through a standby (a Python
-   client, the same for both servers). vhsmd's standbys answer 307 to the active (forwarding over attested TLS is
-   not implemented yet): its standby figure is REDIRECT-FOLLOWING (each request pays a round trip to the standby,
-   then goes to the active on a second keep-alive connection), not forwarding. OpenBao's standby forwards.
-   The same Python client also runs through each active, to show its own ceiling beside the standby figures.
+2. Throughput at --conns keep-alive connections for --seconds each: transit encrypt (32-byte plaintext), KV v2 write
+   (one secret, and spread over 16 secrets), KV v2 read; through the active and through a standby, each with wrk
+   (scripts/bench/vault.lua, as make bench) and with a Python client. Both servers' standbys forward to the active
+   (vhsmd's over the nodes' attested TLS). vhsmd's nodes serve HTTPS (their self-signed certificates, which the
+   clients trust), because its forwarding exists only between TLS nodes; OpenBao's listeners are plain HTTP.
 3. Host facts, timings, a per-trial table, a summary with ratios; JSON in out/bench-ha.json.
 
 Usage: VHSMD=… VHSM=… scripts/bench-ha.py [--trials 5] [--stepdown-trials 3] [--seconds 10] [--only failover|throughput]
@@ -86,7 +85,8 @@ ha_test.Node = ProductionNode
 def vhsmd_args(a) -> argparse.Namespace:
     """The attributes ha_test.Cluster and Node read (the lease values are written by Node.prepare, then removed)."""
     return argparse.Namespace(vhsmd=a.vhsmd, vhsm=a.vhsm, keep=a.keep, fake=False, fake_bug=[], table=VHSM_TABLE,
-                              ha_table=VHSM_HA_TABLE, lease_ttl=3.0, renew_interval=0.5, retry_interval=0.25)
+                              ha_table=VHSM_HA_TABLE, lease_ttl=3.0, renew_interval=0.5, retry_interval=0.25,
+                              tls=True, attested_join=True)
 
 
 # -- OpenBao: two `bao server`s on the same PostgreSQL --------------------------------------------------------------
@@ -310,8 +310,10 @@ def failover_phase(server: str, cluster, ha_table: str, args) -> tuple[list[dict
 
 
 # -- throughput ----------------------------------------------------------------------------------------------------
-def run_wrk(url: str, method: str, token: str, body_file: str, conns: int, seconds: float, threads: int) -> dict:
-    env = {**os.environ, "BENCH_METHOD": method, "BENCH_TOKEN": token, "BENCH_BODY_FILE": body_file}
+def run_wrk(url: str, method: str, token: str, body_file: str, conns: int, seconds: float, threads: int,
+            spread: int = 0) -> dict:
+    env = {**os.environ, "BENCH_METHOD": method, "BENCH_TOKEN": token, "BENCH_BODY_FILE": body_file,
+           "BENCH_SPREAD": str(spread)}
     done = subprocess.run(["wrk", f"-t{min(threads, conns)}", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
                            "-s", LUA, url], env=env, capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH ")), None)
@@ -342,7 +344,7 @@ def _py_worker(method: str, url: str, body: bytes | None, token: str, start: flo
             u = urllib.parse.urlsplit(target)
             conn = conns.get(u.netloc)
             if conn is None:
-                conn = conns[u.netloc] = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+                conn = conns[u.netloc] = ha_test.connection(u, 10)
             try:
                 conn.request(method, u.path, body=body, headers=headers)
                 r = conn.getresponse()
@@ -372,11 +374,13 @@ def _py_worker(method: str, url: str, body: bytes | None, token: str, start: flo
         out.append((ok, bad, redirects, lat))
 
 
-def _py_process(method, url, body, token, threads, start, end, queue) -> None:
+def _py_process(method, url, body, token, threads, start, end, queue, spread, first) -> None:
     out: list = []
     lock = threading.Lock()
-    ts = [threading.Thread(target=_py_worker, args=(method, url, body, token, start, end, out, lock))
-          for _ in range(threads)]
+    # spread: client number i (over all processes) sends to url-i (its own KV secret) instead of url.
+    ts = [threading.Thread(target=_py_worker, args=(method, f"{url}-{(first + i) % spread}" if spread else url, body,
+                                                    token, start, end, out, lock))
+          for i in range(threads)]
     for t in ts:
         t.start()
     for t in ts:
@@ -390,7 +394,7 @@ def _py_process(method, url, body, token, threads, start, end, queue) -> None:
 
 
 def run_python(url: str, method: str, token: str, body_file: str, conns: int, seconds: float, warmup: float,
-               procs: int) -> dict:
+               procs: int, spread: int = 0) -> dict:
     """conns clients in `procs` processes (threads in each; one process would be bound by the GIL)."""
     body = open(body_file, "rb").read() if body_file else None
     ctx = multiprocessing.get_context("fork")
@@ -398,8 +402,9 @@ def run_python(url: str, method: str, token: str, body_file: str, conns: int, se
     start = time.monotonic() + 0.5 + warmup
     end = start + seconds
     per = [conns // procs + (1 if i < conns % procs else 0) for i in range(procs)]
-    ps = [ctx.Process(target=_py_process, args=(method, url, body, token, n, start, end, queue), daemon=True)
-          for n in per if n]
+    ps = [ctx.Process(target=_py_process, args=(method, url, body, token, n, start, end, queue, spread, sum(per[:i])),
+                      daemon=True)
+          for i, n in enumerate(per) if n]
     for p in ps:
         p.start()
     results = [queue.get(timeout=seconds + warmup + 120) for _ in ps]
@@ -430,18 +435,23 @@ def setup_throughput(cluster, work: str, server: str) -> None:
 SCENARIOS = {
     "transit encrypt": ("POST", "transit/encrypt/bench-aes", "encrypt.json"),
     "kv write": ("POST", "secret/data/bench-write", "kv-write.json"),
+    "kv write 16": ("POST", "secret/data/bench-spread", "kv-write.json"),
     "kv read": ("GET", "secret/data/bench-read", ""),
 }
+# "kv write 16": the same write spread over 16 secrets (bench-spread-0 … -15): wrk sends request n to secret n mod 16,
+# the Python client's i-th connection to secret i mod 16. "kv write" rewrites one secret, whose versions every server
+# must change one at a time.
+SPREAD = {"kv write 16": 16}
 
 
 def preflight(server: str, base: str, token: str, scenario: str, work: str) -> str:
     """The scenario's request once through base (following 307s), its answer checked; returns the answering node."""
     method, path, body_file = SCENARIOS[scenario]
     body = json.load(open(os.path.join(work, body_file))) if body_file else None
-    a = call(method, base, path, body, token, timeout=30)
+    a = call(method, base, path + ("-0" if scenario in SPREAD else ""), body, token, timeout=30)
     data = a.json().get("data") or {}
     good = {"transit encrypt": str(data.get("ciphertext", "")).startswith("vault:v1:"),
-            "kv write": isinstance(data.get("version"), int),
+            "kv write": isinstance(data.get("version"), int), "kv write 16": isinstance(data.get("version"), int),
             "kv read": (data.get("data") or {}).get("user") == "bench"}[scenario]
     if a.status != 200 or not good:
         raise BenchFailure(f"{server}: the {scenario} request through {base} answered {a.status} {a.body[:300]!r}")
@@ -467,7 +477,8 @@ def throughput_phase(clusters: dict, args, work: str) -> list[dict]:
         for server in servers:
             plan.append((server, "active", "python"))
             plan.append((server, "standby", "python"))
-        plan.append(("openbao", "standby", "wrk"))  # forwarding: wrk can measure it (vhsmd's 307 it cannot follow)
+        for server in servers:
+            plan.append((server, "standby", "wrk"))  # both forward
         for server, via, client in plan:
             c = clusters[server]
             active = c.settled()
@@ -477,11 +488,13 @@ def throughput_phase(clusters: dict, args, work: str) -> list[dict]:
                     "redirect-following (307 to the active)" if answered != target.base else "forwarding")
             url = f"{target.base}/v1/{path}"
             if client == "wrk":
+                spread = SPREAD.get(scenario, 0)
                 if args.warmup:
-                    run_wrk(url, method, c.token, body, args.conns, args.warmup, args.wrk_threads)
-                r = run_wrk(url, method, c.token, body, args.conns, args.seconds, args.wrk_threads)
+                    run_wrk(url, method, c.token, body, args.conns, args.warmup, args.wrk_threads, spread)
+                r = run_wrk(url, method, c.token, body, args.conns, args.seconds, args.wrk_threads, spread)
             else:
-                r = run_python(url, method, c.token, body, args.conns, args.seconds, args.warmup, args.py_procs)
+                r = run_python(url, method, c.token, body, args.conns, args.seconds, args.warmup, args.py_procs,
+                               SPREAD.get(scenario, 0))
             r.update({"server": server, "scenario": scenario, "via": via, "node": target.id, "mode": mode,
                       "conns": args.conns, "seconds": args.seconds})
             cells.append(r)
@@ -575,8 +588,9 @@ def print_report(result: dict) -> None:
     for row in s:
         print(f"| {row['measure']} | {row['vhsmd']} | {row['openbao']} | {row['ratio']} | {row['goal']} | "
               f"{row['met']} |")
-    print("\nvhsmd's standby figures are REDIRECT-FOLLOWING: the standby answers 307 and the client repeats the "
-          "request at the active (forwarding over attested TLS is not implemented yet); OpenBao's standby forwards.")
+    print("\nBoth servers' standbys forward to the active: vhsmd's over the nodes' attested TLS (the clients reach every "
+          "vhsmd node over HTTPS, trusting its self-signed certificate), OpenBao's over its cluster port. OpenBao's "
+          "clients use plain HTTP, as its reference setup does.")
 
 
 def summarise(result: dict) -> list[dict]:
@@ -615,8 +629,10 @@ def summarise(result: dict) -> list[dict]:
                              rps("openbao", "active", "wrk")),
                             (f"{scenario}, through the active (Python, the standby rows' client), req/s",
                              rps("vhsmd", "active", "python"), rps("openbao", "active", "python")),
-                            (f"{scenario}, through a standby (Python; vhsmd redirect-following, OpenBao forwarding), "
-                             "req/s", rps("vhsmd", "standby", "python"), rps("openbao", "standby", "python"))):
+                            (f"{scenario}, through a forwarding standby (wrk), req/s", rps("vhsmd", "standby", "wrk"),
+                             rps("openbao", "standby", "wrk")),
+                            (f"{scenario}, through a forwarding standby (Python), req/s",
+                             rps("vhsmd", "standby", "python"), rps("openbao", "standby", "python"))):
             r = ratio(v, b)
             rows.append({"measure": label, "vhsmd": fmt(v, 0), "openbao": fmt(b, 0), "ratio": fmt(r),
                          "goal": "ratio ≥ 3", "met": "yes" if r is not None and r >= 3 else "no",

@@ -3,6 +3,7 @@
 --   BENCH_METHOD     GET or POST
 --   BENCH_TOKEN      the X-Vault-Token value
 --   BENCH_BODY_FILE  a file holding the JSON body (POST only; optional)
+--   BENCH_SPREAD     N > 0: request number n goes to the URL's path with "-<n mod N>" appended (N KV secrets)
 -- At the end it prints one machine-readable line that the shell script parses:
 --   BENCH requests=N duration_us=N rps=F p50_us=N p90_us=N p99_us=N max_us=N status_errors=N connect_errors=N
 --         read_errors=N write_errors=N timeouts=N
@@ -17,6 +18,15 @@ if body_file and body_file ~= "" then
   wrk.body = f:read("*a")
   f:close()
   wrk.headers["Content-Type"] = "application/json"
+end
+
+local spread = tonumber(os.getenv("BENCH_SPREAD") or "0") or 0
+if spread > 0 then
+  local sent = 0
+  request = function()
+    sent = sent + 1
+    return wrk.format(nil, wrk.path .. "-" .. (sent % spread))
+  end
 end
 
 done = function(summary, latency, requests)

@@ -27,6 +27,7 @@ import os
 import random
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,26 @@ class Answer:
             return {}
 
 
+# Nodes started with TLS (--tls: bench-ha's forwarding cluster) serve their own self-signed certificate
+# (DATA/tls/cert.pem); the harness trusts exactly those, added to one bundle as each node starts.
+TRUST: dict = {"bundle": None, "context": None}
+
+
+def trust(certificate: str, bundle: str) -> None:
+    """Adds a node's certificate to the harness's bundle and rebuilds the client TLS context from it."""
+    with open(certificate) as f, open(bundle, "a") as out:
+        out.write(f.read())
+    TRUST["bundle"] = bundle
+    TRUST["context"] = ssl.create_default_context(cafile=bundle)
+
+
+def connection(u: urllib.parse.SplitResult, timeout: float) -> http.client.HTTPConnection:
+    """A connection to u's host: HTTPS (trusting the nodes' certificates) or plain HTTP, by u's scheme."""
+    if u.scheme == "https":
+        return http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=TRUST["context"])
+    return http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+
+
 def call(method: str, base: str, path: str, body: dict | None = None, token: str | None = None,
          timeout: float = 2.0, follow: bool = True, hops: int = 3) -> Answer:
     """One request to base + /v1/path; a 307 is followed (same method, body, token) when follow."""
@@ -108,7 +129,7 @@ def call(method: str, base: str, path: str, body: dict | None = None, token: str
     url = base + "/v1/" + path
     for _ in range(hops + 1):
         u = urllib.parse.urlsplit(url)
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        conn = connection(u, timeout)
         try:
             headers = {"Content-Type": "application/json"} if data is not None else {}
             if token:
@@ -380,7 +401,8 @@ class Node(Served):
         self.cluster = cluster
         self.id = f"node{index}"
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.tls = getattr(cluster.args, "tls", False)
+        self.base = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
         self.dir = os.path.join(cluster.work, self.id)
         self.chip = os.path.join(self.dir, "chip")
         self.socket = os.path.join(self.dir, "snp.sock")
@@ -407,7 +429,8 @@ class Node(Served):
         self.serve_emulator()
         a = c.args
         config = {
-            "listener": {"address": f"127.0.0.1:{self.port}", "tls_disable": True},
+            "listener": {"address": f"127.0.0.1:{self.port}"} if self.tls else {"address": f"127.0.0.1:{self.port}",
+                                                                               "tls_disable": True},
             "storage": {"path": self.data,
                         "postgresql": {"connection_url": c.pg.url, "table": a.table, "ha_table": a.ha_table,
                                        "max_connections": 8, "lease_ttl": f"{a.lease_ttl:g}s",
@@ -444,7 +467,12 @@ class Node(Served):
         self.proc = c.procs.start(daemon + ["--config", self.config], self.log)
         self.stopped = False
         deadline = time.monotonic() + CAP
+        certificate = os.path.join(self.data, "tls", "cert.pem")
+        trusted = not self.tls
         while time.monotonic() < deadline:
+            if not trusted and os.path.exists(certificate) and "ready on" in self.log_since_start():
+                trust(certificate, os.path.join(c.work, "nodes-ca.pem"))
+                trusted = True
             if self.proc.poll() is not None:
                 raise HAFailure(f"{self.id}: vhsmd exited ({self.proc.returncode}) at start; see {self.log}:\n"
                                 + self.log_tail())
@@ -772,7 +800,7 @@ class Run:
         while time.monotonic() < end:
             if time.monotonic() >= expired_at:
                 for n in others:
-                    r = http.client.HTTPConnection("127.0.0.1", n.port, timeout=2)
+                    r = connection(urllib.parse.urlsplit(n.base), 2)
                     try:
                         r.request("GET", "/v1/secret/data/ha-probe", headers={"X-Vault-Token": c.token})
                         answer = r.getresponse()
@@ -1021,7 +1049,7 @@ class Run:
         while time.monotonic() < deadline:
             c.pg.psql(f"UPDATE {a.ha_table} SET ha_value = '{forged}' WHERE ha_key = 'core/lock'")
             for n in standbys:
-                conn = http.client.HTTPConnection("127.0.0.1", n.port, timeout=2)
+                conn = connection(urllib.parse.urlsplit(n.base), 2)
                 try:
                     conn.request("GET", "/v1/secret/data/forged-probe", headers={"X-Vault-Token": c.token})
                     r = conn.getresponse()

@@ -102,23 +102,20 @@ class Answer:
             return {}
 
 
-# Nodes started with TLS (--tls: bench-ha's forwarding cluster) serve their own self-signed certificate
-# (DATA/tls/cert.pem); the harness trusts exactly those, added to one bundle as each node starts.
-TRUST: dict = {"bundle": None, "context": None}
+# Nodes started with TLS (bench-ha's forwarding cluster) serve their own self-signed certificate (DATA/tls/cert.pem);
+# the harness trusts, for each node's address, exactly that node's certificate (read when the node says it is ready).
+TRUST: dict[str, ssl.SSLContext] = {}
 
 
-def trust(certificate: str, bundle: str) -> None:
-    """Adds a node's certificate to the harness's bundle and rebuilds the client TLS context from it."""
-    with open(certificate) as f, open(bundle, "a") as out:
-        out.write(f.read())
-    TRUST["bundle"] = bundle
-    TRUST["context"] = ssl.create_default_context(cafile=bundle)
+def trust(netloc: str, certificate: str) -> None:
+    """Trusts certificate (and nothing else) for the node at netloc (host:port)."""
+    TRUST[netloc] = ssl.create_default_context(cafile=certificate)
 
 
 def connection(u: urllib.parse.SplitResult, timeout: float) -> http.client.HTTPConnection:
-    """A connection to u's host: HTTPS (trusting the nodes' certificates) or plain HTTP, by u's scheme."""
+    """A connection to u's host: HTTPS (trusting that node's certificate) or plain HTTP, by u's scheme."""
     if u.scheme == "https":
-        return http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=TRUST["context"])
+        return http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=TRUST.get(u.netloc))
     return http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
 
 
@@ -471,7 +468,7 @@ class Node(Served):
         trusted = not self.tls
         while time.monotonic() < deadline:
             if not trusted and os.path.exists(certificate) and "ready on" in self.log_since_start():
-                trust(certificate, os.path.join(c.work, "nodes-ca.pem"))
+                trust(urllib.parse.urlsplit(self.base).netloc, certificate)
                 trusted = True
             if self.proc.poll() is not None:
                 raise HAFailure(f"{self.id}: vhsmd exited ({self.proc.returncode}) at start; see {self.log}:\n"
@@ -585,7 +582,9 @@ class Cluster:
         if self.args.fake:
             self.token = call("PUT", first.base, "sys/init", {}, timeout=10).json().get("root_token", "")
         else:
-            done = subprocess.run([self.vhsm, "operator", "init", first.base, "--key", self.operator_key, "--json"],
+            cacert = ["--cacert", os.path.join(first.data, "tls", "cert.pem")] if first.tls else []
+            done = subprocess.run([self.vhsm, "operator", "init", first.base, "--key", self.operator_key, "--json"]
+                                  + cacert,
                                   capture_output=True, text=True, timeout=120)
             if done.returncode:
                 raise HAFailure(f"node1: 'vhsm operator init' failed ({done.returncode}): {done.stderr.strip()}; "

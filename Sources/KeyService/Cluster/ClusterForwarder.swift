@@ -26,12 +26,18 @@ final class ClusterForwarder: Sendable {
 
     let measurement: [UInt8]
     let verifier: ReportVerifier
-    /// Verified connections by api_addr; dropped when a request on one fails (the active node may have a new key).
-    private let verified = Mutex<[String: ClusterJoinHTTP]>([:])
+    /// Kept-alive connections to verified active nodes, by api_addr; dropped when a request fails (the active node
+    /// may have a new key), so the next request verifies it again.
+    private let verified = Mutex<[String: ForwardingPool]>([:])
 
     init(measurement: [UInt8], verifier: ReportVerifier) {
         self.measurement = measurement
         self.verifier = verifier
+    }
+
+    /// How many connections forwarding to `leader` opened since it was verified (nil: not verified now).
+    func connectionsOpened(to leader: String) -> Int? {
+        verified.withLock { $0[leader] }?.opened.load(ordering: .relaxed)
     }
 
     /// Forwards to `leader` (an `https://` api_addr); throws when it cannot (the caller answers the 307 instead).
@@ -41,11 +47,16 @@ final class ClusterForwarder: Sendable {
         guard leader.hasPrefix("https://") else {
             throw ClusterJoinError("the active node's api_addr \(leader) is not https: requests are not forwarded")
         }
-        let transport: ClusterJoinHTTP
+        let transport: ForwardingPool
         if let known = verified.withLock({ $0[leader] }) {
             transport = known
         } else {
-            transport = try await ClusterJoinHTTP.connect(url: leader, measurement: measurement, verifier: verifier)
+            let checked = try await ClusterJoinHTTP.connect(url: leader, measurement: measurement, verifier: verifier)
+            guard let leaf = checked.pinnedLeaf else {
+                throw ClusterJoinError("the active node \(leader) was not verified by attested TLS")
+            }
+            transport = try ForwardingPool(
+                host: checked.host, port: checked.port, pinnedLeaf: leaf, place: checked.place)
             verified.withLock { $0[leader] = transport }
         }
         var forwarded: [(String, String)] = [(Self.forwardedHeader, "1")]
@@ -57,7 +68,7 @@ final class ClusterForwarder: Sendable {
             answer = try await transport.send(
                 method: method, target: target, headers: forwarded, body: body, limit: Self.maximumAnswer)
         } catch {
-            _ = verified.withLock { $0.removeValue(forKey: leader) }
+            verified.withLock { if $0[leader] === transport { $0[leader] = nil } }
             throw error
         }
         var relayed = VaultHTTPAnswer(

@@ -34,11 +34,13 @@ extension ClusterJoinTests {
         let standbyLease = FakeLease(nodeID: "node2", apiAddress: "http://127.0.0.1:1")
         standbyRuntime.attach(standbyLease)
         let verifier = ClusterJoinSponsor.verifier(trustedRoots: [Self.chip.ark])
+        let forwarder = ClusterForwarder(measurement: Self.measurement, verifier: verifier)
         @Sendable func standby(expecting measurement: [UInt8]) throws -> some ApplicationProtocol {
             try buildApplication(
                 core: VaultCore(
                     runtime: standbyRuntime,
-                    forwarder: ClusterForwarder(measurement: measurement, verifier: verifier)),
+                    forwarder: measurement == Self.measurement
+                        ? forwarder : ClusterForwarder(measurement: measurement, verifier: verifier)),
                 host: "127.0.0.1", port: 0, logger: Logger(label: "test"), limits: ServerTests.patientLimits)
         }
         @Sendable func headers(_ extra: [String: String] = [:]) -> HTTPFields {
@@ -70,6 +72,8 @@ extension ClusterJoinTests {
                 }
                 // A missing token is the active node's answer too (403), not the standby's.
                 try await client.execute(uri: "/v1/secret/data/app", method: .get) { #expect($0.status == .forbidden) }
+                // The four requests, one after another, went over one kept-alive connection (one TLS handshake).
+                #expect(forwarder.connectionsOpened(to: leader) == 1)
                 // The standby still answers its own health.
                 try await client.execute(uri: "/v1/sys/health", method: .get) { #expect($0.status.code == 429) }
                 // The client opts out, or the request was forwarded once already: the 307.

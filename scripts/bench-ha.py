@@ -16,8 +16,8 @@ openbao_kv_store / openbao_ha_locks, `seal "static"` so that a restarted node un
 2. Throughput at --conns keep-alive connections for --seconds each: transit encrypt (32-byte plaintext), KV v2 write
    (one secret, and spread over 16 secrets), KV v2 read; through the active and through a standby, each with wrk
    (scripts/bench/vault.lua, as make bench) and with a Python client. Both servers' standbys forward to the active
-   (vhsmd's over the nodes' attested TLS). vhsmd's nodes serve HTTPS (their self-signed certificates, which the
-   clients trust), because its forwarding exists only between TLS nodes; OpenBao's listeners are plain HTTP.
+   (vhsmd's over the nodes' attested TLS). Both serve HTTPS: each vhsmd node its self-signed certificate (forwarding
+   exists only between TLS nodes), OpenBao a self-signed P-256 certificate made here; the clients trust those.
 3. Host facts, timings, a per-trial table, a summary with ratios; JSON in out/bench-ha.json.
 
 Usage: VHSMD=… VHSM=… scripts/bench-ha.py [--trials 5] [--stepdown-trials 3] [--seconds 10] [--only failover|throughput]
@@ -95,7 +95,7 @@ class BaoNode(Served):
         self.cluster = cluster
         self.id = f"bao{index}"
         self.port, self.cluster_port = free_port(), free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"https://127.0.0.1:{self.port}"
         self.dir = os.path.join(cluster.work, self.id)
         self.config = os.path.join(self.dir, "bao.hcl")
         self.log = os.path.join(self.dir, "bao.log")
@@ -112,7 +112,8 @@ class BaoNode(Served):
 listener "tcp" {{
   address         = "127.0.0.1:{self.port}"
   cluster_address = "127.0.0.1:{self.cluster_port}"
-  tls_disable     = true
+  tls_cert_file   = "{c.cert_file}"
+  tls_key_file    = "{c.cert_key}"
 }}
 seal "static" {{
   current_key_id = "bench-ha-1"
@@ -127,6 +128,7 @@ disable_mlock = true
     def start(self) -> None:
         with open(self.log, "a") as f:
             f.write(f"--- start at {time.strftime('%H:%M:%S')}\n")
+        ha_test.trust(urllib.parse.urlsplit(self.base).netloc, self.cluster.cert_file)
         self.proc = self.cluster.procs.start([self.cluster.bao, "server", f"-config={self.config}"], self.log)
         deadline = time.monotonic() + CAP
         while time.monotonic() < deadline:
@@ -144,6 +146,16 @@ class BaoCluster:
         self.bao, self.pg, self.procs, self.keep = bao, pg, procs, keep
         self.work = tempfile.mkdtemp(prefix="vhsm-bench-bao-")
         self.key_file = os.path.join(self.work, "static-seal.key")
+        # Its listeners serve HTTPS as vhsmd's do: one self-signed P-256 certificate for 127.0.0.1, trusted by the
+        # clients (as each vhsmd node's own).
+        self.cert_file = os.path.join(self.work, "tls-cert.pem")
+        self.cert_key = os.path.join(self.work, "tls-key.pem")
+        done = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                               "-nodes", "-keyout", self.cert_key, "-out", self.cert_file, "-days", "2",
+                               "-subj", "/CN=openbao-bench", "-addext", "subjectAltName=IP:127.0.0.1"],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise BenchFailure(f"openssl could not make OpenBao's certificate: {done.stderr.strip()}")
         self.nodes: list[BaoNode] = []
         self.token = ""
 
@@ -588,9 +600,8 @@ def print_report(result: dict) -> None:
     for row in s:
         print(f"| {row['measure']} | {row['vhsmd']} | {row['openbao']} | {row['ratio']} | {row['goal']} | "
               f"{row['met']} |")
-    print("\nBoth servers' standbys forward to the active: vhsmd's over the nodes' attested TLS (the clients reach every "
-          "vhsmd node over HTTPS, trusting its self-signed certificate), OpenBao's over its cluster port. OpenBao's "
-          "clients use plain HTTP, as its reference setup does.")
+    print("\nBoth servers serve HTTPS (self-signed certificates the clients trust) and their standbys forward to the "
+          "active: vhsmd's over the nodes' attested TLS, OpenBao's over its cluster port.")
 
 
 def summarise(result: dict) -> list[dict]:

@@ -376,16 +376,18 @@ enum OpenAPIDocument {
             path: "health",
             summary:
                 "Health and seal state, with Vault's status codes: 200 active (or alone), 429 a standby of a cluster, "
-                + "501 not initialised, 503 sealed; the *code parameters replace them, standbyok=true answers a "
-                + "standby as active.",
+                + "501 not initialised, 503 sealed; standbyok=true answers a standby as active. The query parameters "
+                + "activecode, standbycode, sealedcode, uninitcode, drsecondarycode, haunhealthycode, "
+                + "performancestandbycode and removedcode (a status from 200 to 999; 400 otherwise) replace the "
+                + "code of their state, with the same body.",
             verbs: [.read], unauthenticated: true,
-            responses: [(status: "400", description: "A *code parameter is not a status code from 200 to 999.")],
+            responses: [(status: "400", description: "A code parameter is not a status code from 200 to 999.")],
             bare: healthFields,
             sameBody: [
-                (status: "2XX", description: "The success code a *code parameter asked for."),
+                (status: "2XX", description: "The success code a code parameter asked for."),
                 (status: "429", description: "A standby of a cluster (standbycode; standbyok=true answers 200)."),
-                (status: "472", description: "Asked for by a *code parameter (Vault's DR secondary code)."),
-                (status: "473", description: "Asked for by a *code parameter (Vault's performance standby code)."),
+                (status: "472", description: "Asked for by a code parameter (Vault's DR secondary code)."),
+                (status: "473", description: "Asked for by a code parameter (Vault's performance standby code)."),
                 (status: "501", description: "Not initialised (uninitcode)."),
                 (status: "503", description: "Sealed (sealedcode)."),
             ],

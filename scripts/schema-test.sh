@@ -10,6 +10,8 @@
 #    the checks: no 5xx (not_a_server_error), every status documented (status_code_conformance), the documented
 #    content type (content_type_conformance) and body schema (response_schema_conformance); a request that times
 #    out is a failure too,
+#  - the cluster paths of issue 17 (sys/cluster/..., sys/step-down) are in the document, and schemathesis sent each of
+#    them (a node alone answers them with the documented 400),
 #  - afterwards vhsmd's process is alive and sys/health answers 200.
 # Not run by schemathesis: GET /sys/attestation (a documented 501 in dev mode: no Secure Processor; its answers are
 # tested by AttestationEndpointTests and make attested-test) and POST /auth/token/revoke-self (it would revoke the
@@ -47,12 +49,14 @@ check "a KV v2 secret is written (200)" '[ "$(api POST secret/data/s1 "{\"data\"
 check "a KV v1 secret is written (204)" '[ "$(api POST kv1/s1 "{\"a\":\"b\"}")" = 204 ]'
 
 curl -sf -H "X-Vault-Token: $root" "$url/v1/sys/internal/specs/openapi" >"$work/openapi.json"
-check "the OpenAPI document lists the transit, KV v1 and v2, sev-snp and identity paths" \
+check "the OpenAPI document lists the transit, KV v1 and v2, sev-snp, identity and cluster paths" \
   'python3 - "$work/openapi.json" <<"EOF"
 import json, sys
 paths = json.load(open(sys.argv[1]))["paths"]
 want = ["/transit/encrypt/{name}", "/kv1/{path}", "/secret/data/{path}", "/auth/sev-snp/login",
-        "/identity/oidc/role/{name}", "/sys/mounts/{path}"]
+        "/identity/oidc/role/{name}", "/sys/mounts/{path}", "/sys/cluster/members", "/sys/cluster/members/",
+        "/sys/cluster/members/{node_id}", "/sys/cluster/rotate-root", "/sys/cluster/join/nonce", "/sys/cluster/join",
+        "/sys/cluster/join-policy", "/sys/step-down"]
 missing = [p for p in want if p not in paths]
 print("schema-test: missing from the document:", missing) if missing else None
 sys.exit(bool(missing))
@@ -77,6 +81,25 @@ echo "schema-test: schemathesis ran ${cases:-?} test cases in ${seconds}s (exit 
 check "schemathesis finds no failure: no 5xx, no undocumented status, content type or body, no timeout" \
   '[ "$st_status" = 0 ] || { sed -n "/FAILURES\|ERRORS/,\$p" "$work/st.log" | head -200; false; }'
 check "schemathesis generated test cases (at least one per operation)" '[ "${cases:-0}" -ge "$operations" ]'
+# A node alone (dev) answers every cluster path with a documented 400: schemathesis must have sent each of them.
+check "schemathesis exercised the cluster operations (sys/cluster/..., sys/step-down)" \
+  'python3 - "$work/run.ndjson" <<"EOF"
+import json, sys
+want = {"GET /sys/cluster/members", "GET /sys/cluster/members/", "DELETE /sys/cluster/members/{node_id}",
+        "POST /sys/cluster/rotate-root", "POST /sys/cluster/join/nonce", "POST /sys/cluster/join",
+        "GET /sys/cluster/join-policy", "POST /sys/cluster/join-policy", "DELETE /sys/cluster/join-policy",
+        "POST /sys/step-down"}
+sent = {}
+for line in open(sys.argv[1]):
+    finished = json.loads(line).get("ScenarioFinished") or {}
+    recorder = finished.get("recorder") or {}
+    if recorder.get("label") in want:
+        sent[recorder["label"]] = sent.get(recorder["label"], 0) + len(recorder.get("cases") or {})
+print("schema-test: cases per cluster operation:", ", ".join(f"{k} {v}" for k, v in sorted(sent.items())))
+missing = sorted(label for label in want if not sent.get(label))
+print("schema-test: never exercised:", missing) if missing else None
+sys.exit(bool(missing))
+EOF'
 check "vhsmd's process is alive after the run" 'kill -0 "$VHSMD_PID"'
 check "sys/health answers 200 after the run" \
   '[ "$(curl -s -m 5 -o /dev/null -w "%{http_code}" "$url/v1/sys/health")" = 200 ]'

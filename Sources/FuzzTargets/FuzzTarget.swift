@@ -85,7 +85,8 @@ public struct TestData: Sendable {
 public enum FuzzTargets {
     public static let all: [FuzzTarget] = [
         SNPTargets.report, SNPTargets.reportVerify, SNPTargets.certificate, SNPTargets.certificateTable,
-        SNPTargets.idBlock, ServerTargets.listVerb, JSONTargets.vhsmdJSON, JSONTargets.strictJSON,
+        SNPTargets.idBlock, ServerTargets.listVerb, ClusterTargets.join, ClusterTargets.leaderAdvertisement,
+        JSONTargets.vhsmdJSON, JSONTargets.strictJSON,
         ServerTargets.policy, ServerTargets.transitCiphertext, ServerTargets.base64, ServerTargets.duration,
         GuestTargets.emulatorFrames, GuestTargets.snpGuestIoctl, VolumeTargets.luks2Header, BootTargets.cmdlineConfig,
     ]

@@ -253,7 +253,7 @@ final class Lease: ClusterLease, Sendable {
             """, "read the lease")
         guard let row = rows.first else { return nil }
         let (value, left) = try row.decode((String?, Double).self)
-        let leader = value.flatMap { try? JSONDecoder().decode(LeaderAdvertisement.self, from: Data($0.utf8)) }
+        let leader = value.flatMap(LeaderAdvertisement.init(haValue:))
         return (leader, left)
     }
 

@@ -99,12 +99,18 @@ final class ClusterJoinSponsor: Sendable {
         VaultError(status: status, messages: ["join refused: " + reason])
     }
 
-    func join(_ request: VaultRequest, context: Context) throws(VaultError) -> VaultReply {
+    /// `arrived`: when the request arrived (the nonce's expiry and the certificates' validity are judged then).
+    func join(_ request: VaultRequest, context: Context, arrived: Date = Date()) throws(VaultError) -> VaultReply {
         let body = request.body
-        let arrived = Date()
         var malformed: [String] = []
-        try SevSNPAuthConfig.refuseUnknown(
-            body, ["node_id", "nonce", "report", "certificates", "public_key"], what: "a join request")
+        // Refused as every malformed request is, its message naming the join (found by the cluster-join fuzz target).
+        do {
+            try SevSNPAuthConfig.refuseUnknown(
+                body, ["node_id", "nonce", "report", "certificates", "public_key"], what: "a join request")
+        } catch {
+            throw VaultError(
+                status: .badRequest, messages: error.messages.map { "join refused: malformed request: " + $0 })
+        }
         var nonce: [UInt8]?
         switch body["nonce"] {
         case .string(let text)?:

@@ -57,6 +57,15 @@ package struct LeaderAdvertisement: Codable, Sendable, Equatable {
         self.mac = mac
     }
 
+    /// The advertisement in the lease row's `ha_value` (JSON), as a standby reads it; nil when it is not one. The row
+    /// is the database's: whoever can write it can put anything there, so nothing in it is trusted until `verifies`.
+    package init?(haValue: String) {
+        guard let decoded = try? JSONDecoder().decode(LeaderAdvertisement.self, from: Data(haValue.utf8)) else {
+            return nil
+        }
+        self = decoded
+    }
+
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id"
         case apiAddress = "api_addr"

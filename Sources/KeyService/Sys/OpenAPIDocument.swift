@@ -21,6 +21,18 @@ enum OpenAPIDocument {
         /// The fields of a 200 answer (of a read, or of an update that answers one) under each top-level key
         /// (`data`; `auth` for a login); none: "200 OK" without a schema.
         var answers: [(key: String, fields: [Field])] = []
+        /// What a write (update, delete) answers when it succeeds.
+        var written: Written = .either
+        /// The fields of a 200 answer outside Vault's envelope (`sys/health`, `sys/leader`).
+        var bare: [Field] = []
+        /// Statuses answered with the same body as the 200 (`sys/health`: 429 on a standby, 501, 503; "2XX" for
+        /// any success code a query parameter asks for).
+        var sameBody: [(status: String, description: String)] = []
+        /// Optional query parameters of a read (name, type, description, pattern or "").
+        var optionalQuery: [(name: String, type: String, description: String, pattern: String)] = []
+
+        /// A write's success: "200" with a body, "204" without, or either (the common case: the document lists both).
+        enum Written { case either, body, empty }
     }
 
     struct Field {
@@ -46,7 +58,7 @@ enum OpenAPIDocument {
                 for (key, value) in item(route, full: full, tag: tag) { paths[key] = value }
             }
         }
-        add("sys/", system, tag: "system")
+        add("sys/", system + cluster, tag: "system")
         add("auth/token/", token, tag: "auth")
         addAuthMethods(authMounts, add)
         add("identity/", identity, tag: "identity")
@@ -134,17 +146,27 @@ enum OpenAPIDocument {
             if route.unauthenticated { operation["security"] = .array([]) }
             switch verb {
             case .read:
-                if !route.query.isEmpty {
-                    operation["parameters"] = .array(
-                        route.query.map { parameter in
-                            .object([
-                                "name": .string(parameter.name), "in": .string("query"), "required": .bool(true),
-                                "description": .string(parameter.description),
-                                "schema": .object(["type": .string("string"), "pattern": .string(parameter.pattern)]),
-                            ])
-                        })
+                if !route.query.isEmpty || !route.optionalQuery.isEmpty {
+                    let required: [JSONValue] = route.query.map { parameter in
+                        .object([
+                            "name": .string(parameter.name), "in": .string("query"), "required": .bool(true),
+                            "description": .string(parameter.description),
+                            "schema": .object(["type": .string("string"), "pattern": .string(parameter.pattern)]),
+                        ])
+                    }
+                    let optional: [JSONValue] = route.optionalQuery.map { parameter in
+                        var schema: [String: JSONValue] = ["type": .string(parameter.type)]
+                        if !parameter.pattern.isEmpty { schema["pattern"] = .string(parameter.pattern) }
+                        return .object([
+                            "name": .string(parameter.name), "in": .string("query"), "required": .bool(false),
+                            "description": .string(parameter.description), "schema": .object(schema),
+                        ])
+                    }
+                    operation["parameters"] = .array(required + optional)
                 }
-                if !route.responses.isEmpty {
+                if !route.answers.isEmpty || !route.bare.isEmpty {
+                    operation["responses"] = answerSchema(route)
+                } else if !route.responses.isEmpty {
                     operation["responses"] = .object(
                         Dictionary(
                             route.responses.map { response in
@@ -157,10 +179,11 @@ enum OpenAPIDocument {
                             },
                             uniquingKeysWith: { first, _ in first }))
                 }
-                if !route.answers.isEmpty, route.responses.isEmpty { operation["responses"] = answerSchema(route) }
                 plain["get"] = .object(finished(operation, verb, route))
             case .delete:
-                operation["responses"] = .object(["204": .object(["description": .string("empty body")])])
+                operation["responses"] =
+                    route.answers.isEmpty
+                    ? .object(["204": .object(["description": .string("empty body")])]) : answerSchema(route)
                 plain["delete"] = .object(finished(operation, verb, route))
             case .update:
                 if !route.fields.isEmpty {
@@ -190,6 +213,7 @@ enum OpenAPIDocument {
                         "schema": .object(["type": .string("string"), "enum": .array([.string("true")])]),
                     ])
                 ])
+                if !route.answers.isEmpty { operation["responses"] = answerSchema(route) }
                 listing["get"] = .object(finished(operation, verb, route))
             }
         }
@@ -257,7 +281,13 @@ enum OpenAPIDocument {
         var operation = operation
         guard case .object(var responses)? = operation["responses"] else { return operation }
         if verb == .update || verb == .patch || verb == .delete {
-            responses["204"] = responses["204"] ?? .object(["description": .string("Done; no body.")])
+            switch route.written {
+            case .either: responses["204"] = responses["204"] ?? .object(["description": .string("Done; no body.")])
+            case .body: responses["204"] = nil
+            case .empty:
+                responses["200"] = nil
+                responses["204"] = responses["204"] ?? .object(["description": .string("Done; no body.")])
+            }
         }
         for (status, description) in route.responses where responses[status] == nil {
             responses[status] =
@@ -274,6 +304,20 @@ enum OpenAPIDocument {
     /// A field's JSON schema; a list is a list of strings. A `duration` is sent as seconds or a Go duration
     /// string and answered as whole seconds; any answered field may be null (unset).
     static func schema(_ field: Field, answered: Bool = false) -> JSONValue {
+        // "array|string": either (anyOf), e.g. a join's certificates (a list, or one PEM chain or table).
+        if field.type.contains("|") {
+            var schema: [String: JSONValue] = [
+                "description": .string(field.description),
+                "anyOf": .array(
+                    field.type.split(separator: "|").map { type in
+                        type == "array"
+                            ? .object(["type": .string("array"), "items": .object(["type": .string("string")])])
+                            : .object(["type": .string(String(type))])
+                    }),
+            ]
+            if answered { schema["nullable"] = .bool(true) }
+            return .object(schema)
+        }
         var schema: [String: JSONValue] = ["type": .string(field.type), "description": .string(field.description)]
         if field.type == "duration" { schema["type"] = .string(answered ? "integer" : "string") }
         if field.type == "array" { schema["items"] = .object(["type": .string("string")]) }
@@ -281,8 +325,29 @@ enum OpenAPIDocument {
         return .object(schema)
     }
 
-    /// The 200 answer of a route with `answers`: Vault's envelope with each key's fields.
+    /// The 200 answer of a route with `answers`: Vault's envelope with each key's fields; of a route with `bare`
+    /// fields: those fields at the top level, also for its `sameBody` statuses.
     static func answerSchema(_ route: Route) -> JSONValue {
+        if !route.bare.isEmpty {
+            let content: JSONValue = .object([
+                "application/json": .object([
+                    "schema": .object([
+                        "type": .string("object"),
+                        "properties": .object(
+                            Dictionary(
+                                route.bare.map { ($0.name, schema($0, answered: true)) },
+                                uniquingKeysWith: { first, _ in first })),
+                    ])
+                ])
+            ])
+            var answers: [String: JSONValue] = [
+                "200": .object(["description": .string("OK"), "content": content])
+            ]
+            for (status, description) in route.sameBody {
+                answers[status] = .object(["description": .string(description), "content": content])
+            }
+            return .object(answers)
+        }
         var envelope: [String: JSONValue] = [:]
         for (key, fields) in route.answers {
             envelope[key] = .object([
@@ -308,8 +373,25 @@ enum OpenAPIDocument {
 
     static let system: [Route] = [
         Route(
-            path: "health", summary: "Health and seal state (Vault's status codes).", verbs: [.read],
-            unauthenticated: true),
+            path: "health",
+            summary:
+                "Health and seal state, with Vault's status codes: 200 active (or alone), 429 a standby of a cluster, "
+                + "501 not initialised, 503 sealed; standbyok=true answers a standby as active. The query parameters "
+                + "activecode, standbycode, sealedcode, uninitcode, drsecondarycode, haunhealthycode, "
+                + "performancestandbycode and removedcode (a status from 200 to 999; 400 otherwise) replace the "
+                + "code of their state, with the same body.",
+            verbs: [.read], unauthenticated: true,
+            responses: [(status: "400", description: "A code parameter is not a status code from 200 to 999.")],
+            bare: healthFields,
+            sameBody: [
+                (status: "2XX", description: "The success code a code parameter asked for."),
+                (status: "429", description: "A standby of a cluster (standbycode; standbyok=true answers 200)."),
+                (status: "472", description: "Asked for by a code parameter (Vault's DR secondary code)."),
+                (status: "473", description: "Asked for by a code parameter (Vault's performance standby code)."),
+                (status: "501", description: "Not initialised (uninitcode)."),
+                (status: "503", description: "Sealed (sealedcode)."),
+            ],
+            optionalQuery: healthQuery),
         Route(path: "seal-status", summary: "Seal state.", verbs: [.read], unauthenticated: true),
         Route(
             path: "init",
@@ -332,8 +414,22 @@ enum OpenAPIDocument {
             verbs: [.read, .update], fields: [Field("grant", "string", "An armored VHSM RECOVERY GRANT.")],
             unauthenticated: true),
         Route(
-            path: "leader", summary: "High-availability status (always standalone).", verbs: [.read],
-            unauthenticated: true),
+            path: "leader",
+            summary:
+                "High-availability status: ha_enabled is false on a node alone (SQLite, dev); on a node of a cluster "
+                + "(storage.postgresql), is_self says whether it is the active node and leader_address names the "
+                + "active node's api_addr, only while its lease is unexpired and its advertisement verifies (empty "
+                + "otherwise).",
+            verbs: [.read], unauthenticated: true,
+            bare: [
+                Field("ha_enabled", "boolean", "True on a node of a cluster."),
+                Field("is_self", "boolean", "This node is the active node."),
+                Field("leader_address", "string", "The active node's api_addr (empty: none known, or alone)."),
+                Field("leader_cluster_address", "string", "The same address (vhsmd has no separate cluster port)."),
+                Field("performance_standby", "boolean", "Always false."),
+                Field("leader_node_id", "string", "The active node's node_id (cluster only; empty: none known)."),
+                Field("active_time", "string", "When the active node became active, RFC 3339 (cluster only)."),
+            ]),
         Route(
             path: "attestation",
             summary:

@@ -485,7 +485,8 @@ struct VaultCore: Sendable {
                     "sys/step-down applies to a node of a cluster (storage.postgresql); this vhsmd is alone")
             }
             do { try await ha.stepDown() } catch {
-                throw VaultError(status: .internalServerError, messages: ["step-down failed: \(error)"])
+                // Not active any more, or the database did not answer: the service's state, not a server fault.
+                throw VaultError(status: .serviceUnavailable, messages: ["step-down failed: \(error)"])
             }
             return .noContent
         }

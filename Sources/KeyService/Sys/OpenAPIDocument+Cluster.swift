@@ -181,10 +181,6 @@ extension OpenAPIDocument {
             verbs: [.update], sudo: true,
             responses: [
                 alone, toActive, unavailable,
-                (
-                    status: "500",
-                    description: "The step-down failed: this node is no longer active, or the database did not answer."
-                ),
             ],
             written: .empty),
     ]

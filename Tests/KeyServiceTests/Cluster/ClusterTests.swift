@@ -23,6 +23,8 @@ final class FakeLease: HACoordinator {
     let apiAddress: String
     private let current = Mutex(HAView(isActive: false, leader: nil, activeSince: nil))
     let stepDowns = Atomic<Int>(0)
+    /// The next step-downs fail (a lease lost meanwhile, a database that does not answer).
+    let stepDownFails = Atomic<Bool>(false)
 
     init(nodeID: String = "node1", apiAddress: String = "http://10.0.0.1:8200") {
         self.nodeID = nodeID
@@ -31,7 +33,12 @@ final class FakeLease: HACoordinator {
 
     func set(_ view: HAView) { current.withLock { $0 = view } }
     func view() -> HAView { current.withLock { $0 } }
-    func stepDown() async throws { stepDowns.add(1, ordering: .relaxed) }
+    struct StepDownFailed: Error {}
+
+    func stepDown() async throws {
+        if stepDownFails.load(ordering: .relaxed) { throw StepDownFailed() }
+        stepDowns.add(1, ordering: .relaxed)
+    }
 
     func activate() {
         set(
@@ -273,6 +280,12 @@ extension Array {
                 #expect($0.status == .noContent)
             }
             #expect(lease.stepDowns.load(ordering: .relaxed) == 1)
+            // A step-down that fails (the lease was lost meanwhile, the database did not answer) is a 503.
+            lease.stepDownFails.store(true, ordering: .relaxed)
+            try await client.execute(uri: "/v1/sys/step-down", method: .put, headers: token(root)) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(String(buffer: response.body).contains("step-down failed"))
+            }
         }
     }
 

@@ -104,6 +104,8 @@ import Testing
     /// of them, called on this node (not a cluster's: DevStorage), answers a 400 the document lists, whose sentence
     /// says the node is alone.
     @Test func theDocumentListsTheClusterPathsAndWhatANodeAloneAnswers() async throws {
+        // The join policy's fields are described (as the sev-snp role's), every one the sponsor accepts.
+        #expect(Set(OpenAPIDocument.joinPolicyFields.map(\.name)) == ClusterJoinSponsor.policyFields)
         let (app, root) = try await server.makeApp()
         let token: HTTPFields = [HTTPField.Name("X-Vault-Token")!: root]
         try await app.test(.live) { client in

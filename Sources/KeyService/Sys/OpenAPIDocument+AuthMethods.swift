@@ -61,7 +61,7 @@ extension OpenAPIDocument {
         Field("clock_skew", "duration", "Seconds or a duration excused on certificate validity times (at most 1 h)."),
     ]
 
-    private static let roleFields = [
+    static let roleFields = [
         Field("bound_measurements", "array", "MEASUREMENTs (96 hex digits), any of."),
         Field("bound_host_data", "string", "HOST_DATA (64 hex digits)."),
         Field("bound_id_key_digests", "array", "ID_KEY_DIGESTs (96 hex digits) of signed images, any of."),

@@ -185,21 +185,7 @@ extension OpenAPIDocument {
             written: .empty),
     ]
 
-    /// The fields of `sys/cluster/join-policy` (`ClusterJoinSponsor.policyFields`): a `sev-snp` role's constraints.
-    static let joinPolicyFields = [
-        Field("bound_measurements", "array", "MEASUREMENTs (96 hex digits), any of."),
-        Field("bound_host_data", "string", "HOST_DATA (64 hex digits)."),
-        Field("bound_id_key_digests", "array", "ID_KEY_DIGESTs (96 hex digits) of signed images, any of."),
-        Field("bound_author_key_digests", "array", "AUTHOR_KEY_DIGESTs (96 hex digits), any of."),
-        Field("bound_family_ids", "array", "FAMILY_IDs (32 hex digits), any of."),
-        Field("bound_image_ids", "array", "IMAGE_IDs (32 hex digits), any of."),
-        Field("min_guest_svn", "integer", "The lowest GUEST_SVN accepted."),
-        Field("min_tcb", "string", "The lowest REPORTED_TCB (16 hex digits, report order), per component."),
-        Field("bound_products", "array", "Product lines: milan, genoa, turin."),
-        Field("bound_chip_ids", "array", "CHIP_IDs (128 hex digits; VCEK-signed reports only), any of."),
-        Field("bound_vmpl", "integer", "The VMPL the report must be for (0-3; -1: any)."),
-        Field("allow_vlek", "boolean", "Accept VLEK-signed reports (default true)."),
-        Field("permit_provisional_firmware", "boolean", "Accept COMMITTED_TCB below CURRENT_TCB (default false)."),
-        Field("minimum_launch_tcb", "string", "The lowest LAUNCH_TCB (16 hex digits), per component."),
-    ]
+    /// The fields of `sys/cluster/join-policy` (`ClusterJoinSponsor.policyFields`): a `sev-snp` role's constraints,
+    /// described as the role's are.
+    static let joinPolicyFields = roleFields.filter { ClusterJoinSponsor.policyFields.contains($0.name) }
 }

@@ -85,42 +85,23 @@ struct ClusterJoinHTTP: ClusterJoinTransport {
     func send(
         method: HTTPMethod, target: String, headers: [(String, String)], body: [UInt8], limit: Int
     ) async throws -> (status: Int, headers: HTTPHeaders, body: [UInt8]) {
-        let context: NIOSSLContext?
-        if pinnedLeaf != nil {
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            configuration.minimumTLSVersion = .tlsv12
-            // The leaf is accepted by its identity (the DER attested TLS verified), not by names or a chain.
-            configuration.certificateVerification = .noHostnameVerification
-            context = try NIOSSLContext(configuration: configuration)
-        } else {
-            context = nil
-        }
+        let context = try pinnedLeaf.map { _ in try PinnedLeaf.clientContext() }
         let pinned = pinnedLeaf
         let host = self.host
-        let serverName = host.contains(":") || host.split(separator: ".").allSatisfy({ Int($0) != nil }) ? nil : host
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(20))
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let context, let pinned {
-                        let handler = try NIOSSLClientHandler(
-                            context: context, serverHostname: serverName,
-                            customVerificationCallback: { certificates, promise in
-                                guard let leaf = certificates.first, let der = try? leaf.toDERBytes(), der == pinned
-                                else {
-                                    promise.succeed(.failed)
-                                    return
-                                }
-                                promise.succeed(.certificateVerified)
-                            })
-                        try channel.pipeline.syncOperations.addHandler(handler)
+                        try channel.pipeline.syncOperations.addHandler(
+                            try PinnedLeaf.handler(context: context, host: host, pinned: pinned))
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
                         wrappingChannelSynchronously: channel)
                 }
             }
-        let hostHeader = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let hostHeader = PinnedLeaf.hostHeader(host: host, port: port)
         let place = self.place
         return try await channel.executeThenClose { inbound, outbound in
             var head = HTTPRequestHead(version: .http1_1, method: method, uri: target)

@@ -29,11 +29,7 @@ final class ForwardingPool: Sendable {
         self.port = port
         self.pinnedLeaf = pinnedLeaf
         self.place = place
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.minimumTLSVersion = .tlsv12
-        // The leaf is accepted by its identity (the DER attested TLS verified), not by names or a chain.
-        configuration.certificateVerification = .noHostnameVerification
-        context = try NIOSSLContext(configuration: configuration)
+        context = try PinnedLeaf.clientContext()
     }
 
     deinit {
@@ -76,23 +72,14 @@ final class ForwardingPool: Sendable {
 
     private func open() async throws -> ForwardingConnection {
         let (context, pinned, host) = (self.context, pinnedLeaf, self.host)
-        let serverName = host.contains(":") || host.split(separator: ".").allSatisfy({ Int($0) != nil }) ? nil : host
-        let hostHeader = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let hostHeader = PinnedLeaf.hostHeader(host: host, port: port)
         let place = self.place
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(20))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let tls = try NIOSSLClientHandler(
-                        context: context, serverHostname: serverName,
-                        customVerificationCallback: { certificates, promise in
-                            guard let leaf = certificates.first, let der = try? leaf.toDERBytes(), der == pinned else {
-                                promise.succeed(.failed)
-                                return
-                            }
-                            promise.succeed(.certificateVerified)
-                        })
-                    try channel.pipeline.syncOperations.addHandler(tls)
+                    try channel.pipeline.syncOperations.addHandler(
+                        try PinnedLeaf.handler(context: context, host: host, pinned: pinned))
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(
                         ForwardingConnection.Handler(hostHeader: hostHeader, place: place))
@@ -101,6 +88,37 @@ final class ForwardingPool: Sendable {
             .connect(host: host, port: port).get()
         opened.add(1, ordering: .relaxed)
         return ForwardingConnection(channel: channel)
+    }
+}
+
+/// HTTPS to a node whose leaf certificate attested TLS verified: the leaf is accepted by its identity (the DER that
+/// was verified), not by names or a chain. Used by the join (`ClusterJoinHTTP`) and by forwarding (`ForwardingPool`).
+enum PinnedLeaf {
+    static func clientContext() throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.certificateVerification = .noHostnameVerification
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    /// The TLS handler of a connection to `host` that accepts only `pinned` as the server's leaf.
+    static func handler(context: NIOSSLContext, host: String, pinned: [UInt8]) throws -> NIOSSLClientHandler {
+        // SNI only for a name, never for an IP address.
+        let serverName = host.contains(":") || host.split(separator: ".").allSatisfy({ Int($0) != nil }) ? nil : host
+        return try NIOSSLClientHandler(
+            context: context, serverHostname: serverName,
+            customVerificationCallback: { certificates, promise in
+                guard let leaf = certificates.first, let der = try? leaf.toDERBytes(), der == pinned else {
+                    promise.succeed(.failed)
+                    return
+                }
+                promise.succeed(.certificateVerified)
+            })
+    }
+
+    /// The Host header for `host` and `port` (an IPv6 address in brackets).
+    static func hostHeader(host: String, port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }
 

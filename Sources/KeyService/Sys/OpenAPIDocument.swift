@@ -147,20 +147,12 @@ enum OpenAPIDocument {
             switch verb {
             case .read:
                 if !route.query.isEmpty || !route.optionalQuery.isEmpty {
-                    let required: [JSONValue] = route.query.map { parameter in
-                        .object([
-                            "name": .string(parameter.name), "in": .string("query"), "required": .bool(true),
-                            "description": .string(parameter.description),
-                            "schema": .object(["type": .string("string"), "pattern": .string(parameter.pattern)]),
-                        ])
+                    // Required ones are strings with a pattern; optional ones have a type and maybe a pattern.
+                    let required = route.query.map {
+                        queryParameter($0.name, type: "string", $0.description, pattern: $0.pattern, required: true)
                     }
-                    let optional: [JSONValue] = route.optionalQuery.map { parameter in
-                        var schema: [String: JSONValue] = ["type": .string(parameter.type)]
-                        if !parameter.pattern.isEmpty { schema["pattern"] = .string(parameter.pattern) }
-                        return .object([
-                            "name": .string(parameter.name), "in": .string("query"), "required": .bool(false),
-                            "description": .string(parameter.description), "schema": .object(schema),
-                        ])
+                    let optional = route.optionalQuery.map {
+                        queryParameter($0.name, type: $0.type, $0.description, pattern: $0.pattern, required: false)
                     }
                     operation["parameters"] = .array(required + optional)
                 }
@@ -299,6 +291,18 @@ enum OpenAPIDocument {
         }
         operation["responses"] = .object(responses)
         return operation
+    }
+
+    /// A query parameter of a read ("" pattern: none).
+    static func queryParameter(
+        _ name: String, type: String, _ description: String, pattern: String, required: Bool
+    ) -> JSONValue {
+        var schema: [String: JSONValue] = ["type": .string(type)]
+        if !pattern.isEmpty { schema["pattern"] = .string(pattern) }
+        return .object([
+            "name": .string(name), "in": .string("query"), "required": .bool(required),
+            "description": .string(description), "schema": .object(schema),
+        ])
     }
 
     /// A field's JSON schema; a list is a list of strings. A `duration` is sent as seconds or a Go duration

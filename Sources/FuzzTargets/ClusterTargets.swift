@@ -16,13 +16,13 @@ enum ClusterTargets {
         var publicKeyPEM: String
     }
 
-    nonisolated(unsafe) private static var loadedJoin: JoinFixture?
-    private static let joinLock = NSLock()
+    private static let loadedJoin = MadeOnce<JoinFixture>()
 
     static func joinFixture(_ data: TestData = .default) throws(FuzzFinding) -> JoinFixture {
-        joinLock.lock()
-        defer { joinLock.unlock() }
-        if let loadedJoin { return loadedJoin }
+        try loadedJoin.value { () throws(FuzzFinding) in try makeJoinFixture(data) }
+    }
+
+    private static func makeJoinFixture(_ data: TestData) throws(FuzzFinding) -> JoinFixture {
         let vector = try SNPTargets.vector(data)
         let report: AttestationReport
         do { report = try AttestationReport(bytes: vector.report) } catch {
@@ -38,7 +38,6 @@ enum ClusterTargets {
             probe: ClusterJoinProbe(
                 measurement: report.measurement, rootKey: SymmetricKey(data: [UInt8](repeating: 0x5A, count: 32))),
             vector: vector, publicKeyPEM: HPKEPublicKey.x25519(joiner.publicKey).pemRepresentation)
-        loadedJoin = fixture
         return fixture
     }
 

@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 
 /// One fuzz target: an attacker-facing parser behind a single entry point, the seeds its corpus starts from, and
 /// the oracle its result is checked against. libFuzzer (`vhsm-fuzz`) and `swift test` (FuzzTests) call the same
@@ -99,4 +100,19 @@ enum FuzzInput {
     /// The input as text when it is valid UTF-8 (the parsers of text take `String`; invalid UTF-8 never reaches
     /// them, because the HTTP layer decodes first).
     static func text(_ bytes: [UInt8]) -> String? { String(validating: bytes, as: UTF8.self) }
+}
+
+/// A fixture made once per process, under a lock: the fuzzer calls `run` millions of times. A failure is not kept;
+/// the next call tries again (and reports again).
+final class MadeOnce<Value: Sendable>: Sendable {
+    private let made = Mutex<Value?>(nil)
+
+    func value(_ make: () throws(FuzzFinding) -> Value) throws(FuzzFinding) -> Value {
+        try made.withLock { made throws(FuzzFinding) -> Value in
+            if let made { return made }
+            let value = try make()
+            made = value
+            return value
+        }
+    }
 }

@@ -12,20 +12,20 @@ enum GuestTargets {
 
     /// One emulated chip and guest per process: minting a chip (two RSA-4096 keys) is slow, and the fuzzer calls
     /// `run` millions of times.
-    struct Emulated {
+    struct Emulated: Sendable {
         var guest: EmulatedGuest
         var verifier: ReportVerifier
         var vcek: AMDCertificate
         var ask: AMDCertificate
     }
 
-    nonisolated(unsafe) private static var emulated: Emulated?
-    private static let emulatedLock = NSLock()
+    private static let emulated = MadeOnce<Emulated>()
 
     static func emulatedGuest() throws(FuzzFinding) -> Emulated {
-        emulatedLock.lock()
-        defer { emulatedLock.unlock() }
-        if let emulated { return emulated }
+        try emulated.value { () throws(FuzzFinding) in try makeEmulatedGuest() }
+    }
+
+    private static func makeEmulatedGuest() throws(FuzzFinding) -> Emulated {
         do {
             let chip = try ChipState.create(product: .milan)
             let guest = try EmulatedGuest(
@@ -39,7 +39,6 @@ enum GuestTargets {
             let made = Emulated(
                 guest: guest, verifier: ReportVerifier(roots: [chip.ark]),
                 vcek: try AMDCertificate(derEncoded: vcekBytes), ask: try AMDCertificate(derEncoded: askBytes))
-            emulated = made
             return made
         } catch let error as FuzzFinding {
             throw error

@@ -22,7 +22,7 @@ enum SNPTargets {
         })
 
     /// The real report the verifier target mutates, with its VCEK and chain (vectors.json's first report vector).
-    struct Vector {
+    struct Vector: Sendable {
         var report: [UInt8]
         var endorsement: AMDCertificate
         var candidates: [AMDCertificate]
@@ -57,16 +57,10 @@ enum SNPTargets {
     }
 
     /// Loaded once per process: the fuzzer calls `run` millions of times.
-    nonisolated(unsafe) private static var loadedVector: Vector?
-    private static let vectorLock = NSLock()
+    private static let loadedVector = MadeOnce<Vector>()
 
     static func cachedVector() throws(FuzzFinding) -> Vector {
-        vectorLock.lock()
-        defer { vectorLock.unlock() }
-        if let loadedVector { return loadedVector }
-        let loaded = try vector(.default)
-        loadedVector = loaded
-        return loaded
+        try loadedVector.value { () throws(FuzzFinding) in try vector(.default) }
     }
 
     /// `ReportVerifier` (AMD's pinned ARKs) with a fixed real VCEK and chain: never crashes, and whatever verifies

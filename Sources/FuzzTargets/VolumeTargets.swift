@@ -70,18 +70,18 @@ enum VolumeTargets {
 
     /// The headers vhsm formats, one per seal mode, and their validated metadata: the seeds, and the enrolments
     /// whose MAC the fixed keys verify. Formatted once per process on sparse image files.
-    struct Formatted {
+    struct Formatted: Sendable {
         var area: [UInt8]
         var metadata: Metadata
     }
 
-    nonisolated(unsafe) private static var formatted: [Formatted]?
-    private static let formattedLock = NSLock()
+    private static let formatted = MadeOnce<[Formatted]>()
 
     static func formattedHeaders() throws(FuzzFinding) -> [Formatted] {
-        formattedLock.lock()
-        defer { formattedLock.unlock() }
-        if let formatted { return formatted }
+        try formatted.value { () throws(FuzzFinding) in try formatHeaders() }
+    }
+
+    private static func formatHeaders() throws(FuzzFinding) -> [Formatted] {
         let bindings: [(SNPBinding, RecoveryRecipient?)] = [
             (
                 SNPBinding(
@@ -112,7 +112,6 @@ enum VolumeTargets {
                 throw FuzzFinding("luks2-header", "cannot format a \(binding.mode) seed volume: \(error)")
             }
         }
-        formatted = made
         return made
     }
 

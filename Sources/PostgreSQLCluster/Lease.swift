@@ -115,26 +115,37 @@ final class Lease: ClusterLease, Sendable {
                 demote(reason: "no renewal succeeded for \(ttl - margin), so the lease may expire")
                 return false
             }
-            guard let term = store.hold.current else {
-                demote(reason: "it holds no term")
-                return false
-            }
-            let sent = ContinuousClock.now
-            do {
-                if try await renew(term) {
-                    state.withLock { $0.deadline = sent + ttl - margin }
-                } else {
-                    demote(reason: "its lease (epoch \(term.epoch)) was taken or expired")
-                    return false
-                }
-            } catch {
-                // Keep trying until the deadline; the next tick demotes past it.
-                complain("vhsmd: renewing the lease failed (serving until the lease may expire): \(error)")
-            }
-            return true
+            return await renewHeld()
         }
         await standbyTick()
         return state.withLock { if case .active = $0.phase { true } else { false } }
+    }
+
+    /// Renews the held term (and re-signs the advertisement); false when the node is no longer active.
+    private func renewHeld() async -> Bool {
+        guard let term = store.hold.current else {
+            demote(reason: "it holds no term")
+            return false
+        }
+        let sent = ContinuousClock.now
+        do {
+            if try await renew(term) {
+                // A renewal sent earlier may answer later (`advertisementKeyLearned` renews out of turn).
+                state.withLock { $0.deadline = max($0.deadline, sent + ttl - margin) }
+            } else {
+                demote(reason: "its lease (epoch \(term.epoch)) was taken or expired")
+                return false
+            }
+        } catch {
+            // Keep trying until the deadline; the next tick demotes past it.
+            complain("vhsmd: renewing the lease failed (serving until the lease may expire): \(error)")
+        }
+        return true
+    }
+
+    func advertisementKeyLearned() {
+        guard case .active = state.withLock({ $0.phase }) else { return }
+        Task { _ = await self.renewHeld() }
     }
 
     private func standbyTick() async {
@@ -146,8 +157,9 @@ final class Lease: ClusterLease, Sendable {
             return
         }
         if let (leader, left) = current, left > 0 {
-            // Kept as read; `view()` names it only if it verifies. A forged one is reported here.
-            if let leader, let key = events.advertisementKey(), !leader.verifies(with: key) {
+            // Kept as read; `view()` names it only if it verifies. A forged one is reported here; an unsigned one
+            // is an active node that took the lease before the cluster was initialised and signs it at once after.
+            if let leader, leader.mac != nil, let key = events.advertisementKey(), !leader.verifies(with: key) {
                 complain(
                     "vhsmd: the lease row's leader advertisement (node \(leader.nodeID)) does not verify under this "
                         + "cluster's key: ignored; was the row written outside vhsmd?")

@@ -23,12 +23,18 @@ final class ForwardingPool: Sendable {
     static let idleLimit = Duration.seconds(30)
     /// Idle connections kept at most (more concurrent requests open more; they close when they come back).
     static let maximumIdle = 64
+    /// How long a forwarded request may wait for its whole answer (Vault's default `max_request_duration`). The
+    /// host controls the network: it can stall a connection it cannot answer on (the leaf is pinned), and without a
+    /// bound the client's request would wait for as long as the client does.
+    static let answerLimit = Duration.seconds(90)
+    let answerTimeout: Duration
 
-    init(host: String, port: Int, pinnedLeaf: [UInt8], place: String) throws {
+    init(host: String, port: Int, pinnedLeaf: [UInt8], place: String, answerTimeout: Duration = answerLimit) throws {
         self.host = host
         self.port = port
         self.pinnedLeaf = pinnedLeaf
         self.place = place
+        self.answerTimeout = answerTimeout
         context = try PinnedLeaf.clientContext()
     }
 
@@ -74,6 +80,7 @@ final class ForwardingPool: Sendable {
         let (context, pinned, host) = (self.context, pinnedLeaf, self.host)
         let hostHeader = PinnedLeaf.hostHeader(host: host, port: port)
         let place = self.place
+        let timeout = TimeAmount(answerTimeout)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(20))
             .channelInitializer { channel in
@@ -82,7 +89,7 @@ final class ForwardingPool: Sendable {
                         try PinnedLeaf.handler(context: context, host: host, pinned: pinned))
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(
-                        ForwardingConnection.Handler(hostHeader: hostHeader, place: place))
+                        ForwardingConnection.Handler(hostHeader: hostHeader, place: place, timeout: timeout))
                 }
             }
             .connect(host: host, port: port).get()
@@ -148,7 +155,8 @@ struct ForwardingConnection: Sendable {
         return try await promise.futureResult.get()
     }
 
-    /// Writes a `Request` as HTTP/1.1 and completes its promise with the answer (or the connection's failure).
+    /// Writes a `Request` as HTTP/1.1 and completes its promise with the answer (or the connection's failure). An
+    /// answer not complete within `timeout` fails the request and closes the connection.
     final class Handler: ChannelDuplexHandler, RemovableChannelHandler {
         typealias InboundIn = HTTPClientResponsePart
         typealias OutboundIn = Request
@@ -156,15 +164,18 @@ struct ForwardingConnection: Sendable {
 
         let hostHeader: String
         let place: String
+        let timeout: TimeAmount
         private var pending: Request?
+        private var deadline: Scheduled<Void>?
         private var status: Int?
         private var headers = HTTPHeaders()
         private var received: [UInt8] = []
         private var keepAlive = true
 
-        init(hostHeader: String, place: String) {
+        init(hostHeader: String, place: String, timeout: TimeAmount) {
             self.hostHeader = hostHeader
             self.place = place
+            self.timeout = timeout
         }
 
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -174,6 +185,18 @@ struct ForwardingConnection: Sendable {
                 return
             }
             pending = request
+            let (loopBound, place, seconds) = (
+                NIOLoopBound((self, context), eventLoop: context.eventLoop), place,
+                Double(timeout.nanoseconds) / 1e9
+            )
+            deadline = context.eventLoop.scheduleTask(in: timeout) {
+                let (handler, context) = loopBound.value
+                handler.fail(
+                    ClusterJoinError(
+                        "the active node \(place) did not answer within \(seconds) s: the request was "
+                            + "dropped and its connection closed"))
+                context.close(promise: nil)
+            }
             status = nil
             headers = HTTPHeaders()
             received = []
@@ -204,6 +227,8 @@ struct ForwardingConnection: Sendable {
                 }
             case .end:
                 pending = nil
+                deadline?.cancel()
+                deadline = nil
                 guard let status else {
                     request.promise.fail(ClusterJoinError("the answer of \(place) has no status line"))
                     context.close(promise: nil)
@@ -224,6 +249,8 @@ struct ForwardingConnection: Sendable {
         }
 
         private func fail(_ error: any Error) {
+            deadline?.cancel()
+            deadline = nil
             guard let request = pending else { return }
             pending = nil
             request.promise.fail(error)

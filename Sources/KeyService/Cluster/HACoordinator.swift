@@ -17,6 +17,10 @@ package protocol HACoordinator: Sendable {
     /// `sys/step-down`: gives the lease up at once (the row expires, its epoch is kept) and stays out of elections
     /// for `HAView.stepDownPause`. Throws when the node is not active or the database does not answer.
     func stepDown() async throws
+    /// This node has just derived the advertisement key (`sys/init`, a join, an unseal): an active node that wrote
+    /// its advertisement unsigned (it took the lease before the cluster was initialised) signs it now, not at its next
+    /// renewal, so standbys name it from their next read of the row.
+    func advertisementKeyLearned()
 }
 
 /// A node's view of the cluster's leadership (`HACoordinator.view()`).

@@ -486,7 +486,11 @@ extension Runtime: HAEvents {
         else { return }
         let key = HKDF<SHA256>.deriveKey(
             inputKeyMaterial: pathKey, info: Array("vhsm/cluster/leader/v1".utf8), outputByteCount: 32)
-        advertisement.withLock { $0 = key }
+        let learned = advertisement.withLock { known in
+            defer { known = known ?? key }
+            return known == nil
+        }
+        if learned { coordinator.withLock { $0 }?.advertisementKeyLearned() }
     }
 
     /// This node lost or gave up the lease: it stops serving at once; its barrier stays unsealed (the keyring is

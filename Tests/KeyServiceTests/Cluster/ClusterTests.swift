@@ -31,7 +31,11 @@ final class FakeLease: HACoordinator {
         self.apiAddress = apiAddress
     }
 
+    /// How many times the runtime said it derived the advertisement key.
+    let keysLearned = Atomic<Int>(0)
+
     func set(_ view: HAView) { current.withLock { $0 = view } }
+    func advertisementKeyLearned() { keysLearned.add(1, ordering: .relaxed) }
     func view() -> HAView { current.withLock { $0 } }
     struct StepDownFailed: Error {}
 
@@ -532,8 +536,13 @@ extension Array {
         runtime.attach(lease)
         lease.activate()
         try runtime.becameActive()
+        #expect(lease.keysLearned.load(ordering: .relaxed) == 0)
         _ = try runtime.initialize()
         let key = try #require(runtime.advertisementKey())
+        // The lease is told once, so the active node signs its advertisement at once (not at its next renewal).
+        #expect(lease.keysLearned.load(ordering: .relaxed) == 1)
+        try runtime.becameActive()
+        #expect(lease.keysLearned.load(ordering: .relaxed) == 1)
         // Another member (same store, its own barrier unsealed with the cluster root key) derives the same key.
         let other = Barrier(backend: store)
         try other.unseal(rootKey: try seal.rootKey())

@@ -5,6 +5,9 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
 import SNP
 import SNPEmulator
 import Synchronization
@@ -93,6 +96,50 @@ extension ClusterJoinTests {
                     #expect(response.headers[.location] == leader + "/v1/secret/data/app")
                 }
             }
+        }
+    }
+}
+
+/// The pool's connections to the active node: an answer that never comes is bounded.
+@Suite struct ForwardingPoolTests {
+    /// Completes the TLS handshake, reads every request and never answers.
+    final class Silent: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+    }
+
+    @Test func anActiveNodeThatNeverAnswersFailsTheRequestAndItsConnectionIsNotReused() async throws {
+        let directory = TemporaryDirectory()
+        let identity = try TLSIdentity.selfSigned(directory: directory.path, host: "127.0.0.1")
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: identity.certificateChain.map { .certificate($0) },
+            privateKey: .privateKey(identity.privateKey))
+        configuration.minimumTLSVersion = .tlsv12
+        let context = try NIOSSLContext(configuration: configuration)
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                    try channel.pipeline.syncOperations.addHandler(Silent())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { server.close(promise: nil) }
+        let port = try #require(server.localAddress?.port)
+        let leaf = try #require(try identity.certificateChain.first?.toDERBytes())
+        let pool = try ForwardingPool(
+            host: "127.0.0.1", port: port, pinnedLeaf: leaf, place: "https://127.0.0.1:\(port)",
+            answerTimeout: .milliseconds(300))
+        for attempt in 1...2 {
+            do {
+                _ = try await pool.send(method: .GET, target: "/v1/sys/health", headers: [], body: [], limit: 1 << 20)
+                Issue.record("a server that never answers was taken to have answered")
+            } catch {
+                // The sentence names the node and the bound; the handshake itself succeeded (the leaf is the pinned one).
+                #expect("\(error)".contains("the active node https://127.0.0.1:\(port) did not answer within 0.3 s"))
+            }
+            // The stalled connection was closed, not kept: each attempt opened its own.
+            #expect(pool.opened.load(ordering: .relaxed) == attempt)
         }
     }
 }

@@ -117,3 +117,131 @@ import Testing
         #expect(try store.metadata("a") != nil && store.metadata("b") != nil)
     }
 }
+
+/// Writes of one secret that queue behind a write in progress go to the storage together, as one lot (group commit):
+/// one read and one write of the secret's record, and each writer still gets its own version or its own refusal.
+@Suite struct KVWriteLotTests {
+    /// A memory store whose first `put` of `path` waits until `open()`, and which counts and can fail those puts.
+    final class Gate: StorageBackend {
+        let inner = MemoryBackend()
+        let path: String
+        let puts = Atomic<Int>(0)
+        let failing = Atomic<Bool>(false)
+        let entered = DispatchSemaphore(value: 0)
+        let opened = DispatchSemaphore(value: 0)
+
+        init(path: String) { self.path = path }
+
+        func get(_ path: String) throws -> [UInt8]? { try inner.get(path) }
+        func delete(_ path: String) throws { try inner.delete(path) }
+        func list(prefix: String) throws -> [String] { try inner.list(prefix: prefix) }
+        func transaction<Result>(_ body: (any StorageTransaction) throws -> Result) throws -> Result {
+            try inner.transaction(body)
+        }
+
+        struct Refused: Error, CustomStringConvertible {
+            var description: String { "the disk refused the write" }
+        }
+
+        func put(_ path: String, _ value: [UInt8]) throws {
+            if path == self.path {
+                if puts.add(1, ordering: .relaxed).newValue == 1 {
+                    entered.signal()
+                    opened.wait()
+                }
+                if failing.load(ordering: .relaxed) { throw Refused() }
+            }
+            try inner.put(path, value)
+        }
+    }
+
+    /// Starts `write` on a thread of its own once `store` has `queued` writes of `path` waiting, and waits until it
+    /// waits too (so the lot's order is the order of the calls).
+    static func queue(
+        _ store: KVStore, _ path: String, after queued: Int, _ group: DispatchGroup,
+        _ write: @escaping @Sendable () -> Void
+    ) {
+        group.enter()
+        Thread {
+            write()
+            group.leave()
+        }.start()
+        while store.writes.waitingCount(path) < queued + 1 { usleep(1000) }
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func writesQueuedBehindAWriteAreOneLotAndEachGetsItsOwnAnswer() throws {
+        let backend = Gate(path: "secrets/hot")
+        let store = KVConcurrencyTests.store(backend)
+        let group = DispatchGroup()
+        let answers = Mutex<[Int: Result<Int64, VaultError>]>([:])
+        @Sendable func write(_ index: Int, cas: Int64?) -> @Sendable () -> Void {
+            {
+                let answer = Result { () throws(VaultError) -> Int64 in
+                    guard
+                        case .int(let version)? = try store.write("hot", data: ["i": .int(Int64(index))], cas: cas)[
+                            "version"]
+                    else { return -1 }
+                    return version
+                }
+                answers.withLock { $0[index] = answer }
+            }
+        }
+        // Writer 0 enters the storage and is held there; 1…6 queue behind it in this order.
+        group.enter()
+        Thread {
+            write(0, cas: nil)()
+            group.leave()
+        }.start()
+        backend.entered.wait()
+        KVWriteLotTests.queue(store, "hot", after: 0, group, write(1, cas: 1))  // matches after writer 0: version 2
+        KVWriteLotTests.queue(store, "hot", after: 1, group, write(2, cas: 1))  // no longer matches: refused
+        for index in 3...6 { KVWriteLotTests.queue(store, "hot", after: index - 1, group, write(index, cas: nil)) }
+        backend.opened.signal()
+        group.wait()
+        let got = answers.withLock { $0 }
+        #expect(try got[0]?.get() == 1)
+        #expect(try got[1]?.get() == 2)
+        #expect(throws: VaultError.badRequest("check-and-set parameter did not match the current version")) {
+            try got[2]?.get()
+        }
+        #expect(try (3...6).map { try got[$0]?.get() } == [3, 4, 5, 6])
+        // Two writes of the record: writer 0's, then the lot of six.
+        #expect(backend.puts.load(ordering: .relaxed) == 2)
+        #expect(store.writes.largestLot.load(ordering: .relaxed) == 6)
+        let reply = try store.read("hot", version: nil)
+        guard case .object(let members)? = reply.data, case .object(let data)? = members["data"] else {
+            Issue.record("no current version")
+            return
+        }
+        #expect(data == ["i": .int(6)])
+        #expect(try store.metadata("hot")?["current_version"] == .int(6))
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func aLotWhoseWriteFailsAnswersTheFailureToEachAndWritesNothing() throws {
+        let backend = Gate(path: "secrets/hot")
+        let store = KVConcurrencyTests.store(backend)
+        let group = DispatchGroup()
+        let failures = Mutex<[String]>([])
+        @Sendable func write(_ index: Int) {
+            do { _ = try store.write("hot", data: ["i": .int(Int64(index))], cas: nil) } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }
+        group.enter()
+        Thread {
+            write(0)
+            group.leave()
+        }.start()
+        backend.entered.wait()
+        for index in 1...3 { KVWriteLotTests.queue(store, "hot", after: index - 1, group) { write(index) } }
+        backend.failing.store(true, ordering: .relaxed)
+        backend.opened.signal()
+        group.wait()
+        // Writer 0's own write failed, and so did the lot of three: four answers, each naming the storage's refusal.
+        #expect(failures.withLock { $0.count } == 4)
+        #expect(failures.withLock { $0 }.allSatisfy { $0.contains("the disk refused the write") })
+        #expect(try store.metadata("hot") == nil)
+    }
+}

@@ -158,8 +158,16 @@ final class KVStore: Sendable {
         var deleteVersionAfter: Int64 = 0
     }
 
+    /// A new version's data and its check-and-set (`write`).
+    struct Write: Sendable {
+        var data: [String: JSONValue]
+        var cas: Int64?
+    }
+
     private let storage: EngineStorage
     private let locks = KeyedLocks()
+    /// New versions of one secret that queue while another is written go in together (`KeyedBatches`).
+    let writes = KeyedBatches<Write, [String: JSONValue], VaultError>()
 
     init(storage: EngineStorage) { self.storage = storage }
 
@@ -203,8 +211,36 @@ final class KVStore: Sendable {
         try storage.write(settings, "config")
     }
 
+    /// A new version. Writes of one secret that arrive while another is being written are applied together by the
+    /// next one, in the order they came, with one read and one commit (`KeyedBatches`); each answers its own
+    /// version, or its own check-and-set refusal.
     func write(_ path: String, data: [String: JSONValue], cas: Int64?) throws(VaultError) -> [String: JSONValue] {
-        try locks.withLock(path) { () throws(VaultError) in try writeLocked(path, data: data, cas: cas) }
+        try writes.submit(path, Write(data: data, cas: cas)) { lot in
+            locks.withLock(path) { writeLocked(path, lot) }
+        }.get()
+    }
+
+    /// The lot's versions on one read of the secret and one write of it; nothing is written when every one is
+    /// refused, and each success becomes the write's failure when that fails.
+    private func writeLocked(_ path: String, _ lot: [Write]) -> [Result<[String: JSONValue], VaultError>] {
+        let settings: Configuration
+        var secret: Secret
+        do throws(VaultError) {
+            settings = try self.settings()
+            secret = try load(path) ?? Secret()
+        } catch {
+            return lot.map { _ in .failure(error) }
+        }
+        var outcomes = lot.map { write in
+            Result { () throws(VaultError) in
+                try Self.add(write.data, cas: write.cas, to: &secret, settings: settings)
+            }
+        }
+        guard outcomes.contains(where: { (try? $0.get()) != nil }) else { return outcomes }
+        do throws(VaultError) { try save(secret, path) } catch {
+            outcomes = outcomes.map { $0.flatMap { _ in .failure(error) } }
+        }
+        return outcomes
     }
 
     private func writeLocked(
@@ -212,6 +248,16 @@ final class KVStore: Sendable {
     ) throws(VaultError) -> [String: JSONValue] {
         let settings = try settings()
         var secret = try load(path) ?? Secret()
+        let metadata = try Self.add(data, cas: cas, to: &secret, settings: settings)
+        try save(secret, path)
+        return metadata
+    }
+
+    /// `data` as the secret's next version (refused, with `secret` unchanged, when the check-and-set does not
+    /// hold); versions past the limit are dropped. Answers the new version's metadata.
+    private static func add(
+        _ data: [String: JSONValue], cas: Int64?, to secret: inout Secret, settings: Configuration
+    ) throws(VaultError) -> [String: JSONValue] {
         if secret.casRequired || settings.casRequired, cas == nil {
             throw .badRequest("check-and-set parameter required for this call")
         }
@@ -228,8 +274,7 @@ final class KVStore: Sendable {
             secret.versions[secret.oldest] = nil
             secret.oldest += 1
         }
-        try save(secret, path)
-        return Self.versionMetadata(version, number: secret.current, custom: secret.custom)
+        return versionMetadata(version, number: secret.current, custom: secret.custom)
     }
 
     func read(_ path: String, version requested: Int64?) throws(VaultError) -> VaultReply {

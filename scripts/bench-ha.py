@@ -123,7 +123,7 @@ api_addr      = "{self.base}"
 cluster_addr  = "https://127.0.0.1:{self.cluster_port}"
 cluster_name  = "bench-ha"
 disable_mlock = true
-''')
+''' + ("disable_standby_reads = true\n" if not c.standby_reads else ""))
 
     def start(self) -> None:
         with open(self.log, "a") as f:
@@ -142,8 +142,11 @@ disable_mlock = true
 
 
 class BaoCluster:
-    def __init__(self, bao: str, pg, procs: Procs, keep: bool):
+    def __init__(self, bao: str, pg, procs: Procs, keep: bool, standby_reads: bool = True):
         self.bao, self.pg, self.procs, self.keep = bao, pg, procs, keep
+        # OpenBao 2.7's standbys serve requests that write nothing themselves (read-enabled standbys, on by
+        # default); with disable_standby_reads they forward everything to the active node, as vhsmd's do.
+        self.standby_reads = standby_reads
         self.work = tempfile.mkdtemp(prefix="vhsm-bench-bao-")
         self.key_file = os.path.join(self.work, "static-seal.key")
         # Its listeners serve HTTPS as vhsmd's do: one self-signed P-256 certificate for 127.0.0.1, trusted by the
@@ -479,7 +482,7 @@ def throughput_phase(clusters: dict, args, work: str) -> list[dict]:
         setup_throughput(c, work, server)
     cells: list[dict] = []
     order = list(clusters)
-    for k, scenario in enumerate(SCENARIOS):
+    for k, scenario in enumerate(s for s in SCENARIOS if s in (args.scenario or SCENARIOS)):
         method, path, body_file = SCENARIOS[scenario]
         body = os.path.join(work, body_file) if body_file else ""
         servers = order if k % 2 == 0 else order[::-1]  # alternate who goes first, so drift falls on both
@@ -497,7 +500,9 @@ def throughput_phase(clusters: dict, args, work: str) -> list[dict]:
             target = active if via == "active" else next(n for n in c.nodes if n is not active)
             answered = preflight(server, target.base, c.token, scenario, work)
             mode = ("direct" if via == "active" else
-                    "redirect-following (307 to the active)" if answered != target.base else "forwarding")
+                    "redirect-following (307 to the active)" if answered != target.base else
+                    "standby reads: serves what writes nothing, forwards the rest"
+                    if server == "openbao" and c.standby_reads else "forwarding")
             url = f"{target.base}/v1/{path}"
             if client == "wrk":
                 spread = SPREAD.get(scenario, 0)
@@ -636,13 +641,15 @@ def summarise(result: dict) -> list[dict]:
                          c["via"] == via and c["client"] == client), None)
         if not cells:
             break
+        if not any(c["scenario"] == scenario for c in cells):
+            continue
         for label, v, b in ((f"{scenario}, through the active (wrk), req/s", rps("vhsmd", "active", "wrk"),
                              rps("openbao", "active", "wrk")),
                             (f"{scenario}, through the active (Python, the standby rows' client), req/s",
                              rps("vhsmd", "active", "python"), rps("openbao", "active", "python")),
-                            (f"{scenario}, through a forwarding standby (wrk), req/s", rps("vhsmd", "standby", "wrk"),
+                            (f"{scenario}, through a standby (wrk), req/s", rps("vhsmd", "standby", "wrk"),
                              rps("openbao", "standby", "wrk")),
-                            (f"{scenario}, through a forwarding standby (Python), req/s",
+                            (f"{scenario}, through a standby (Python), req/s",
                              rps("vhsmd", "standby", "python"), rps("openbao", "standby", "python"))):
             r = ratio(v, b)
             rows.append({"measure": label, "vhsmd": fmt(v, 0), "openbao": fmt(b, 0), "ratio": fmt(r),
@@ -668,6 +675,11 @@ def main() -> int:
     p.add_argument("--wrk-threads", type=int, default=2)
     p.add_argument("--py-procs", type=int, default=2, help="processes of the Python client (default 2)")
     p.add_argument("--only", choices=["failover", "throughput"], help="run one part only")
+    p.add_argument("--scenario", action="append", choices=list(SCENARIOS),
+                   help="throughput: run this scenario only (repeatable; default all)")
+    p.add_argument("--openbao-standby-reads", choices=["on", "off"], default="on",
+                   help="on (OpenBao 2.7's default): its standbys serve what writes nothing themselves; off "
+                        "(disable_standby_reads = true): they forward everything to the active node, as vhsmd's do")
     p.add_argument("--out", default=os.path.join(ROOT, "out", "bench-ha.json"))
     p.add_argument("--keep", action="store_true", default=bool(os.environ.get("KEEP")))
     args = p.parse_args()
@@ -696,7 +708,10 @@ def main() -> int:
                     "timings": {"vhsmd": "lease_ttl 3 s, renew 500 ms, retry 250 ms (production defaults: no lease "
                                          "keys in the config); max_connections 8 (default)",
                                 "openbao": "lock TTL 15 s, renew 5 s, retry 1 s (built-in), max_parallel 128 "
-                                           "(default); step-down back-off 10 s"}}
+                                           "(default); step-down back-off 10 s; standby reads "
+                                           + ("on (default): its standbys serve what writes nothing themselves"
+                                              if args.openbao_standby_reads == "on" else
+                                              "off (disable_standby_reads = true): its standbys forward everything")}}
     try:
         log("vhsmd: PostgreSQL 15 and three nodes (ha_test.Cluster, production lease timings)")
         vc.setup()
@@ -705,7 +720,7 @@ def main() -> int:
         if any(k in pgconf for k in LEASE_KEYS):
             raise BenchFailure(f"the vhsmd config still names lease timings: {pgconf}")
         vc.settled()
-        bc = BaoCluster(bao, vc.pg, vc.procs, args.keep)
+        bc = BaoCluster(bao, vc.pg, vc.procs, args.keep, standby_reads=args.openbao_standby_reads == "on")
         log("OpenBao 2.7.2: two nodes on the same PostgreSQL")
         bc.setup()
         result["host"] = host_facts(args, vc.pg, bao)

@@ -15,8 +15,10 @@ openbao_kv_store / openbao_ha_locks, `seal "static"` so that a restarted node un
    (PUT sys/step-down), --stepdown-trials times. Every acknowledged write is read back afterwards: lost must be 0.
 2. Throughput at --conns keep-alive connections for --seconds each: transit encrypt (32-byte plaintext), KV v2 write
    (one secret, and spread over 16 secrets), KV v2 read; through the active and through a standby, each with wrk
-   (scripts/bench/vault.lua, as make bench) and with a Python client. Both servers' standbys forward to the active
-   (vhsmd's over the nodes' attested TLS). Both serve HTTPS: each vhsmd node its self-signed certificate (forwarding
+   (scripts/bench/vault.lua, as make bench) and with a Python client. vhsmd's standbys forward every request to the
+   active over the nodes' attested TLS. OpenBao 2.7's standbys serve what writes nothing themselves and forward the
+   rest (read-enabled standbys, its default), or forward everything with --openbao-standby-reads off
+   (disable_standby_reads = true). Both serve HTTPS: each vhsmd node its self-signed certificate (forwarding
    exists only between TLS nodes), OpenBao a self-signed P-256 certificate made here; the clients trust those.
 3. Host facts, timings, a per-trial table, a summary with ratios; JSON in out/bench-ha.json.
 
@@ -605,8 +607,11 @@ def print_report(result: dict) -> None:
     for row in s:
         print(f"| {row['measure']} | {row['vhsmd']} | {row['openbao']} | {row['ratio']} | {row['goal']} | "
               f"{row['met']} |")
-    print("\nBoth servers serve HTTPS (self-signed certificates the clients trust) and their standbys forward to the "
-          "active: vhsmd's over the nodes' attested TLS, OpenBao's over its cluster port.")
+    reads = result["args"].get("openbao_standby_reads", "on") == "on"
+    print("\nBoth servers serve HTTPS (self-signed certificates the clients trust). vhsmd's standbys forward every "
+          "request to the active over the nodes' attested TLS; OpenBao's "
+          + ("serve what writes nothing themselves (read-enabled standbys, its default) and forward the rest."
+             if reads else "forward every request to the active over its cluster port (disable_standby_reads)."))
 
 
 def summarise(result: dict) -> list[dict]:

@@ -35,6 +35,11 @@ final class Lease: ClusterLease, Sendable {
         var leaderUntil = ContinuousClock.now
         /// No elections before this (after a step-down).
         var pausedUntil = ContinuousClock.now
+        /// This node's own advertisement while active (`view()` is asked several times per request: it is made
+        /// once, when the node becomes active).
+        var own: LeaderAdvertisement?
+        /// The last leader advertisement that verified (the key never changes, so it verifies for good).
+        var verified: LeaderAdvertisement?
     }
 
     let store: PostgreSQLStore
@@ -63,17 +68,21 @@ final class Lease: ClusterLease, Sendable {
         let now = ContinuousClock.now
         return state.withLock { state in
             if case .active(let since) = state.phase, now < state.deadline {
-                return HAView(
-                    isActive: true,
-                    leader: LeaderAdvertisement(
-                        nodeID: nodeID, apiAddress: apiAddress, activeTime: Self.rfc3339(since)),
-                    activeSince: since)
+                let own =
+                    state.own
+                    ?? LeaderAdvertisement(nodeID: nodeID, apiAddress: apiAddress, activeTime: Self.rfc3339(since))
+                state.own = own
+                return HAView(isActive: true, leader: own, activeSince: since)
             }
             var leader = now < state.leaderUntil ? state.leader : nil
             // Only an advertisement a member signed: the database's operators could rewrite the row, and clients
             // are sent where it points. (Checked here, so a node that just joined trusts it at once.)
-            if let advertisement = leader, events.advertisementKey().map({ advertisement.verifies(with: $0) }) != true {
-                leader = nil
+            if let advertisement = leader, advertisement != state.verified {
+                if events.advertisementKey().map({ advertisement.verifies(with: $0) }) == true {
+                    state.verified = advertisement
+                } else {
+                    leader = nil
+                }
             }
             return HAView(isActive: false, leader: leader?.nodeID == nodeID ? nil : leader, activeSince: nil)
         }
@@ -196,7 +205,10 @@ final class Lease: ClusterLease, Sendable {
             try? await release(term)
             return
         }
-        state.withLock { $0.phase = .active(since: since) }
+        state.withLock { state in
+            state.phase = .active(since: since)
+            state.own = nil
+        }
         announce("vhsmd: node \(nodeID) is the active node (lease epoch \(epoch))")
     }
 

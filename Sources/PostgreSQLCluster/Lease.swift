@@ -288,14 +288,21 @@ final class Lease: ClusterLease, Sendable {
         if let open = self.connection.withLock({ $0 }), !open.isClosed {
             connection = open
         } else {
+            let made: PostgresConnection
             do {
-                connection = try await store.connect(
+                made = try await store.connect(
                     application: "vhsmd-lease-\(nodeID)", statementTimeout: queryTimeout
                 ).get()
             } catch {
                 throw PostgreSQLError.connect(database: store.target.name, cause: PostgreSQLError.cause(error))
             }
-            self.connection.withLock { $0 = connection }
+            // A renewal out of turn (`advertisementKeyLearned`) may have connected meanwhile: one connection is kept.
+            connection = self.connection.withLock { kept in
+                if let open = kept, !open.isClosed { return open }
+                kept = made
+                return made
+            }
+            if connection !== made { try? await made.close() }
         }
         let future: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: store.logger)
         let timeout = connection.eventLoop.scheduleTask(in: .nanoseconds(Self.nanoseconds(queryTimeout))) {

@@ -121,7 +121,8 @@ import Testing
 /// Writes of one secret that queue behind a write in progress go to the storage together, as one lot (group commit):
 /// one read and one write of the secret's record, and each writer still gets its own version or its own refusal.
 @Suite struct KVWriteLotTests {
-    /// A memory store whose first `put` of `path` waits until `open()`, and which counts and can fail those puts.
+    /// A memory store whose first `put` of `path` waits until `opened` is signalled, and which counts and can fail
+    /// those puts.
     final class Gate: StorageBackend {
         let inner = MemoryBackend()
         let path: String
@@ -155,8 +156,8 @@ import Testing
         }
     }
 
-    /// Starts `write` on a thread of its own once `store` has `queued` writes of `path` waiting, and waits until it
-    /// waits too (so the lot's order is the order of the calls).
+    /// Starts `write` on a thread of its own, where `queued` writes of `path` wait already, and returns once it waits
+    /// too (so the lot's order is the order of the calls).
     static func queue(
         _ store: KVStore, _ path: String, after queued: Int, _ group: DispatchGroup,
         _ write: @escaping @Sendable () -> Void

@@ -121,6 +121,13 @@ sock=$work/snp.sock
 "$VHSM" emulator serve --state "$work/chip-genoa" --socket "$sock" --measurement "$(printf '77%.0s' $(seq 48))" --vmpl 1 2>"$work/serve.log" &
 server=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+# A second emulator on the same socket is refused; the first keeps its socket and serves on.
+expect 1 "a second serve on a socket in use" -- "$VHSM" emulator serve --state "$work/chip-genoa" --socket "$sock"
+check "the refusal says the socket is in use" grep -q "is in use: another 'vhsm emulator serve'" "$work/err"
+check "the socket is still there" test -S "$sock"
+printf 'not a socket\n' >"$work/plain.sock"
+expect 1 "serve on a path holding a file" -- "$VHSM" emulator serve --state "$work/chip-genoa" --socket "$work/plain.sock"
+check "the file is named and kept" sh -c "grep -q 'is not a unix socket' '$work/err' && grep -q 'not a socket' '$work/plain.sock'"
 expect 0 "report get" -- "$VHSM" report get --emulator "$sock" --report-data 0102 --vmpl 1 --certs-out "$work/got" -o "$work/got.bin"
 expect 0 "verify with the certificate table" -- "$VHSM" report verify "$work/got.bin" --cert-table "$work/got/certs.bin" \
   --trust-emulator-root "$work/chip-genoa/certs/ark.pem" --report-data 0102

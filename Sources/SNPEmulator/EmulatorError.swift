@@ -8,6 +8,10 @@ public enum EmulatorError: Error, Equatable, Sendable, CustomStringConvertible {
     case stateUnwritable(path: String, detail: String)
     case launchRefused(FirmwareStatus, reason: String)
     case socket(path: String, operation: String, errno: Int32)
+    /// Another emulator accepts connections on the socket.
+    case socketInUse(path: String)
+    /// The socket's path holds something that is not a socket.
+    case socketPathTaken(path: String)
     case protocolViolation(String)
     case serverError(String)
     case certificateBufferTooLarge(required: Int)
@@ -27,6 +31,11 @@ public enum EmulatorError: Error, Equatable, Sendable, CustomStringConvertible {
         case .socket(let path, let operation, let errno):
             "\(operation) '\(path)' failed: \(errnoDescription(errno))"
                 + (operation == "connect to" ? "; is 'vhsm emulator serve' running on it?" : "")
+        case .socketInUse(let path):
+            "'\(path)' is in use: another 'vhsm emulator serve' accepts connections on it; stop that one (its "
+                + "socket goes with it) or pick another --socket"
+        case .socketPathTaken(let path):
+            "'\(path)' exists and is not a unix socket; it is left as it is: remove it or pick another --socket"
         case .protocolViolation(let detail): "the emulator link broke protocol: \(detail)"
         case .serverError(let detail): "the emulator answered with an error: \(detail)"
         case .certificateBufferTooLarge(let required):

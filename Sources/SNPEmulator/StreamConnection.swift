@@ -79,8 +79,21 @@ struct Listener: ~Copyable {
     let descriptor: Int32
     let path: String
 
+    /// Binds `path`. A socket left there by an emulator that is gone (nothing accepts on it) is replaced; a socket
+    /// another emulator still serves is refused, and so is anything that is not a socket (it is never removed).
     init(path: String) throws(EmulatorError) {
-        unlink(path)
+        var status = stat()
+        if lstat(path, &status) == 0 {
+            guard status.st_mode & S_IFMT == S_IFSOCK else { throw .socketPathTaken(path: path) }
+            let probe = try? unixSocket(path, operation: "connect to") { fd, address, length in
+                connect(fd, address, length)
+            }
+            if let probe {
+                close(probe)
+                throw .socketInUse(path: path)
+            }
+            unlink(path)
+        }
         descriptor = try unixSocket(path, operation: "listen on") { fd, address, length in
             bind(fd, address, length) == 0 ? listen(fd, 16) : -1
         }

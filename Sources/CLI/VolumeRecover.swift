@@ -17,7 +17,11 @@ struct VolumeRecover: AsyncParsableCommand {
 
     @Argument(help: "A volume image or block device.") var image: String
     @Option(help: "The recovery private key (unencrypted PEM, P-384 or X25519).") var recoveryKey: String
-    @Option(help: "The armored blob printed at format time, instead of the header's token.") var blob: String?
+    @Option(
+        help: ArgumentHelp(
+            "A file holding the armored blob printed at format time, used instead of the header's token.",
+            discussion: "Text around the armor lines, and CRLF line ends from a serial console, are accepted.",
+            valueName: "file")) var blob: String?
     @Option(help: "Write the recovery passphrase to this new file (mode 0600).") var passphraseOut: String?
 
     func run() async throws {

@@ -92,7 +92,8 @@ public struct RecoveryToken: Sendable, Equatable {
 
     /// Parses an armored blob; returns the volume UUID it names and the token.
     public static func parse(armored text: String) throws(VolumeError) -> (volumeUUID: String, token: RecoveryToken) {
-        let lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map {
+        // `isNewline`: a line copied from a serial console ends in "\r\n", which Swift reads as one Character.
+        let lines = text.split(whereSeparator: \.isNewline).map {
             $0.trimmingCharacters(in: " \t")
         }.filter { !$0.isEmpty }
         guard let begin = lines.firstIndex(of: armorBegin), let end = lines.firstIndex(of: armorEnd), begin < end else {

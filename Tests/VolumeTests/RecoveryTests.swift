@@ -1,5 +1,6 @@
 import Crypto
 import CryptoExtras
+import Foundation
 import Sealing
 import Testing
 
@@ -87,6 +88,9 @@ import Testing
         let parsed = try RecoveryToken.parse(armored: "some mail text\n" + blob + "signature\n")
         #expect(parsed.volumeUUID == Fixtures.uuid)
         #expect(parsed.token == token)
+        // Copied from a serial console: CRLF line ends (one Character each in Swift), and a stray CR.
+        let console = "[  OK  ] vhsm-init\r\n" + blob.replacingOccurrences(of: "\n", with: "\r\n") + "login: \r"
+        #expect(try RecoveryToken.parse(armored: console).token == token)
         #expect(throws: VolumeError.self) { try RecoveryToken.parse(armored: "-----BEGIN VHSM RECOVERY-----\n!!\n") }
     }
 }

@@ -57,7 +57,7 @@ final class PolicyStore: Sendable {
 
     /// Vault decodes a `policy` that is valid standard base64 (e.g. `vault policy write` of a file) before parsing.
     static func decodeIfBase64(_ text: String) -> String {
-        let compact = text.filter { $0 != "\n" && $0 != "\r" }
+        let compact = text.filter { !$0.isNewline }
         guard !compact.isEmpty, compact.utf8.count % 4 == 0,
             compact.utf8.allSatisfy({ byte in
                 (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))

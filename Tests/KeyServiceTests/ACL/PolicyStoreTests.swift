@@ -73,6 +73,13 @@ import Testing
         let text = #"path "a" { capabilities = ["read"] }"#
         let entry = try store.put(name: "b64", policy: Data(text.utf8).base64EncodedString())
         #expect(entry.raw == text)
+        // Wrapped base64 with CRLF line ends (a file written on Windows): each "\r\n" is one Character in Swift.
+        let long = text + "\n" + #"path "b/*" { capabilities = ["read", "list"] }"#
+        let wrapped = Data(long.utf8).base64EncodedString(options: [
+            .lineLength64Characters, .endLineWithCarriageReturn, .endLineWithLineFeed,
+        ])
+        #expect(wrapped.contains("\r\n"))
+        #expect(try store.put(name: "b64-crlf", policy: wrapped).raw == long)
     }
 
     @Test func tokenPoliciesBuildAnACL() async throws {

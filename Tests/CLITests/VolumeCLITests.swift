@@ -101,6 +101,18 @@ import Volume
         #expect(recovered.key.withPassphraseBytes { Data($0) } == passphrase)
         // It never overwrites.
         await #expect(throws: CLIError.self) { try await command.run() }
+        // The blob as copied from a serial console: CRLF line ends, console lines around it.
+        let console = workspace.path("console.txt")
+        let blob = try String(contentsOfFile: workspace.blob, encoding: .utf8)
+        try ("[  OK  ] Started vhsm-init\r\n" + blob.replacingOccurrences(of: "\n", with: "\r\n") + "login: \r\n")
+            .write(toFile: console, atomically: true, encoding: .utf8)
+        let fromConsole = try #require(
+            try VHSM.parseAsRoot([
+                "volume", "recover", workspace.image, "--recovery-key", workspace.privateKeyPEM, "--blob", console,
+                "--passphrase-out", workspace.path("recovery-2.key"),
+            ]) as? VolumeRecover)
+        try await fromConsole.run()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: workspace.path("recovery-2.key"))) == passphrase)
     }
 
     @Test func recoverRefusesAnotherKeyWithExitOne() async throws {

@@ -9,6 +9,7 @@ import SNP
 import SNPGuest
 import Sealing
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// vhsmd's entry point, called by the `vhsmd` executable and by the initramfs's multi-call `vhsm-guest` when it
@@ -154,6 +155,9 @@ struct VHSMD: AsyncParsableCommand {
         var clusterStore: (any ClusterStore)?
         var clusterJoin: ClusterJoinSponsor?
         var storageExecutor: BlockingTaskExecutor?
+        // What vhsmd says it serves (and, in dev mode, the root token) is printed once the listener is bound, so a
+        // start that fails prints only its failure.
+        var startBanner: @Sendable (_ url: String) -> [String] = { _ in [] }
         if dev {
             address = try Self.address(devListenAddress, loopbackOnly: true)
             let storage = try DevStorage.make()
@@ -172,12 +176,15 @@ struct VHSMD: AsyncParsableCommand {
                 state: ServerState(initialized: true, sealed: false, sealType: "dev", storageType: "inmem"),
                 services: services)
             // The root token is printed once on the console, as 'bao server -dev' does; it is never logged.
-            announce(
-                """
-                vhsmd \(ServerState.version) in DEV mode: in-memory state, unsealed, plain HTTP. Do not use in production.
-                  address:    http://\(Self.display(address))
-                  root token: \(rootToken)
-                """)
+            startBanner = { url in
+                [
+                    """
+                    vhsmd \(ServerState.version) in DEV mode: in-memory state, unsealed, plain HTTP. Do not use in production.
+                      address:    \(url)
+                      root token: \(rootToken)
+                    """
+                ]
+            }
         } else {
             let settings = try ServerConfig.load(config!)
             apiAddress = APIAddress(configured: settings.apiAddress)
@@ -324,13 +331,14 @@ struct VHSMD: AsyncParsableCommand {
                 } else {
                     state.initialized ? "unsealed" : "not initialised: PUT /v1/sys/init"
                 }
+            var banner: [String] = []
             if let cluster = settings.cluster {
-                announce(
+                banner.append(
                     "vhsmd: node \(cluster.nodeID) of cluster \(cluster.clusterName) on PostgreSQL (lease "
                         + "\(cluster.postgresql.leaseTTL), renewed every \(cluster.postgresql.renewInterval)); a standby "
                         + "until it holds the lease; api_addr \(cluster.apiAddress)")
             }
-            announce(
+            banner.append(
                 """
                 vhsmd \(ServerState.version): data \(settings.dataDirectory), seal \(settings.seal), \
                 \(status)
@@ -338,12 +346,13 @@ struct VHSMD: AsyncParsableCommand {
                   root tokens: \(rootTokens)
                 """)
             if let spkiSHA256 = attestation.spkiSHA256 {
-                announce(
+                banner.append(
                     "  attestation: GET /v1/sys/attestation?nonce=HEX binds SPKI SHA-256 \(Hex.encode(spkiSHA256)), "
                         + "reports from \(source.name)"
                         + (tls?.origin == .given ? " (the operator's certificate's key)" : ""))
             }
-            if let privileges { announce("  privileges: \(privileges)") }
+            if let privileges { banner.append("  privileges: \(privileges)") }
+            startBanner = { [banner] _ in banner }
         }
         var audit = AuditBroker()
         if let auditPath {
@@ -356,6 +365,8 @@ struct VHSMD: AsyncParsableCommand {
         // handler is installed here, before the listener is ready.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let apiAddressOnceBound = apiAddress
+        let banner = startBanner
+        let serving = ShutdownAnnouncer.Serving()
         let app = try buildApplication(
             core: VaultCore(
                 runtime: runtime, audit: audit, metrics: ServiceMetrics(), attestation: attestation,
@@ -371,6 +382,8 @@ struct VHSMD: AsyncParsableCommand {
                 let url = "\(scheme)://\(Self.display((address.0, channel.localAddress?.port ?? address.1)))"
                 // The identity tokens' default issuer, unless the configuration names api_addr.
                 apiAddressOnceBound.bound(url)
+                for line in banner(url) { announce(line) }
+                serving.set()
                 announce("vhsmd: ready on \(url)")
                 if let problem = ServiceNotification.send("READY=1\nSTATUS=serving \(url)\nMAINPID=\(getpid())") {
                     complain("vhsmd: \(problem)")
@@ -384,7 +397,7 @@ struct VHSMD: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: .init(
                 services: (lease.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
-                    .init(service: app), .init(service: ShutdownAnnouncer()),
+                    .init(service: app), .init(service: ShutdownAnnouncer(serving: serving)),
                     .init(service: HangupHandler(signals: hangups, audit: audit)),
                     .init(service: TransitAutoRotation(runtime: runtime)),
                     .init(service: IdentityKeyRotation(runtime: runtime)),
@@ -392,10 +405,24 @@ struct VHSMD: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch {
             await clusterStore?.close()
-            throw error
+            let setting = dev ? "--dev-listen-address HOST:PORT" : "\"listener\": {\"address\": …} in \(config ?? "")"
+            throw Self.listenFailure(error, address: Self.display(address), setting: setting) ?? error
         }
         await clusterStore?.close()
         announce("vhsmd: stopped")
+    }
+
+    /// A listener that could not bind, as a sentence that names the address and what to do (nil: another error).
+    static func listenFailure(_ error: any Error, address: String, setting: String) -> ConfigError? {
+        guard let io = error as? IOError else { return nil }
+        let why: String
+        switch io.errnoCode {
+        case EADDRINUSE: why = "the address is already in use (another vhsmd, Vault or OpenBao?); stop that server or"
+        case EACCES: why = "permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE); run so, or"
+        case EADDRNOTAVAIL: why = "no interface of this machine has that address;"
+        default: return nil
+        }
+        return ConfigError("cannot listen on \(address): \(why) choose another address with \(setting)")
     }
 
     /// A cluster node's directory (seal.json, the self-signed certificate): mode 0700; the data is in the database.
@@ -564,8 +591,17 @@ struct HangupHandler: Service {
 
 /// Sends STOPPING=1 and says so when a graceful shutdown begins (SIGTERM, SIGINT).
 struct ShutdownAnnouncer: Service {
+    /// Set once the listener is bound: a start that fails says only why.
+    final class Serving: Sendable {
+        private let bound = Atomic<Bool>(false)
+        var isBound: Bool { bound.load(ordering: .relaxed) }
+        func set() { bound.store(true, ordering: .relaxed) }
+    }
+    let serving: Serving
+
     func run() async throws {
         try? await gracefulShutdown()
+        guard serving.isBound else { return }
         announce("vhsmd: stopping: finishing in-flight requests")
         ServiceNotification.send("STOPPING=1")
     }

@@ -115,6 +115,29 @@ func httpStatus(_ url: String, token: String? = nil) throws -> String {
         #expect(vhsmd.stop() == 0)
     }
 
+    /// A busy port: the second vhsmd names the address and what to do, prints no banner and no root token (it never
+    /// served), and exits 1; the first goes on serving.
+    @Test func aBusyPortIsNamedAndNoRootTokenIsPrintedBeforeListening() async throws {
+        let first = try VHSMDProcess(["--dev", "--dev-listen-address", "127.0.0.1:0"], directory: directory.path)
+        let url = try await first.readyURL()
+        // The banner, with its root token, comes once the listener is bound.
+        #expect(first.output.contains("root token: "))
+        #expect(first.output.contains("address:    \(url)"))
+        let address = String(url.dropFirst("http://".count))
+        let other = TemporaryDirectory()
+        let second = try VHSMDProcess(["--dev", "--dev-listen-address", address], directory: other.path)
+        second.process.waitUntilExit()
+        #expect(second.process.terminationStatus == 1)
+        let said = second.output
+        #expect(
+            said.contains(
+                "cannot listen on \(address): the address is already in use (another vhsmd, Vault or OpenBao?); stop "
+                    + "that server or choose another address with --dev-listen-address HOST:PORT"), "\(said)")
+        #expect(!said.contains("root token") && !said.contains("DEV mode") && !said.contains("stopping"), "\(said)")
+        #expect(try httpStatus(url + "/v1/sys/health") == "200")
+        #expect(first.stop() == 0)
+    }
+
     /// `VHSMD.address`'s answer as "HOST PORT".
     func parsed(_ text: String, loopbackOnly: Bool) throws -> String {
         let (host, port) = try VHSMD.address(text, loopbackOnly: loopbackOnly)
@@ -169,7 +192,8 @@ func httpStatus(_ url: String, token: String? = nil) throws -> String {
         let vhsmd = try VHSMDProcess(["--dev", "--dev-listen-address", "[::1]:0"], directory: directory.path)
         let url = try await vhsmd.readyURL()
         #expect(url.hasPrefix("http://[::1]:"))
-        #expect(vhsmd.output.contains("address:    http://[::1]:0"))
+        // The banner names the bound address (the port the kernel chose), once it is bound.
+        #expect(vhsmd.output.contains("address:    \(url)"))
         #expect(try httpStatus(url + "/v1/sys/health") == "200")
         #expect(vhsmd.stop() == 0)
     }

@@ -15,21 +15,29 @@ public enum Hex {
     @inline(__always) static func digit(_ value: UInt8) -> UInt8 { value < 10 ? 0x30 + value : 0x57 + value }
 
     /// Decodes hex (upper or lower case, optional `0x` prefix). `count`, when given, is the required byte count.
+    /// Errors count characters as typed (not UTF-8 bytes), from 1, and name the character refused.
     public static func decode(_ text: String, count: Int? = nil) throws(HexError) -> [UInt8] {
         var digits = Substring(text)
         if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits = digits.dropFirst(2) }
-        let utf8 = Array(digits.utf8)
-        guard utf8.count % 2 == 0 else { throw .oddLength(utf8.count) }
+        // The README (and vhsm's own output) shortens long values as `5a5a…5a`: such a value cannot be decoded.
+        if digits.contains("…") || digits.contains("...") { throw .shortened }
         var out: [UInt8] = []
-        out.reserveCapacity(utf8.count / 2)
-        var index = 0
-        while index < utf8.count {
-            guard let high = value(utf8[index]), let low = value(utf8[index + 1]) else {
-                throw .notHex(position: index)
+        out.reserveCapacity(digits.utf8.count / 2)
+        var high: UInt8?
+        var position = text.count - digits.count
+        for character in digits {
+            position += 1
+            guard character.isASCII, let ascii = character.asciiValue, let nibble = value(ascii) else {
+                throw .notHex(character: String(character), position: position)
             }
-            out.append(high << 4 | low)
-            index += 2
+            if let first = high {
+                out.append(first << 4 | nibble)
+                high = nil
+            } else {
+                high = nibble
+            }
         }
+        guard high == nil else { throw .oddLength(digits.count) }
         if let count, out.count != count { throw .wrongLength(expected: count, actual: out.count) }
         return out
     }
@@ -47,15 +55,38 @@ public enum Hex {
 /// Why a hex string was refused.
 public enum HexError: Error, Equatable, Sendable, CustomStringConvertible {
     case oddLength(Int)
-    case notHex(position: Int)
+    /// `character` at `position` (counted in characters from 1, the `0x` prefix included) is not a hex digit.
+    case notHex(character: String, position: Int)
     case wrongLength(expected: Int, actual: Int)
+    /// The value holds `…` or `...`: a long value shortened for display, not the value itself.
+    case shortened
 
     public var description: String {
         switch self {
         case .oddLength(let digits): "has an odd number of hex digits (\(digits))"
-        case .notHex(let position): "has a character that is not a hex digit at position \(position)"
+        case .notHex(let character, let position):
+            "has \(Self.quoted(character)) at character \(position), which is not a hex digit (0-9, a-f)"
+        case .shortened:
+            "is shortened with '…' (as long values are printed for reading); give the whole value, every hex digit"
         case .wrongLength(let expected, let actual):
             "must be \(expected) bytes (\(expected * 2) hex digits), got \(actual) bytes"
+        }
+    }
+
+    /// A character as it can be read in a sentence: quoted, or named when it is white space or invisible.
+    static func quoted(_ character: String) -> String {
+        switch character {
+        case " ": "a space"
+        case "\t": "a tab"
+        case "\n", "\r\n", "\r": "a line break"
+        default:
+            character.unicodeScalars.allSatisfy({
+                $0.properties.isWhitespace || $0.properties.generalCategory == .format
+            })
+                ? "U+"
+                    + character.unicodeScalars.map { String($0.value, radix: 16, uppercase: true) }.joined(
+                        separator: " U+")
+                : "'\(character)'"
         }
     }
 }

@@ -58,6 +58,9 @@ while read -r name report cert ica ark at measurement rdata hdata tcb debug; do
   fi
   expect 0 "$name genuine" -- "$VHSM" report verify "$r" --cert "$c" --at "$at" "${allow[@]}"
   expect 0 "$name with chain" -- "$VHSM" report verify "$r" --cert "$c" --chain <(cat "$SNP/$ica" "$SNP/$ark") --at "$at" "${allow[@]}"
+  # The chain passed where the VCEK or VLEK goes: a usage error that says where it goes.
+  expect 2 "$name chain as --cert" -- "$VHSM" report verify "$r" --cert <(cat "$SNP/$ica" "$SNP/$ark") --at "$at"
+  check "$name says: use --chain" grep -q "not a VCEK or VLEK: pass it with --chain" "$work/err"
   expect 0 "$name reference values" -- "$VHSM" report verify "$r" --cert "$c" --at "$at" "${allow[@]}" \
     --measurement "$measurement" --report-data "$rdata" --host-data "$hdata" --min-tcb "$tcb"
   expect 1 "$name wrong measurement" -- "$VHSM" report verify "$r" --cert "$c" --at "$at" --measurement "$(printf '00%.0s' $(seq 48))"

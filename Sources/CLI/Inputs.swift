@@ -60,6 +60,40 @@ enum Inputs {
         }
     }
 
+    /// The VCEK or VLEK given with `--cert`. A file holding AMD's CA certificates instead (the ASK or ASVK, the ARK:
+    /// a KDS `cert_chain`), or more than one certificate, is refused with what to pass where.
+    static func endorsement(_ path: String) throws -> AMDCertificate {
+        let all: [AMDCertificate]
+        let bytes = try read(path)
+        do {
+            all =
+                bytes.starts(with: Array("-----BEGIN".utf8))
+                ? try AMDCertificate.all(pemEncoded: String(decoding: bytes, as: UTF8.self))
+                : [try AMDCertificate(derEncoded: bytes)]
+        } catch {
+            throw CLIError.input(path, error.description)
+        }
+        let authorities = all.filter { isAuthority($0.subject.commonName) }
+        if !authorities.isEmpty || all.count > 1 {
+            let names = all.map(\.subject.description).joined(separator: ", ")
+            throw CLIError.usage(
+                "--cert \(path) holds "
+                    + (authorities.isEmpty
+                        ? "\(all.count) certificates (\(names)); --cert takes one, the VCEK or VLEK"
+                        : "AMD's certificate chain (\(names)), the ASK or ASVK and the ARK, not a VCEK or VLEK: pass "
+                            + "it with --chain, and the VCEK or VLEK with --cert"))
+        }
+        return all[0]
+    }
+
+    /// AMD's CA names: the ARK (`ARK-Genoa`), the ASK (`SEV-Genoa`) and the ASVK (`SEV-VLEK-Genoa`); the leaves are
+    /// `SEV-VCEK` and `SEV-VLEK`.
+    static func isAuthority(_ commonName: String?) -> Bool {
+        guard let commonName else { return false }
+        return commonName.hasPrefix("ARK-")
+            || (commonName.hasPrefix("SEV-") && commonName != "SEV-VCEK" && commonName != "SEV-VLEK")
+    }
+
     static func certificates(pem path: String) throws -> [AMDCertificate] {
         let bytes = try read(path)
         do {

@@ -32,7 +32,7 @@ struct RecoveryTrustOptions: ParsableArguments {
         let (verifier, extra) = try Inputs.verifier(trustingEmulatorRoot: trustEmulatorRoot)
         do {
             return try request.verify(
-                verifier: verifier, measurement: expected, endorsement: try cert.map(Inputs.certificate),
+                verifier: verifier, measurement: expected, endorsement: try cert.map(Inputs.endorsement),
                 extraCertificates: extra, allowDebug: allowDebug)
         } catch let error as SealingError {
             throw CLIError.refused("\(source): \(error.description); nothing was released")

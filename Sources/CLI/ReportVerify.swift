@@ -60,7 +60,7 @@ struct ReportVerify: AsyncParsableCommand {
         policy.forbidden = allowDebug ? [] : [.debugAllowed]
 
         var candidates: [AMDCertificate] = []
-        var endorsement = try cert.map(Inputs.certificate)
+        var endorsement = try cert.map(Inputs.endorsement)
         if let chain { candidates += try Inputs.certificates(pem: chain) }
         if let certTable {
             let table: CertificateTable

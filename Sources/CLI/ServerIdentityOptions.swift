@@ -98,7 +98,7 @@ struct ServerIdentityOptions: ParsableArguments {
     func evidenceInputs() throws -> (ReferenceValues, ReportVerifier, [AMDCertificate], AMDCertificate?) {
         let reference = try referenceValues()
         let (verifier, emulatorRoot) = try Inputs.verifier(trustingEmulatorRoot: trustEmulatorRoot)
-        let endorsement = try cert.map(Inputs.certificate)
+        let endorsement = try cert.map(Inputs.endorsement)
         let candidates = try emulatorRoot + (chain.map(Inputs.certificates(pem:)) ?? [])
         return (reference, verifier, candidates, endorsement)
     }

@@ -101,7 +101,7 @@ let package = Package(
         .target(
             name: "KeyService",
             dependencies: [
-                "SNP", "SNPGuest", "Sealing", "AttestedTLS", crypto, cryptoExtras, asn1, argumentParser,
+                "SNP", "SNPGuest", "Sealing", "AttestedTLS", "StrictJSON", crypto, cryptoExtras, asn1, argumentParser,
                 .target(name: "SNPEmulator", condition: .when(traits: ["Emulator"])),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -209,6 +209,8 @@ pids+=($other)
 sleep 2
 check "without operator_key another chip cannot open the data directory, and vhsmd exits" \
   '! kill -0 $other 2>/dev/null && grep -q "does not open" "$work/other.log"'
+check "the refusal says what seal.json binds, sealed chip vs this launch's, and what to do" \
+  'grep -q "seal.json binds policy, measurement, tcb at TCB" "$work/other.log" && grep -q "CHIP_ID: sealed on [0-9a-f]*…, this launch [0-9a-f]*…" "$work/other.log" && grep -q "recover the store with the operator key" "$work/other.log" && ! grep -q "Was it sealed" "$work/other.log"'
 # With operator_key (the escrow was written at sys/init), vhsmd waits sealed for the operator's recovery.
 old_spki=$(spki_sha256 "$cacert")
 start snp.sock || { echo "sealed-test: vhsmd did not start on the other chip:"; cat "$work/vhsmd.log"; }

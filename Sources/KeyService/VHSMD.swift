@@ -9,6 +9,7 @@ import SNP
 import SNPGuest
 import Sealing
 import ServiceLifecycle
+import StrictJSON
 import Synchronization
 import UnixSignals
 
@@ -192,6 +193,16 @@ struct VHSMD: AsyncParsableCommand {
             limits = settings.limits
             address = try Self.address(settings.address, loopbackOnly: false)
             let backend: any StorageBackend
+            if handoff == nil {
+                // The seal's device answers before anything is created, so a refused start leaves no database behind
+                // (a wrong build, a dead emulator socket, a missing /dev/sev-guest).
+                let device = try BarrierSeal.device(settings.seal)
+                do { _ = try device.attestationReport(ReportRequest()) } catch {
+                    throw ConfigError(
+                        "the '\(settings.seal)' seal cannot get an attestation report from \(device.name): \(error); "
+                            + "nothing was created in \(settings.dataDirectory)")
+                }
+            }
             if let cluster = settings.cluster {
                 // Twice the database connections: every connection busy, and as many tasks again doing the rest.
                 storageExecutor = BlockingTaskExecutor(threads: 2 * cluster.postgresql.maxConnections)
@@ -283,10 +294,10 @@ struct VHSMD: AsyncParsableCommand {
                     recovery: recovery, clustered: settings.cluster != nil, clusterName: settings.cluster?.clusterName)
             } catch let error as Runtime.RecoveryUnavailable {
                 throw ConfigError("the '\(settings.seal)' seal does not open \(settings.dataDirectory): \(error)")
+            } catch BarrierError.wrongRootKey {
+                throw ConfigError(Self.sealedElsewhere(settings))
             } catch {
-                throw ConfigError(
-                    "the '\(settings.seal)' seal does not open \(settings.dataDirectory): \(error). Was it sealed on "
-                        + "another chip, with another measurement or policy?")
+                throw ConfigError("the '\(settings.seal)' seal does not open \(settings.dataDirectory): \(error)")
             }
             try runtime.start()
             let state = runtime.state
@@ -410,6 +421,49 @@ struct VHSMD: AsyncParsableCommand {
         }
         await clusterStore?.close()
         announce("vhsmd: stopped")
+    }
+
+    /// A data directory this launch's key does not open: what `seal.json` says it was sealed to against this launch
+    /// (expected vs actual), and what to do.
+    static func sealedElsewhere(_ settings: ServerConfig) -> String {
+        let directory = settings.dataDirectory
+        var sentence =
+            "the '\(settings.seal)' seal does not open \(directory): this launch's key is not the one it was sealed with"
+        let pin = FileManager.default.contents(atPath: BarrierSeal.pinPath(directory)).flatMap {
+            try? JSONDecoder().decode(BarrierSeal.Pin.self, from: $0)
+        }
+        let report = try? BarrierSeal.device(settings.seal).attestationReport(ReportRequest())
+        if let pin {
+            sentence +=
+                ". \(BarrierSeal.pinPath(directory)) binds \(pin.fields.joined(separator: ", ")) at TCB \(pin.tcb)"
+            if let report {
+                let differences = pin.differences(from: report)
+                sentence +=
+                    differences.isEmpty
+                    ? (pin.chipID == nil
+                        ? " (it records no chip or measurement: written by an older vhsmd)"
+                        : "; chip and measurement match this launch, so the policy, the TCB or the image's ID differs")
+                    : "; " + differences.joined(separator: "; ")
+            }
+        }
+        return sentence
+            + ". Start vhsmd on the chip and image it was sealed on, or recover the store with the operator key "
+            + "(operator_key, then vhsm operator recover)"
+    }
+
+    /// Where and why `bytes` are not JSON, as an editor counts: "line L, column C: reason" (from 1; columns in
+    /// characters).
+    static func syntaxProblem(_ bytes: [UInt8]) -> String {
+        do {
+            _ = try JSON.parse(bytes)
+            return "it does not parse as JSON vhsmd reads (duplicate keys, or nesting deeper than 64?)"
+        } catch {
+            let before = bytes.prefix(min(error.offset, bytes.count))
+            let lineStart = before.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
+            let line = before.count(where: { $0 == UInt8(ascii: "\n") }) + 1
+            let column = String(decoding: before[lineStart...], as: UTF8.self).count + 1
+            return "line \(line), column \(column): \(error.reason)"
+        }
     }
 
     /// A listener that could not bind, as a sentence that names the address and what to do (nil: another error).
@@ -641,7 +695,9 @@ struct ServerConfig {
     static func load(_ path: String) throws -> ServerConfig {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("cannot read \(path)") }
         let root: JSONValue
-        do { root = try JSONValue.parse(Array(data)) } catch { throw ConfigError("\(path) is not JSON: \(error)") }
+        do { root = try JSONValue.parse(Array(data)) } catch {
+            throw ConfigError("\(path) is not JSON: \(VHSMD.syntaxProblem(Array(data)))")
+        }
         guard case .object(let top) = root else { throw ConfigError("\(path) must hold a JSON object") }
         try allow(
             top,

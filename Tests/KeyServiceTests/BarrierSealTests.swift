@@ -8,6 +8,41 @@ import Testing
 @testable import KeyService
 
 /// vhsmd's barrier seal over the emulated firmware: the TCB it pins, and the launches it refuses.
+/// What seal.json records about the launch that sealed a directory, and how another launch differs from it.
+@Suite struct SealPinDifferenceTests {
+    @Test func aPinNamesTheChipAndMeasurementThatDifferAndOnlyThose() throws {
+        var report = AttestationReport(version: 3)
+        report.chipID = Array(repeating: 0xAB, count: 64)
+        report.measurement = Array(repeating: 0x5A, count: 48)
+        let pin = BarrierSeal.Pin(
+            provider: "sev-guest", tcb: "04000000000018db", fields: ["policy", "measurement", "tcb"], svn: nil,
+            chipID: Hex.encode(report.chipID), measurement: Hex.encode(report.measurement))
+        #expect(pin.differences(from: report).isEmpty)
+        var other = report
+        other.chipID = Array(repeating: 0xCD, count: 64)
+        other.measurement = Array(repeating: 0x6B, count: 48)
+        #expect(
+            pin.differences(from: other) == [
+                "CHIP_ID: sealed on abababababababab…, this launch cdcdcdcdcdcdcdcd…",
+                "MEASUREMENT: sealed 5a5a5a5a5a5a5a5a…, this launch 6b6b6b6b6b6b6b6b…",
+            ])
+        // A platform-mode pin does not bind the measurement: it is not named.
+        var platform = pin
+        platform.fields = ["policy", "tcb"]
+        #expect(
+            platform.differences(from: other) == ["CHIP_ID: sealed on abababababababab…, this launch cdcdcdcdcdcdcdcd…"]
+        )
+        // An older seal.json records neither: nothing to compare, and it still decodes.
+        let old = try JSONDecoder().decode(
+            BarrierSeal.Pin.self,
+            from: Data(#"{"provider":"sev-guest","tcb":"04000000000018db","fields":["tcb"]}"#.utf8))
+        #expect(old.chipID == nil && old.differences(from: other).isEmpty)
+        // The names written are snake case, as the rest of seal.json.
+        let json = String(decoding: try JSONEncoder().encode(pin), as: UTF8.self)
+        #expect(json.contains("\"chip_id\"") && json.contains("\"measurement\""))
+    }
+}
+
 @Suite struct BarrierSealTests {
     /// One chip for the suite (RSA-4096 ARK/ASK generation is slow): COMMITTED = CURRENT = REPORTED.
     static let honest: ChipState = try! ChipState.create(product: .genoa)

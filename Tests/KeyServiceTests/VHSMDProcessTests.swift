@@ -138,6 +138,32 @@ func httpStatus(_ url: String, token: String? = nil) throws -> String {
         #expect(first.stop() == 0)
     }
 
+    /// A start refused because the seal's device does not answer (no /dev/sev-guest here) creates nothing: no data
+    /// directory, no database.
+    @Test(.enabled(if: !FileManager.default.fileExists(atPath: "/dev/sev-guest"), "this machine has /dev/sev-guest"))
+    func aRefusedStartCreatesNoDatabase() async throws {
+        let data = directory.path + "/never-created"
+        let config = directory.path + "/vhsmd.json"
+        try
+            #"{"listener": {"address": "127.0.0.1:0", "tls_disable": true}, "storage": {"path": "\#(data)"}, "seal": "sev-guest"}"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let vhsmd = try VHSMDProcess(["--config", config], directory: directory.path)
+        vhsmd.process.waitUntilExit()
+        #expect(vhsmd.process.terminationStatus == 1)
+        #expect(vhsmd.output.contains("cannot get an attestation report"), "\(vhsmd.output)")
+        #expect(vhsmd.output.contains("nothing was created in \(data)"), "\(vhsmd.output)")
+        #expect(!FileManager.default.fileExists(atPath: data))
+    }
+
+    /// A configuration that is not JSON: the line and column, as an editor counts them, not HTTP wording.
+    @Test func aConfigurationSyntaxErrorNamesItsLineAndColumn() {
+        let text = "{\n  \"listener\": {\"address\": \"127.0.0.1:8300\",}\n}\n"
+        #expect(VHSMD.syntaxProblem(Array(text.utf8)) == "line 2, column 44: expected a key")
+        #expect(
+            VHSMD.syntaxProblem(Array("{\n  \"seal\": \"é\"\n".utf8)) == "line 3, column 1: unexpected end in an object"
+        )
+    }
+
     /// `VHSMD.address`'s answer as "HOST PORT".
     func parsed(_ text: String, loopbackOnly: Bool) throws -> String {
         let (host, port) = try VHSMD.address(text, loopbackOnly: loopbackOnly)

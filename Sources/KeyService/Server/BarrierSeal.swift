@@ -26,6 +26,31 @@ enum BarrierSeal {
         var fields: [String]
         /// The GUEST_SVN the key is derived at (image mode); absent in older pins.
         var svn: UInt32?
+        /// The CHIP_ID and MEASUREMENT (hex) of the launch that first sealed the directory, for the message when
+        /// another launch cannot open it; absent in older pins. Not secret: the host knows both.
+        var chipID: String? = nil
+        var measurement: String? = nil
+
+        enum CodingKeys: String, CodingKey {
+            case provider, tcb, fields, svn, measurement
+            case chipID = "chip_id"
+        }
+
+        /// What the directory was sealed to, against `report` (this launch): the fields that differ, as
+        /// "name: sealed X, this launch Y"; those seal.json does not record are not compared.
+        func differences(from report: AttestationReport) -> [String] {
+            var differences: [String] = []
+            if let chipID, chipID != Hex.encode(report.chipID) {
+                differences.append(
+                    "CHIP_ID: sealed on \(chipID.prefix(16))…, this launch \(Hex.encode(report.chipID.prefix(8)))…")
+            }
+            if fields.contains("measurement"), let measurement, measurement != Hex.encode(report.measurement) {
+                differences.append(
+                    "MEASUREMENT: sealed \(measurement.prefix(16))…, this launch \(Hex.encode(report.measurement.prefix(8)))…"
+                )
+            }
+            return differences
+        }
     }
 
     /// The device for a `seal` setting: `sev-guest`, or `emulator:SOCKET` in test builds.
@@ -131,7 +156,8 @@ enum BarrierSeal {
         }
         return Pin(
             provider: setting, tcb: tcb.hex, fields: mode.guestFieldSelect.names,
-            svn: mode == .image ? report.guestSVN : nil)
+            svn: mode == .image ? report.guestSVN : nil, chipID: Hex.encode(report.chipID),
+            measurement: Hex.encode(report.measurement))
     }
 
     static func pinPath(_ directory: String) -> String {

@@ -137,6 +137,27 @@ import X509
         }
     }
 
+    @Test func aMissingCertificateFileSaysNoSuchFile() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vhsmd-tls-\(UUID().uuidString)")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let made = try TLSIdentity.selfSigned(directory: directory, host: "127.0.0.1")
+        let missing = directory + "/tls/missing.pem"
+        do {
+            _ = try TLSIdentity.load(certificateFile: missing, keyFile: directory + "/tls/key.pem")
+            Issue.record("a missing certificate file was loaded")
+        } catch {
+            #expect(
+                error.description
+                    == "cannot read the TLS certificate \(missing): No such file or directory (tls_cert_file in the listener)"
+            )
+        }
+        // The pair that exists loads.
+        #expect(
+            try TLSIdentity.load(certificateFile: made.certificatePath, keyFile: directory + "/tls/key.pem").fingerprint
+                == made.fingerprint)
+    }
+
     @Test func aSelfSignedIdentityIsKeptAcrossRestartsAndNamesLoopback() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vhsmd-tls-\(UUID().uuidString)")
             .path

@@ -98,6 +98,12 @@ struct TLSIdentity {
     {
         let chain: [NIOSSLCertificate]
         let key: NIOSSLPrivateKey
+        // A missing or unreadable file is named as such (BoringSSL's own error says only that loading failed).
+        guard access(certificateFile, R_OK) == 0 else {
+            throw ConfigError(
+                "cannot read the TLS certificate \(certificateFile): \(String(cString: strerror(errno))) "
+                    + "(tls_cert_file in the listener)")
+        }
         do { chain = try NIOSSLCertificate.fromPEMFile(certificateFile) } catch {
             throw ConfigError(
                 "cannot read the TLS certificate \(certificateFile): \(error). It must hold PEM certificates, leaf first."

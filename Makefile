@@ -4,7 +4,7 @@ BIN = $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 TESTDATA ?= $(abspath ../shared/testdata)
 MEASURE_CASES ?= 80
 
-.PHONY: all deps build test unit-test cli-test measure-test hvac-test oidc-test sealed-test faults-test soak attested-test \
+.PHONY: all deps build emulator-tools test unit-test cli-test measure-test hvac-test oidc-test sealed-test faults-test soak attested-test \
 	cluster-join-test \
 	login-test run bench format lint clean guest test-guest initramfs initramfs-emulator image check-qemu \
 	powercut-test powercut-load-test schema-test schema-fuzz attack-test fuzz-build fuzz fuzz-smoke check-ha run-cluster \
@@ -45,6 +45,13 @@ oidc-test: build
 test-guest: deps
 	$(SWIFT) build --traits Emulator --product vhsmd
 	$(SWIFT) build --traits Emulator --product vhsm
+
+# The emulator flavour of the tools in a build directory of its own, which no other target rebuilds: vhsmd there runs
+# config mode with "seal": "emulator:SOCKET" on a host without SEV (.build/debug holds whichever flavour was built last).
+emulator-tools: deps
+	$(SWIFT) build --traits Emulator --scratch-path .build-emulator --product vhsmd
+	$(SWIFT) build --traits Emulator --scratch-path .build-emulator --product vhsm
+	@echo "emulator flavour: .build-emulator/debug/vhsmd and .build-emulator/debug/vhsm"
 
 # vhsmd on sealed storage: config mode, the emulator's Secure Processor as the seal, kill -9 mid-stream, another chip.
 sealed-test: test-guest

@@ -85,13 +85,8 @@ struct Listener: ~Copyable {
         var status = stat()
         if lstat(path, &status) == 0 {
             guard status.st_mode & S_IFMT == S_IFSOCK else { throw .socketPathTaken(path: path) }
-            let probe = try? unixSocket(path, operation: "connect to") { fd, address, length in
-                connect(fd, address, length)
-            }
-            if let probe {
-                close(probe)
-                throw .socketInUse(path: path)
-            }
+            // The clients' own connect: it succeeds only when another emulator accepts on the socket.
+            if (try? StreamConnection.open(path)) != nil { throw .socketInUse(path: path) }
             unlink(path)
         }
         descriptor = try unixSocket(path, operation: "listen on") { fd, address, length in

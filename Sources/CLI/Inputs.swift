@@ -63,16 +63,7 @@ enum Inputs {
     /// The VCEK or VLEK given with `--cert`. A file holding AMD's CA certificates instead (the ASK or ASVK, the ARK:
     /// a KDS `cert_chain`), or more than one certificate, is refused with what to pass where.
     static func endorsement(_ path: String) throws -> AMDCertificate {
-        let all: [AMDCertificate]
-        let bytes = try read(path)
-        do {
-            all =
-                bytes.starts(with: Array("-----BEGIN".utf8))
-                ? try AMDCertificate.all(pemEncoded: String(decoding: bytes, as: UTF8.self))
-                : [try AMDCertificate(derEncoded: bytes)]
-        } catch {
-            throw CLIError.input(path, error.description)
-        }
+        let all = try certificates(pem: path)
         let authorities = all.filter { isAuthority($0.subject.commonName) }
         if !authorities.isEmpty || all.count > 1 {
             let names = all.map(\.subject.description).joined(separator: ", ")

@@ -243,14 +243,11 @@ final class KVStore: Sendable {
         return outcomes
     }
 
+    /// One version, written alone (a patch, which holds the secret's lock already).
     private func writeLocked(
         _ path: String, data: [String: JSONValue], cas: Int64?
     ) throws(VaultError) -> [String: JSONValue] {
-        let settings = try settings()
-        var secret = try load(path) ?? Secret()
-        let metadata = try Self.add(data, cas: cas, to: &secret, settings: settings)
-        try save(secret, path)
-        return metadata
+        try writeLocked(path, [Write(data: data, cas: cas)])[0].get()
     }
 
     /// `data` as the secret's next version (refused, with `secret` unchanged, when the check-and-set does not

@@ -23,7 +23,9 @@ import Synchronization
 final class Lease: ClusterLease, Sendable {
     private enum Phase: Sendable, Equatable {
         case standby
-        case active(since: Date)
+        /// `own`: this node's advertisement for the term, unsigned (made once: `view()` is asked several times per
+        /// request, and each renewal signs it again).
+        case active(since: Date, own: LeaderAdvertisement)
     }
 
     private struct State: Sendable {
@@ -35,9 +37,6 @@ final class Lease: ClusterLease, Sendable {
         var leaderUntil = ContinuousClock.now
         /// No elections before this (after a step-down).
         var pausedUntil = ContinuousClock.now
-        /// This node's own advertisement while active (`view()` is asked several times per request: it is made
-        /// once, when the node becomes active).
-        var own: LeaderAdvertisement?
         /// The last leader advertisement that verified (the key never changes, so it verifies for good).
         var verified: LeaderAdvertisement?
     }
@@ -67,11 +66,7 @@ final class Lease: ClusterLease, Sendable {
     func view() -> HAView {
         let now = ContinuousClock.now
         return state.withLock { state in
-            if case .active(let since) = state.phase, now < state.deadline {
-                let own =
-                    state.own
-                    ?? LeaderAdvertisement(nodeID: nodeID, apiAddress: apiAddress, activeTime: Self.rfc3339(since))
-                state.own = own
+            if case .active(let since, let own) = state.phase, now < state.deadline {
                 return HAView(isActive: true, leader: own, activeSince: since)
             }
             var leader = now < state.leaderUntil ? state.leader : nil
@@ -182,8 +177,8 @@ final class Lease: ClusterLease, Sendable {
         state.withLock { $0.leader = nil }
         guard mayCompete(), ContinuousClock.now >= state.withLock({ $0.pausedUntil }) else { return }
         let since = Date()
-        var advertisement = LeaderAdvertisement(nodeID: nodeID, apiAddress: apiAddress, activeTime: Self.rfc3339(since))
-        if let key = events.advertisementKey() { advertisement = advertisement.signed(with: key) }
+        let own = LeaderAdvertisement(nodeID: nodeID, apiAddress: apiAddress, activeTime: Self.rfc3339(since))
+        let advertisement = events.advertisementKey().map { own.signed(with: $0) } ?? own
         let identity = nodeID + "/" + UUID().uuidString.lowercased()
         let epoch: Int64?
         do { epoch = try await acquire(identity: identity, advertisement: advertisement) } catch {
@@ -205,10 +200,7 @@ final class Lease: ClusterLease, Sendable {
             try? await release(term)
             return
         }
-        state.withLock { state in
-            state.phase = .active(since: since)
-            state.own = nil
-        }
+        state.withLock { $0.phase = .active(since: since, own: own) }
         announce("vhsmd: node \(nodeID) is the active node (lease epoch \(epoch))")
     }
 
@@ -243,13 +235,12 @@ final class Lease: ClusterLease, Sendable {
 
     private func renew(_ term: LeaseHold.Term) async throws -> Bool {
         // The advertisement again, signed now if it could not be at acquisition (the cluster was initialised since).
-        let since = state.withLock { state -> Date? in
-            if case .active(let since) = state.phase { return since }
-            return nil
-        }
-        var advertisement = LeaderAdvertisement(
-            nodeID: nodeID, apiAddress: apiAddress, activeTime: Self.rfc3339(since ?? Date()))
-        if let key = events.advertisementKey() { advertisement = advertisement.signed(with: key) }
+        let own =
+            state.withLock { state -> LeaderAdvertisement? in
+                if case .active(_, let own) = state.phase { return own }
+                return nil
+            } ?? LeaderAdvertisement(nodeID: nodeID, apiAddress: apiAddress, activeTime: Self.rfc3339(Date()))
+        let advertisement = events.advertisementKey().map { own.signed(with: $0) } ?? own
         let value = String(decoding: try JSONEncoder().encode(advertisement), as: UTF8.self)
         let rows = try await query(
             """

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SNP
 
 @main
 struct VHSM: AsyncParsableCommand {
@@ -26,6 +27,7 @@ struct VHSM: AsyncParsableCommand {
               vhsm login https://127.0.0.1:8200 --role vm --manifest out/manifest.json \\
                   --trust-emulator-root /tmp/certs/ark.pem --emulator /tmp/chip.sock -o /tmp/token
             """,
+        version: Release.version,
         subcommands: [
             Report.self, Key.self, Measure.self, Emulator.self, IDBlock.self, VolumeCommands.self, Operator.self,
             Server.self, Login.self, ClusterCommands.self,

@@ -114,7 +114,8 @@ struct VHSMD: AsyncParsableCommand {
             Type=notify), READY=1 is sent once the listener accepts connections. SIGTERM or SIGINT stop it \
             gracefully: in-flight requests finish, storage is closed. SIGHUP reopens the audit log (logrotate: \
             rename the file, then send SIGHUP; new lines go to a new file at the configured path).
-            """)
+            """,
+        version: Release.version)
 
     @Flag(help: "Dev mode: in-memory, unsealed, HTTP on 127.0.0.1:8200, root token printed.") var dev = false
     @Option(help: "The dev root token (default: random).") var devRootTokenId: String?

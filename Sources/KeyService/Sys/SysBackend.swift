@@ -1,5 +1,6 @@
 import FoundationEssentials
 import HTTPTypes
+import SNP
 
 /// `sys/…`: health, seal status, init status, the mount table.
 struct SysBackend: Backend {
@@ -441,7 +442,7 @@ struct SysBackend: Backend {
 
 /// What `sys/health` and `sys/seal-status` report about the server.
 struct ServerState: Sendable {
-    static let version = "0.1.0"
+    static let version = Release.version
     var initialized: Bool
     var sealed: Bool
     var sealType: String

@@ -35,7 +35,7 @@ struct VHSMD: AsyncParsableCommand {
             Config mode (--config FILE) keeps state in SQLite under the data directory, every value encrypted by \
             the barrier whose root key comes from the SEV-SNP Secure Processor. The first 'PUT /v1/sys/init' \
             initialises it and returns the only root token; later starts unseal by themselves on the same VM. \
-            Config file (JSON; unknown keys are errors):
+            Config file (JSON; unknown keys are errors; a line whose first non-blank character is # is a comment):
               {"listener": {"address": "0.0.0.0:8200",
                             "tls_cert_file": "/etc/vhsm/tls.crt", "tls_key_file": "/etc/vhsm/tls.key"},
                "storage": {"path": "/var/lib/vhsm"},
@@ -693,11 +693,27 @@ struct ServerConfig {
     /// `cluster_trusted_roots`: PEM ARKs trusted beyond AMD's for joins (an emulator's), from a file.
     var clusterTrustedRoots: [AMDCertificate] = []
 
+    /// The configuration without its comments: a line whose first character other than a space or a tab is `#` is
+    /// emptied (its line break kept, so a syntax error's line and column are the file's). A JSON string cannot span
+    /// lines, so such a line is never inside one.
+    static func uncommented(_ bytes: [UInt8]) -> [UInt8] {
+        var result: [UInt8] = []
+        result.reserveCapacity(bytes.count)
+        let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        for (number, line) in lines.enumerated() {
+            if number > 0 { result.append(UInt8(ascii: "\n")) }
+            let first = line.first { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }
+            if first != UInt8(ascii: "#") { result.append(contentsOf: line) }
+        }
+        return result
+    }
+
     static func load(_ path: String) throws -> ServerConfig {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("cannot read \(path)") }
+        let text = uncommented(Array(data))
         let root: JSONValue
-        do { root = try JSONValue.parse(Array(data)) } catch {
-            throw ConfigError("\(path) is not JSON: \(VHSMD.syntaxProblem(Array(data)))")
+        do { root = try JSONValue.parse(text) } catch {
+            throw ConfigError("\(path) is not JSON: \(VHSMD.syntaxProblem(text))")
         }
         guard case .object(let top) = root else { throw ConfigError("\(path) must hold a JSON object") }
         try allow(

@@ -164,6 +164,45 @@ func httpStatus(_ url: String, token: String? = nil) throws -> String {
         )
     }
 
+    /// Lines whose first non-blank character is `#` are comments; the line numbers of what follows are kept.
+    @Test func configurationCommentLinesAreSkipped() throws {
+        let path = directory.path + "/commented.json"
+        try """
+        # vhsmd's configuration
+        {"listener": {"address": "127.0.0.1:8300"},
+           # where the sealed store lives
+         "storage": {"path": "/tmp/x"},\r
+        \t# "seal": "emulator:/tmp/chip.sock",
+         "seal": "sev-guest"}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let config = try ServerConfig.load(path)
+        #expect(config.address == "127.0.0.1:8300")
+        #expect(config.dataDirectory == "/tmp/x")
+        #expect(config.seal == "sev-guest")
+        // A # inside a value's line is not a comment, and an error after a comment names the file's own line.
+        let broken = ServerConfig.uncommented(Array("# a\n# b\n{\"a\": #\n}".utf8))
+        #expect(VHSMD.syntaxProblem(broken) == "line 3, column 7: expected a value")
+        let hashInValue = """
+            # only
+            {"listener": {"address": "a#b:1"}, "storage": {"path": "/tmp/x"}, "seal": "sev-guest"}
+            """
+        try hashInValue.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try ServerConfig.load(path).address == "a#b:1")
+    }
+
+    /// The configuration `make install` and `make deb` ship (`packaging/vhsmd.json`, with comments) loads, and says
+    /// what the systemd unit expects: the state and log directories it makes, the Secure Processor as the seal.
+    @Test func theShippedConfigurationLoads() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let config = try ServerConfig.load(root.appendingPathComponent("packaging/vhsmd.json").path)
+        #expect(config.dataDirectory == "/var/lib/vhsm")
+        #expect(config.seal == "sev-guest")
+        #expect(config.sealMode == .measurement)
+        #expect(config.auditFile == "/var/log/vhsm/audit.log")
+        #expect(config.address == "127.0.0.1:8200")
+    }
+
     /// `VHSMD.address`'s answer as "HOST PORT".
     func parsed(_ text: String, loopbackOnly: Bool) throws -> String {
         let (host, port) = try VHSMD.address(text, loopbackOnly: loopbackOnly)

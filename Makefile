@@ -7,6 +7,7 @@ MEASURE_CASES ?= 80
 .PHONY: all deps build emulator-tools test unit-test cli-test measure-test hvac-test oidc-test sealed-test faults-test soak attested-test \
 	cluster-join-test \
 	login-test run bench format lint clean guest test-guest initramfs initramfs-emulator image check-qemu \
+	release-tools install deb deb-test \
 	powercut-test powercut-load-test schema-test schema-fuzz attack-test fuzz-build fuzz fuzz-smoke check-ha run-cluster \
 	bench-ha
 
@@ -52,6 +53,37 @@ emulator-tools: deps
 	$(SWIFT) build --traits Emulator --scratch-path .build-emulator --product vhsmd
 	$(SWIFT) build --traits Emulator --scratch-path .build-emulator --product vhsm
 	@echo "emulator flavour: .build-emulator/debug/vhsmd and .build-emulator/debug/vhsm"
+
+# Installing (issue 18). The production flavour (no Emulator trait), release, the Swift runtime linked in
+# (--static-swift-stdlib: the tools need no Swift toolchain), in a scratch path of its own; man pages from
+# swift-argument-parser's generate-manual (scripts/manpages.sh), completions from --generate-completion-script.
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+RELEASE_BUILD = -c release --static-swift-stdlib --scratch-path .build-static
+RELEASE_BIN = .build-static/release
+
+release-tools: deps
+	$(SWIFT) build $(RELEASE_BUILD) --product vhsm
+	$(SWIFT) build $(RELEASE_BUILD) --product vhsmd
+	$(SWIFT) build $(RELEASE_BUILD) --product generate-manual
+	rm -rf out/man && scripts/manpages.sh $(RELEASE_BIN)/generate-manual $(RELEASE_BIN) out/man
+
+# vhsm, vhsmd, man pages, completions (bash, zsh, fish), vhsmd.service, the sysusers and udev files, logrotate and
+# /etc/vhsm/vhsmd.json (an edited one is kept; the shipped one goes beside it as .dist). Nothing is started.
+install: release-tools
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" scripts/install.sh $(RELEASE_BIN) out/man
+
+# out/vhsm_VERSION_ARCH.deb, built with dpkg-deb from the same release build: 'sudo apt install ./out/vhsm_*.deb'.
+deb: release-tools
+	scripts/make-deb.sh $(RELEASE_BIN) out/man out
+	@lintian --tag-display-limit 0 out/vhsm_*_$$(dpkg --print-architecture).deb 2>&1 | grep -v 'root privileges' || true
+
+# The package installed into a scratch root and used (scripts/deb-test.sh). In 'make test' it packages the debug
+# build of 'make build' (the release build would add a quarter of an hour); DEB=out/vhsm_….deb tests 'make deb''s.
+deb-test: build
+	$(SWIFT) build --product generate-manual
+	BIN=$(BIN) GENERATE_MANUAL=$(BIN)/generate-manual TESTDATA=$(TESTDATA) scripts/deb-test.sh
 
 # vhsmd on sealed storage: config mode, the emulator's Secure Processor as the seal, kill -9 mid-stream, another chip.
 sealed-test: test-guest
@@ -180,7 +212,7 @@ schema-fuzz: build
 attack-test: build
 	VHSMD=$(BIN)/vhsmd scripts/attack-test.sh
 
-test: lint unit-test cli-test measure-test hvac-test oidc-test sealed-test faults-test attested-test login-test check-qemu \
+test: lint unit-test cli-test deb-test measure-test hvac-test oidc-test sealed-test faults-test attested-test login-test check-qemu \
 	powercut-test powercut-load-test schema-test attack-test check-ha
 
 # Fuzzing (issue 16): every attacker-facing parser under libFuzzer with AddressSanitizer, in one binary (vhsm-fuzz)

@@ -35,6 +35,13 @@ have wrk || need+=(wrk)
 have runuser || need+=(util-linux)
 # Debian 12's generic OVMF images: measured by the vectors of group F.
 [ -f /usr/share/ovmf/OVMF.fd ] || need+=(ovmf)
+# make deb and its test (scripts/deb-test.sh): dpkg-deb and dpkg-shlibdeps (dpkg-dev), lintian, man to read the pages,
+# systemd-analyze to verify the unit, bash-completion to load the completions.
+have dpkg-shlibdeps || need+=(dpkg-dev)
+have lintian || need+=(lintian)
+have man || need+=(man-db)
+have systemd-analyze || need+=(systemd)
+[ -f /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -74,10 +74,13 @@ release-tools: deps
 install: release-tools
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" scripts/install.sh $(RELEASE_BIN) out/man
 
-# out/vhsm_VERSION_ARCH.deb, built with dpkg-deb from the same release build: 'sudo apt install ./out/vhsm_*.deb'.
+# out/vhsm_VERSION_ARCH.deb, built with dpkg-deb from the same release build and failed on any lintian error
+# (out/lintian.txt): 'sudo apt install ./out/vhsm_*.deb'.
 deb: release-tools
-	scripts/make-deb.sh $(RELEASE_BIN) out/man out
-	@lintian --tag-display-limit 0 out/vhsm_*_$$(dpkg --print-architecture).deb 2>&1 | grep -v 'root privileges' || true
+	scripts/make-deb.sh $(RELEASE_BIN) out/man out >out/deb-path
+	lintian --tag-display-limit 0 $$(cat out/deb-path) 2>&1 | grep -v 'root privileges' | tee out/lintian.txt
+	@! grep -q '^E: ' out/lintian.txt || { echo "make deb: lintian reports errors (out/lintian.txt)" >&2; exit 1; }
+	@echo "make deb: $$(cat out/deb-path), no lintian errors"
 
 # The package installed into a scratch root and used (scripts/deb-test.sh). In 'make test' it packages the debug
 # build of 'make build' (the release build would add a quarter of an hour); DEB=out/vhsm_….deb tests 'make deb''s.

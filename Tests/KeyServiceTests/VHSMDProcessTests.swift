@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Sealing
 import Testing
 
 @testable import KeyService
@@ -181,7 +182,7 @@ func httpStatus(_ url: String, token: String? = nil) throws -> String {
         #expect(config.seal == "sev-guest")
         // A # inside a value's line is not a comment, and an error after a comment names the file's own line.
         let broken = ServerConfig.uncommented(Array("# a\n# b\n{\"a\": #\n}".utf8))
-        #expect(VHSMD.syntaxProblem(broken) == "line 3, column 7: expected a value")
+        #expect(VHSMD.syntaxProblem(broken) == "line 3, column 7: unexpected character")
         let hashInValue = """
             # only
             {"listener": {"address": "a#b:1"}, "storage": {"path": "/tmp/x"}, "seal": "sev-guest"}

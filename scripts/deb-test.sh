@@ -163,5 +163,16 @@ mkdir -p "$root/var/lib/vhsm" && echo sealed >"$root/var/lib/vhsm/store"
 check "purge removes the tools and the unit's enablement" bash -c "dpkg --root='$root' --force-script-chrootless --force-depends --log=/dev/null -P vhsm && [ ! -e '$root/usr/bin/vhsmd' ] && [ ! -e '$root/etc/systemd/system/multi-user.target.wants/vhsmd.service' ]"
 check "purge leaves the sealed store (/var/lib/vhsm) alone" test -s "$root/var/lib/vhsm/store"
 
+# make install's layout (scripts/install.sh, which the package is built with) under PREFIX=/usr/local in a DESTDIR.
+if [ "$dynamic" = 1 ]; then
+	staged=$work/staged
+	install_local() { DESTDIR=$staged PREFIX=/usr/local "$here/scripts/install.sh" "$BIN" "$work/man"; }
+	check "make install's script: PREFIX=/usr/local into a DESTDIR" install_local
+	check "  its unit starts /usr/local/bin/vhsmd" grep -qx 'ExecStart=/usr/local/bin/vhsmd --config /etc/vhsm/vhsmd.json' "$staged/usr/local/lib/systemd/system/vhsmd.service"
+	check "  its man pages and zsh completion are under /usr/local" test -s "$staged/usr/local/share/man/man1/vhsm-report-verify.1" -a -s "$staged/usr/local/share/zsh/site-functions/_vhsm"
+	echo '# edited by the operator' >>"$staged/etc/vhsm/vhsmd.json"
+	check "  installing again keeps an edited configuration (the shipped one as vhsmd.json.dist)" bash -c "$(declare -f install_local); staged='$staged' work='$work' here='$here' BIN='$BIN'; install_local && tail -1 '$staged/etc/vhsm/vhsmd.json' | grep -q 'edited by the operator' && cmp -s '$here/packaging/vhsmd.json' '$staged/etc/vhsm/vhsmd.json.dist'"
+fi
+
 echo "deb-test: $pass passed, $fail failed"
 [ "$fail" = 0 ]

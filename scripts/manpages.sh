@@ -20,7 +20,7 @@ for tool in vhsm vhsmd; do
 	"$generator" "$bindir/$tool" --multi-page --date "$day" --authors "the vhsm developers" -o "$work/$tool"
 done
 # vhsm.report.verify.1 -> vhsm-report-verify.1, in file names, .Dt and .Xr; the 'help' subcommand has no page.
-# NAME holds the page's name (whatis reads it), the synopsis the command as typed. An empty line in a discussion
+# NAME holds the page's name and an unquoted description (whatis reads it), the synopsis the command as typed. An empty line in a discussion
 # becomes a paragraph break (.Pp), and a text line that starts with ' (a quoted command) is escaped so roff does
 # not read it as a request.
 count=0
@@ -33,6 +33,7 @@ for page in "$work"/*/*.1; do
 		# the command as typed.
 		/^\.Nm "/ && !named { named = 1; command = substr($0, 5); n = split(command, words, " "); print ".Nm " (n > 1 ? "'"$dashed"'" : command); next }
 		/^\.Nm$/ && named { print ".Nm " command; next }
+		/^\.Nd "/ && /"$/ { print ".Nd " substr($0, 6, length($0) - 6); next }
 		/^\.(Dt|Xr) / { n = split($2, parts, "."); name = parts[1]; for (i = 2; i <= n; i++) name = name "-" parts[i]; $2 = name; print; next }
 		/^$/ { print ".Pp"; next }
 		/^'\''/ { print "\\&" $0; next }

@@ -40,6 +40,14 @@ for point in "${points[@]}"; do
   cut_power
   check "$point: the guest reached the point and printed the cut line" '[ "${seen[$point]}" = yes ]'
   formatted_uuid=$(luks_uuid "formatting LUKS2" "$cut_log")
+  # What the host sees of the cut disk (vhsm volume inspect's state), and its exit code.
+  case $point in
+    after-header | after-keyslot) expected_state=unfinished ;;
+    after-token | mkfs | integrity-wipe) expected_state=provisioning ;;
+    *) expected_state=luks2 ;;
+  esac
+  check "$point: vhsm volume inspect on the host says $expected_state (exit 0)" \
+    'inspected=$("$VHSM" volume inspect "$disk" --json) && grep -q "\"state\" : \"$expected_state\"" <<<"$inspected"'
 
   # Another chip must refuse what this one left, and write nothing (before this chip recovers it).
   case $point in

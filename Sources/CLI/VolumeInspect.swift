@@ -13,7 +13,11 @@ struct VolumeInspect: AsyncParsableCommand {
             4096-byte sectors, PBKDF2-SHA256 keyslots, only vhsm-snp, vhsm-recovery and at most one vhsm-reenroll token, no reencryption). \
             The token MAC needs the machine's sealing key and is checked only at unlock.
 
-            Exit 0: blank, or a LUKS2 header vhsm accepts; 1: foreign data or a header vhsm refuses; 2: unreadable.
+            The state: blank; luks2 (ready); provisioning (a first boot cut after its token was written: the same \
+            launch resumes it); unfinished (cut before the token: the same launch formats it again); foreign.
+
+            Exit 0: blank, unfinished, or a LUKS2 header vhsm accepts; 1: foreign data or a header vhsm refuses; \
+            2: unreadable.
             """)
 
     @Argument(help: "A volume image or block device.") var image: String
@@ -65,9 +69,18 @@ struct VolumeInspect: AsyncParsableCommand {
         var recovery_token: Recovery?
         /// A pending recovery grant from 'vhsm volume reenroll', for the guest key with this fingerprint.
         var reenroll_grant_recipient_sha256: String?
+        /// The first boot has not finished: the token's state or the binary headers' provisioning mark says so.
+        var provisioning: Bool
     }
 
     func run() async throws {
+        let report = try Self.report(image)
+        print(json ? Output.json(report) : Self.text(report))
+        if report.state == "foreign" || report.problem != nil { throw ExitCode(1) }
+    }
+
+    /// What `inspect` says of the volume at `image`: its state, verdict and validated header.
+    static func report(_ image: String) throws -> Report {
         let volume = LUKSVolume(path: image)
         var report = Report(file: image, state: "", verdict: "")
         do throws(VolumeError) {
@@ -82,20 +95,36 @@ struct VolumeInspect: AsyncParsableCommand {
             case .luks2(let uuid):
                 report.state = "luks2"
                 do throws(VolumeError) {
-                    report.header = Self.header(try volume.readHeader().metadata)
+                    let header = Self.header(try volume.readHeader().metadata)
+                    report.header = header
                     report.verdict = "accepted: exactly the header shape vhsm writes"
+                    if header.provisioning {
+                        report.state = "provisioning"
+                        report.verdict =
+                            "accepted, first boot unfinished: the vhsm-snp token says provisioning (a power cut "
+                            + "before the filesystem was made and mounted); the next boot of the launch that wrote it "
+                            + "resumes it, any other launch refuses it"
+                    }
                 } catch {
                     if case .io = error { throw error }
-                    report.verdict = "refused: vhsm-init would not unlock it"
-                    report.found = "a LUKS2 header, UUID \(uuid) (unvalidated)"
-                    report.problem = error.description
+                    if let unfinished = try? volume.readUnfinished(), unfinished.marked, !unfinished.hasSNPToken {
+                        report.state = "unfinished"
+                        report.found = "a LUKS2 header with the provisioning mark and no vhsm-snp token, UUID \(uuid)"
+                        report.verdict =
+                            "a first boot cut before its token was written: vhsm-init of the launch that wrote it "
+                            + "formats it again (the mark verifies only under that launch's key, checked at boot); "
+                            + "any other launch refuses it"
+                    } else {
+                        report.verdict = "refused: vhsm-init would not unlock it"
+                        report.found = "a LUKS2 header, UUID \(uuid) (unvalidated)"
+                        report.problem = error.description
+                    }
                 }
             }
         } catch {
             throw CLIError.volume(error)
         }
-        print(json ? Output.json(report) : Self.text(report))
-        if report.state == "foreign" || report.problem != nil { throw ExitCode(1) }
+        return report
     }
 
     static func header(_ metadata: Metadata) -> Header {
@@ -120,7 +149,8 @@ struct VolumeInspect: AsyncParsableCommand {
                 Header.Recovery(
                     keyslot: $0.keyslot, suite: $0.suite.rawValue, recipient_sha256: hex($0.recipientFingerprint))
             },
-            reenroll_grant_recipient_sha256: metadata.reenrollGrant.map { hex($0.recipientFingerprint) })
+            reenroll_grant_recipient_sha256: metadata.reenrollGrant.map { hex($0.recipientFingerprint) },
+            provisioning: metadata.snpToken?.provisioning == true || metadata.provisioningMark != nil)
     }
 
     static func text(_ report: Report) -> String {
@@ -158,6 +188,10 @@ struct VolumeInspect: AsyncParsableCommand {
             lines.append(
                 "  vhsm-reenroll recovery grant for the guest key sha256 \(recipient) (consumed at its next boot)")
         }
+        lines.append(
+            header.provisioning
+                ? "  state        provisioning (first boot unfinished; marked ready once the volume is mounted)"
+                : "  state        ready (it will never be formatted again)")
         return lines.joined(separator: "\n")
     }
 

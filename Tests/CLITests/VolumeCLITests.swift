@@ -4,9 +4,9 @@ import Crypto
 import Foundation
 import Sealing
 import Testing
-import Volume
 
 @testable import CLI
+@testable import Volume
 
 @Suite struct VolumeCLITests {
     /// A formatted 32 MiB image and the PEM files of its P-384 recovery key pair, in a temporary directory.
@@ -68,6 +68,46 @@ import Volume
         #expect(text.contains("keyslot 0    machine, pbkdf2-sha256, 1000 iterations"))
         #expect(text.contains("vhsm-snp     keyslot 0, seal mode platform, guest field select 0x21"))
         let command = try #require(try VHSM.parseAsRoot(["volume", "inspect", workspace.image]) as? VolumeInspect)
+        try await command.run()
+    }
+
+    /// A first boot cut after its token was written (the token says provisioning), then marked ready.
+    @Test func inspectShowsWhetherTheFirstBootFinished() throws {
+        let workspace = try Workspace()
+        let cut = try VolumeInspect.report(workspace.image)
+        #expect(cut.state == "provisioning" && cut.problem == nil)
+        #expect(cut.header?.provisioning == true)
+        #expect(cut.verdict.contains("resumes it"))
+        #expect(VolumeInspect.text(cut).contains("  state        provisioning (first boot unfinished"))
+        try LUKSVolume(path: workspace.image).markReady(
+            keys: VolumeKeys.derive(
+                sealingKey: [UInt8](repeating: 7, count: 32), volumeUUID: workspace.uuid, mode: .platform))
+        let ready = try VolumeInspect.report(workspace.image)
+        #expect(ready.state == "luks2" && ready.header?.provisioning == false)
+        #expect(VolumeInspect.text(ready).contains("  state        ready (it will never be formatted again)"))
+    }
+
+    /// A first boot cut before its token: a LUKS2 header with the provisioning mark and no vhsm-snp token is
+    /// "unfinished" (exit 0: the launch that wrote it formats it again), not a refused header.
+    @Test func inspectShowsAnUnfinishedTokenlessHeader() async throws {
+        let workspace = try Workspace()
+        let image = workspace.path("unfinished.img")
+        #expect(FileManager.default.createFile(atPath: image, contents: nil))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: image))
+        try handle.truncate(atOffset: 32 << 20)
+        try handle.close()
+        let keys = VolumeKeys.derive(
+            sealingKey: [UInt8](repeating: 7, count: 32), volumeUUID: workspace.uuid, mode: .platform)
+        try CryptLibrary.run { () throws(VolumeError) in
+            let device = try CryptDevice(device: image)
+            try device.formatLUKS2(
+                uuid: workspace.uuid, integrity: false, label: ProvisioningMark.label,
+                subsystem: ProvisioningMark.subsystem(uuid: workspace.uuid, key: keys.macKey))
+        }
+        let report = try VolumeInspect.report(image)
+        #expect(report.state == "unfinished" && report.problem == nil && report.header == nil)
+        #expect(report.found?.contains("provisioning mark and no vhsm-snp token, UUID \(workspace.uuid)") == true)
+        let command = try #require(try VHSM.parseAsRoot(["volume", "inspect", image]) as? VolumeInspect)
         try await command.run()
     }
 

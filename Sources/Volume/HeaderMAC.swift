@@ -60,3 +60,21 @@ enum HeaderMAC {
             token.mac, authenticating: try message(metadata, token: token), using: key)
     }
 }
+
+extension CryptDevice {
+    /// Stores `token` (`id` nil: the next free one) with its MAC under `key` over `metadata`, the header the token
+    /// goes into. A header the MAC cannot cover is refused as `path`'s.
+    func setSNPToken(
+        _ token: SNPToken, id: Int?, over metadata: Metadata, key: SymmetricKey, path: String
+    )
+        throws(VolumeError)
+    {
+        var token = token
+        do throws(Rejection) {
+            token.mac = try HeaderMAC.compute(metadata, token: token, key: key)
+        } catch {
+            throw error.error(path: path)
+        }
+        try setToken(id: id, json: token.json.serialized)
+    }
+}

@@ -63,13 +63,8 @@ extension LUKSVolume {
             try device.activate(name: nil, keyslot: slot, passphrase: replacement.passphrase)
             let added = try Metadata.validate(area: try copy.read(), path: path)
             // A volume still provisioning stays so (its mark stays too); the state is under the new MAC.
-            var token = SNPToken(keyslot: slot, binding: binding, provisioning: current.snpToken.provisioning, mac: [])
-            do throws(Rejection) {
-                token.mac = try HeaderMAC.compute(added, token: token, key: replacement.macKey)
-            } catch {
-                throw error.error(path: path)
-            }
-            try device.setToken(id: added.snpTokenID, json: token.json.serialized)
+            let token = SNPToken(keyslot: slot, binding: binding, provisioning: current.snpToken.provisioning, mac: [])
+            try device.setSNPToken(token, id: added.snpTokenID, over: added, key: replacement.macKey, path: path)
             try writeBack(try copy.read())
             return slot
         }

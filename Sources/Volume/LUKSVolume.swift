@@ -114,13 +114,8 @@ public struct LUKSVolume: Sendable {
 
                 let partial = try Metadata.validate(
                     area: try file.read(offset: 0, count: Layout.headerAreaSize), path: path, requireSNPToken: false)
-                var token = SNPToken(keyslot: machine, binding: request.binding, provisioning: true, mac: [])
-                do throws(Rejection) {
-                    token.mac = try HeaderMAC.compute(partial, token: token, key: keys.macKey)
-                } catch {
-                    throw error.error(path: path)
-                }
-                try device.setToken(id: nil, json: token.json.serialized)
+                let token = SNPToken(keyslot: machine, binding: request.binding, provisioning: true, mac: [])
+                try device.setSNPToken(token, id: nil, over: partial, key: keys.macKey, path: path)
                 checkpoint(.token)
                 return FormatResult(
                     uuid: request.uuid, machineKeyslot: machine, recoveryKeyslot: recovery?.keyslot,
@@ -179,12 +174,7 @@ public struct LUKSVolume: Sendable {
             let cleared = try Metadata.validate(area: try copy.read(), path: path)
             var token = header.snpToken
             token.provisioning = false
-            do throws(Rejection) {
-                token.mac = try HeaderMAC.compute(cleared, token: token, key: keys.macKey)
-            } catch {
-                throw error.error(path: path)
-            }
-            try device.setToken(id: cleared.snpTokenID, json: token.json.serialized)
+            try device.setSNPToken(token, id: cleared.snpTokenID, over: cleared, key: keys.macKey, path: path)
             try writeBack(try copy.read())
         }
         let ready = try readHeader()

@@ -35,7 +35,11 @@ for page in "$work"/*/*.1; do
 		/^\.Nm$/ && named { print ".Nm " command; next }
 		/^\.Nd "/ && /"$/ { print ".Nd " substr($0, 6, length($0) - 6); next }
 		/^\.(Dt|Xr) / { n = split($2, parts, "."); name = parts[1]; for (i = 2; i <= n; i++) name = name "-" parts[i]; $2 = name; print; next }
-		/^$/ { print ".Pp"; next }
+		# The description keeps the line breaks of --help: a text line after a text line starts a new line.
+		/^\.Sh DESCRIPTION/ { description = 1; text = 0; print; next }
+		/^\./ { if ($0 !~ /^\.Pp/) description = 0; text = 0 }
+		/^$/ { print ".Pp"; text = 0; next }
+		description && !/^\./ { if (text) print ".br"; text = 1 }
 		/^'\''/ { print "\\&" $0; next }
 		{ print }
 	' "$page" >"$out/$dashed.1"

@@ -13,7 +13,8 @@ struct VolumeInspect: AsyncParsableCommand {
             4096-byte sectors, PBKDF2-SHA256 keyslots, only vhsm-snp, vhsm-recovery and at most one vhsm-reenroll token, no reencryption). \
             The token MAC needs the machine's sealing key and is checked only at unlock.
 
-            Exit 0: blank, or a LUKS2 header vhsm accepts; 1: foreign data or a header vhsm refuses; 2: unreadable.
+            Exit codes: 0 blank, or a LUKS2 header vhsm accepts; 1 foreign data or a header vhsm refuses; 2 usage error \
+            or unreadable.
             """)
 
     @Argument(help: "A volume image or block device.") var image: String

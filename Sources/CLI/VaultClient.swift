@@ -183,7 +183,8 @@ struct VaultClient: Sendable {
             if let failure = error as? ConnectFailure {
                 // No connection, so nothing was sent and no certificate was seen: exit 3, try again later.
                 throw CLIError.unreachable(
-                    "cannot reach \(place): \(failure.error). Check the URL, the network and that vhsmd is listening")
+                    "cannot reach \(place): \(failure.reason(host: host)). Check the URL, the network and that vhsmd "
+                        + "is listening")
             }
             throw CLIError.refused(Self.exchangeFailure(method, place: place, path: path, error: error, secure: secure))
         }
@@ -193,6 +194,22 @@ struct VaultClient: Sendable {
     /// server was not reached.
     struct ConnectFailure: Error {
         let error: any Error
+
+        /// What the system said, as a short phrase ("connection refused", "the name 'h' does not resolve").
+        func reason(host: String) -> String {
+            switch error {
+            case let error as NIOConnectionError:
+                if let first = error.connectionErrors.first?.error {
+                    return ConnectFailure(error: first).reason(host: host)
+                }
+                if error.dnsAError != nil || error.dnsAAAAError != nil { return "the name '\(host)' does not resolve" }
+                return "no address to connect to"
+            case let error as IOError: return String(cString: strerror(error.errnoCode)).lowercased()
+            case ChannelError.connectTimeout(let timeout):
+                return "no answer to the connection within \(timeout.nanoseconds / 1_000_000_000) s"
+            default: return "\(error)"
+            }
+        }
     }
 
     /// A connection that failed after it was made (a TLS handshake that failed without a certificate verdict, a

@@ -118,17 +118,25 @@ extension VHSM {
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show, verify and get SEV-SNP attestation reports.",
+            discussion:
+                "Exit codes: as 'vhsm --help' lists them; each command's --help says which it returns and when.",
             subcommands: [ReportShow.self, ReportVerify.self, ReportGet.self])
     }
 
     struct Server: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check a running vhsmd before trusting it (attested TLS).", subcommands: [ServerVerify.self])
+            abstract: "Check a running vhsmd before trusting it (attested TLS).",
+            discussion:
+                "Exit codes: as 'vhsm --help' lists them; each command's --help says which it returns and when.",
+            subcommands: [ServerVerify.self])
     }
 
     struct Key: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Derive keys from the Secure Processor (MSG_KEY_REQ).", subcommands: [KeyDerive.self])
+            abstract: "Derive keys from the Secure Processor (MSG_KEY_REQ).",
+            discussion:
+                "Exit codes: as 'vhsm --help' lists them; each command's --help says which it returns and when.",
+            subcommands: [KeyDerive.self])
     }
 
     struct Emulator: AsyncParsableCommand {
@@ -137,6 +145,8 @@ extension VHSM {
             discussion: """
                 The emulator mints its own AMD-shaped PKI (RSA-4096 ARK and ASK, P-384 VCEK per TCB). Its root is \
                 not AMD's: verifiers accept its reports only when told to with --trust-emulator-root.
+
+                Exit codes: as 'vhsm --help' lists them; each command's --help says which it returns and when.
                 """,
             subcommands: [EmulatorInit.self, EmulatorCerts.self, EmulatorReport.self, EmulatorServe.self])
     }

@@ -72,6 +72,16 @@ import Testing
         ] {
             #expect(help.contains(line), "\(line)")
         }
+        func groups(_ command: any ParsableCommand.Type) -> [any ParsableCommand.Type] {
+            let subcommands = command.configuration.subcommands
+            return subcommands.isEmpty ? [] : [command] + subcommands.flatMap(groups)
+        }
+        let below = groups(VHSM.self).dropFirst()
+        #expect(below.count >= 8)
+        for group in below {
+            let statement = Self.exitCodeStatement(VHSM.helpMessage(for: group, columns: 120)) ?? ""
+            #expect(statement.hasPrefix("Exit codes:"), "vhsm \(group._commandName) --help states no exit codes")
+        }
     }
 
     /// Refused, unreachable and usage failures of the device are told apart by the provider's own typed errors.

@@ -25,6 +25,10 @@ unit-test: build
 cli-test: build
 	VHSM=$(BIN)/vhsm TESTDATA=$(TESTDATA) scripts/cli-test.sh
 
+# The README's exit-code tables, row by row: each command's exit code and the start of its message.
+readme-exit-test: build
+	VHSM=$(BIN)/vhsm VHSMD=$(BIN)/vhsmd TESTDATA=$(TESTDATA) scripts/readme-exit-test.py
+
 # vhsm measure against every shipped vector, and against sev-snp-measure 0.0.13 on random inputs in the same run.
 measure-test: build
 	python3 scripts/measure_vectors.py $(BIN)/vhsm $(TESTDATA)/measure
@@ -215,7 +219,7 @@ schema-fuzz: build
 attack-test: build
 	VHSMD=$(BIN)/vhsmd scripts/attack-test.sh
 
-test: lint unit-test cli-test deb-test measure-test hvac-test oidc-test sealed-test faults-test attested-test login-test check-qemu \
+test: lint unit-test cli-test readme-exit-test deb-test measure-test hvac-test oidc-test sealed-test faults-test attested-test login-test check-qemu \
 	powercut-test powercut-load-test schema-test attack-test check-ha
 
 # Fuzzing (issue 16): every attacker-facing parser under libFuzzer with AddressSanitizer, in one binary (vhsm-fuzz)

@@ -7,7 +7,7 @@
 #    emulator's root when not named; vhsmd itself does not start on a DEBUG launch, so no verdict can be had for one;
 #  - --from-certificate verifies the evidence in vhsmd's certificate and says freshness was not checked; the
 #    operator's own certificate is bound too (sys/attestation covers its key), but carries no evidence;
-#  - an unreachable server: exit 1 with a sentence; no reference values: exit 2 saying why.
+#  - an unreachable server: exit 3 with a sentence; no reference values: exit 2 saying why.
 # Each check prints 'FAIL name' when it fails; the last line counts. Extend it with more `check NAME 'COMMAND'` lines.
 # Usage: VHSMD=path/to/vhsmd-built-with-trait-Emulator VHSM=path/to/vhsm scripts/attested-tls-test.sh
 set -uo pipefail
@@ -120,8 +120,8 @@ server=
 # Nobody listening.
 kill "$emulator" 2>/dev/null
 closed=$(free_port)
-check "an unreachable server: exit 1 and a sentence naming it" \
-  'out=$("$VHSM" server verify "https://127.0.0.1:$closed" --measurement "$measurement" 2>&1); [ $? = 1 ] &&
+check "an unreachable server: exit 3 and a sentence naming it" \
+  'out=$("$VHSM" server verify "https://127.0.0.1:$closed" --measurement "$measurement" 2>&1); [ $? = 3 ] &&
    grep -q "cannot reach https://127.0.0.1:$closed: connection refused — check the URL and that vhsmd is running" <<<"$out"'
 check "a plain-HTTP URL is a usage error (exit 2)" \
   '"$VHSM" server verify "http://127.0.0.1:$closed" --measurement "$measurement" >/dev/null 2>&1; [ $? = 2 ]'

@@ -93,6 +93,20 @@ expect 2 "short measurement" -- "$VHSM" report verify "$SNP/milan_v2_gsg_report.
 expect 2 "odd hex" -- "$VHSM" report verify "$SNP/milan_v2_gsg_report.bin" --cert "$SNP/milan_v2_gsg_vcek.der" --host-data abc
 expect 2 "bad time" -- "$VHSM" report verify "$SNP/milan_v2_gsg_report.bin" --cert "$SNP/milan_v2_gsg_vcek.der" --at yesterday
 expect 2 "unknown option" -- "$VHSM" report verify "$SNP/milan_v2_gsg_report.bin" --frobnicate
+# A usage error is one line and a hint naming the command's --help, ArgumentParser's own errors as ours.
+check "unknown option: one line and a hint" diff <(printf '%s\n' "vhsm: unknown option '--frobnicate'" \
+  "vhsm: see 'vhsm report verify --help'") "$work/err"
+expect 2 "missing argument" -- "$VHSM" key derive --emulator "$work/none.sock"
+check "missing argument: one line and a hint" diff <(printf '%s\n' "vhsm: missing expected argument '--root <root>'" \
+  "vhsm: see 'vhsm key derive --help'") "$work/err"
+expect 2 "a usage error of the command's own" -- "$VHSM" key derive --root vcek --fields policy,colour --emulator "$work/none.sock"
+check "the command's usage error has the hint" sh -c "[ \$(wc -l <'$work/err') = 2 ] && tail -1 '$work/err' | grep -qx \"vhsm: see 'vhsm key derive --help'\""
+expect 2 "an unknown command" -- "$VHSM" reprot show x
+check "an unknown command: the root's --help" grep -qx "vhsm: see 'vhsm --help'" "$work/err"
+expect 0 "help command" -- "$VHSM" help report verify
+check "help command prints the exit codes" grep -q "Exit codes: 0 genuine and acceptable" "$work/out"
+expect 0 "completion script" -- "$VHSM" --generate-completion-script bash
+check "completion script names a subcommand" grep -q "verify" "$work/out"
 cp "$SNP/milan_v3_oak_report.bin" "$work/v9.bin" && printf '\x09' | dd of="$work/v9.bin" bs=1 seek=0 conv=notrunc status=none
 expect 1 "unknown version" -- "$VHSM" report show "$work/v9.bin"
 check "unknown version is named" grep -q "version 9" "$work/err"
@@ -150,9 +164,13 @@ check "INVALID_KEY is named" grep -q "INVALID_KEY" "$work/err"
 expect 1 "key derive above the committed TCB" -- "$VHSM" key derive --root vcek --fields tcb --tcb ff00000000ffffff --vmpl 1 --emulator "$sock"
 expect 2 "key derive unknown field" -- "$VHSM" key derive --root vcek --fields policy,colour --emulator "$sock"
 expect 2 "key derive with --tsm" -- "$VHSM" key derive --root vcek --tsm
-expect 1 "report get from a missing device" -- "$VHSM" report get --device "$work/no-sev-guest" -o "$work/x.bin"
+# A device or emulator that cannot be reached is exit 3 (nothing was asked), not a refusal (1).
+expect 3 "report get from a missing device" -- "$VHSM" report get --device "$work/no-sev-guest" -o "$work/x.bin"
 check "the missing device is named" grep -q "no-sev-guest" "$work/err"
-expect 1 "report get from a stopped emulator" -- "$VHSM" report get --emulator "$work/none.sock" -o "$work/x.bin"
+expect 3 "report get from a stopped emulator" -- "$VHSM" report get --emulator "$work/none.sock" -o "$work/x.bin"
+check "the stopped emulator is named" grep -q "^vhsm: cannot reach the Secure Processor (emulator at $work/none.sock)" "$work/err"
+expect 3 "key derive from a stopped emulator" -- "$VHSM" key derive --root vcek --emulator "$work/none.sock"
+check "nothing was written" test ! -e "$work/x.bin"
 
 # Three TCBs apart, as a host can set them: an update loaded but not committed (CURRENT above COMMITTED) and
 # REPORTED_TCB lowered below COMMITTED_TCB. Reports carry all three and are signed by REPORTED_TCB's VCEK; keys

@@ -298,4 +298,10 @@ private final class HandshakeWatcher: ChannelInboundHandler, Sendable {
         promise.fail(ChannelError.eof)
         context.fireChannelInactive()
     }
+
+    /// A channel that never connected (connection refused) is never active, so never inactive either: the promise
+    /// is failed when the closed channel drops its handlers (a promise left unfulfilled is a crash in debug builds).
+    func handlerRemoved(context: ChannelHandlerContext) {
+        promise.fail(ChannelError.ioOnClosedChannel)
+    }
 }

@@ -13,7 +13,7 @@ struct ClusterCommands: AsyncParsableCommand {
             with the active node's address; run the command against it). The token comes from --token or \
             VAULT_TOKEN; remove and rotate-root need sudo on their path (a root token has it).
 
-            Exit codes: 0 done; 1 vhsmd refused or could not be reached; 2 usage error.
+            \(exitCodes)
 
             Examples:
               vhsm cluster members https://10.0.0.5:8200 --cacert vhsmd.pem
@@ -21,6 +21,12 @@ struct ClusterCommands: AsyncParsableCommand {
               vhsm cluster rotate-root http://127.0.0.1:8200 --json
             """,
         subcommands: [Members.self, Remove.self, RotateRoot.self])
+
+    /// What every cluster command exits with.
+    static let exitCodes = """
+        Exit codes: 0 done; 1 vhsmd refused (a standby names the active node); 2 usage error; 3 vhsmd could not \
+        be reached (no connection, or no answer in time).
+        """
 
     struct Connection: ParsableArguments {
         @OptionGroup var server: ServerOptions
@@ -58,7 +64,8 @@ struct ClusterCommands: AsyncParsableCommand {
 
     struct Members: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List the members: node id, chip, measurement, when it joined, root-key generation.")
+            abstract: "List the members: node id, chip, measurement, when it joined, root-key generation.",
+            discussion: ClusterCommands.exitCodes)
         @OptionGroup var connection: Connection
 
         func run() async throws {
@@ -86,6 +93,8 @@ struct ClusterCommands: AsyncParsableCommand {
                 The active node deletes the entry and seals a new root key to every other member in one \
                 transaction; members that are not running pick it up when they start. The node cannot be the \
                 active one (step it down first). Audited like every request.
+
+                \(ClusterCommands.exitCodes)
                 """)
         @OptionGroup var connection: Connection
         @Argument(help: "The node_id to remove.") var node: String
@@ -102,7 +111,8 @@ struct ClusterCommands: AsyncParsableCommand {
     struct RotateRoot: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rotate-root",
-            abstract: "Seal the keyring under a new cluster root key, sealed to every member (none needs to run).")
+            abstract: "Seal the keyring under a new cluster root key, sealed to every member (none needs to run).",
+            discussion: ClusterCommands.exitCodes)
         @OptionGroup var connection: Connection
 
         func run() async throws {

@@ -29,8 +29,36 @@ struct DeviceOptions: ParsableArguments {
 }
 
 extension CLIError {
-    /// A device or firmware failure, as one sentence naming the provider.
+    /// A device or firmware failure, as one sentence naming the provider: exit 3 when the provider could not be
+    /// opened or connected to (nothing was asked), 1 when it was asked and said no or failed the request.
     static func device(_ device: any GuestDevice, _ error: any Error) -> CLIError {
-        .refused("\(device.name): \(error)")
+        guard DeviceOptions.isUnreachable(error) else { return .refused("\(device.name): \(error)") }
+        return .unreachable("cannot reach the Secure Processor (\(device.name)): \(error)")
+    }
+}
+
+extension DeviceOptions {
+    /// Whether `error` says the provider could not be opened or connected to: no device node or no permission on
+    /// it, no configfs-tsm, no emulator (or report broker) listening on the socket, or its link breaking.
+    static func isUnreachable(_ error: any Error) -> Bool {
+        switch error {
+        case let error as GuestDeviceError:
+            switch error {
+            case .deviceMissing, .permissionDenied, .cannotOpen: return true
+            default: return false
+            }
+        case let error as TSMError:
+            switch error {
+            case .unavailable, .cannotCreateEntry: return true
+            default: return false
+            }
+        case let error as EmulatorError:
+            if case .socket = error { return true }
+            return false
+        case let error as ReportBrokerError:
+            if case .socket = error { return true }
+            return false
+        default: return false
+        }
     }
 }

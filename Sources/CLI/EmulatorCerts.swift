@@ -7,7 +7,11 @@ struct EmulatorCerts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "certs",
         abstract: "Write the emulated chip's certificates: ark.pem, ask.pem, vcek.der (REPORTED_TCB), cert_chain.pem.",
-        discussion: "cert_chain.pem is ASK then ARK, the shape of AMD's KDS cert_chain.")
+        discussion: """
+            cert_chain.pem is ASK then ARK, the shape of AMD's KDS cert_chain.
+
+            Exit codes: 0 written; 1 a certificate could not be made or written; 2 usage error or no readable state.
+            """)
 
     @Option(help: "The emulator's state directory.") var state: String
     @Option(help: "Directory to write the certificates to.") var out: String

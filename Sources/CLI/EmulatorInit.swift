@@ -10,6 +10,9 @@ struct EmulatorInit: AsyncParsableCommand {
         discussion: """
             Writes STATE/chip.json (secret, mode 0600), ark.key, ask.key (0600), ark.pem and ask.pem. Generating the \
             two RSA-4096 keys takes a few seconds. An existing chip is never overwritten.
+
+            Exit codes: 0 created; 1 the state could not be written; 2 usage error (an existing chip, inconsistent \
+            TCB options).
             """)
 
     @Option(help: "State directory to create.") var state: String

@@ -5,7 +5,11 @@ import SNPEmulator
 struct EmulatorReport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Launch an emulated guest once and write one signed report, without a socket.")
+        abstract: "Launch an emulated guest once and write one signed report, without a socket.",
+        discussion: """
+            Exit codes: 0 written; 1 the emulated firmware refused the launch or the request (the policy, an ID \
+            block that does not match) or the report could not be written; 2 usage error or no readable state.
+            """)
 
     @Option(help: "The emulator's state directory.") var state: String
     @Option(help: "REPORT_DATA: up to 64 bytes hex, zero-padded.") var reportData: String

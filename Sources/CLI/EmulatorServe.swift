@@ -11,6 +11,10 @@ struct EmulatorServe: AsyncParsableCommand {
             One launch per process: REPORT_ID and the VMRK are drawn at start. Point 'vhsm report get --emulator \
             SOCKET', 'vhsm key derive --emulator SOCKET' or a QEMU virtio-serial chardev at the socket. Stops on \
             SIGINT or SIGTERM and removes the socket.
+
+            Exit codes: 0 stopped by SIGINT or SIGTERM; 1 refused (the socket is in use by another emulator or its \
+            path holds another file, the emulated firmware refused the launch) or the socket failed; 2 usage error \
+            or no readable state.
             """)
 
     @Option(help: "The emulator's state directory.") var state: String

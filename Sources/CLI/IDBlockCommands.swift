@@ -8,6 +8,8 @@ extension VHSM {
         static let configuration = CommandConfiguration(
             commandName: "idblock",
             abstract: "Create and verify SEV-SNP ID blocks (what SNP_LAUNCH_FINISH checks).",
+            discussion:
+                "Exit codes: as 'vhsm --help' lists them; each command's --help says which it returns and when.",
             subcommands: [IDBlockCreate.self, IDBlockVerify.self])
     }
 }

@@ -23,7 +23,7 @@ struct IDBlockCreate: AsyncParsableCommand {
             With --author-key the author key signs the ID key; QEMU then needs author-key-enabled=on (printed). \
             ECDSA is randomized: id-auth differs on every run; id-block and the digests do not.
 
-            Exit 0 written; 1 cannot write; 2 usage error or unreadable key.
+            Exit codes: 0 written; 1 cannot write; 2 usage error or unreadable key.
             """)
 
     @Option(help: "The expected MEASUREMENT, the block's LD (48 bytes hex).") var measurement: String

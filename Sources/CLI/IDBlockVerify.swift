@@ -15,7 +15,7 @@ struct IDBlockVerify: AsyncParsableCommand {
             give --measurement and --policy to check those too.
             Prints the fields and the digests the guest's reports will show (ID_KEY_DIGEST, AUTHOR_KEY_DIGEST).
 
-            Exit 0 valid; 1 invalid (every problem is listed); 2 usage error or unreadable input.
+            Exit codes: 0 valid; 1 invalid (every problem is listed); 2 usage error or unreadable input.
             """)
 
     @Argument(help: "The directory with id-block.bin and id-auth.bin (or their .b64 forms).") var directory: String

@@ -13,6 +13,10 @@ struct KeyDerive: AsyncParsableCommand {
 
             Example: vhsm key derive --root vcek --fields policy,measurement,tcb --tcb 0400000000001800 --emulator /tmp/snp.sock
             The key is secret: it is printed once and not logged.
+
+            Exit codes: 0 the key was printed; 1 the Secure Processor refused the request (e.g. a TCB above the \
+            committed one, a VMPL below the guest's own, no VLEK); 2 usage error; 3 the Secure Processor could not \
+            be reached (no /dev/sev-guest or no permission on it, or no emulator listening on --emulator).
             """)
 
     @Option(help: "Root key: vcek (the chip's; never the VLEK), vmrk (per launch) or vlek.")

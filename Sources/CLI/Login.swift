@@ -49,9 +49,11 @@ struct Login: AsyncParsableCommand {
                   -o /run/vhsm/token
               VAULT_TOKEN=$(cat /run/vhsm/token) ...
 
-            Exit 0 logged in; 1 refused (the server is not trusted, presented another certificate, or refused the \
-            login: its reasons are printed one per line); 2 usage error, unreadable input, or the server cannot be \
-            reached.
+            Exit codes: 0 logged in; 1 refused (the server is not trusted, presented another certificate, failed \
+            the TLS handshake or refused the login: its reasons are printed one per line; or the Secure Processor \
+            said no); 2 usage error or unreadable input; 3 the server or the Secure Processor could not be reached \
+            (no connection, no answer within --timeout, no device or emulator listening): nothing was decided, \
+            try again later.
             """)
 
     enum KeyType: String, ExpressibleByArgument, CaseIterable {
@@ -148,7 +150,7 @@ struct Login: AsyncParsableCommand {
         return Plan(trust: .attested(reference, verifier, candidates, endorsement), timeout: timeout, mount: mount)
     }
 
-    /// A VaultClient whose failures to connect exit 2.
+    /// A VaultClient with the login's timeout.
     static func client(
         url: String, caFile: String? = nil, fingerprint: String? = nil, timeout: Duration
     ) throws
@@ -156,7 +158,6 @@ struct Login: AsyncParsableCommand {
     {
         var client = try VaultClient(url: url, caFile: caFile, fingerprint: fingerprint)
         client.timeout = timeout
-        client.unreachableExitCode = 2
         return client
     }
 
@@ -247,7 +248,7 @@ struct Login: AsyncParsableCommand {
             } else {
                 let answer: VaultClient.Answer
                 do { answer = try await anchored.send(.POST, noncePath, body: Array("{}".utf8)) } catch let error
-                    as CLIError where error.exitCode == 2
+                    as CLIError where error.exitCode == CLIError.refusedCode && error.description.hasPrefix("cannot ")
                 {
                     // The handshake above reached the server: what failed here is the file's verdict on it.
                     throw CLIError.refused(
@@ -379,11 +380,11 @@ struct Login: AsyncParsableCommand {
         return object
     }
 
-    /// Attested TLS failures: not reachable (exit 2), or an answer that is not vhsmd's evidence (exit 1).
+    /// Attested TLS failures: not reachable (exit 3), or a server that is not vhsmd's attested TLS (exit 1).
     static func failure(_ error: AttestedTLSError) -> CLIError {
         switch error {
         case .badURL: .usage(error.description)
-        case .unreachable, .timedOut, .handshakeFailed: CLIError(exitCode: 2, description: error.description)
+        case .unreachable, .timedOut: .unreachable(error.description)
         default: .refused(error.description + "\nthe server is not trusted; no report was requested")
         }
     }

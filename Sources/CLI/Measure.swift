@@ -23,6 +23,8 @@ struct Measure: AsyncParsableCommand {
 
             Example: vhsm measure --ovmf OVMF.amdsev.fd --kernel vmlinuz --initrd initrd.img \\
                        --append "console=ttyS0" --vcpus 2 --vcpu-type EPYC-Milan
+
+            Exit codes: 0 measured; 1 refused (the inputs above); 2 usage error or unreadable input.
             """)
 
     enum Mode: String, ExpressibleByArgument, CaseIterable {

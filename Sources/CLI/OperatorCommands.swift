@@ -15,8 +15,9 @@ extension VHSM {
                 blob); these commands open it with the private key, on the operator's machine. Whoever calls \
                 sys/init first (on a first boot, the cloud host) gets a blob it cannot open.
 
-                Exit codes: 0 the root token was opened and printed; 1 vhsmd refused or could not be reached, or \
-                the blob does not open with this key; 2 usage error or unreadable input.
+                Exit codes: 0 the root token was opened and printed; 1 vhsmd refused, or the blob does not open with \
+                this key; 2 usage error or unreadable input; 3 vhsmd could not be reached (no connection, or no \
+                answer in time): nothing was sent or decided, try again later.
 
                 Examples:
                   vhsm operator init https://10.0.2.15:8200 --key operator.pem --fingerprint AB:CD:…
@@ -135,8 +136,8 @@ struct OperatorInit: AsyncParsableCommand {
             token is sealed to your key), mint a new root token with 'vhsm operator generate-root'.
 
             Exit codes: 0 the root token was opened and printed; 1 vhsmd refused (already initialised, no \
-            operator_key) or could not be reached, or the token does not open with this key; 2 usage error or \
-            unreadable input.
+            operator_key) or presented a certificate not trusted, or the token does not open with this key; 2 usage \
+            error or unreadable input; 3 vhsmd could not be reached (no connection, or no answer in time).
             """)
 
     @OptionGroup var server: ServerOptions
@@ -156,8 +157,8 @@ struct OperatorGenerateRoot: AsyncParsableCommand {
             authenticated a request. Every call is audited.
 
             Exit codes: 0 the root token was opened and printed; 1 vhsmd refused (no operator_key, not \
-            initialised) or could not be reached, or the token does not open with this key; 2 usage error or \
-            unreadable input.
+            initialised) or presented a certificate not trusted, or the token does not open with this key; 2 usage \
+            error or unreadable input; 3 vhsmd could not be reached (no connection, or no answer in time).
             """)
 
     @OptionGroup var server: ServerOptions

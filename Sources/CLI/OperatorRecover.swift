@@ -67,8 +67,9 @@ struct OperatorRecover: AsyncParsableCommand {
             vhsmd checks that the key opens its keyring, seals the keyring under this launch's root key, escrows the \
             new key, and unseals. The host carries the request, the escrow and the grant, and can open none of them.
 
-            Exit codes: 0 vhsmd recovered and unsealed; 1 vhsmd refused or could not be reached, or the request is \
-            not from the expected launch (nothing is released); 2 usage error or unreadable input.
+            Exit codes: 0 vhsmd recovered and unsealed; 1 vhsmd refused, or the request is not from the expected \
+            launch (nothing is released); 2 usage error or unreadable input; 3 vhsmd could not be reached (no \
+            connection, or no answer in time).
 
             Example:
               vhsm operator recover https://10.0.2.15:8200 --key operator.pem --fingerprint AB:CD:… \\

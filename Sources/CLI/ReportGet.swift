@@ -10,6 +10,11 @@ struct ReportGet: AsyncParsableCommand {
             Inside an SEV-SNP guest this uses /dev/sev-guest (or configfs-tsm with --tsm); with --emulator it asks \
             a running 'vhsm emulator serve'. With --certs-out the extended report also brings the host's \
             certificate table, written as vcek.der (or vlek.der), ask.pem, ark.pem and certs.bin (the table).
+
+            Exit codes: 0 the report was written; 1 the Secure Processor refused or failed the request (e.g. a VMPL \
+            below the guest's own), or an output could not be written; 2 usage error; 3 the Secure Processor could \
+            not be reached (no /dev/sev-guest or no permission on it, no configfs-tsm, or no emulator listening on \
+            --emulator): nothing was asked, check the device or start 'vhsm emulator serve'.
             """)
 
     @Option(help: "REPORT_DATA: up to 64 bytes hex (a nonce or a hash), zero-padded.") var reportData: String?

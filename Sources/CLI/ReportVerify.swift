@@ -16,7 +16,7 @@ struct ReportVerify: AsyncParsableCommand {
             and the guest policy does not allow DEBUG (the host can read and change a debug guest's memory), \
             unless --allow-debug.
 
-            Exit 0 genuine and acceptable; 1 not (every problem is listed); 2 usage error or unreadable input.
+            Exit codes: 0 genuine and acceptable; 1 not (every problem is listed); 2 usage error or unreadable input.
             """)
 
     @Argument(help: "The raw report (1184 bytes).") var file: String

@@ -40,7 +40,9 @@ struct ServerVerify: AsyncParsableCommand {
                   --trust-emulator-root out/emulator/certs/ark.pem --ca-out vhsmd.pem
               curl --cacert vhsmd.pem https://127.0.0.1:8200/v1/sys/health
 
-            Exit 0 trusted; 1 refused or unreachable (every problem is listed); 2 usage error or unreadable input.
+            Exit codes: 0 trusted; 1 not trusted (every problem is listed), or a TLS handshake that failed; 2 usage \
+            error or unreadable input; 3 the server could not be reached (no connection, or no answer within \
+            --timeout): nothing was checked, try again later. With --json the verdict is printed in every case but 2.
             """)
 
     @Argument(help: "vhsmd's URL: https://HOST:PORT.") var url: String
@@ -88,6 +90,8 @@ struct ServerVerify: AsyncParsableCommand {
         var problems: [String] = []
         var violations: [[String: String]] = []
         var report: ReportJSON?
+        /// The server could not be reached (exit 3); not a key of the JSON (the problem says so).
+        var unreachable = false
 
         enum CodingKeys: String, CodingKey {
             case url, trusted, genuine, bound, acceptable, fresh, freshness, nonce, spki_sha256, announced_spki_sha256
@@ -149,7 +153,7 @@ struct ServerVerify: AsyncParsableCommand {
     func run() async throws {
         let verdict = try await verdict()
         print(json ? Output.json(verdict) : text(verdict))
-        if !verdict.trusted { throw ExitCode(1) }
+        if !verdict.trusted { throw ExitCode(verdict.unreachable ? CLIError.unreachableCode : CLIError.refusedCode) }
     }
 
     /// Connects, fetches and checks; writes --ca-out when trusted. Usage errors throw (exit 2); an unreachable
@@ -164,7 +168,9 @@ struct ServerVerify: AsyncParsableCommand {
                 reference: reference, verifier: verifier, extraCertificates: candidates, endorsement: endorsement,
                 fromCertificate: fromCertificate, at: instant)
         } catch {
-            guard json else { throw CLIError.refused(error.description) }
+            let failure = Login.failure(error)
+            guard json else { throw failure.exitCode == CLIError.refusedCode ? .refused(error.description) : failure }
+            verdict.unreachable = failure.exitCode == CLIError.unreachableCode
             verdict.problems.append(error.description)
             verdict.freshness = "not checked: no evidence"
             return verdict

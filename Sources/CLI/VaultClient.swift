@@ -30,8 +30,6 @@ struct VaultClient: Sendable {
     var timeout: Duration = .seconds(60)
     /// The most body bytes an answer may have.
     static let maximumAnswer = 1 << 20
-    /// The exit code when the server cannot be reached or does not answer in time (`vhsm login`: 2).
-    var unreachableExitCode: Int32 = 1
     /// Sent as `X-Vault-Token` when set.
     var token: String? = nil
 
@@ -160,9 +158,9 @@ struct VaultClient: Sendable {
                 }
                 group.addTask {
                     try await Task.sleep(for: timeout)
-                    throw CLIError(
-                        exitCode: unreachableExitCode,
-                        description: "\(place) did not answer within \(timeout): check the URL and the network")
+                    throw CLIError.unreachable(
+                        "\(place) did not answer within \(timeout): check the URL, the network and that vhsmd is running"
+                    )
                 }
                 let answer = try await group.next()!
                 group.cancelAll()
@@ -182,12 +180,45 @@ struct VaultClient: Sendable {
                     "\(place) presented a certificate whose SHA-256 is \(served), not the pinned fingerprint: "
                         + "this is not the vhsmd you pinned (check the fingerprint vhsmd printed at start)")
             }
-            throw CLIError(
-                exitCode: unreachableExitCode,
-                description:
-                    "cannot \(method) \(place)/v1/\(path): \(error). Check the URL, that vhsmd is listening, and "
-                    + (secure ? "that --cacert or --fingerprint names its certificate" : "that it serves plain HTTP"))
+            if let failure = error as? ConnectFailure {
+                // No connection, so nothing was sent and no certificate was seen: exit 3, try again later.
+                throw CLIError.unreachable(
+                    "cannot reach \(place): \(failure.reason(host: host)). Check the URL, the network and that vhsmd "
+                        + "is listening")
+            }
+            throw CLIError.refused(Self.exchangeFailure(method, place: place, path: path, error: error, secure: secure))
         }
+    }
+
+    /// The connection itself failed (refused, no route, a name that does not resolve, the connect timeout): the
+    /// server was not reached.
+    struct ConnectFailure: Error {
+        let error: any Error
+
+        /// What the system said, as a short phrase ("connection refused", "the name 'h' does not resolve").
+        func reason(host: String) -> String {
+            switch error {
+            case let error as NIOConnectionError:
+                if let first = error.connectionErrors.first?.error {
+                    return ConnectFailure(error: first).reason(host: host)
+                }
+                if error.dnsAError != nil || error.dnsAAAAError != nil { return "the name '\(host)' does not resolve" }
+                return "no address to connect to"
+            case let error as IOError: return String(cString: strerror(error.errnoCode)).lowercased()
+            case ChannelError.connectTimeout(let timeout):
+                return "no answer to the connection within \(timeout.nanoseconds / 1_000_000_000) s"
+            default: return "\(error)"
+            }
+        }
+    }
+
+    /// A connection that failed after it was made (a TLS handshake that failed without a certificate verdict, a
+    /// reset, HTTP that does not parse), as a sentence.
+    static func exchangeFailure(
+        _ method: HTTPMethod, place: String, path: String, error: any Error, secure: Bool
+    ) -> String {
+        "cannot \(method) \(place)/v1/\(path): \(error). Check the URL, that vhsmd is listening, and "
+            + (secure ? "that --cacert or --fingerprint names its certificate" : "that it serves plain HTTP")
     }
 
     /// One connection. `holding`: the --cacert certificates (DER) accepted as the leaf itself, and where the leaf
@@ -214,9 +245,10 @@ struct VaultClient: Sendable {
         let trust = self.trust
         // SNI takes names only; for an IP address NIOSSL checks the leaf's IP SANs against the peer's address.
         let serverName = host.contains(":") || host.split(separator: ".").allSatisfy({ Int($0) != nil }) ? nil : host
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(20))
-            .connect(host: host, port: port) { channel in
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(20))
+        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        do {
+            channel = try await bootstrap.connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let context {
                         let handler: NIOSSLClientHandler
@@ -262,6 +294,9 @@ struct VaultClient: Sendable {
                         wrappingChannelSynchronously: channel)
                 }
             }
+        } catch {
+            throw ConnectFailure(error: error)
+        }
         do {
             return try await converse(channel, method, path, body: body, recorder: recorder)
         } catch ChannelError.ioOnClosedChannel {

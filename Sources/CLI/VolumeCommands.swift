@@ -9,6 +9,8 @@ extension VHSM {
                 + "new launch.",
             discussion: """
                 Works on image files and block devices without device-mapper: nothing is activated.
+
+                Exit codes: as 'vhsm --help' lists them; each command's --help says which it returns and when.
                 """,
             subcommands: [VolumeInspect.self, VolumeRecover.self, VolumeReenroll.self])
     }

@@ -16,8 +16,8 @@ struct VolumeInspect: AsyncParsableCommand {
             The state: blank; luks2 (ready); provisioning (a first boot cut after its token was written: the same \
             launch resumes it); unfinished (cut before the token: the same launch formats it again); foreign.
 
-            Exit 0: blank, unfinished, or a LUKS2 header vhsm accepts; 1: foreign data or a header vhsm refuses; \
-            2: unreadable.
+            Exit codes: 0 blank, unfinished, or a LUKS2 header vhsm accepts; 1 foreign data or a header vhsm \
+            refuses; 2 usage error or unreadable.
             """)
 
     @Argument(help: "A volume image or block device.") var image: String

@@ -12,7 +12,8 @@ struct VolumeRecover: AsyncParsableCommand {
             recovery keyslot without activating anything. With --passphrase-out it is written (mode 0600, never \
             overwriting) as a key file for 'cryptsetup open --key-file FILE --key-slot N' or for re-enrolment.
 
-            Exit 0: the recovery key opens its keyslot; 1: it does not, or the header is refused; 2: usage error.
+            Exit codes: 0 the recovery key opens its keyslot; 1 it does not, the header is refused, or the key file \
+            cannot be written; 2 usage error or unreadable input.
             """)
 
     @Argument(help: "A volume image or block device.") var image: String

@@ -28,8 +28,8 @@ struct VolumeReenroll: AsyncParsableCommand {
             (one that copies the volume's data out) on any chip and have you release the key to it. Take it from \
             'vhsm measure' of the image you built, never from the console.
 
-            Exit 0: the grant is written; 1: refused (request not genuine or not the expected launch, another \
-            volume, a key that does not open); 2: usage error or unreadable input.
+            Exit codes: 0 the grant is written; 1 refused (request not genuine or not the expected launch, another \
+            volume, a key that does not open); 2 usage error or unreadable input.
 
             Example:
               vhsm volume reenroll disk.img --recovery-key key.pem \\

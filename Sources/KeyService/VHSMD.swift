@@ -16,11 +16,11 @@ import UnixSignals
 /// vhsmd's entry point, called by the `vhsmd` executable and by the initramfs's multi-call `vhsm-guest` when it
 /// runs as `vhsmd`.
 public enum VHSMDProgram {
-    public static func main() async { await VHSMD.main() }
+    public static func main() async { await VHSMD.start() }
     /// The host `vhsmd`: config mode may also run as one node of a cluster on PostgreSQL.
     package static func main(cluster: any ClusterDriver) async {
         ClusterDrivers.postgresql = cluster
-        await VHSMD.main()
+        await VHSMD.start()
     }
 }
 
@@ -114,8 +114,44 @@ struct VHSMD: AsyncParsableCommand {
             Type=notify), READY=1 is sent once the listener accepts connections. SIGTERM or SIGINT stop it \
             gracefully: in-flight requests finish, storage is closed. SIGHUP reopens the audit log (logrotate: \
             rename the file, then send SIGHUP; new lines go to a new file at the configured path).
+
+            \(exitCodes)
             """,
         version: Release.version)
+
+    /// What `vhsmd` exits with, stated in its --help and the README.
+    static let exitCodes = """
+        Exit codes: 0 stopped cleanly on SIGTERM or SIGINT (after 'vhsmd: stopped'); 1 the start was refused or \
+        failed (one line 'vhsmd: ...' naming the file, setting or device, e.g. a busy address, a configuration \
+        error, a seal that cannot get a report or does not open the data directory; no banner and no root token \
+        are printed), or serving failed; 2 usage error (one line, and a second naming 'vhsmd --help').
+        """
+
+    /// Parses, runs, and turns a failure into one line on stderr and the documented exit code.
+    static func start() async -> Never {
+        let command: VHSMD
+        do {
+            command = try parse(Array(CommandLine.arguments.dropFirst()))
+        } catch {
+            // --help and --generate-completion-script: printed as ArgumentParser prints them, exit 0.
+            if exitCode(for: error) == .success { exit(withError: error) }
+            let text = message(for: error).split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            let line =
+                text.first.map { $0.isUppercase && text.dropFirst().first?.isLowercase == true } == true
+                ? text.prefix(1).lowercased() + text.dropFirst() : text
+            complain("vhsmd: \(line)\nvhsmd: see 'vhsmd --help'")
+            Glibc.exit(2)
+        }
+        do {
+            try await command.run()
+        } catch let code as ExitCode {
+            Glibc.exit(code.rawValue)
+        } catch {
+            complain("vhsmd: \(message(for: error))")
+            Glibc.exit(1)
+        }
+        Glibc.exit(0)
+    }
 
     @Flag(help: "Dev mode: in-memory, unsealed, HTTP on 127.0.0.1:8200, root token printed.") var dev = false
     @Option(help: "The dev root token (default: random).") var devRootTokenId: String?
@@ -709,7 +745,9 @@ struct ServerConfig {
     }
 
     static func load(_ path: String) throws -> ServerConfig {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("cannot read \(path)") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError("cannot read \(path): \(unreadable(path))")
+        }
         let text = uncommented(Array(data))
         let root: JSONValue
         do { root = try JSONValue.parse(text) } catch {
@@ -873,7 +911,7 @@ struct ServerConfig {
         case nil, .null?: break
         case .string(let file)?:
             guard let data = FileManager.default.contents(atPath: file) else {
-                throw ConfigError("\(path): cannot read cluster_trusted_roots \(file)")
+                throw ConfigError("\(path): cannot read cluster_trusted_roots \(file): \(unreadable(file))")
             }
             do { clusterTrustedRoots = try AMDCertificate.all(pemEncoded: String(decoding: data, as: UTF8.self)) } catch
             {
@@ -892,6 +930,15 @@ struct ServerConfig {
             auditFile: auditFile, tls: tls, operatorKey: operatorKey,
             limits: try limits(listener, in: path + " listener"), attestationCertificates: attestationCertificates,
             apiAddress: apiAddress, cluster: cluster, join: join, clusterTrustedRoots: clusterTrustedRoots)
+    }
+
+    /// Why a file that could not be read is unreadable, as the system says it ("No such file or directory").
+    static func unreadable(_ path: String) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return String(cString: strerror(errno)) }
+        if info.st_mode & S_IFMT == S_IFDIR { return String(cString: strerror(EISDIR)) }
+        guard access(path, R_OK) == 0 else { return String(cString: strerror(errno)) }
+        return "it changed or vanished while it was read"
     }
 
     /// The listener's limits: positive whole numbers (sizes, a count) and positive durations.

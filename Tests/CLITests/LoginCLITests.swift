@@ -394,7 +394,7 @@ import X509
         }
     }
 
-    @Test func usageErrorsAndAnUnreachableServerExit2() async throws {
+    @Test func usageErrorsExit2AndAnUnreachableServerExits3() async throws {
         let workspace = try Workspace()
         let m = ["--measurement", Self.serverMeasurement]
         func usage(_ arguments: [String], _ expected: String) async {
@@ -413,8 +413,12 @@ import X509
         await usage(["https://127.0.0.1:1", "--role", "vm", "--timeout", "0"] + m, "--timeout")
         await usage(["https://127.0.0.1:1", "--role", "vm", "-o", "/nonexistent-dir/token"] + m, "does not exist")
         await usage(["https://127.0.0.1:1", "--role", "vm", "--measurement", "abcd"], "--measurement")
-        // Nothing listens on port 1: cannot reach.
-        await usage(["https://127.0.0.1:1", "--role", "vm"] + m, "cannot reach https://127.0.0.1:1")
+        // Nothing listens on port 1: cannot reach, exit 3 (a script may try again later).
+        let unreachable = await #expect(throws: CLIError.self) {
+            _ = try await command(["https://127.0.0.1:1", "--role", "vm"] + m).perform()
+        }
+        #expect(unreachable?.exitCode == 3)
+        #expect(unreachable?.description.hasPrefix("cannot reach https://127.0.0.1:1") == true)
         // Parse errors: ArgumentParser's, which main() exits with 2.
         for arguments in [
             ["https://h"], ["https://h", "--role", "vm", "--tsm", "--emulator", "s"],
@@ -430,7 +434,8 @@ import X509
         let help = VHSM.helpMessage(for: Login.self)
         for text in [
             "REPORT_DATA = SHA-512(\"vhsm-login-v1\" ‖ nonce ‖ K ‖ S)", "Example:", "vhsm login https://",
-            "Exit 0 logged in; 1 refused", "--no-wrap", "--insecure-http", "--ca", "--emulator", "--tsm", "--device",
+            "Exit codes: 0 logged in; 1 refused", "--no-wrap", "--insecure-http", "--ca", "--emulator", "--tsm",
+            "--device",
             "--measurement", "--manifest", "--key-type", "vhsm/login/auth/v1",
         ] {
             #expect(help.contains(text), "\(text)")

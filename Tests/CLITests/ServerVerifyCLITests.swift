@@ -305,12 +305,14 @@ import X509
         // Port 1 on loopback: nothing listens there.
         let arguments = ["https://127.0.0.1:1", "--measurement", Self.measurement, "--timeout", "60"]
         let error = await #expect(throws: CLIError.self) { _ = try await command(arguments).verdict() }
-        #expect(error?.exitCode == 1)
+        #expect(error?.exitCode == 3)
         #expect(
             error?.description
                 == "cannot reach https://127.0.0.1:1: connection refused — check the URL and that vhsmd is running")
         let verdict = try await command(arguments + ["--json"]).verdict()
         #expect(!verdict.trusted && verdict.problems.count == 1 && verdict.problems[0].hasPrefix("cannot reach"))
+        #expect(verdict.unreachable)
+        await #expect(throws: ExitCode(3)) { try await command(arguments + ["--json"]).run() }
         // Every key is there for a script, null when unknown.
         let object = try #require(
             try JSONSerialization.jsonObject(with: Data(Output.json(verdict).utf8)) as? [String: Any])

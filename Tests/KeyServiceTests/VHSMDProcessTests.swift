@@ -130,6 +130,9 @@ func httpStatus(_ url: String, token: String? = nil) throws -> String {
         second.process.waitUntilExit()
         #expect(second.process.terminationStatus == 1)
         let said = second.output
+        // One line, printed once, as vhsm prints its errors.
+        #expect(said.hasPrefix("vhsmd: cannot listen on ") && !said.contains("Error:"), "\(said)")
+        #expect(said.split(separator: "\n").count == 1, "\(said)")
         #expect(
             said.contains(
                 "cannot listen on \(address): the address is already in use (another vhsmd, Vault or OpenBao?); stop "
@@ -154,6 +157,42 @@ func httpStatus(_ url: String, token: String? = nil) throws -> String {
         #expect(vhsmd.output.contains("cannot get an attestation report"), "\(vhsmd.output)")
         #expect(vhsmd.output.contains("nothing was created in \(data)"), "\(vhsmd.output)")
         #expect(!FileManager.default.fileExists(atPath: data))
+    }
+
+    /// vhsmd's exit codes: 2 for a usage error (one line and a hint, ArgumentParser's own errors included), 1 for
+    /// a refused start (one line, "vhsmd: ...", printed once, never ArgumentParser's "Error:"), 0 for --help, which
+    /// states them.
+    @Test func usageErrorsExit2RefusedStartsExit1AndHelpStatesTheCodes() throws {
+        let binary = try #require(VHSMDProcess.binary, "vhsmd is not built beside the test runner")
+        let unknown = try runProgram(binary, ["--dev", "--frobnicate"])
+        #expect(unknown.status == 2)
+        #expect(
+            unknown.output == "vhsmd: unknown option '--frobnicate'\nvhsmd: see 'vhsmd --help'\n", "\(unknown.output)")
+        let neither = try runProgram(binary, [])
+        #expect(neither.status == 2)
+        #expect(
+            neither.output == "vhsmd: give exactly one of --dev and --config FILE\nvhsmd: see 'vhsmd --help'\n",
+            "\(neither.output)")
+        let missing = directory.path + "/missing.json"
+        let refused = try runProgram(binary, ["--config", missing])
+        #expect(refused.status == 1)
+        #expect(refused.output == "vhsmd: cannot read \(missing): No such file or directory\n", "\(refused.output)")
+        let help = try runProgram(binary, ["--help"])
+        #expect(help.status == 0)
+        let folded = help.output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(folded.contains("Exit codes: 0 stopped cleanly on SIGTERM or SIGINT"), "\(help.output)")
+        #expect(folded.contains("; 1 the start was refused or failed"), "\(help.output)")
+        #expect(folded.contains("; 2 usage error"), "\(help.output)")
+    }
+
+    /// A configuration file that cannot be read says why, as the system does.
+    @Test func anUnreadableConfigurationSaysWhy() {
+        for (path, why) in [
+            (directory.path + "/missing.json", "No such file or directory"), (directory.path, "Is a directory"),
+        ] {
+            let error = #expect(throws: ConfigError.self) { try ServerConfig.load(path) }
+            #expect(error?.description == "cannot read \(path): \(why)")
+        }
     }
 
     /// A configuration that is not JSON: the line and column, as an editor counts them, not HTTP wording.
